@@ -1,0 +1,101 @@
+/**
+ * The Thingwire message contract. Every node takes and gives these shapes in
+ * `msg.payload`; device metadata rides in `msg.device`. See DESIGN.md.
+ */
+
+/** A metric value as a device reported it. */
+export type MetricValue = number | boolean | string;
+
+/** One device's measurements at one instant (event time). */
+export interface Reading {
+  /** Device id: 1..128 characters, letters, digits and `._:-`, starting with a letter or digit. */
+  device: string;
+  /** Event time in milliseconds since the Unix epoch (UTC). */
+  ts: number;
+  /** Metric name to value. At least one entry. */
+  metrics: Record<string, MetricValue>;
+  /** Optional string tags (for example firmware version, site). */
+  tags?: Record<string, string>;
+}
+
+/** A time window a rollup covers; `start` inclusive, `end` exclusive, all in ms epoch. */
+export interface TimeWindow {
+  start: number;
+  end: number;
+  /** Window size in ms (for calendar windows, the nominal size, e.g. 86400000 for a day). */
+  size: number;
+}
+
+/** Aggregates of one metric of one device over one window. */
+export interface Rollup {
+  device: string;
+  metric: string;
+  window: TimeWindow;
+  /** Rollup level label, e.g. "1m", "1h", "1d", "1mo". */
+  level?: string;
+  count: number;
+  sum: number;
+  mean: number;
+  min: number;
+  max: number;
+  stddev: number;
+  first: number;
+  last: number;
+  firstTs?: number;
+  lastTs?: number;
+  /** True when this rollup replaces one emitted earlier for the same window (late data). */
+  correction?: boolean;
+  tags?: Record<string, string>;
+}
+
+export type Severity = 'critical' | 'major' | 'minor' | 'warning' | 'info';
+export type AlertState = 'ok' | 'pending' | 'firing' | 'resolved';
+
+/** A state change of one alert (one key = one rule on one device/metric). */
+export interface AlertEvent {
+  key: string;
+  device: string;
+  rule: string;
+  state: AlertState;
+  severity: Severity;
+  value?: MetricValue;
+  /** When the alert entered its current state (ms epoch). */
+  since: number;
+  metric?: string;
+  acknowledged?: boolean;
+  message?: string;
+}
+
+/** Machine-readable reasons a node rejects input. Stable: flows switch on them. */
+export type RejectCode =
+  | 'payload_too_large'
+  | 'malformed_json'
+  | 'not_a_reading'
+  | 'invalid_device'
+  | 'device_mismatch'
+  | 'invalid_ts'
+  | 'ts_out_of_range'
+  | 'invalid_metric'
+  | 'invalid_value'
+  | 'no_metrics'
+  | 'invalid_tags'
+  | 'schema_invalid'
+  | 'schema_not_found'
+  | 'validation_failed';
+
+/** One rejected input (or one rejected element of a batch, with its index). */
+export interface Reject {
+  code: RejectCode;
+  message: string;
+  /** Index in the input array when the input was a batch. */
+  index?: number;
+  details?: unknown;
+}
+
+/** What a node puts in `msg.error` when it sends a message to its reject output. */
+export interface RejectError {
+  code: RejectCode;
+  message: string;
+  /** The node type that rejected it, e.g. "thingwire-validate". */
+  source: string;
+}

@@ -1,0 +1,39 @@
+/**
+ * Rules for names that flow through Thingwire into stores, topics and URLs.
+ * Device ids are strict (they appear in MQTT topics and URL paths); metric and
+ * tag names are permissive (any printable text, unicode included) but never
+ * control characters, which no store can escape everywhere.
+ */
+
+export const MAX_NAME_LENGTH = 128;
+
+const DEVICE_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_RE = /[\u0000-\u001f\u007f]/;
+
+export function isValidDeviceId(id: unknown): id is string {
+  return typeof id === 'string' && DEVICE_RE.test(id);
+}
+
+/** Metric and tag names: 1..128 characters, no control characters, not starting with `_` (reserved by InfluxDB). */
+export function isValidName(name: unknown): name is string {
+  return (
+    typeof name === 'string' &&
+    name.length > 0 &&
+    name.length <= MAX_NAME_LENGTH &&
+    name.charCodeAt(0) !== 95 /* _ */ &&
+    !CONTROL_RE.test(name)
+  );
+}
+
+/** For error messages: a bounded, quoted preview of an untrusted value. */
+export function preview(v: unknown, max = 40): string {
+  let s: string;
+  try {
+    s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  } catch {
+    s = String(v);
+  }
+  if (s.length > max) s = `${s.slice(0, max)}...`;
+  return JSON.stringify(s);
+}

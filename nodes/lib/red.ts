@@ -1,0 +1,164 @@
+/**
+ * The small part of Node-RED's API that Thingwire's wrappers use, typed here so
+ * the nodes need no Node-RED import (and run on Node-RED 4 and 5 alike), plus
+ * the helpers every wrapper shares: one input handler that guarantees exactly
+ * one done() per message, reject routing, and a throttled status.
+ */
+import type { Reject, RejectError } from './contract';
+
+export interface NodeMessage {
+  _msgid?: string;
+  payload?: unknown;
+  topic?: string;
+  [key: string]: unknown;
+}
+
+export type SendFn = (msg: NodeMessage | null | Array<NodeMessage | NodeMessage[] | null>) => void;
+export type DoneFn = (err?: Error) => void;
+
+export interface NodeStatus {
+  fill?: 'red' | 'green' | 'yellow' | 'blue' | 'grey';
+  shape?: 'ring' | 'dot';
+  text?: string;
+}
+
+export interface Node {
+  id: string;
+  type: string;
+  name?: string;
+  credentials?: Record<string, string>;
+  on(event: 'input', handler: (msg: NodeMessage, send: SendFn, done: DoneFn) => void): void;
+  on(event: 'close', handler: (removed: boolean, done: () => void) => void): void;
+  send: SendFn;
+  status(status: NodeStatus | Record<string, never>): void;
+  error(err: unknown, msg?: NodeMessage): void;
+  warn(msg: unknown): void;
+  log(msg: unknown): void;
+  debug(msg: unknown): void;
+}
+
+export interface NodeAPI {
+  nodes: {
+    createNode(node: object, config: object): void;
+    registerType(type: string, ctor: unknown, opts?: object): void;
+    getNode(id: string): unknown;
+  };
+  settings: Record<string, unknown>;
+  util: {
+    getMessageProperty(msg: NodeMessage, expr: string): unknown;
+    setMessageProperty(msg: NodeMessage, expr: string, value: unknown, createMissing?: boolean): boolean;
+    cloneMessage<T>(msg: T): T;
+  };
+  _: (key: string, subs?: Record<string, unknown>) => string;
+}
+
+/**
+ * Wraps an input handler so that every path calls done() exactly once, thrown
+ * and rejected errors go to done(err) (where Catch nodes see them), and an
+ * async handler can never leave an unhandled rejection behind.
+ */
+export function onInput(
+  node: Node,
+  handler: (msg: NodeMessage, send: SendFn) => void | Promise<void>,
+  onError?: (err: Error, msg: NodeMessage) => void,
+): void {
+  node.on('input', (msg, send, done) => {
+    let finished = false;
+    const finish = (err?: unknown): void => {
+      if (finished) return;
+      finished = true;
+      if (err === undefined) {
+        done();
+        return;
+      }
+      const e = err instanceof Error ? err : new Error(String(err));
+      try {
+        onError?.(e, msg);
+      } finally {
+        done(e);
+      }
+    };
+    try {
+      const r = handler(msg, send);
+      if (r && typeof (r as Promise<void>).then === 'function') {
+        (r as Promise<void>).then(() => finish(), finish);
+      } else {
+        finish();
+      }
+    } catch (e) {
+      finish(e);
+    }
+  });
+}
+
+/** The `msg.error` a node sets when it routes a message to its reject output. */
+export function rejectError(source: string, reject: Reject): RejectError {
+  return { code: reject.code, message: reject.message, source };
+}
+
+/** An Error for done(err) that carries the reject code, so Catch flows can switch on it. */
+export class RejectedError extends Error {
+  readonly code: string;
+  readonly source: string;
+  constructor(source: string, reject: Reject) {
+    super(`${reject.code}: ${reject.message}`);
+    this.name = 'RejectedError';
+    this.code = reject.code;
+    this.source = source;
+  }
+}
+
+/**
+ * Node status that follows the truth without flooding the editor: the latest
+ * status is pushed at most every `intervalMs`, and always pushed on flush().
+ */
+export class ThrottledStatus {
+  private pending: NodeStatus | undefined;
+  private last = '';
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly node: Pick<Node, 'status'>,
+    private readonly intervalMs = 500,
+  ) {}
+
+  set(status: NodeStatus): void {
+    this.pending = status;
+    if (this.timer === undefined) {
+      this.flush();
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        if (this.pending) this.flush();
+      }, this.intervalMs);
+    }
+  }
+
+  flush(): void {
+    const s = this.pending;
+    this.pending = undefined;
+    if (!s) return;
+    const key = `${s.fill}|${s.shape}|${s.text}`;
+    if (key === this.last) return;
+    this.last = key;
+    this.node.status(s);
+  }
+
+  /** Stops the timer (call from the node's close handler). */
+  close(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pending = undefined;
+  }
+}
+
+/** Reads a boolean from editor config, which may hold true/false or "true"/"false". */
+export function configBool(v: unknown, dflt: boolean): boolean {
+  if (v === undefined || v === null || v === '') return dflt;
+  return v === true || v === 'true';
+}
+
+/** Reads a positive integer from editor config, or the default when missing or bad. */
+export function configInt(v: unknown, dflt: number, min = 1): number {
+  const n = typeof v === 'number' ? v : parseInt(String(v ?? ''), 10);
+  return Number.isFinite(n) && n >= min ? Math.floor(n) : dflt;
+}

@@ -1,0 +1,192 @@
+/**
+ * Thingwire's bundled runtime: Node-RED 4 with the Thingwire nodes and the
+ * FlowFuse dashboard, an embedded MQTT broker, and the shipped flows; one
+ * command, no external service. `npm start` runs this file.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import express from 'express';
+import { createSettings } from '../settings';
+import { startEmbeddedBroker, type EmbeddedBroker } from './broker';
+import { ConfigError, ENV_VARS, parseConfig, type RuntimeConfig } from './config';
+import { HealthMonitor } from './health';
+import { seedFlowFile } from './seed';
+
+/** The package root (dist/runtime/main.js -> ../..). */
+export const PKG_DIR = path.resolve(__dirname, '..', '..');
+
+interface NodeRed {
+  init(server: http.Server, settings: object): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  httpAdmin: express.Express;
+  httpNode: express.Express;
+  events: NodeJS.EventEmitter;
+  log: { info(m: string): void; warn(m: string): void; error(m: string): void };
+}
+
+export interface RunningRuntime {
+  config: RuntimeConfig;
+  url: string;
+  mqttUrl: string;
+  stop(): Promise<void>;
+}
+
+function log(m: string): void {
+  process.stdout.write(`[thingwire] ${m}\n`);
+}
+
+/** Reads the credential secret from the environment, or from DATA_DIR (generated once). */
+function credentialSecret(cfg: RuntimeConfig): string {
+  if (cfg.credentialSecret) return cfg.credentialSecret;
+  const file = path.join(cfg.dataDir, 'credential-secret');
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const secret = crypto.randomBytes(32).toString('hex');
+  fs.writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+  log(`generated a credential secret in ${file}; keep it with the data (or set THINGWIRE_CREDENTIAL_SECRET)`);
+  return secret;
+}
+
+export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> {
+  fs.mkdirSync(cfg.dataDir, { recursive: true });
+  const secret = credentialSecret(cfg);
+
+  // MQTT: the embedded broker, or an external one the flows connect to instead.
+  let broker: EmbeddedBroker | undefined;
+  let mqttHost: string;
+  let mqttPort: number;
+  if (cfg.mqttUrl) {
+    mqttHost = cfg.mqttUrl.hostname;
+    mqttPort = cfg.mqttUrl.port ? Number(cfg.mqttUrl.port) : 1883;
+  } else {
+    broker = await startEmbeddedBroker(cfg.mqttPort, cfg.host, log);
+    mqttHost = cfg.host === '0.0.0.0' || cfg.host === '::' ? '127.0.0.1' : cfg.host;
+    mqttPort = broker.port;
+  }
+  const mqttUrl = `mqtt://${mqttHost.includes(':') ? `[${mqttHost}]` : mqttHost}:${mqttPort}`;
+  // The shipped flows' broker config reads these.
+  process.env.THINGWIRE_MQTT_HOST = mqttHost;
+  process.env.THINGWIRE_MQTT_PORT = String(mqttPort);
+
+  const settings = createSettings(cfg, PKG_DIR, secret);
+  const seeded = seedFlowFile(path.join(PKG_DIR, 'flows'), path.join(settings.userDir, settings.flowFile), cfg.reseed);
+  log(seeded === 'kept' ? `using the flows in ${settings.userDir}` : `${seeded} ${settings.userDir} from the shipped flows`);
+
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const RED = require('node-red') as NodeRed;
+  const app = express();
+  app.disable('x-powered-by');
+  const server = http.createServer(app);
+  const sockets = new Set<import('node:net').Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+
+  const health = new HealthMonitor({ broker, mqttUrl: cfg.mqttUrl ? mqttUrl : undefined, events: RED.events });
+  app.get('/api/v1/health', (_req, res) => {
+    const h = health.report();
+    res.status(h.status === 'ok' ? 200 : 503).json(h);
+  });
+
+  RED.init(server, settings);
+  app.use(settings.httpAdminRoot, RED.httpAdmin);
+  app.use(settings.httpNodeRoot, RED.httpNode);
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(cfg.port, cfg.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  const hostForUrl = cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host;
+  const url = `http://${hostForUrl}:${port}`;
+
+  await RED.start();
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      log('stopping: closing flows');
+      try {
+        await RED.stop();
+      } catch (e) {
+        log(`error while stopping flows: ${(e as Error).message}`);
+      }
+      health.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+      if (broker) await broker.close();
+      log('stopped');
+    })();
+    return stopping;
+  };
+
+  // Machine-readable, so tests and scripts can find the ports when started with 0.
+  log(`ready editor=${url}/ dashboard=${url}/dashboard api=${url}/api/v1 mqtt=${mqttUrl}${broker ? ' (embedded)' : ''} data=${cfg.dataDir}`);
+  return { config: cfg, url, mqttUrl, stop };
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write('Thingwire runtime. Environment variables:\n');
+    for (const [k, v] of Object.entries(ENV_VARS)) process.stdout.write(`  ${k.padEnd(30)} ${v}\n`);
+    return;
+  }
+  let cfg: RuntimeConfig;
+  try {
+    cfg = parseConfig(process.env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`[thingwire] cannot start: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  let rt: RunningRuntime;
+  try {
+    rt = await startRuntime(cfg);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const hint = err.code === 'EADDRINUSE' ? ' (the port is in use: set PORT / MQTT_PORT, or stop the other process)' : '';
+    process.stderr.write(`[thingwire] cannot start: ${err.message}${hint}\n`);
+    process.exit(1);
+  }
+  let signals = 0;
+  const onSignal = (sig: string): void => {
+    signals++;
+    if (signals > 1) {
+      process.stderr.write(`[thingwire] ${sig} again: exiting now\n`);
+      process.exit(1);
+    }
+    log(`${sig} received`);
+    const force = setTimeout(() => {
+      process.stderr.write('[thingwire] shutdown took over 20 s: exiting\n');
+      process.exit(1);
+    }, 20_000);
+    force.unref();
+    rt.stop().then(
+      () => process.exit(0),
+      (e) => {
+        process.stderr.write(`[thingwire] shutdown failed: ${(e as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+}
+
+if (require.main === module) {
+  void main();
+}

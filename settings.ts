@@ -1,0 +1,66 @@
+/**
+ * Node-RED settings for Thingwire's bundled runtime. The runtime (runtime/main.ts)
+ * builds them from the checked environment; everything the integrator may want
+ * to change is an environment variable (see the README), not an edit here.
+ */
+import * as path from 'node:path';
+import type { RuntimeConfig } from './runtime/config';
+
+export interface ThingwireSettings {
+  userDir: string;
+  flowFile: string;
+  credentialSecret: string;
+  httpAdminRoot: string;
+  httpNodeRoot: string;
+  nodesDir: string[];
+  [key: string]: unknown;
+}
+
+/**
+ * @param cfg     the checked runtime configuration
+ * @param pkgDir  the package's own directory (loaded as a Node-RED module, with its examples)
+ * @param secret  the credential secret to use
+ */
+export function createSettings(cfg: RuntimeConfig, pkgDir: string, secret: string): ThingwireSettings {
+  const userDir = path.join(cfg.dataDir, 'node-red');
+  return {
+    userDir,
+    flowFile: 'flows.json',
+    flowFilePretty: true,
+    credentialSecret: secret,
+    // Editor and admin API at /, dashboard at /dashboard, flow HTTP endpoints (the API) at /api/v1/...
+    httpAdminRoot: '/',
+    httpNodeRoot: '/',
+    // Loads this package as a module, so its nodes appear in the palette and flows/ under Import > Examples.
+    nodesDir: [pkgDir],
+    // Bounded buffers in the core nodes that queue messages (delay, batch, join).
+    nodeMessageBufferMaxLength: 10_000,
+    nodeCloseTimeout: 15_000,
+    // Large device batches posted over HTTP.
+    apiMaxLength: '5mb',
+    contextStorage: {
+      default: { module: 'memory' },
+      file: { module: 'localfilesystem' },
+    },
+    logging: {
+      console: { level: cfg.logLevel, metrics: false, audit: false },
+    },
+    // No calls home from a box that may have no internet.
+    telemetry: { enabled: false },
+    diagnostics: { enabled: true, ui: true },
+    runtimeState: { enabled: false, ui: false },
+    externalModules: {
+      autoInstall: false,
+      palette: { allowInstall: true },
+      modules: { allowInstall: true },
+    },
+    editorTheme: {
+      page: { title: 'Thingwire' },
+      header: { title: 'Thingwire' },
+      projects: { enabled: false },
+      tours: false,
+      palette: { catalogues: [] },
+    },
+    functionExternalModules: false,
+  };
+}
