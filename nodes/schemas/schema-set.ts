@@ -26,7 +26,7 @@ export function parseSchemaSet(text: string | undefined): Map<string, unknown> {
   try {
     obj = JSON.parse(text);
   } catch (e) {
-    throw new Error(`schema set is not valid JSON: ${(e as Error).message}`);
+    throw new Error(`schema set is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
   if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
     throw new Error('schema set must be a JSON object mapping each key to a schema');

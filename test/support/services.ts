@@ -1,0 +1,148 @@
+/**
+ * Real services for tests: free loopback ports, mosquitto, and the Thingwire
+ * runtime itself, started as child processes and stopped after. A missing
+ * binary fails the test with the command that installs it; nothing is skipped.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const OUTPUT_DIR = path.join(ROOT, 'test-output');
+
+/** Fails (never skips) when a binary the test needs is missing. */
+export function requireBinary(bin: string, debianPackage: string): string {
+  const r = spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' });
+  const found = r.stdout.trim();
+  if (r.status !== 0 || found === '') {
+    throw new Error(`${bin} is not installed; this test needs it: apt-get install -y ${debianPackage} (bash .ci/run installs it)`);
+  }
+  return found;
+}
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function tmpDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `thingwire-${prefix}-`));
+}
+
+/** Waits until something accepts TCP connections on 127.0.0.1:port. */
+export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `fn` until it returns a truthy value, or fails with `what`. */
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+export interface Service {
+  port: number;
+  proc: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+function track(proc: ChildProcess): { output: () => string } {
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  return { output: () => out };
+}
+
+function stopProc(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    proc.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    proc.kill(signal);
+  });
+}
+
+/** mosquitto on a free loopback port, anonymous, no persistence. */
+export async function startMosquitto(): Promise<Service> {
+  const bin = requireBinary('mosquitto', 'mosquitto');
+  const port = await freePort();
+  const dir = tmpDir('mosquitto');
+  const conf = path.join(dir, 'mosquitto.conf');
+  fs.writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+  const proc = spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const t = track(proc);
+  await waitForPort(port);
+  return { port, proc, output: t.output, stop: () => stopProc(proc) };
+}
+
+export interface Runtime extends Service {
+  url: string;
+  mqttPort: number;
+  dataDir: string;
+}
+
+/**
+ * Starts the built runtime (dist/runtime/main.js; `npm test` builds first) on
+ * free ports and resolves when it prints its ready line.
+ */
+export async function startRuntime(env: Record<string, string> = {}, dataDir = tmpDir('runtime')): Promise<Runtime> {
+  const main = path.join(ROOT, 'dist', 'runtime', 'main.js');
+  if (!fs.existsSync(main)) throw new Error(`${main} is missing: run npm run build first (npm test does)`);
+  const proc = spawn(process.execPath, [main], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', MQTT_PORT: '0', DATA_DIR: dataDir, THINGWIRE_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const t = track(proc);
+  const ready = await waitFor(
+    'the runtime to print its ready line',
+    () => {
+      if (proc.exitCode !== null) throw new Error(`runtime exited with ${proc.exitCode}:\n${t.output()}`);
+      return /\[thingwire\] ready editor=(\S+)\/ .* mqtt=mqtt:\/\/[^:]+:(\d+)/.exec(t.output());
+    },
+    30_000,
+  );
+  if (!ready) throw new Error("unreachable");
+  const url = ready[1];
+  return { port: Number(new URL(url).port), url, mqttPort: Number(ready[2]), dataDir, proc, output: t.output, stop: () => stopProc(proc) };
+}
