@@ -1,0 +1,200 @@
+/**
+ * The bundled runtime as a user runs it: started as a process on free loopback
+ * ports, fed by real MQTT clients (mqtt.js and mosquitto_pub), observed through
+ * its health endpoint and the editor's debug channel, and stopped by a signal.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import mqtt from 'mqtt';
+import { DebugTap } from '../support/comms';
+import { ROOT, requireBinary, startMosquitto, startRuntime, tmpDir, waitFor, type Runtime, type Service } from '../support/services';
+
+jest.setTimeout(60_000);
+
+function publish(port: number, topic: string, payload: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, { clientId: `test-${process.pid}-${Math.random().toString(16).slice(2)}` });
+    c.once('error', reject);
+    c.once('connect', () => {
+      c.publish(topic, payload, { qos: 1 }, (err) => {
+        c.end(false, {}, () => (err ? reject(err) : resolve()));
+      });
+    });
+  });
+}
+
+function mosquittoPub(port: number, topic: string, payload: string): void {
+  const bin = requireBinary('mosquitto_pub', 'mosquitto-clients');
+  const r = spawnSync(bin, ['-h', '127.0.0.1', '-p', String(port), '-q', '1', '-t', topic, '-m', payload], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`mosquitto_pub failed: ${r.stderr}`);
+}
+
+async function health(url: string): Promise<{ status: number; body: { status: string; components: Record<string, { state: string; detail: string }> } }> {
+  const res = await fetch(`${url}/api/v1/health`);
+  return { status: res.status, body: (await res.json()) as never };
+}
+
+const rejectsOf = (tap: DebugTap) => tap.messages.filter((m) => m.name === 'rejected (msg.error)').map((m) => JSON.parse(m.msg) as { code: string; message: string; source: string });
+
+describe('bundled runtime with the embedded broker', () => {
+  let rt: Runtime;
+  let tap: DebugTap;
+
+  beforeAll(async () => {
+    rt = await startRuntime();
+    tap = await DebugTap.open(rt.url);
+  });
+  afterAll(async () => {
+    tap?.close();
+    await rt?.stop();
+  });
+
+  test('health names each component and its state', async () => {
+    const h = await waitFor('flows to be up', async () => {
+      const r = await health(rt.url);
+      return r.body.components.flows.state === 'up' ? r : undefined;
+    });
+    expect(h.status).toBe(200);
+    expect(h.body.status).toBe('ok');
+    expect(h.body.components.broker.state).toBe('up');
+    expect(h.body.components.broker.detail).toBe('embedded broker');
+    expect(h.body.components.store.state).toBe('absent');
+  });
+
+  test('the editor, the dashboard and the package examples are served', async () => {
+    expect((await fetch(`${rt.url}/`)).status).toBe(200);
+    expect((await fetch(`${rt.url}/dashboard`)).status).toBe(200);
+    const nodes = (await (await fetch(`${rt.url}/nodes`, { headers: { Accept: 'application/json' } })).json()) as Array<{ module: string; types: string[]; enabled: boolean; err?: string }>;
+    const ours = nodes.filter((n) => n.module === 'node-red-contrib-thingwire');
+    expect(ours.flatMap((n) => n.types).sort()).toEqual(['thingwire-normalise', 'thingwire-schemas', 'thingwire-validate']);
+    for (const n of ours) expect(n.err).toBeUndefined();
+    const ex = await fetch(`${rt.url}/library/examples/flows/node-red-contrib-thingwire/starter`);
+    expect(ex.status).toBe(200);
+    const flow = (await ex.json()) as Array<{ type: string }>;
+    expect(flow.some((n) => n.type === 'thingwire-validate')).toBe(true);
+  });
+
+  test('readings from mqtt.js and mosquitto_pub pass; bad ones are rejected with their reason', async () => {
+    // Valid readings produce no reject; a reject for them would show up below with their device.
+    await publish(rt.mqttPort, 'devices/it-mqttjs/telemetry', JSON.stringify({ temperature: 21.5, humidity: 40 }));
+    mosquittoPub(rt.mqttPort, 'devices/it-mosq/temperature', '22.25');
+    // Three bad ones: not JSON, out of the schema's range, and a hostile device id in the payload.
+    mosquittoPub(rt.mqttPort, 'devices/it-bad/telemetry', '{"temperature": 21.5');
+    await publish(rt.mqttPort, 'devices/it-bad/telemetry', JSON.stringify({ temperature: 999 }));
+    await publish(rt.mqttPort, 'devices/it-bad/telemetry', JSON.stringify({ device: 'it-bad\nx', temperature: 1 }));
+    const rejects = await waitFor('three rejects in the debug sidebar', () => (rejectsOf(tap).length >= 3 ? rejectsOf(tap) : undefined));
+    expect(rejects.map((r) => r.code).sort()).toEqual(['device_mismatch', 'malformed_json', 'validation_failed']);
+    const schemaReject = rejects.find((r) => r.code === 'validation_failed')!;
+    expect(schemaReject.source).toBe('thingwire-validate');
+    expect(schemaReject.message).toContain('/metrics/temperature');
+    // No node error reached the Catch node.
+    expect(tap.messages.filter((m) => m.name === 'errors')).toEqual([]);
+  });
+
+  test('an oversize payload is rejected before parsing', async () => {
+    const before = rejectsOf(tap).length;
+    await publish(rt.mqttPort, 'devices/it-big/telemetry', `{"pad":"${'x'.repeat(300 * 1024)}"}`);
+    const r = await waitFor('the oversize reject', () => rejectsOf(tap).slice(before).find((x) => x.code === 'payload_too_large'));
+    expect(r.message).toContain('262144');
+  });
+});
+
+describe('runtime lifecycle', () => {
+  test('malformed environment stops start-up with a clear message', () => {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/runtime/main.js')], {
+      env: { ...process.env, PORT: 'eighty', MQTT_URL: 'http://x', THINGWIRE_TYPO: '1' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('PORT="eighty" is not a port number');
+    expect(r.stderr).toContain('MQTT_URL="http://x" must use mqtt://');
+    expect(r.stderr).toContain('THINGWIRE_TYPO is not a Thingwire setting');
+  });
+
+  test('SIGTERM closes flows and broker and exits 0; a restart keeps the deployed flows', async () => {
+    const dataDir = tmpDir('restart');
+    const rt = await startRuntime({}, dataDir);
+    const flowFile = path.join(dataDir, 'node-red', 'flows.json');
+    expect(fs.existsSync(flowFile)).toBe(true);
+    // An integrator's change, deployed through the admin API.
+    const flows = (await (await fetch(`${rt.url}/flows`, { headers: { 'Node-RED-API-Version': 'v2' } })).json()) as { rev: string; flows: Array<Record<string, unknown>> };
+    const tab = flows.flows.find((n) => n.type === 'tab')!;
+    tab.label = 'my edited flow';
+    const dep = await fetch(`${rt.url}/flows`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'Node-RED-API-Version': 'v2', 'Node-RED-Deployment-Type': 'full' },
+      body: JSON.stringify(flows),
+    });
+    expect(dep.status).toBe(200);
+    const exited = new Promise<number | null>((resolve) => rt.proc.once('exit', (code) => resolve(code)));
+    rt.proc.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(rt.output()).toContain('[thingwire] stopped');
+
+    const again = await startRuntime({}, dataDir);
+    try {
+      const after = (await (await fetch(`${again.url}/flows`)).json()) as Array<Record<string, unknown>>;
+      expect(after.find((n) => n.type === 'tab')!.label).toBe('my edited flow');
+    } finally {
+      await again.stop();
+    }
+    // THINGWIRE_RESEED=1 brings the shipped flows back, keeping a backup.
+    const reseeded = await startRuntime({ THINGWIRE_RESEED: '1' }, dataDir);
+    try {
+      const after = (await (await fetch(`${reseeded.url}/flows`)).json()) as Array<Record<string, unknown>>;
+      expect(after.find((n) => n.type === 'tab')!.label).toBe('Thingwire: telemetry starter');
+      expect(fs.readdirSync(path.join(dataDir, 'node-red')).some((f) => f.startsWith('flows.json.') && f.endsWith('.bak'))).toBe(true);
+    } finally {
+      await reseeded.stop();
+    }
+  });
+});
+
+describe('runtime with an external broker (MQTT_URL, real mosquitto)', () => {
+  let mosq: Service;
+  let rt: Runtime;
+  let tap: DebugTap;
+
+  beforeAll(async () => {
+    mosq = await startMosquitto();
+    rt = await startRuntime({ MQTT_URL: `mqtt://127.0.0.1:${mosq.port}` });
+    tap = await DebugTap.open(rt.url);
+  });
+  afterAll(async () => {
+    tap?.close();
+    await rt?.stop();
+    await mosq?.stop();
+  });
+
+  test('no embedded broker is started; data flows through mosquitto', async () => {
+    const h = await waitFor('external broker up', async () => {
+      const r = await health(rt.url);
+      return r.body.components.broker.state === 'up' && r.body.components.flows.state === 'up' ? r : undefined;
+    });
+    expect(h.body.components.broker.detail).toBe(`external broker mqtt://127.0.0.1:${mosq.port}`);
+    expect(rt.mqttPort).toBe(mosq.port);
+    // The flow subscribes a moment after it starts: publish until its reject shows up.
+    await waitFor(
+      'a reject through mosquitto',
+      () => {
+        mosquittoPub(mosq.port, 'devices/ext-1/telemetry', 'not json');
+        return rejectsOf(tap).some((r) => r.code === 'malformed_json');
+      },
+      15_000,
+      500,
+    );
+  });
+
+  test('health says degraded when the external broker goes away', async () => {
+    await mosq.stop();
+    const h = await waitFor('broker down', async () => {
+      const r = await health(rt.url);
+      return r.body.components.broker.state === 'down' ? r : undefined;
+    });
+    expect(h.status).toBe(503);
+    expect(h.body.status).toBe('degraded');
+  });
+});
+
