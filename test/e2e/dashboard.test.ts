@@ -1,0 +1,102 @@
+/**
+ * End to end in a real browser: the runtime started as a user starts it, real
+ * MQTT publishers, and headless Chromium watching the dashboard and the editor.
+ */
+import { spawnSync } from 'node:child_process';
+import mqtt from 'mqtt';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, screenshotPath } from '../support/browser';
+import { requireBinary, startRuntime, type Runtime } from '../support/services';
+
+jest.setTimeout(90_000);
+
+describe('dashboard and editor in headless Chromium', () => {
+  let rt: Runtime;
+  let browser: Browser;
+  let client: mqtt.MqttClient;
+
+  beforeAll(async () => {
+    rt = await startRuntime();
+    browser = await launchChromium();
+    client = await mqtt.connectAsync(`mqtt://127.0.0.1:${rt.mqttPort}`, { clientId: `e2e-${process.pid}` });
+  });
+  afterAll(async () => {
+    await client?.endAsync();
+    await browser?.close();
+    await rt?.stop();
+  });
+
+  async function openDashboard(): Promise<Page> {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await page.goto(`${rt.url}/dashboard`);
+    await page.waitForURL(/\/dashboard\/live/, { timeout: 20_000 });
+    await page.getByText('Latest values').first().waitFor({ timeout: 20_000 });
+    return page;
+  }
+
+  test('a reading published over MQTT appears in the latest-values table and the chart', async () => {
+    const page = await openDashboard();
+    // mqtt.js, JSON telemetry with an explicit event time.
+    const ts = Date.now();
+    await client.publishAsync('devices/e2e-json/telemetry', JSON.stringify({ ts, temperature: 23.456, humidity: 41.5, vibration: 0.8 }), { qos: 1 });
+    // mosquitto_pub, a bare number on a metric topic (the Pico W style).
+    const pub = requireBinary('mosquitto_pub', 'mosquitto-clients');
+    const r = spawnSync(pub, ['-h', '127.0.0.1', '-p', String(rt.mqttPort), '-q', '1', '-t', 'devices/e2e-bare/temperature', '-m', '19.875'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+
+    const table = page.locator('table');
+    await table.getByText('e2e-json').waitFor({ timeout: 15_000 });
+    await table.getByText('e2e-bare').waitFor({ timeout: 15_000 });
+    const jsonRow = table.locator('tr', { hasText: 'e2e-json' });
+    expect(await jsonRow.innerText()).toContain('23.456');
+    expect(await jsonRow.innerText()).toContain('41.5');
+    expect(await jsonRow.innerText()).toContain(new Date(ts).toISOString());
+    expect(await table.locator('tr', { hasText: 'e2e-bare' }).innerText()).toContain('19.875');
+
+    // The chart has a series per device (its legend names them).
+    await page.locator('canvas').first().waitFor({ timeout: 10_000 });
+
+    // A reject shows up in the rejects panel, counted by reason.
+    await client.publishAsync('devices/e2e-json/telemetry', '{"temperature": oops}', { qos: 1 });
+    await page.getByText(/malformed_json: 1/).waitFor({ timeout: 10_000 });
+
+    // More readings so the chart has lines to draw in the screenshot.
+    for (let i = 1; i <= 20; i++) {
+      await client.publishAsync('devices/e2e-json/telemetry', JSON.stringify({ ts: ts + i * 1000, temperature: 23 + Math.sin(i / 3) }));
+      await client.publishAsync('devices/e2e-line/telemetry', JSON.stringify({ ts: ts + i * 1000, temperature: 20 + i / 10 }));
+    }
+    await page.waitForTimeout(1500);
+    await page.screenshot({ path: screenshotPath('dashboard'), fullPage: true });
+    await page.close();
+  });
+
+  test('the dashboard shows the readings again after a reload', async () => {
+    const page = await openDashboard();
+    await page.locator('table').getByText('e2e-json').waitFor({ timeout: 15_000 });
+    await page.close();
+  });
+
+  test('the editor shows the starter flow, and the validate node has its dialog and help', async () => {
+    const page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
+    await page.goto(`${rt.url}/`);
+    await page.locator('#red-ui-workspace-chart').waitFor({ timeout: 30_000 });
+    await page.locator('.red-ui-flow-node-group', { hasText: 'reading schema' }).first().waitFor({ timeout: 30_000 });
+    // The palette has a Thingwire category with our nodes.
+    await page.locator('.red-ui-palette-node[data-palette-type="thingwire-validate"]').waitFor({ state: 'attached', timeout: 10_000 });
+    await page.screenshot({ path: screenshotPath('editor') });
+
+    // Open the validate node's edit dialog as a user double-clicking it would.
+    await page.locator('.red-ui-flow-node-group', { hasText: 'reading schema' }).first().dblclick();
+    const dialog = page.locator('.red-ui-tray');
+    await dialog.getByText('Schema from').waitFor({ timeout: 10_000 });
+    expect(await dialog.innerText()).toContain('Report every error, not just the first');
+    await page.waitForTimeout(500);
+    await page.screenshot({ path: screenshotPath('editor-validate-dialog') });
+
+    // Its help text in the sidebar.
+    // (The function runs in the browser, where RED is a global of the editor.)
+    const help = await page.evaluate('RED.nodes.getNodeHelp("thingwire-validate")');
+    expect(help).toContain('Validates a message property against a JSON Schema');
+    await page.close();
+  });
+});
