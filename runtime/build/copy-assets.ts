@@ -36,4 +36,4 @@ for (const f of fs.readdirSync(path.join(root, 'flows'))) {
   fs.copyFileSync(path.join(root, 'flows', f), path.join(examples, f));
   flows++;
 }
-process.stdout.write(`copied ${copied} editor files and ${flows} example flows\n`);
+if (process.env.npm_config_loglevel !== 'silent') process.stdout.write(`copied ${copied} editor files and ${flows} example flows\n`);
