@@ -46,10 +46,13 @@ const MAX_DEPTH = 3;
 
 /** Splits `{prefix}/{device}/{rest}` into its parts; undefined when the topic is not a device topic. */
 export function parseDeviceTopic(topic: string | undefined, prefix: string): { device: string; leaf: string } | undefined {
-  if (typeof topic !== 'string' || topic.length === 0) return undefined;
-  const parts = topic.split('/');
-  if (parts.length < 3 || parts[0] !== prefix) return undefined;
-  return { device: parts[1], leaf: parts.slice(2).join('/') };
+  // indexOf/slice rather than split/join: this runs for every MQTT message.
+  if (typeof topic !== 'string' || topic.length <= prefix.length + 2) return undefined;
+  if (topic.charCodeAt(prefix.length) !== 47 /* / */ || !topic.startsWith(prefix)) return undefined;
+  const start = prefix.length + 1;
+  const slash = topic.indexOf('/', start);
+  if (slash < 0) return undefined;
+  return { device: topic.slice(start, slash), leaf: topic.slice(slash + 1) };
 }
 
 /**

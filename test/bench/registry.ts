@@ -1,0 +1,25 @@
+/**
+ * Every bench case, in run order. To add a bench: write cases/<thing>.ts that
+ * exports a `BenchCase[]` (see harness.ts and cases/normaliser.ts), then
+ * spread it into ALL_CASES below.
+ */
+import { caseId, type BenchCase } from './harness';
+import { normaliserCases } from './cases/normaliser';
+import { validatorCases } from './cases/validator';
+
+export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases];
+
+/** Throws on a duplicate id or a baseline that names no case. */
+export function checkRegistry(cases: readonly BenchCase[]): void {
+  const ids = new Set<string>();
+  for (const c of cases) {
+    const id = caseId(c);
+    if (ids.has(id)) throw new Error(`duplicate bench case id ${JSON.stringify(id)}`);
+    ids.add(id);
+  }
+  for (const c of cases) {
+    if (c.baseline !== undefined && !ids.has(c.baseline)) {
+      throw new Error(`bench case ${JSON.stringify(caseId(c))} names unknown baseline ${JSON.stringify(c.baseline)}`);
+    }
+  }
+}
