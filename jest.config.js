@@ -9,5 +9,5 @@ module.exports = {
   // Integration and browser tests start real servers: one file at a time keeps ports and CPU calm.
   maxWorkers: 1,
   testTimeout: 20000,
-  reporters: ['default'],
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
 };

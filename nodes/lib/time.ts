@@ -4,7 +4,9 @@ import { ThingwireError } from './errors';
 export type TimeUnit = 's' | 'ms' | 'us' | 'ns';
 export const TIME_UNITS: readonly TimeUnit[] = ['s', 'ms', 'us', 'ns'];
 
-const TO_MS: Record<TimeUnit, number> = { s: 1000, ms: 1, us: 1e-3, ns: 1e-6 };
+// Divide (not multiply by 1e-3/1e-6) for sub-ms units: division is exact where the result is a whole
+// ms, and multiplication by an inexact constant is not (1795514423757000000 ns would lose 1 ms).
+const MS_PER: Record<TimeUnit, number> = { s: 1000, ms: 1, us: 1e3, ns: 1e6 };
 
 /**
  * Plausible event times: 2000-01-01 to 2100-01-01 UTC. A timestamp outside is
@@ -26,7 +28,13 @@ export function toEpochMs(ts: unknown, unit: TimeUnit): number {
   let ms: number;
   if (typeof ts === 'number') {
     if (!Number.isFinite(ts)) throw new ThingwireError('invalid_ts', `ts must be a finite number, got ${String(ts)}`);
-    ms = unit === 'ms' ? ts : ts * TO_MS[unit];
+    if (unit === 'ns') {
+      // Epoch ns are above 2^53, so the number already carries ~256 ns of error: round to the
+      // microsecond first, or 1795514447514000000 (stored as ...513999872) would lose a millisecond.
+      ms = Math.round(ts / 1e3) / 1e3;
+    } else {
+      ms = unit === 'ms' ? ts : unit === 's' ? ts * MS_PER.s : ts / MS_PER[unit];
+    }
     // Event times are kept to the millisecond.
     ms = Math.floor(ms);
   } else if (typeof ts === 'string') {
@@ -34,7 +42,8 @@ export function toEpochMs(ts: unknown, unit: TimeUnit): number {
       throw new ThingwireError('invalid_ts', `ts string must be ISO 8601 with a time zone (e.g. 2026-11-24T10:00:00Z), got ${JSON.stringify(ts.slice(0, 40))}`);
     }
     ms = Date.parse(ts);
-    if (Number.isNaN(ms)) throw new ThingwireError('invalid_ts', `ts is not a valid date: ${JSON.stringify(ts.slice(0, 40))}`);
+    // Date.parse rolls impossible dates over (2026-02-30 becomes March 2): reject them instead.
+    if (Number.isNaN(ms) || !isRealDate(ts)) throw new ThingwireError('invalid_ts', `ts is not a valid date: ${JSON.stringify(ts.slice(0, 40))}`);
   } else {
     throw new ThingwireError('invalid_ts', `ts must be a number (${unit} since epoch) or an ISO 8601 string, got ${typeName(ts)}`);
   }
@@ -55,4 +64,21 @@ export function typeName(v: unknown): string {
 
 function describeMs(ms: number): string {
   return Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : `${ms} ms`;
+}
+
+/** True when the YYYY-MM-DD at the start of `iso` names a day that exists (and hh:mm:ss are in range). */
+function isRealDate(iso: string): boolean {
+  const y = Number(iso.slice(0, 4));
+  const m = Number(iso.slice(5, 7));
+  const d = Number(iso.slice(8, 10));
+  if (m < 1 || m > 12 || d < 1) return false;
+  const daysInMonth = new Date(Date.UTC(y, m, 0)).getUTCDate();
+  if (d > daysInMonth) return false;
+  if (iso.length > 10) {
+    const hh = Number(iso.slice(11, 13));
+    const mm = Number(iso.slice(14, 16));
+    const ss = iso.length > 17 && iso[16] === ':' ? Number(iso.slice(17, 19)) : 0;
+    if (hh > 23 || mm > 59 || ss > 59) return false;
+  }
+  return true;
 }
