@@ -1,0 +1,232 @@
+/**
+ * InfluxDB line protocol: encoding Points (with millisecond timestamps) and
+ * parsing it back (for the embedded store, batch splitting and tests).
+ *
+ * Escaping, as InfluxDB 1.x/2.x/3.x read it:
+ * - measurement: `\` before comma and space;
+ * - tag keys, tag values, field keys: `\` before comma, equals sign and space;
+ * - string field values: in double quotes, `\` before `"` and `\`; newlines are kept as they are
+ *   (InfluxDB accepts them inside quotes);
+ * - numbers are floats (`21.5`), bigints integers (`42i`), booleans `true`/`false`.
+ * Newlines and other control characters cannot be escaped in measurements, tag keys, tag values or
+ * field keys: such a point is refused with invalid_value rather than written wrong. Empty tag values
+ * are left out (InfluxDB refuses them).
+ */
+import { ThingwireError } from './errors';
+import type { FieldValue, Point } from './store/types';
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const MEASUREMENT_SPECIAL = /[, ]/g;
+const KEY_SPECIAL = /[,= ]/g;
+const STRING_SPECIAL = /["\\]/g;
+const NEEDS_MEASUREMENT_ESCAPE = /[, ]/;
+const NEEDS_KEY_ESCAPE = /[,= ]/;
+const NEEDS_STRING_ESCAPE = /["\\]/;
+
+function checkNoControl(s: string, what: string): void {
+  if (CONTROL.test(s)) throw new ThingwireError('invalid_value', `${what} ${JSON.stringify(s.slice(0, 40))} contains a control character (such as a newline), which line protocol cannot carry`);
+}
+
+export function escapeMeasurement(s: string): string {
+  checkNoControl(s, 'measurement');
+  if (s.length === 0) throw new ThingwireError('invalid_value', 'measurement name is empty');
+  // A leading backslash-free name needs no work: the common case, kept fast.
+  return NEEDS_MEASUREMENT_ESCAPE.test(s) ? s.replace(MEASUREMENT_SPECIAL, '\\$&') : s;
+}
+
+export function escapeKey(s: string, what = 'tag or field name'): string {
+  checkNoControl(s, what);
+  if (s.length === 0) throw new ThingwireError('invalid_value', `${what} is empty`);
+  return NEEDS_KEY_ESCAPE.test(s) ? s.replace(KEY_SPECIAL, '\\$&') : s;
+}
+
+export function escapeString(s: string): string {
+  return NEEDS_STRING_ESCAPE.test(s) ? `"${s.replace(STRING_SPECIAL, '\\$&')}"` : `"${s}"`;
+}
+
+export function encodeFieldValue(v: FieldValue, key: string): string {
+  switch (typeof v) {
+    case 'number':
+      if (!Number.isFinite(v)) throw new ThingwireError('invalid_value', `field ${JSON.stringify(key)} is ${v}; line protocol has no NaN or infinity`);
+      return String(v);
+    case 'bigint':
+      return `${v}i`;
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'string':
+      return escapeString(v);
+    default:
+      throw new ThingwireError('invalid_value', `field ${JSON.stringify(key)} has unsupported type ${typeof v}`);
+  }
+}
+
+/** Encodes one point as a line (no trailing newline), tags sorted by key, time in ms. */
+export function encodePoint(p: Point): string {
+  let line = escapeMeasurement(p.measurement);
+  const tagKeys = Object.keys(p.tags);
+  if (tagKeys.length > 1) tagKeys.sort();
+  for (const k of tagKeys) {
+    const v = p.tags[k];
+    if (v === undefined || v === '') continue;
+    checkNoControl(v, `tag ${JSON.stringify(k)} value`);
+    line += `,${escapeKey(k, 'tag name')}=${NEEDS_KEY_ESCAPE.test(v) ? v.replace(KEY_SPECIAL, '\\$&') : v}`;
+  }
+  let sep = ' ';
+  for (const k in p.fields) {
+    const v = p.fields[k];
+    if (v === undefined || v === null) continue;
+    line += `${sep}${escapeKey(k, 'field name')}=${encodeFieldValue(v, k)}`;
+    sep = ',';
+  }
+  if (sep === ' ') throw new ThingwireError('no_metrics', `point for ${JSON.stringify(p.measurement)} has no fields`);
+  if (!Number.isFinite(p.ts)) throw new ThingwireError('invalid_ts', `point timestamp ${p.ts} is not a number`);
+  return `${line} ${Math.trunc(p.ts)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+/**
+ * Splits line protocol text into lines, keeping newlines that sit inside quoted string field values.
+ * Blank lines and `#` comments are skipped.
+ */
+export function splitLines(text: string): string[] {
+  const out: string[] = [];
+  if (text.indexOf('"') < 0) {
+    // Fast path: no string fields, so every newline ends a line.
+    for (const l of text.split('\n')) if (l.length > 0 && l[0] !== '#') out.push(l);
+    return out;
+  }
+  let start = 0;
+  let inQuote = false;
+  let fieldSection = false;
+  // Index of the last unescaped "=": a quote opens a string only right after one (field names may hold quotes).
+  let eqAt = -2;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 92 /* \ */) {
+      i++;
+      continue;
+    }
+    if (inQuote) {
+      if (c === 34 /* " */) inQuote = false;
+      continue;
+    }
+    if (c === 32 /* space */) fieldSection = true;
+    else if (c === 61 /* = */) eqAt = i;
+    else if (c === 34 /* " */ && fieldSection && eqAt === i - 1) inQuote = true;
+    else if (c === 10 /* \n */) {
+      const l = text.slice(start, i);
+      if (l.length > 0 && l[0] !== '#') out.push(l);
+      start = i + 1;
+      fieldSection = false;
+    }
+  }
+  const last = text.slice(start);
+  if (last.length > 0 && last[0] !== '#') out.push(last);
+  return out;
+}
+
+/** Parses one line (ms timestamps) back into a Point; throws ThingwireError on malformed input. */
+export function parseLine(line: string): Point {
+  let i = 0;
+  const n = line.length;
+  const fail = (why: string): never => {
+    throw new ThingwireError('not_a_reading', `line protocol: ${why} in ${JSON.stringify(line.slice(0, 80))}`);
+  };
+
+  // Reads up to (not including) one of the stop characters, unescaping `\x`.
+  const readToken = (stops: string): string => {
+    let s = '';
+    let from = i;
+    while (i < n) {
+      const c = line[i];
+      if (c === '\\' && i + 1 < n) {
+        s += line.slice(from, i);
+        s += line[i + 1];
+        i += 2;
+        from = i;
+        continue;
+      }
+      if (stops.includes(c)) break;
+      i++;
+    }
+    return s + line.slice(from, i);
+  };
+
+  const measurement = readToken(', ');
+  if (measurement === '') fail('no measurement');
+  const tags: Record<string, string> = {};
+  while (line[i] === ',') {
+    i++;
+    const k = readToken('=, ');
+    if (line[i] !== '=') fail('tag without "="');
+    i++;
+    tags[k] = readToken(', ');
+  }
+  if (line[i] !== ' ') fail('no fields');
+  i++;
+  const fields: Record<string, FieldValue> = {};
+  for (;;) {
+    const k = readToken('=, ');
+    if (line[i] !== '=') fail('field without "="');
+    i++;
+    if (line[i] === '"') {
+      i++;
+      let s = '';
+      let from = i;
+      while (i < n && line[i] !== '"') {
+        if (line[i] === '\\' && (line[i + 1] === '"' || line[i + 1] === '\\')) {
+          s += line.slice(from, i) + line[i + 1];
+          i += 2;
+          from = i;
+        } else i++;
+      }
+      if (i >= n) fail('unterminated string');
+      fields[k] = s + line.slice(from, i);
+      i++;
+    } else {
+      const start = i;
+      while (i < n && line[i] !== ',' && line[i] !== ' ') i++;
+      const raw = line.slice(start, i);
+      if (raw === '') fail(`field ${JSON.stringify(k)} without a value`);
+      const last = raw[raw.length - 1];
+      if (last === 'i' && /^-?\d+i$/.test(raw)) fields[k] = BigInt(raw.slice(0, -1));
+      else if (raw === 't' || raw === 'T' || raw === 'true' || raw === 'True' || raw === 'TRUE') fields[k] = true;
+      else if (raw === 'f' || raw === 'F' || raw === 'false' || raw === 'False' || raw === 'FALSE') fields[k] = false;
+      else {
+        const num = Number(raw);
+        if (!Number.isFinite(num)) fail(`field ${JSON.stringify(k)} has a bad value ${JSON.stringify(raw)}`);
+        fields[k] = num;
+      }
+    }
+    if (line[i] === ',') {
+      i++;
+      continue;
+    }
+    break;
+  }
+  let ts = NaN;
+  if (line[i] === ' ') {
+    i++;
+    ts = Number(line.slice(i).trim());
+    if (!Number.isInteger(ts)) fail('bad timestamp');
+  } else if (i < n) fail('unexpected characters after the fields');
+  return { measurement, tags, fields, ts };
+}
+
+/** Encodes points into one batch text; points that cannot be encoded are returned as rejects. */
+export function encodeBatch(points: readonly Point[]): { lines: string[]; rejects: Array<{ index: number; error: ThingwireError }> } {
+  const lines: string[] = [];
+  const rejects: Array<{ index: number; error: ThingwireError }> = [];
+  for (let i = 0; i < points.length; i++) {
+    try {
+      lines.push(encodePoint(points[i]));
+    } catch (e) {
+      if (e instanceof ThingwireError) rejects.push({ index: i, error: e });
+      else throw e;
+    }
+  }
+  return { lines, rejects };
+}
