@@ -4,6 +4,7 @@
  * names the variable, what it holds, and what it should hold.
  */
 import * as path from 'node:path';
+import { STORE_ENV_VARS, storeSettingsFromEnv, type StoreSettings } from '../nodes/lib/store/env';
 
 export interface RuntimeConfig {
   /** HTTP port of the editor, dashboard and API. */
@@ -20,6 +21,8 @@ export interface RuntimeConfig {
   reseed: boolean;
   /** Secret that encrypts flow credentials; generated into DATA_DIR when not given. */
   credentialSecret?: string;
+  /** The time-series store the shipped flows write to (INFLUX_* variables; embedded by default). */
+  store: StoreSettings;
   /** Node-RED log level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 }
@@ -42,6 +45,7 @@ export const ENV_VARS: Record<string, string> = {
   THINGWIRE_CREDENTIAL_SECRET: 'secret that encrypts flow credentials (default: generated once into DATA_DIR)',
   THINGWIRE_LOG_LEVEL: 'fatal, error, warn, info (default), debug or trace',
   THINGWIRE_ALLOW_OPEN_EDITOR: 'set to 1 to bind a non-loopback HOST although the editor has no login yet',
+  ...STORE_ENV_VARS,
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -56,15 +60,21 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
     }
   }
 
+  const before = problems.length;
   const port = readPort(env, 'PORT', 1880, problems);
   const mqttPort = readPort(env, 'MQTT_PORT', 1883, problems);
+  const portsOk = problems.length === before;
 
   const host = (env.HOST ?? '127.0.0.1').trim();
-  if (!/^[A-Za-z0-9.:-]+$/.test(host) || host.length > 253) {
+  const hostOk = /^[A-Za-z0-9.:-]+$/.test(host) && host.length <= 253;
+  if (!hostOk) {
     problems.push(`HOST=${JSON.stringify(env.HOST)} is not a host name or IP address`);
   }
 
-  if (problems.length === 0 && !isLoopback(host) && env.THINGWIRE_ALLOW_OPEN_EDITOR !== '1') {
+  const openEditor = env.THINGWIRE_ALLOW_OPEN_EDITOR;
+  if (openEditor !== undefined && openEditor !== '' && openEditor !== '0' && openEditor !== '1') {
+    problems.push(`THINGWIRE_ALLOW_OPEN_EDITOR=${JSON.stringify(openEditor)} must be 1 or 0`);
+  } else if (hostOk && !isLoopback(host) && openEditor !== '1') {
     problems.push(
       `HOST=${host} would expose the flow editor, which has no login yet, to the network; ` +
         'keep the default 127.0.0.1, or set THINGWIRE_ALLOW_OPEN_EDITOR=1 to accept the risk',
@@ -109,9 +119,12 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
     else problems.push(`THINGWIRE_LOG_LEVEL=${JSON.stringify(ll)} must be one of ${LOG_LEVELS.join(', ')}`);
   }
 
-  if (mqttUrl === undefined && problems.length === 0 && port !== 0 && port === mqttPort) {
+  if ((env.MQTT_URL === undefined || env.MQTT_URL === '') && portsOk && port !== 0 && port === mqttPort) {
     problems.push(`PORT and MQTT_PORT are both ${port}; they must differ`);
   }
+
+  const store = storeSettingsFromEnv(env);
+  problems.push(...store.problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
   return {
@@ -122,6 +135,7 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
     dataDir,
     reseed,
     credentialSecret: secret && secret !== '' ? secret : undefined,
+    store: store.settings,
     logLevel,
   };
 }
@@ -143,5 +157,5 @@ function readPort(env: NodeJS.ProcessEnv, name: string, dflt: number, problems: 
 
 /** True when the address only accepts connections from this machine. */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }

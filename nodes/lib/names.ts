@@ -9,7 +9,7 @@ export const MAX_NAME_LENGTH = 128;
 
 const DEVICE_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 // eslint-disable-next-line no-control-regex
-const CONTROL_RE = /[\u0000-\u001f\u007f]/;
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
 export function isValidDeviceId(id: unknown): id is string {
   return typeof id === 'string' && DEVICE_RE.test(id);

@@ -68,7 +68,8 @@ export function parseDeviceTopic(topic: string | undefined, prefix: string): { d
 export function normalise(value: unknown, ctx: NormaliseContext, opts: NormaliseOptions): NormaliseResult {
   const topic = parseDeviceTopic(ctx.topic, opts.topicPrefix);
   if (ctx.device !== undefined && topic && topic.device !== ctx.device) {
-    return single(new ThingwireError('device_mismatch', `topic device ${preview(topic.device)} is not the authenticated device ${preview(ctx.device)}`));
+    const r = single(new ThingwireError('device_mismatch', `topic device ${preview(topic.device)} is not the authenticated device ${preview(ctx.device)}`));
+    return { ...r, batch: Array.isArray(value) };
   }
   const ctxDevice = ctx.device ?? topic?.device;
 
@@ -233,6 +234,7 @@ function checkValue(name: string, v: MetricValue): void {
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v) as unknown;
-  return proto === Object.prototype || proto === null;
+  const proto = Object.getPrototypeOf(v) as object | null;
+  // Objects from a Function node live in another vm realm, with its own Object.prototype.
+  return proto === null || (Object.getPrototypeOf(proto) === null && Object.prototype.toString.call(v) === '[object Object]');
 }

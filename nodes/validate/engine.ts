@@ -46,9 +46,8 @@ export interface CompiledSchema {
   readonly fn: ValidateFunction;
 }
 
-export type ValidationResult = { valid: true } | { valid: false; issues: ValidationIssue[] };
-
-const VALID: ValidationResult = Object.freeze({ valid: true }) as ValidationResult;
+/** `value` is the validated value: with type coercion on, as coerced (also at the top level). */
+export type ValidationResult = { valid: true; value: unknown } | { valid: false; issues: ValidationIssue[] };
 
 export class ValidatorEngine {
   readonly options: ValidatorOptions;
@@ -90,12 +89,17 @@ export class ValidatorEngine {
     if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
       throw new ThingwireError('schema_invalid', 'schema must be a JSON object (or true/false)');
     }
-    const id = (obj as { $id?: unknown }).$id;
-    // A schema with an $id replaces any earlier schema of that $id.
-    if (typeof id === 'string' && this.ajv.getSchema(id)) this.ajv.removeSchema(id);
     try {
+      // A schema with an $id replaces any earlier schema of that $id (ajv registers the $id before
+      // compiling, so a failed compile must not leave it behind either).
+      this.ajv.removeSchema(obj as object);
       return { fn: this.ajv.compile(obj as object) };
     } catch (e) {
+      try {
+        this.ajv.removeSchema(obj as object);
+      } catch {
+        // nothing was registered
+      }
       throw new ThingwireError('schema_invalid', `schema does not compile: ${(e as Error).message}`);
     }
   }
@@ -139,7 +143,11 @@ export class ValidatorEngine {
   }
 
   validate(compiled: CompiledSchema, value: unknown): ValidationResult {
-    if (compiled.fn(value)) return VALID;
+    if (this.options.coerceTypes) {
+      // ajv coerces by writing into the parent; give a top-level value a parent so it is coerced too.
+      const box = [value];
+      if (compiled.fn(value, { instancePath: '', parentData: box, parentDataProperty: 0, rootData: box, dynamicAnchors: {} })) return { valid: true, value: box[0] };
+    } else if (compiled.fn(value)) return { valid: true, value };
     return { valid: false, issues: this.toIssues(compiled.fn.errors) };
   }
 
@@ -149,7 +157,7 @@ export class ValidatorEngine {
     const rejects: Reject[] = [];
     for (let i = 0; i < items.length; i++) {
       const r = this.validate(compiled, items[i]);
-      if (r.valid) valid.push(items[i]);
+      if (r.valid) valid.push(r.value);
       else rejects.push(issuesToReject(r.issues, i));
     }
     return { valid, rejects };

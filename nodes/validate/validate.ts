@@ -73,7 +73,13 @@ export = function register(RED: NodeAPI): void {
         if (msg.schema === undefined) throw new ThingwireError('schema_not_found', 'msg.schema is not set');
         return engine.compileCached(msg.schema);
       }
-      const key = RED.util.getMessageProperty(msg, keyProperty);
+      let key: unknown;
+      try {
+        key = RED.util.getMessageProperty(msg, keyProperty);
+      } catch {
+        // msg.device (or another parent) is missing: no key, so the set's default applies.
+        key = undefined;
+      }
       const found = setNode!.lookup(key);
       if (!found) {
         throw new ThingwireError('schema_not_found', `no schema for key ${JSON.stringify(key ?? null)} (msg.${keyProperty}) in the schema set`);
@@ -95,6 +101,7 @@ export = function register(RED: NodeAPI): void {
       out.errors = errors;
       out.rejects = rejects;
       send([null, out]);
+      showCounts();
       if (catchRejects) throw new RejectedError(TYPE, first);
     }
 
@@ -107,7 +114,6 @@ export = function register(RED: NodeAPI): void {
       } catch (e) {
         if (!(e instanceof ThingwireError)) throw e;
         reject(msg, send, [e.toReject()], [], RED.util.getMessageProperty(msg, property));
-        showCounts();
         return;
       }
 
@@ -115,8 +121,10 @@ export = function register(RED: NodeAPI): void {
         const r = engine.validateItems(compiled, value);
         if (r.rejects.length === 0) {
           valid += r.valid.length;
-          RED.util.setMessageProperty(msg, property, value, true);
+          // r.valid holds the elements as validated (coerced, defaults filled in).
+          RED.util.setMessageProperty(msg, property, r.valid, true);
           send([msg, null]);
+          showCounts();
         } else {
           // Valid elements go on; the invalid ones leave on output 2 with their indexes.
           valid += r.valid.length;
@@ -132,22 +140,19 @@ export = function register(RED: NodeAPI): void {
             send([ok, null]);
           }
           const bad = r.rejects.map((rj) => value[rj.index!]);
-          showCounts();
           reject(msg, send, r.rejects, errors, bad);
         }
-        showCounts();
         return;
       }
 
       const r = engine.validate(compiled, value);
       if (r.valid) {
         valid++;
-        RED.util.setMessageProperty(msg, property, value, true);
+        RED.util.setMessageProperty(msg, property, r.value, true);
         send([msg, null]);
         showCounts();
         return;
       }
-      showCounts();
       reject(msg, send, [{ code: 'validation_failed', message: describeIssues(r.issues), details: r.issues }], r.issues, value);
     });
 
