@@ -33,6 +33,8 @@ export function createSettings(cfg: RuntimeConfig, pkgDir: string, secret: strin
     httpNodeRoot: '/',
     // Loads this package as a module, so its nodes appear in the palette and flows/ under Import > Examples.
     nodesDir: [pkgDir],
+    // Where Thingwire nodes keep their state (embedded store, spool, snapshots).
+    thingwireDataDir: cfg.dataDir,
     // Bounded buffers in the core nodes that queue messages (delay, batch, join).
     nodeMessageBufferMaxLength: 10_000,
     nodeCloseTimeout: 15_000,

@@ -2,6 +2,7 @@
  * What GET /api/v1/health reports: each component and its state.
  */
 import type { EventEmitter } from 'node:events';
+import { listStores } from '../nodes/lib/store/registry';
 import type { EmbeddedBroker } from './broker';
 
 export type ComponentState = 'up' | 'down' | 'starting' | 'absent';
@@ -53,7 +54,7 @@ export class HealthMonitor {
     }
   }
 
-  report(): HealthReport {
+  async report(): Promise<HealthReport> {
     let broker: ComponentHealth;
     if (this.opts.broker) {
       broker = { state: 'up', detail: 'embedded broker', port: this.opts.broker.port, clients: this.opts.broker.clients() };
@@ -65,9 +66,8 @@ export class HealthMonitor {
       broker = { state: 'absent', detail: 'no broker' };
     }
     const flows: ComponentHealth = { state: this.flowsState, detail: this.flowsDetail };
-    // The time-series store arrives with issue 3; until then nothing is stored.
-    const store: ComponentHealth = { state: 'absent', detail: 'no time-series store configured' };
-    const ok = broker.state === 'up' && flows.state === 'up';
+    const store = await storeHealth();
+    const ok = broker.state === 'up' && flows.state === 'up' && store.state !== 'down';
     return {
       status: ok ? 'ok' : 'degraded',
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
@@ -80,4 +80,30 @@ export class HealthMonitor {
     this.opts.events.off('flows:stopped', this.onStopped);
     this.client?.end(true);
   }
+}
+
+/** The stores the flows run (thingwire-store config nodes): up when every one answers. */
+async function storeHealth(): Promise<ComponentHealth> {
+  const stores = listStores();
+  if (stores.length === 0) return { state: 'absent', detail: 'no thingwire-store in the flows' };
+  const parts = await Promise.all(
+    stores.map(async (s) => {
+      let h;
+      try {
+        h = await Promise.race([
+          s.health(),
+          new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 2 s')), 2000).unref()),
+        ]);
+      } catch (e) {
+        h = { ok: false, detail: (e as Error).message };
+      }
+      return { id: s.id, description: s.description, ok: h.ok, detail: h.detail, ...s.stats() };
+    }),
+  );
+  const down = parts.filter((p) => !p.ok);
+  return {
+    state: down.length === 0 ? 'up' : 'down',
+    detail: down.length === 0 ? parts.map((p) => p.description).join('; ') : down.map((p) => `${p.description}: ${p.detail}`).join('; '),
+    stores: parts,
+  };
 }

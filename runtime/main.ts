@@ -91,8 +91,10 @@ export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> 
 
   const health = new HealthMonitor({ broker, mqttUrl: cfg.mqttUrl ? mqttUrl : undefined, events: RED.events });
   app.get('/api/v1/health', (_req, res) => {
-    const h = health.report();
-    res.status(h.status === 'ok' ? 200 : 503).json(h);
+    health.report().then(
+      (h) => res.status(h.status === 'ok' ? 200 : 503).json(h),
+      (e: Error) => res.status(500).json({ status: 'error', error: e.message }),
+    );
   });
 
   RED.init(server, settings);

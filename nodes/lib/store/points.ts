@@ -1,0 +1,163 @@
+/**
+ * The point schema: how Readings, Rollups and Alert events become time-series
+ * points. Documented in the README ("Point schema"); configurable on the write node.
+ *
+ *   Reading -> measurement `telemetry`, tags { device, ...reading.tags, ...device metadata tags },
+ *              one field per metric (numbers float, or integer for the configured names;
+ *              booleans; strings), time = reading.ts
+ *   Rollup  -> measurement `rollup`, tags { device, metric, level, ...rollup.tags },
+ *              fields count (integer), sum, mean, min, max, stddev, first, last, first_ts, last_ts
+ *              (integers, ms), window_ms (integer), time = window.start
+ *   Alert   -> measurement `alerts`, tags { device, rule, severity, key, metric? },
+ *              fields state, value, since (integer ms), acknowledged, message, time = since
+ */
+import type { AlertEvent, Reading, Reject, Rollup } from '../contract';
+import { ThingwireError } from '../errors';
+import { preview } from '../names';
+import { typeName } from '../time';
+import type { FieldValue, Point } from './types';
+
+export interface PointSchema {
+  readingMeasurement: string;
+  rollupMeasurement: string;
+  alertMeasurement: string;
+  /** Keys of `msg.device` (device metadata) copied into tags when they hold a string or number. */
+  deviceTags: readonly string[];
+  /** Metric names written as integers (when their value is a whole number). Others are floats. */
+  intFields: readonly string[];
+}
+
+export const DEFAULT_POINT_SCHEMA: PointSchema = {
+  readingMeasurement: 'telemetry',
+  rollupMeasurement: 'rollup',
+  alertMeasurement: 'alerts',
+  deviceTags: [],
+  intFields: [],
+};
+
+export type PayloadKind = 'reading' | 'rollup' | 'alert';
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Which contract type a value is, by its shape; undefined when it is none of them. */
+export function kindOf(v: unknown): PayloadKind | undefined {
+  if (!isObject(v)) return undefined;
+  if (isObject(v.metrics)) return 'reading';
+  if (typeof v.metric === 'string' && isObject(v.window)) return 'rollup';
+  if (typeof v.rule === 'string' && typeof v.state === 'string' && typeof v.key === 'string') return 'alert';
+  return undefined;
+}
+
+function metadataTags(device: unknown, keys: readonly string[], tags: Record<string, string>): void {
+  if (!isObject(device) || keys.length === 0) return;
+  for (const k of keys) {
+    const v = device[k];
+    if (typeof v === 'string' && v !== '') tags[k] = v;
+    else if (typeof v === 'number' && Number.isFinite(v)) tags[k] = String(v);
+  }
+}
+
+function requireString(v: unknown, what: string): string {
+  if (typeof v !== 'string' || v === '') throw new ThingwireError('not_a_reading', `${what} must be a non-empty string, got ${typeName(v)}`);
+  return v;
+}
+
+function requireTs(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ThingwireError('invalid_ts', `${what} must be ms since epoch, got ${preview(v)}`);
+  return v;
+}
+
+export function readingToPoint(r: Reading, device: unknown, s: PointSchema): Point {
+  const tags: Record<string, string> = {};
+  metadataTags(device, s.deviceTags, tags);
+  if (isObject(r.tags)) for (const k in r.tags) if (typeof r.tags[k] === 'string') tags[k] = r.tags[k];
+  tags.device = requireString(r.device, 'reading.device');
+  const fields: Record<string, FieldValue> = {};
+  let n = 0;
+  for (const k in r.metrics) {
+    const v = r.metrics[k];
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new ThingwireError('invalid_value', `metric ${preview(k)} is ${v}`);
+      fields[k] = s.intFields.length > 0 && s.intFields.includes(k) && Number.isInteger(v) ? BigInt(v) : v;
+    } else if (typeof v === 'boolean' || typeof v === 'string') fields[k] = v;
+    else continue;
+    n++;
+  }
+  if (n === 0) throw new ThingwireError('no_metrics', `reading from ${preview(r.device)} has no metrics`);
+  return { measurement: s.readingMeasurement, tags, fields, ts: requireTs(r.ts, 'reading.ts') };
+}
+
+const ROLLUP_FLOATS = ['sum', 'mean', 'min', 'max', 'stddev', 'first', 'last'] as const;
+
+export function rollupToPoint(r: Rollup, device: unknown, s: PointSchema): Point {
+  const tags: Record<string, string> = {};
+  metadataTags(device, s.deviceTags, tags);
+  if (isObject(r.tags)) for (const k in r.tags) if (typeof r.tags[k] === 'string') tags[k] = r.tags[k];
+  tags.device = requireString(r.device, 'rollup.device');
+  tags.metric = requireString(r.metric, 'rollup.metric');
+  if (typeof r.level === 'string' && r.level !== '') tags.level = r.level;
+  if (!isObject(r.window)) throw new ThingwireError('not_a_reading', 'rollup.window must be an object');
+  const fields: Record<string, FieldValue> = {};
+  if (typeof r.count !== 'number' || !Number.isInteger(r.count) || r.count < 0) throw new ThingwireError('invalid_value', `rollup.count must be a whole number, got ${preview(r.count)}`);
+  fields.count = BigInt(r.count);
+  for (const k of ROLLUP_FLOATS) {
+    const v = r[k];
+    if (typeof v === 'number' && Number.isFinite(v)) fields[k] = v;
+  }
+  if (typeof r.firstTs === 'number' && Number.isFinite(r.firstTs)) fields.first_ts = BigInt(Math.trunc(r.firstTs));
+  if (typeof r.lastTs === 'number' && Number.isFinite(r.lastTs)) fields.last_ts = BigInt(Math.trunc(r.lastTs));
+  if (typeof r.window.size === 'number' && Number.isFinite(r.window.size)) fields.window_ms = BigInt(Math.trunc(r.window.size));
+  return { measurement: s.rollupMeasurement, tags, fields, ts: requireTs(r.window.start, 'rollup.window.start') };
+}
+
+export function alertToPoint(a: AlertEvent, device: unknown, s: PointSchema): Point {
+  const tags: Record<string, string> = {};
+  metadataTags(device, s.deviceTags, tags);
+  tags.device = requireString(a.device, 'alert.device');
+  tags.rule = requireString(a.rule, 'alert.rule');
+  tags.severity = requireString(a.severity, 'alert.severity');
+  tags.key = requireString(a.key, 'alert.key');
+  if (typeof a.metric === 'string' && a.metric !== '') tags.metric = a.metric;
+  const since = requireTs(a.since, 'alert.since');
+  const fields: Record<string, FieldValue> = { state: requireString(a.state, 'alert.state'), since: BigInt(Math.trunc(since)) };
+  if (typeof a.value === 'number' && Number.isFinite(a.value)) fields.value = a.value;
+  else if (typeof a.value === 'string' || typeof a.value === 'boolean') fields.value_text = String(a.value);
+  if (typeof a.acknowledged === 'boolean') fields.acknowledged = a.acknowledged;
+  if (typeof a.message === 'string') fields.message = a.message;
+  return { measurement: s.alertMeasurement, tags, fields, ts: since };
+}
+
+/**
+ * Maps a payload (one Reading, Rollup or Alert event, or an array of them) to points.
+ * Elements that cannot be mapped become rejects with their index; the rest go on.
+ */
+export function toPoints(payload: unknown, device: unknown, s: PointSchema): { points: Point[]; rejects: Reject[]; batch: boolean } {
+  const batch = Array.isArray(payload);
+  const items: unknown[] = batch ? (payload as unknown[]) : [payload];
+  const points: Point[] = [];
+  const rejects: Reject[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
+    try {
+      switch (kindOf(item)) {
+        case 'reading':
+          points.push(readingToPoint(item as Reading, device, s));
+          break;
+        case 'rollup':
+          points.push(rollupToPoint(item as Rollup, device, s));
+          break;
+        case 'alert':
+          points.push(alertToPoint(item as AlertEvent, device, s));
+          break;
+        default:
+          throw new ThingwireError('not_a_reading', `payload is not a Reading, Rollup or Alert event: ${preview(item)}`);
+      }
+    } catch (e) {
+      if (!(e instanceof ThingwireError)) throw e;
+      rejects.push(e.toReject(batch ? i : undefined));
+    }
+  }
+  return { points, rejects, batch };
+}
