@@ -28,17 +28,43 @@ function checkNoControl(s: string, what: string): void {
   if (CONTROL.test(s)) throw new ThingwireError('invalid_value', `${what} ${JSON.stringify(s.slice(0, 40))} contains a control character (such as a newline), which line protocol cannot carry`);
 }
 
+/**
+ * Escaped names are cached: measurements, tag keys, field keys and tag values repeat on every
+ * point, and a Map hit is cheaper than the regex checks. Bounded: cleared when it grows past
+ * CACHE_MAX entries (hostile input with endless new names costs a little speed, never memory).
+ */
+const CACHE_MAX = 10_000;
+const measurementCache = new Map<string, string>();
+const keyCache = new Map<string, string>();
+const tagValueCache = new Map<string, string>();
+
+function remember(cache: Map<string, string>, k: string, v: string): string {
+  if (cache.size >= CACHE_MAX) cache.clear();
+  cache.set(k, v);
+  return v;
+}
+
 export function escapeMeasurement(s: string): string {
+  const hit = measurementCache.get(s);
+  if (hit !== undefined) return hit;
   checkNoControl(s, 'measurement');
   if (s.length === 0) throw new ThingwireError('invalid_value', 'measurement name is empty');
-  // A leading backslash-free name needs no work: the common case, kept fast.
-  return NEEDS_MEASUREMENT_ESCAPE.test(s) ? s.replace(MEASUREMENT_SPECIAL, '\\$&') : s;
+  return remember(measurementCache, s, NEEDS_MEASUREMENT_ESCAPE.test(s) ? s.replace(MEASUREMENT_SPECIAL, '\\$&') : s);
 }
 
 export function escapeKey(s: string, what = 'tag or field name'): string {
+  const hit = keyCache.get(s);
+  if (hit !== undefined) return hit;
   checkNoControl(s, what);
   if (s.length === 0) throw new ThingwireError('invalid_value', `${what} is empty`);
-  return NEEDS_KEY_ESCAPE.test(s) ? s.replace(KEY_SPECIAL, '\\$&') : s;
+  return remember(keyCache, s, NEEDS_KEY_ESCAPE.test(s) ? s.replace(KEY_SPECIAL, '\\$&') : s);
+}
+
+function escapeTagValue(v: string, k: string): string {
+  const hit = tagValueCache.get(v);
+  if (hit !== undefined) return hit;
+  checkNoControl(v, `tag ${JSON.stringify(k)} value`);
+  return remember(tagValueCache, v, NEEDS_KEY_ESCAPE.test(v) ? v.replace(KEY_SPECIAL, '\\$&') : v);
 }
 
 export function escapeString(s: string): string {
@@ -69,8 +95,7 @@ export function encodePoint(p: Point): string {
   for (const k of tagKeys) {
     const v = p.tags[k];
     if (v === undefined || v === '') continue;
-    checkNoControl(v, `tag ${JSON.stringify(k)} value`);
-    line += `,${escapeKey(k, 'tag name')}=${NEEDS_KEY_ESCAPE.test(v) ? v.replace(KEY_SPECIAL, '\\$&') : v}`;
+    line += `,${escapeKey(k, 'tag name')}=${escapeTagValue(v, k)}`;
   }
   let sep = ' ';
   for (const k in p.fields) {
@@ -81,7 +106,23 @@ export function encodePoint(p: Point): string {
   }
   if (sep === ' ') throw new ThingwireError('no_metrics', `point for ${JSON.stringify(p.measurement)} has no fields`);
   if (!Number.isFinite(p.ts)) throw new ThingwireError('invalid_ts', `point timestamp ${p.ts} is not a number`);
-  return `${line} ${Math.trunc(p.ts)}`;
+  return `${line} ${msString(p.ts)}`;
+}
+
+const PAD = ['', '0', '00', '000', '0000', '00000'];
+
+/**
+ * An epoch-ms integer as text. Numbers past 2^31 take V8's slow double-to-string path (about
+ * 200 ns); two small integers joined take about 25 ns. Same output as String(Math.trunc(ts)).
+ */
+export function msString(ts: number): string {
+  const t = Math.trunc(ts);
+  if (t >= 1e6 && t < 1e15) {
+    const hi = Math.floor(t / 1e6);
+    const lo = `${t - hi * 1e6}`;
+    return `${hi}${PAD[6 - lo.length]}${lo}`;
+  }
+  return `${t}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,10 +4,11 @@
  * spread it into ALL_CASES below.
  */
 import { caseId, type BenchCase } from './harness';
+import { lineProtocolCases } from './cases/line-protocol';
 import { normaliserCases } from './cases/normaliser';
 import { validatorCases } from './cases/validator';
 
-export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases];
+export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases];
 
 /** Throws on a duplicate id or a baseline that names no case. */
 export function checkRegistry(cases: readonly BenchCase[]): void {

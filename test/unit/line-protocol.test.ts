@@ -1,0 +1,143 @@
+/**
+ * Line protocol: escaping by position, value types, refusal of what cannot be
+ * escaped, and the parser giving back exactly what was encoded.
+ */
+import { ThingwireError } from '../../nodes/lib/errors';
+import { encodeBatch, encodePoint, escapeKey, escapeMeasurement, escapeString, msString, parseLine, splitLines } from '../../nodes/lib/line-protocol';
+import type { Point } from '../../nodes/lib/store/types';
+
+const TS = 1_764_000_000_123;
+
+function code(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ThingwireError);
+    return (e as ThingwireError).code;
+  }
+  throw new Error('expected a ThingwireError');
+}
+
+describe('encoding', () => {
+  test('a plain point: tags sorted, floats, integers, booleans, strings, ms time', () => {
+    const p: Point = { measurement: 'telemetry', tags: { site: 'a', device: 'd1' }, fields: { t: 21.5, n: 42n, ok: true, s: 'hi' }, ts: TS };
+    expect(encodePoint(p)).toBe(`telemetry,device=d1,site=a t=21.5,n=42i,ok=true,s="hi" ${TS}`);
+  });
+
+  test('whole-number floats stay floats; negative and exponent forms are kept', () => {
+    expect(encodePoint({ measurement: 'm', tags: {}, fields: { a: 21, b: -0.5, c: 1e21, d: -3n }, ts: TS })).toBe(`m a=21,b=-0.5,c=1e+21,d=-3i ${TS}`);
+  });
+
+  test.each([
+    ['measurement with comma and space', { measurement: 'my m,x', tags: {}, fields: { f: 1 }, ts: 1 }, 'my\\ m\\,x f=1 1'],
+    ['measurement keeps = unescaped', { measurement: 'a=b', tags: {}, fields: { f: 1 }, ts: 1 }, 'a=b f=1 1'],
+    ['tag key and value with comma, equals, space', { measurement: 'm', tags: { 'k,=k ': 'v,=v ' }, fields: { f: 1 }, ts: 1 }, 'm,k\\,\\=k\\ =v\\,\\=v\\  f=1 1'],
+    ['field key with comma, equals, space', { measurement: 'm', tags: {}, fields: { 'f,= f': 1 }, ts: 1 }, 'm f\\,\\=\\ f=1 1'],
+    ['string with quotes and backslashes', { measurement: 'm', tags: {}, fields: { s: 'a"b\\c' }, ts: 1 }, 'm s="a\\"b\\\\c" 1'],
+    ['string with a newline kept raw', { measurement: 'm', tags: {}, fields: { s: 'a\nb' }, ts: 1 }, 'm s="a\nb" 1'],
+    ['unicode everywhere', { measurement: 'température', tags: { lieu: 'Málaga 🌞' }, fields: { 'ﾃｽﾄ': 'ü' }, ts: 1 }, 'température,lieu=Málaga\\ 🌞 ﾃｽﾄ="ü" 1'],
+    ['empty tag values left out', { measurement: 'm', tags: { a: '', b: 'x' }, fields: { f: 1 }, ts: 1 }, 'm,b=x f=1 1'],
+  ] as Array<[string, Point, string]>)('%s', (_name, p, line) => {
+    expect(encodePoint(p)).toBe(line);
+    expect(parseLine(line)).toEqual({ ...p, tags: Object.fromEntries(Object.entries(p.tags).filter(([, v]) => v !== '')) });
+  });
+
+  test.each([
+    ['newline in a measurement', { measurement: 'a\nb', tags: {}, fields: { f: 1 }, ts: 1 }, 'invalid_value'],
+    ['newline in a tag value', { measurement: 'm', tags: { t: 'a\nb' }, fields: { f: 1 }, ts: 1 }, 'invalid_value'],
+    ['tab in a tag key', { measurement: 'm', tags: { 'a\tb': 'x' }, fields: { f: 1 }, ts: 1 }, 'invalid_value'],
+    ['carriage return in a field key', { measurement: 'm', tags: {}, fields: { 'a\rb': 1 }, ts: 1 }, 'invalid_value'],
+    ['NaN', { measurement: 'm', tags: {}, fields: { f: NaN }, ts: 1 }, 'invalid_value'],
+    ['Infinity', { measurement: 'm', tags: {}, fields: { f: Infinity }, ts: 1 }, 'invalid_value'],
+    ['no fields', { measurement: 'm', tags: {}, fields: {}, ts: 1 }, 'no_metrics'],
+    ['empty measurement', { measurement: '', tags: {}, fields: { f: 1 }, ts: 1 }, 'invalid_value'],
+    ['no time', { measurement: 'm', tags: {}, fields: { f: 1 }, ts: NaN }, 'invalid_ts'],
+  ] as Array<[string, Point, string]>)('refuses %s', (_name, p, c) => {
+    expect(code(() => encodePoint(p))).toBe(c);
+  });
+
+  test('escape helpers leave plain names alone (the fast path) and escape the rest', () => {
+    expect(escapeMeasurement('plain')).toBe('plain');
+    expect(escapeKey('plain')).toBe('plain');
+    expect(escapeString('plain')).toBe('"plain"');
+    expect(escapeMeasurement('a b')).toBe('a\\ b');
+    expect(escapeKey('a=b')).toBe('a\\=b');
+  });
+
+  test('encodeBatch keeps good points and reports bad ones by index', () => {
+    const r = encodeBatch([
+      { measurement: 'm', tags: {}, fields: { f: 1 }, ts: 1 },
+      { measurement: 'm', tags: {}, fields: { f: NaN }, ts: 2 },
+      { measurement: 'm', tags: {}, fields: { f: 3 }, ts: 3 },
+    ]);
+    expect(r.lines).toEqual(['m f=1 1', 'm f=3 3']);
+    expect(r.rejects.map((x) => [x.index, x.error.code])).toEqual([[1, 'invalid_value']]);
+  });
+});
+
+describe('splitting and parsing', () => {
+  test('newlines inside quoted strings do not split lines; blank lines and comments are skipped', () => {
+    const text = ['# comment', 'm s="a\nb",x=1 1', '', 'm,t=q"q s="c\\"\nd" 2', 'm f\\"k="x\ny" 3', 'm f=4 4'].join('\n');
+    const lines = splitLines(text);
+    expect(lines).toEqual(['m s="a\nb",x=1 1', 'm,t=q"q s="c\\"\nd" 2', 'm f\\"k="x\ny" 3', 'm f=4 4']);
+    expect(parseLine(lines[1])).toEqual({ measurement: 'm', tags: { t: 'q"q' }, fields: { s: 'c"\nd' }, ts: 2 });
+    expect(parseLine(lines[2]).fields).toEqual({ 'f"k': 'x\ny' });
+  });
+
+  test('a field name holding =" does not open a string', () => {
+    const line = encodePoint({ measurement: 'm', tags: {}, fields: { 'a="': 1, s: 'x\ny' }, ts: 5 });
+    expect(splitLines(`${line}\n${line}`)).toEqual([line, line]);
+    expect(parseLine(line).fields).toEqual({ 'a="': 1, s: 'x\ny' });
+  });
+
+  test('booleans in every spelling InfluxDB accepts, integers as bigint', () => {
+    expect(parseLine('m a=t,b=TRUE,c=False,d=f,e=-12i,g=1.5e3 9').fields).toEqual({ a: true, b: true, c: false, d: false, e: -12n, g: 1500 });
+  });
+
+  test.each(['', 'm', 'm f', 'm f=', 'm,t f=1', 'm f="open 1', 'm f=abc 1', 'm f=1 notatime', 'm f=1 1 extra'])('malformed line %j is refused', (line) => {
+    expect(code(() => parseLine(line))).toBe('not_a_reading');
+  });
+
+  test('a random round trip: whatever is encoded parses back equal', () => {
+    const alphabet = ['a', 'Z', '0', ' ', ',', '=', '"', '\\', 'é', '🌞', '\n', "'", '-', '_'];
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const word = (allowNewline: boolean): string => {
+      let s = alphabet[rnd(3)];
+      for (let i = rnd(8); i > 0; i--) {
+        const c = alphabet[rnd(alphabet.length)];
+        s += c === '\n' && !allowNewline ? '_' : c;
+      }
+      return s;
+    };
+    const points: Point[] = [];
+    for (let i = 0; i < 500; i++) {
+      points.push({
+        measurement: word(false),
+        tags: { [word(false)]: word(false) },
+        fields: { [word(false)]: [1.25, 7n, true, word(true)][rnd(4)] },
+        ts: TS + i,
+      });
+    }
+    const { lines, rejects } = encodeBatch(points);
+    expect(rejects).toEqual([]);
+    const back = splitLines(lines.join('\n')).map(parseLine);
+    expect(back).toEqual(points);
+  });
+});
+
+describe('msString', () => {
+  test.each([0, 5, 999_999, 1_000_000, 1_000_001, 1_764_000_000_000, 1_764_000_000_001, 1_764_000_123_456, 4_102_444_799_999, 1e15, -5, -1_764_000_000_000])('%d as text equals String()', (n) => {
+    expect(msString(n)).toBe(String(n));
+  });
+
+  test('many random epoch values', () => {
+    for (let i = 0; i < 20_000; i++) {
+      const n = Math.floor(Math.random() * 4e12);
+      expect(msString(n)).toBe(String(n));
+    }
+  });
+});
