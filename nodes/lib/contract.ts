@@ -81,7 +81,8 @@ export type RejectCode =
   | 'invalid_tags'
   | 'schema_invalid'
   | 'schema_not_found'
-  | 'validation_failed';
+  | 'validation_failed'
+  | 'invalid_query';
 
 /** One rejected input (or one rejected element of a batch, with its index). */
 export interface Reject {

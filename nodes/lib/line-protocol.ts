@@ -25,6 +25,8 @@ const NEEDS_KEY_ESCAPE = /[,= ]/;
 const NEEDS_STRING_ESCAPE = /["\\]/;
 
 function checkNoControl(s: string, what: string): void {
+  // A trailing backslash would escape the separator after it: InfluxDB then misreads the line.
+  if (s.endsWith('\\')) throw new ThingwireError('invalid_value', `${what} ${JSON.stringify(s.slice(-40))} ends with a backslash, which line protocol cannot carry`);
   if (CONTROL.test(s)) throw new ThingwireError('invalid_value', `${what} ${JSON.stringify(s.slice(0, 40))} contains a control character (such as a newline), which line protocol cannot carry`);
 }
 
@@ -177,13 +179,14 @@ export function parseLine(line: string): Point {
     throw new ThingwireError('not_a_reading', `line protocol: ${why} in ${JSON.stringify(line.slice(0, 80))}`);
   };
 
-  // Reads up to (not including) one of the stop characters, unescaping `\x`.
-  const readToken = (stops: string): string => {
+  // Reads up to (not including) one of the stop characters. A backslash escapes only the
+  // characters that need it there (as InfluxDB reads it); before anything else it is literal.
+  const readToken = (stops: string, escapable: string): string => {
     let s = '';
     let from = i;
     while (i < n) {
       const c = line[i];
-      if (c === '\\' && i + 1 < n) {
+      if (c === '\\' && i + 1 < n && escapable.includes(line[i + 1])) {
         s += line.slice(from, i);
         s += line[i + 1];
         i += 2;
@@ -196,21 +199,22 @@ export function parseLine(line: string): Point {
     return s + line.slice(from, i);
   };
 
-  const measurement = readToken(', ');
+  const measurement = readToken(', ', ', ');
   if (measurement === '') fail('no measurement');
-  const tags: Record<string, string> = {};
+  // Null-prototype objects: a tag or field named __proto__ is data, not a prototype.
+  const tags: Record<string, string> = Object.create(null) as Record<string, string>;
   while (line[i] === ',') {
     i++;
-    const k = readToken('=, ');
+    const k = readToken('=, ', ',= ');
     if (line[i] !== '=') fail('tag without "="');
     i++;
-    tags[k] = readToken(', ');
+    tags[k] = readToken(', ', ',= ');
   }
   if (line[i] !== ' ') fail('no fields');
   i++;
-  const fields: Record<string, FieldValue> = {};
+  const fields: Record<string, FieldValue> = Object.create(null) as Record<string, FieldValue>;
   for (;;) {
-    const k = readToken('=, ');
+    const k = readToken('=, ', ',= ');
     if (line[i] !== '=') fail('field without "="');
     i++;
     if (line[i] === '"') {

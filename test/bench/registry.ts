@@ -6,9 +6,11 @@
 import { caseId, type BenchCase } from './harness';
 import { lineProtocolCases } from './cases/line-protocol';
 import { normaliserCases } from './cases/normaliser';
+import { storeCases } from './cases/store';
 import { validatorCases } from './cases/validator';
+import { writerCases } from './cases/writer';
 
-export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases];
+export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases];
 
 /** Throws on a duplicate id or a baseline that names no case. */
 export function checkRegistry(cases: readonly BenchCase[]): void {

@@ -59,7 +59,9 @@ describe('bundled runtime with the embedded broker', () => {
     expect(h.body.status).toBe('ok');
     expect(h.body.components.broker.state).toBe('up');
     expect(h.body.components.broker.detail).toBe('embedded broker');
-    expect(h.body.components.store.state).toBe('absent');
+    // The starter flow's store: with no INFLUX_URL, the embedded DuckDB file in DATA_DIR.
+    expect(h.body.components.store.state).toBe('up');
+    expect(h.body.components.store.detail).toContain('embedded (DuckDB)');
   });
 
   test('the editor, the dashboard and the package examples are served', async () => {
@@ -67,7 +69,7 @@ describe('bundled runtime with the embedded broker', () => {
     expect((await fetch(`${rt.url}/dashboard`)).status).toBe(200);
     const nodes = (await (await fetch(`${rt.url}/nodes`, { headers: { Accept: 'application/json' } })).json()) as Array<{ module: string; types: string[]; enabled: boolean; err?: string }>;
     const ours = nodes.filter((n) => n.module === 'node-red-contrib-thingwire');
-    expect(ours.flatMap((n) => n.types).sort()).toEqual(['thingwire-normalise', 'thingwire-schemas', 'thingwire-validate']);
+    expect(ours.flatMap((n) => n.types).sort()).toEqual(['thingwire-normalise', 'thingwire-query', 'thingwire-schemas', 'thingwire-store', 'thingwire-validate', 'thingwire-write']);
     for (const n of ours) expect(n.err).toBeUndefined();
     const ex = await fetch(`${rt.url}/library/examples/flows/node-red-contrib-thingwire/starter`);
     expect(ex.status).toBe(200);

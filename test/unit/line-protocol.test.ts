@@ -81,7 +81,8 @@ describe('splitting and parsing', () => {
     const lines = splitLines(text);
     expect(lines).toEqual(['m s="a\nb",x=1 1', 'm,t=q"q s="c\\"\nd" 2', 'm f\\"k="x\ny" 3', 'm f=4 4']);
     expect(parseLine(lines[1])).toEqual({ measurement: 'm', tags: { t: 'q"q' }, fields: { s: 'c"\nd' }, ts: 2 });
-    expect(parseLine(lines[2]).fields).toEqual({ 'f"k': 'x\ny' });
+    // In a field name a backslash before a quote is literal (only , = and space are escaped there).
+    expect(parseLine(lines[2]).fields).toEqual({ 'f\\"k': 'x\ny' });
   });
 
   test('a field name holding =" does not open a string', () => {
@@ -139,5 +140,35 @@ describe('msString', () => {
       const n = Math.floor(Math.random() * 4e12);
       expect(msString(n)).toBe(String(n));
     }
+  });
+});
+
+describe('trailing backslashes', () => {
+  test.each([
+    ['measurement', { measurement: 'm\\', tags: {}, fields: { f: 1 }, ts: 1 }],
+    ['tag key', { measurement: 'm', tags: { 'k\\': 'v' }, fields: { f: 1 }, ts: 1 }],
+    ['tag value', { measurement: 'm', tags: { k: 'v\\' }, fields: { f: 1 }, ts: 1 }],
+    ['field key', { measurement: 'm', tags: {}, fields: { 'f\\': 1 }, ts: 1 }],
+  ] as Array<[string, Point]>)('a %s ending in a backslash is refused (InfluxDB would misread the line)', (_n, p) => {
+    expect(code(() => encodePoint(p))).toBe('invalid_value');
+  });
+
+  test('a string value ending in a backslash is fine', () => {
+    const line = encodePoint({ measurement: 'm', tags: {}, fields: { s: 'a\\' }, ts: 1 });
+    expect(parseLine(line).fields.s).toBe('a\\');
+  });
+});
+
+describe('backslashes and __proto__ in names', () => {
+  test('a backslash before an ordinary character is literal and survives the round trip', () => {
+    const p: Point = { measurement: 'm\\x', tags: { 'k\\y': 'back\\slash' }, fields: { 'f\\z': 'v\\w' }, ts: 1 };
+    expect(parseLine(encodePoint(p))).toEqual(p);
+  });
+
+  test('tags and fields named __proto__ are kept as data', () => {
+    const back = parseLine('m,__proto__=t __proto__=1 1');
+    expect(Object.keys(back.tags)).toEqual(['__proto__']);
+    expect(back.tags.__proto__).toBe('t');
+    expect(Object.keys(back.fields)).toEqual(['__proto__']);
   });
 });

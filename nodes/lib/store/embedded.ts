@@ -1,0 +1,1028 @@
+/**
+ * The embedded time-series store: a DuckDB file (@duckdb/node-api), the default when no InfluxDB is
+ * configured. Line protocol in (parsed with splitLines/parseLine), range queries out, sized for a
+ * small box (2 threads, 256 MB by default).
+ *
+ * Schema (version 1), long and narrow, one table per value type:
+ *
+ *   series (                    -- one row per measurement + tag set + field (an InfluxDB "series key")
+ *     id          INTEGER PRIMARY KEY,
+ *     measurement VARCHAR NOT NULL,
+ *     device      VARCHAR NOT NULL,          -- value of the `device` tag ('' when the point has none)
+ *     tagset      VARCHAR NOT NULL,          -- the other tags, canonical: JSON [[key, value], ...] sorted by key
+ *     tags        MAP(VARCHAR, VARCHAR) NOT NULL,  -- the same tags, for `where` filters (tags[$key] = $value)
+ *     field       VARCHAR NOT NULL,
+ *     UNIQUE (measurement, device, tagset, field))
+ *   points_float (sid INTEGER NOT NULL, ts BIGINT NOT NULL, v DOUBLE NOT NULL)   -- 21.5
+ *   points_int   (sid INTEGER NOT NULL, ts BIGINT NOT NULL, v BIGINT NOT NULL)   -- 42i
+ *   points_bool  (sid INTEGER NOT NULL, ts BIGINT NOT NULL, v BOOLEAN NOT NULL)  -- true
+ *   points_str   (sid INTEGER NOT NULL, ts BIGINT NOT NULL, v VARCHAR NOT NULL)  -- "text"
+ *   thingwire_meta (key VARCHAR PRIMARY KEY, value VARCHAR)                      -- schema version
+ *
+ * sid is series.id, ts is ms since the epoch. Why this shape (measured on the 2-core bench box):
+ * - one table per value type keeps every points row to three non-null columns: one table with four
+ *   nullable value columns (num, int, bool, str) ingested at about half the speed (the NULLs cost in
+ *   the appender, in the commit's WAL, and ~2.5x when a query reads them back);
+ * - nothing is indexed but the small series table: a primary key on (sid, ts) with INSERT OR REPLACE
+ *   was 2-3x slower to ingest and made the file 10x larger (its ART index); zone maps on ts prune a
+ *   time range instead. 30M stored values take ~100 MB (about 3 bytes a value).
+ * - the appender takes data chunks (2,048 rows, column vectors) inside an explicit transaction.
+ *
+ * Idempotence, as in InfluxDB: a point with the same series and ts as a stored one replaces it (even
+ * with another value type), so at-least-once delivery never double counts; within one batch the last
+ * line wins. The backend keeps the series catalogue in memory with each series' newest stored ts
+ * (rebuilt from the file when it opens):
+ * - a row newer than its series' newest stored ts cannot replace anything: it is appended (the common
+ *   case: live telemetry arrives in time order);
+ * - the other rows (a retried batch, late or backfilled data) have their (sid, ts) keys appended to a
+ *   temporary table and deleted from the points tables first (`DELETE ... USING`, bounded to the
+ *   keys' time range so DuckDB's zone maps skip the rest of the table);
+ * - duplicates inside one batch are dropped in JS (last wins) before anything is written.
+ * Everything of a batch happens in one transaction: a malformed line fails the whole batch before
+ * anything is committed (StoreError, retryable false, status 400), and a database error rolls it all
+ * back (StoreError, retryable true: the writer keeps the batch and tries again).
+ *
+ * Queries use bound parameters only: measurement, fields, devices and `where` tags select series
+ * ids (`list_contains($2, field)`, `tags[$3] = $4`...), and the points are read through those ids;
+ * no value from a query is ever part of the SQL text. As with the InfluxDB backends (GROUP BY
+ * "device", fill(none)), the answer holds one Series per device and field, points ascending; series
+ * that differ only in other tags are merged (narrow them with `where`). Buckets are aligned to the
+ * epoch; empty buckets are left out; `agg` without `bucketMs` aggregates the whole range into one
+ * point at `start`; `limit` counts rows (or buckets) per answer series, earliest first; `maxPoints`
+ * downsamples numeric series with LTTB and keeps the newest points of others. Integers are returned
+ * as numbers (exact up to 2^53). Answers are streamed chunk by chunk, one value type at a time.
+ *
+ * A range query reads every series' rows in the time range and keeps the selected ones (no index on
+ * sid): about 10 ms per million stored values in range on the bench box.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  BIGINT,
+  BOOLEAN,
+  DOUBLE,
+  DuckDBDataChunk,
+  DuckDBInstance,
+  INTEGER,
+  LIST,
+  MAP,
+  VARCHAR,
+  listValue,
+  mapValue,
+  type DuckDBAppender,
+  type DuckDBConnection,
+  type DuckDBResultReader,
+  type DuckDBType,
+  type DuckDBValue,
+} from '@duckdb/node-api';
+import { ThingwireError } from '../errors';
+import { parseLine, splitLines } from '../line-protocol';
+import { lttb } from './lttb';
+import {
+  AGGREGATES,
+  StoreError,
+  type Aggregate,
+  type BackendHealth,
+  type Batch,
+  type FieldValue,
+  type Point,
+  type QueryResult,
+  type RangeQuery,
+  type Series,
+  type StoreBackend,
+} from './types';
+
+export interface EmbeddedOptions {
+  /** The DuckDB file; its directory is created when missing. */
+  path: string;
+  /** DuckDB worker threads (default 2). */
+  threads?: number;
+  /** DuckDB memory limit (default "256MB"). */
+  memoryLimit?: string;
+  /**
+   * WAL size that triggers a checkpoint (default: DuckDB's, 16 MB). 64 MB measured no faster to
+   * ingest here, and holds more in memory and in the replay after a crash.
+   */
+  checkpointThreshold?: string;
+}
+
+export const SCHEMA_VERSION = '1';
+const DEFAULT_MEASUREMENT = 'telemetry';
+/** Default cap on rows per series (RangeQuery.limit). */
+export const DEFAULT_LIMIT = 100_000;
+
+const KIND_FLOAT = 0;
+const KIND_INT = 1;
+const KIND_BOOL = 2;
+const KIND_STR = 3;
+type Kind = 0 | 1 | 2 | 3;
+const KINDS: readonly Kind[] = [KIND_FLOAT, KIND_INT, KIND_BOOL, KIND_STR];
+const POINT_TABLES = ['points_float', 'points_int', 'points_bool', 'points_str'] as const;
+const VALUE_TYPES: readonly DuckDBType[] = [DOUBLE, BIGINT, BOOLEAN, VARCHAR];
+const VALUE_SQL = ['DOUBLE', 'BIGINT', 'BOOLEAN', 'VARCHAR'] as const;
+/** Rows per appended data chunk: DuckDB's vector size. */
+const CHUNK_ROWS = 2048;
+const PREFIX_CACHE_MAX = 100_000;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+const SCHEMA_SQL = [
+  `CREATE TABLE IF NOT EXISTS thingwire_meta (key VARCHAR PRIMARY KEY, value VARCHAR)`,
+  `CREATE TABLE IF NOT EXISTS series (
+     id INTEGER PRIMARY KEY, measurement VARCHAR NOT NULL, device VARCHAR NOT NULL, tagset VARCHAR NOT NULL,
+     tags MAP(VARCHAR, VARCHAR) NOT NULL, field VARCHAR NOT NULL, UNIQUE (measurement, device, tagset, field))`,
+  ...KINDS.map((k) => `CREATE TABLE IF NOT EXISTS ${POINT_TABLES[k]} (sid INTEGER NOT NULL, ts BIGINT NOT NULL, v ${VALUE_SQL[k]} NOT NULL)`),
+];
+
+/** Files this process has open: DuckDB lets one process open a file twice, and two writers corrupt it. */
+const OPEN_FILES = new Set<string>();
+
+/** A series as the writer knows it: committed state plus scratch for the batch being written. */
+interface SeriesInfo {
+  id: number;
+  /** Newest stored ts (-Infinity: none). */
+  maxTs: number;
+  /** Bit per kind that has stored rows. */
+  kinds: number;
+  // Scratch, valid while mark === the current batch number.
+  mark: number;
+  bmax: number;
+  bkinds: number;
+}
+
+/** Series sharing measurement and tags: one per line prefix. */
+interface Group {
+  measurement: string;
+  device: string;
+  tagset: string;
+  tags: Array<[string, string]>;
+  fields: Map<string, SeriesInfo>;
+}
+
+/** The rows of one batch, one per field value, in line order. */
+class Rows {
+  sid: number[] = [];
+  ts: number[] = [];
+  /** ts as the BIGINT column takes it (made once per line, shared by its fields). */
+  tsBig: bigint[] = [];
+  kind: number[] = [];
+  val: FieldValue[] = [];
+  series: SeriesInfo[] = [];
+  length = 0;
+
+  reset(): void {
+    this.sid.length = 0;
+    this.ts.length = 0;
+    this.tsBig.length = 0;
+    this.kind.length = 0;
+    this.val.length = 0;
+    this.series.length = 0;
+    this.length = 0;
+  }
+
+  push(s: SeriesInfo, ts: number, tsBig: bigint, kind: Kind, v: FieldValue): void {
+    this.sid.push(s.id);
+    this.ts.push(ts);
+    this.tsBig.push(tsBig);
+    this.kind.push(kind);
+    this.val.push(v);
+    this.series.push(s);
+    this.length++;
+  }
+
+  /** Keeps the last row of each (sid, ts), in order. */
+  dedupe(): void {
+    const seen = new Map<number, Set<number>>();
+    const keep = new Uint8Array(this.length);
+    for (let i = this.length - 1; i >= 0; i--) {
+      let set = seen.get(this.sid[i]);
+      if (set === undefined) seen.set(this.sid[i], (set = new Set()));
+      if (set.has(this.ts[i])) continue;
+      set.add(this.ts[i]);
+      keep[i] = 1;
+    }
+    let w = 0;
+    for (let i = 0; i < this.length; i++) {
+      if (!keep[i]) continue;
+      this.sid[w] = this.sid[i];
+      this.ts[w] = this.ts[i];
+      this.tsBig[w] = this.tsBig[i];
+      this.kind[w] = this.kind[i];
+      this.val[w] = this.val[i];
+      this.series[w] = this.series[i];
+      w++;
+    }
+    this.sid.length = this.ts.length = this.tsBig.length = this.kind.length = this.val.length = this.series.length = w;
+    this.length = w;
+  }
+}
+
+/** End of a line's measurement and tags: its first unescaped space (as parseLine reads it). */
+function seriesPrefixEnd(line: string): number {
+  const n = line.length;
+  for (let i = 0; i < n; i++) {
+    const c = line.charCodeAt(i);
+    if (c === 92 /* \ */) i++;
+    else if (c === 32 /* space */) return i;
+  }
+  return n;
+}
+
+function malformed(lineIndex: number, why: string, cause?: unknown): StoreError {
+  return new StoreError(`line ${lineIndex + 1}: ${why}`, { retryable: false, status: 400, cause });
+}
+
+function badQuery(why: string): StoreError {
+  return new StoreError(`embedded store query: ${why}`, { retryable: false, status: 400 });
+}
+
+/** The first `count` columns of a result; DuckDB answers no column arrays at all for zero rows. */
+function columnsOf(reader: DuckDBResultReader, count: number): DuckDBValue[][] {
+  const cols = reader.getColumns();
+  const out: DuckDBValue[][] = [];
+  for (let i = 0; i < count; i++) out.push(cols[i] ?? []);
+  return out;
+}
+
+/** Streams a query's answer chunk by chunk (DuckDB never holds it all), each as its columns. */
+async function readChunks(conn: DuckDBConnection, sql: string, params: DuckDBValue[], types: DuckDBType[], onChunk: (cols: DuckDBValue[][]) => void): Promise<void> {
+  const result = await conn.stream(sql, params, types);
+  for (;;) {
+    const chunk = await result.fetchChunk();
+    if (!chunk || chunk.rowCount === 0) return;
+    const cols: DuckDBValue[][] = [];
+    for (let i = 0; i < chunk.columnCount; i++) cols.push(chunk.getColumnValues(i));
+    onChunk(cols);
+  }
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** A database failure as a StoreError: retryable (disk full, out of memory...) unless the data itself is refused. */
+function dbError(what: string, e: unknown): StoreError {
+  if (e instanceof StoreError) return e;
+  const msg = errorMessage(e);
+  const dataError = /^(Constraint|Conversion|Invalid Input) Error/i.test(msg);
+  return new StoreError(`embedded store ${what} failed: ${msg}`, { retryable: !dataError, status: dataError ? 400 : 500, serverMessage: msg, cause: e });
+}
+
+/** Sorted [key, value] pairs of the tags other than `device`; throws on empty keys or values. */
+function canonicalTags(tags: Record<string, string>, lineIndex: number): { device: string; tags: Array<[string, string]> } {
+  let device = '';
+  const out: Array<[string, string]> = [];
+  for (const k of Object.keys(tags)) {
+    const v = tags[k];
+    if (k === '') throw malformed(lineIndex, 'empty tag name');
+    if (v === '') throw malformed(lineIndex, `tag ${JSON.stringify(k)} has an empty value`);
+    if (k === 'device') device = v;
+    else out.push([k, v]);
+  }
+  out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return { device, tags: out };
+}
+
+function groupKey(measurement: string, device: string, tagset: string): string {
+  return JSON.stringify([measurement, device, tagset]);
+}
+
+type Value = number | boolean | string | null;
+
+/** At most maxPoints points, as the InfluxDB backends do it: numbers through LTTB; other series keep their newest points. */
+function downsample(points: Array<[number, Value]>, maxPoints: number): Array<[number, Value]> {
+  if (points.length <= maxPoints) return points;
+  if (maxPoints === 1) return [points[points.length - 1]];
+  const numeric = points.every((p) => typeof p[1] === 'number');
+  if (!numeric) return points.slice(points.length - maxPoints);
+  if (maxPoints === 2) return [points[0], points[points.length - 1]];
+  return lttb(points as Array<[number, number]>, maxPoints);
+}
+
+function positiveInt(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 1) throw badQuery(`${what} must be a positive number, not ${String(v)}`);
+  return Math.trunc(v);
+}
+
+function timeArg(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw badQuery(`${what} must be a finite number of ms since the epoch, not ${String(v)}`);
+  const t = Math.trunc(v);
+  if (!Number.isSafeInteger(t)) throw badQuery(`${what} ${t} is out of range`);
+  return t;
+}
+
+function text(v: unknown, what: string): string {
+  if (typeof v !== 'string') throw badQuery(`${what} must be a string, not ${v === null ? 'null' : typeof v}`);
+  return v;
+}
+
+/*
+ * Query SQL. $1/$2 map the selected series ids to answer series (gid: one per device + field),
+ * $3/$4 are start/end, $5 the bucket size in ms. Every statement reads one kind of value, so its
+ * columns have no NULLs (reading a column with NULLs costs ~2.5x in the node API), and sorts by
+ * (gid, time): the caller merges the kinds per series and stops each series at `limit` rows. No
+ * window function (a QUALIFY row_number() <= limit ran out of a 256 MB memory limit on 1M rows);
+ * ORDER BY spills to disk when it has to.
+ */
+const MAP_CTE = 'm AS (SELECT unnest($1::INTEGER[]) AS sid, unnest($2::INTEGER[]) AS gid)';
+const IN_RANGE = 'p.ts >= $3 AND p.ts < $4';
+/** Epoch-aligned bucket start, floored for negative times too. */
+const BUCKET = '(p.ts - ((p.ts % $5) + $5) % $5)';
+
+/** Raw points of one kind: gid, t, v. */
+function rawSql(kind: Kind): string {
+  const v = kind === KIND_INT ? 'p.v::DOUBLE' : 'p.v';
+  return `WITH ${MAP_CTE} SELECT m.gid, p.ts::DOUBLE AS t, ${v} AS v FROM ${POINT_TABLES[kind]} p JOIN m USING (sid) WHERE ${IN_RANGE} ORDER BY m.gid, p.ts`;
+}
+
+/**
+ * One aggregate per series and bucket (or per series over the whole range, at $3, without
+ * bucketMs): gid, t, v. mean/min/max/sum read the numbers (floats and integers); count counts
+ * values of every type. `last` is done per kind (lastSql) and merged by time.
+ */
+function aggSql(agg: Exclude<Aggregate, 'last'>, bucketed: boolean): string {
+  const kinds = agg === 'count' ? KINDS : [KIND_FLOAT, KIND_INT];
+  const value = agg === 'count' ? 'NULL::DOUBLE AS v' : 'p.v::DOUBLE AS v';
+  const union = kinds.map((k) => `SELECT p.sid, p.ts, ${value} FROM ${POINT_TABLES[k]} p WHERE ${IN_RANGE}`).join(' UNION ALL ');
+  const fn = { mean: 'avg(v)', min: 'min(v)', max: 'max(v)', sum: 'sum(v)', count: 'count(*)::DOUBLE' }[agg];
+  const t = bucketed ? BUCKET : '$3';
+  return `WITH ${MAP_CTE}, p AS (${union})
+    SELECT m.gid, ${t}::DOUBLE AS t, ${fn} AS v FROM p JOIN m USING (sid) GROUP BY ALL ORDER BY 1, 2`;
+}
+
+/** The last value of one kind per series and bucket, with its time (lt) to merge the kinds by. */
+function lastSql(kind: Kind, bucketed: boolean): string {
+  const v = kind === KIND_INT ? 'p.v::DOUBLE' : 'p.v';
+  const t = bucketed ? BUCKET : '$3';
+  return `WITH ${MAP_CTE}
+    SELECT m.gid, ${t}::DOUBLE AS t, arg_max(${v}, p.ts) AS v, max(p.ts)::DOUBLE AS lt FROM ${POINT_TABLES[kind]} p JOIN m USING (sid)
+    WHERE ${IN_RANGE} GROUP BY ALL ORDER BY 1, 2`;
+}
+
+type Point2 = [number, Value];
+
+/**
+ * Merges per-kind lists (each ascending) into one ascending list of at most `limit` points; a tie
+ * keeps the earlier kind first. A series almost always has one kind: then this is that list.
+ */
+function mergeKinds(lists: Point2[][], limit: number): Point2[] {
+  const nonEmpty = lists.filter((l) => l.length > 0);
+  if (nonEmpty.length === 0) return [];
+  if (nonEmpty.length === 1) return nonEmpty[0].length > limit ? nonEmpty[0].slice(0, limit) : nonEmpty[0];
+  const all = nonEmpty.flat();
+  all.sort((x, y) => x[0] - y[0]);
+  return all.length > limit ? all.slice(0, limit) : all;
+}
+
+/** A chunk per value kind, reused for every batch: (sid INTEGER, ts BIGINT, v <kind>). */
+interface KindSink {
+  chunk: DuckDBDataChunk;
+  appender: DuckDBAppender;
+}
+
+export class EmbeddedBackend implements StoreBackend {
+  readonly kind = 'embedded' as const;
+  readonly description: string;
+  readonly path: string;
+  private readonly threads: number;
+  private readonly memoryLimit: string;
+  private readonly checkpointThreshold?: string;
+
+  private instance?: DuckDBInstance;
+  private writeConn?: DuckDBConnection;
+  private readConn?: DuckDBConnection;
+  private opening?: Promise<void>;
+  private closing?: Promise<void>;
+  private closed = false;
+  private ownsFile = false;
+
+  /** Writes run one at a time, and so do queries (on their own connection). */
+  private writeChain: Promise<unknown> = Promise.resolve();
+  private readChain: Promise<unknown> = Promise.resolve();
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  // Series catalogue (committed, plus the pending series of the batch being written).
+  private readonly groups = new Map<string, Group>();
+  private readonly prefixCache = new Map<string, Group>();
+  private nextId = 1;
+  private pendingGroups: string[] = [];
+  private pendingSeries: Array<{ group: Group; field: string; info: SeriesInfo }> = [];
+  private batchNo = 0;
+  private readonly rows = new Rows();
+
+  private sinks?: KindSink[];
+  private seriesAppender?: DuckDBAppender;
+  private keysAppender?: DuckDBAppender;
+  private keysChunk?: DuckDBDataChunk;
+
+  constructor(opts: EmbeddedOptions) {
+    if (!opts || typeof opts.path !== 'string' || opts.path === '') throw new Error('embedded store: path is required');
+    this.path = opts.path === ':memory:' ? opts.path : path.resolve(opts.path);
+    this.threads = Math.max(1, Math.trunc(opts.threads ?? 2));
+    this.memoryLimit = opts.memoryLimit ?? '256MB';
+    this.checkpointThreshold = opts.checkpointThreshold;
+    this.description = `embedded (DuckDB) ${this.path}`;
+  }
+
+  /** Creates the backend and opens its file (the other methods also open it on first use). */
+  static async open(opts: EmbeddedOptions): Promise<EmbeddedBackend> {
+    const b = new EmbeddedBackend(opts);
+    await b.ready();
+    return b;
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  private ready(): Promise<void> {
+    // Operations queued before close() still find the connection open: close() waits for them.
+    if (this.writeConn) return Promise.resolve();
+    if (this.closed) return Promise.reject(new StoreError(`${this.description} is closed`, { retryable: true }));
+    this.opening ??= this.doOpen().catch((e: unknown) => {
+      this.opening = undefined;
+      throw e instanceof StoreError ? e : new StoreError(`cannot open ${this.description}: ${errorMessage(e)}`, { retryable: true, cause: e });
+    });
+    return this.opening;
+  }
+
+  private async doOpen(): Promise<void> {
+    if (this.path !== ':memory:') {
+      if (OPEN_FILES.has(this.path)) throw new StoreError(`${this.path} is already open in this process (close the other embedded store first)`, { retryable: true });
+      OPEN_FILES.add(this.path);
+      this.ownsFile = true;
+    }
+    try {
+      if (this.path !== ':memory:') fs.mkdirSync(path.dirname(this.path), { recursive: true });
+      const config: Record<string, string> = {
+        threads: String(this.threads),
+        memory_limit: this.memoryLimit,
+        // Every query that needs an order says so: this lets DuckDB use less memory.
+        preserve_insertion_order: 'false',
+      };
+      if (this.checkpointThreshold) config.checkpoint_threshold = this.checkpointThreshold;
+      const instance = await DuckDBInstance.create(this.path, config);
+      this.instance = instance;
+      const w = await instance.connect();
+      const r = await instance.connect();
+      for (const sql of SCHEMA_SQL) await w.run(sql);
+      const meta = await w.runAndReadAll(`SELECT value FROM thingwire_meta WHERE key = 'schema'`);
+      const version = columnsOf(meta, 1)[0][0];
+      if (version === undefined) await w.run(`INSERT INTO thingwire_meta VALUES ('schema', $1)`, [SCHEMA_VERSION], [VARCHAR]);
+      else if (version !== SCHEMA_VERSION) {
+        throw new StoreError(`${this.path} has schema version ${String(version)}; this Thingwire reads version ${SCHEMA_VERSION}`, { retryable: false });
+      }
+      await w.run(`CREATE TEMP TABLE IF NOT EXISTS replace_keys (sid INTEGER NOT NULL, ts BIGINT NOT NULL)`);
+      await this.loadCatalogue(w);
+      this.writeConn = w;
+      this.readConn = r;
+    } catch (e) {
+      this.releaseDb();
+      throw e;
+    }
+  }
+
+  private async loadCatalogue(conn: DuckDBConnection): Promise<void> {
+    this.groups.clear();
+    this.prefixCache.clear();
+    const byId = new Map<number, SeriesInfo>();
+    const r = await conn.runAndReadAll(`SELECT id, measurement, device, tagset, field FROM series`);
+    const [ids, ms, devs, tagsets, fields] = columnsOf(r, 5) as [number[], string[], string[], string[], string[]];
+    let maxId = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const key = groupKey(ms[i], devs[i], tagsets[i]);
+      let g = this.groups.get(key);
+      if (!g) {
+        g = { measurement: ms[i], device: devs[i], tagset: tagsets[i], tags: JSON.parse(tagsets[i]) as Array<[string, string]>, fields: new Map() };
+        this.groups.set(key, g);
+      }
+      const info: SeriesInfo = { id: ids[i], maxTs: -Infinity, kinds: 0, mark: 0, bmax: 0, bkinds: 0 };
+      g.fields.set(fields[i], info);
+      byId.set(ids[i], info);
+      if (ids[i] > maxId) maxId = ids[i];
+    }
+    this.nextId = maxId + 1;
+    for (const k of KINDS) {
+      const m = await conn.runAndReadAll(`SELECT sid, max(ts)::DOUBLE FROM ${POINT_TABLES[k]} GROUP BY sid`);
+      const [sids, maxes] = columnsOf(m, 2) as [number[], number[]];
+      for (let i = 0; i < sids.length; i++) {
+        const s = byId.get(sids[i]);
+        if (!s) continue;
+        s.kinds |= 1 << k;
+        if (maxes[i] > s.maxTs) s.maxTs = maxes[i];
+      }
+    }
+  }
+
+  private async sinksFor(conn: DuckDBConnection): Promise<KindSink[]> {
+    if (!this.sinks) {
+      const sinks: KindSink[] = [];
+      for (const k of KINDS) {
+        sinks.push({ chunk: DuckDBDataChunk.create([INTEGER, BIGINT, VALUE_TYPES[k]]), appender: await conn.createAppender(POINT_TABLES[k]) });
+      }
+      this.sinks = sinks;
+    }
+    return this.sinks;
+  }
+
+  /** Appenders can be left unusable by a failed flush: drop them all after any failure. */
+  private dropAppenders(): void {
+    const all: Array<DuckDBAppender | undefined> = [...(this.sinks ?? []).map((s) => s.appender), this.seriesAppender, this.keysAppender];
+    for (const a of all) {
+      if (!a) continue;
+      try {
+        a.clear();
+      } catch {
+        // already unusable
+      }
+      try {
+        a.closeSync();
+      } catch {
+        // already unusable
+      }
+    }
+    this.sinks = undefined;
+    this.seriesAppender = undefined;
+    this.keysAppender = undefined;
+  }
+
+  private releaseDb(): void {
+    this.dropAppenders();
+    for (const c of [this.writeConn, this.readConn]) {
+      try {
+        c?.closeSync();
+      } catch {
+        // closing anyway
+      }
+    }
+    this.writeConn = undefined;
+    this.readConn = undefined;
+    try {
+      this.instance?.closeSync();
+    } catch {
+      // closing anyway
+    }
+    this.instance = undefined;
+    if (this.ownsFile) OPEN_FILES.delete(this.path);
+    this.ownsFile = false;
+  }
+
+  /** Runs fn after the previous operation of the same chain; tracked so close() can wait for it. */
+  private run<T>(chain: 'write' | 'read', fn: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreError(`${this.description} is closed`, { retryable: true }));
+    const prev = chain === 'write' ? this.writeChain : this.readChain;
+    const p = prev.then(fn, fn);
+    const settled = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    if (chain === 'write') this.writeChain = settled;
+    else this.readChain = settled;
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+    return p;
+  }
+
+  /** Finishes the operations in flight, checkpoints, and closes the file. Safe to call more than once. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      await this.opening?.catch(() => undefined);
+      await Promise.all([...this.inFlight]);
+      if (this.writeConn) {
+        try {
+          await this.writeConn.run('CHECKPOINT');
+        } catch {
+          // DuckDB checkpoints on close as well
+        }
+      }
+      this.releaseDb();
+    })();
+    return this.closing;
+  }
+
+  async health(): Promise<BackendHealth> {
+    try {
+      return await this.run('read', async () => {
+        await this.ready();
+        await this.readConn!.run('SELECT 1');
+        return { ok: true, detail: this.description };
+      });
+    } catch (e) {
+      return { ok: false, detail: `${this.description}: ${errorMessage(e)}` };
+    }
+  }
+
+  // ---- write -------------------------------------------------------------------------------
+
+  write(batch: Batch): Promise<void> {
+    return this.run('write', () => this.writeBatch(batch));
+  }
+
+  private async writeBatch(batch: Batch): Promise<void> {
+    await this.ready();
+    const lines = typeof batch.lines === 'string' && batch.lines.length > 0 ? splitLines(batch.lines) : [];
+    if (lines.length === 0) return;
+    const conn = this.writeConn!;
+    const rows = this.rows;
+    // DuckDB starts the transaction on its own thread while this one parses the lines.
+    const begun = conn.run('BEGIN TRANSACTION').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    try {
+      let touched: SeriesInfo[];
+      try {
+        const parsed = this.parseBatch(lines, rows);
+        touched = parsed.touched;
+        if (parsed.needDedupe) rows.dedupe();
+      } catch (e) {
+        throw e instanceof StoreError ? e : malformed(-1, errorMessage(e), e);
+      }
+      const beginError = await begun;
+      if (beginError !== undefined) throw dbError('write', beginError);
+      await this.store(conn, rows);
+      // Committed: the catalogue may now count on it.
+      for (const s of touched) {
+        if (s.bmax > s.maxTs) s.maxTs = s.bmax;
+        s.kinds |= s.bkinds;
+      }
+      this.pendingGroups = [];
+      this.pendingSeries = [];
+    } catch (e) {
+      if ((await begun) === undefined) {
+        try {
+          await conn.run('ROLLBACK');
+        } catch {
+          // a failed COMMIT has rolled back already
+        }
+      }
+      this.forgetPending();
+      throw e;
+    } finally {
+      rows.reset();
+    }
+  }
+
+  /** Parses every line into rows; throws a non-retryable StoreError on the first malformed line. */
+  private parseBatch(lines: string[], rows: Rows): { touched: SeriesInfo[]; needDedupe: boolean } {
+    const now = Date.now();
+    const batchNo = ++this.batchNo;
+    const touched: SeriesInfo[] = [];
+    let needDedupe = false;
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i];
+      // Lines of a known series (same measurement and tags text up to the first unescaped space) only
+      // need their fields and time parsed: parseLine reads "_<rest>" exactly as it reads the rest of the
+      // line. The first line of a prefix, and any line that fails, is parsed whole.
+      const sp = seriesPrefixEnd(line);
+      const prefix = line.slice(0, sp);
+      let g = this.prefixCache.get(prefix);
+      let p: Point;
+      try {
+        p = parseLine(g === undefined || sp === line.length ? line : `_${line.slice(sp)}`);
+      } catch (e) {
+        throw this.lineError(line, i, e);
+      }
+      let ts = p.ts;
+      if (Number.isNaN(ts)) ts = now;
+      else if (!Number.isSafeInteger(ts)) throw malformed(i, `timestamp ${ts} is out of range`);
+      const tsBig = BigInt(ts);
+      if (g === undefined) {
+        g = this.groupFor(p.measurement, p.tags, i);
+        if (this.prefixCache.size >= PREFIX_CACHE_MAX) this.prefixCache.clear();
+        this.prefixCache.set(prefix, g);
+      }
+      for (const f in p.fields) {
+        const v = p.fields[f];
+        let kind: Kind;
+        switch (typeof v) {
+          case 'number':
+            kind = KIND_FLOAT;
+            break;
+          case 'bigint':
+            if (v < INT64_MIN || v > INT64_MAX) throw malformed(i, `integer field ${JSON.stringify(f)} is out of the 64-bit range`);
+            kind = KIND_INT;
+            break;
+          case 'boolean':
+            kind = KIND_BOOL;
+            break;
+          default:
+            kind = KIND_STR;
+        }
+        let s = g.fields.get(f);
+        if (s === undefined) {
+          if (f === '') throw malformed(i, 'empty field name');
+          s = this.newSeries(g, f);
+        }
+        if (s.mark !== batchNo) {
+          s.mark = batchNo;
+          s.bmax = ts;
+          s.bkinds = 1 << kind;
+          touched.push(s);
+        } else {
+          if (ts <= s.bmax) needDedupe = true;
+          else s.bmax = ts;
+          s.bkinds |= 1 << kind;
+        }
+        rows.push(s, ts, tsBig, kind, v);
+      }
+    }
+    return { touched, needDedupe };
+  }
+
+  /** The error for a line parseLine refused, with parseLine's message for the whole line. */
+  private lineError(line: string, index: number, e: unknown): StoreError {
+    try {
+      parseLine(line);
+    } catch (whole) {
+      e = whole;
+    }
+    return malformed(index, e instanceof ThingwireError ? e.message : errorMessage(e), e);
+  }
+
+  private groupFor(measurement: string, rawTags: Record<string, string>, lineIndex: number): Group {
+    const { device, tags } = canonicalTags(rawTags, lineIndex);
+    const tagset = JSON.stringify(tags);
+    const key = groupKey(measurement, device, tagset);
+    let g = this.groups.get(key);
+    if (!g) {
+      g = { measurement, device, tagset, tags, fields: new Map() };
+      this.groups.set(key, g);
+      this.pendingGroups.push(key);
+    }
+    return g;
+  }
+
+  private newSeries(g: Group, field: string): SeriesInfo {
+    const info: SeriesInfo = { id: this.nextId++, maxTs: -Infinity, kinds: 0, mark: 0, bmax: 0, bkinds: 0 };
+    g.fields.set(field, info);
+    this.pendingSeries.push({ group: g, field, info });
+    return info;
+  }
+
+  /** Undoes the catalogue entries of a batch that was not committed. */
+  private forgetPending(): void {
+    if (this.pendingSeries.length === 0 && this.pendingGroups.length === 0) return;
+    for (const { group, field } of this.pendingSeries) group.fields.delete(field);
+    for (const key of this.pendingGroups) this.groups.delete(key);
+    if (this.pendingSeries.length > 0) this.nextId = this.pendingSeries[0].info.id;
+    this.pendingSeries = [];
+    this.pendingGroups = [];
+    this.prefixCache.clear();
+  }
+
+  /** Writes the rows in the open transaction and commits: new series, deletes of the rows they replace, appends. */
+  private async store(conn: DuckDBConnection, rows: Rows): Promise<void> {
+    // Rows that may replace stored ones: not newer than their series' newest stored ts.
+    const replace: number[] = [];
+    let lo = Infinity;
+    let hi = -Infinity;
+    let replaceKinds = 0;
+    for (let i = 0; i < rows.length; i++) {
+      const s = rows.series[i];
+      const ts = rows.ts[i];
+      if (ts <= s.maxTs) {
+        replace.push(i);
+        if (ts < lo) lo = ts;
+        if (ts > hi) hi = ts;
+        replaceKinds |= s.kinds;
+      }
+    }
+    const byKind: number[][] = [[], [], [], []];
+    for (let i = 0; i < rows.length; i++) byKind[rows.kind[i]].push(i);
+
+    try {
+      if (this.pendingSeries.length > 0) await this.appendSeries(conn);
+      if (replace.length > 0) {
+        await this.appendKeys(conn, rows, replace);
+        for (const k of KINDS) {
+          if ((replaceKinds & (1 << k)) === 0) continue;
+          await conn.run(
+            `DELETE FROM ${POINT_TABLES[k]} AS p USING replace_keys AS r WHERE p.sid = r.sid AND p.ts = r.ts AND p.ts BETWEEN $1 AND $2`,
+            [BigInt(lo), BigInt(hi)],
+            [BIGINT, BIGINT],
+          );
+        }
+        await conn.run('DELETE FROM replace_keys');
+      }
+      const sinks = await this.sinksFor(conn);
+      for (const k of KINDS) if (byKind[k].length > 0) this.appendPoints(sinks[k], rows, byKind[k], k);
+      await conn.run('COMMIT');
+    } catch (e) {
+      // The caller rolls the transaction back.
+      this.dropAppenders();
+      throw dbError('write', e);
+    }
+  }
+
+  private async appendSeries(conn: DuckDBConnection): Promise<void> {
+    this.seriesAppender ??= await conn.createAppender('series');
+    const a = this.seriesAppender;
+    for (const { group, field, info } of this.pendingSeries) {
+      a.appendInteger(info.id);
+      a.appendVarchar(group.measurement);
+      a.appendVarchar(group.device);
+      a.appendVarchar(group.tagset);
+      a.appendMap(mapValue(group.tags.map(([key, value]) => ({ key, value }))), MAP(VARCHAR, VARCHAR));
+      a.appendVarchar(field);
+      a.endRow();
+    }
+    a.flushSync();
+  }
+
+  private async appendKeys(conn: DuckDBConnection, rows: Rows, idx: number[]): Promise<void> {
+    this.keysAppender ??= await conn.createAppender('replace_keys', 'main', 'temp');
+    this.keysChunk ??= DuckDBDataChunk.create([INTEGER, BIGINT]);
+    const chunk = this.keysChunk;
+    for (let o = 0; o < idx.length; o += CHUNK_ROWS) {
+      const n = Math.min(CHUNK_ROWS, idx.length - o);
+      chunk.reset();
+      chunk.rowCount = n;
+      const vs = chunk.getColumnVector(0);
+      const vt = chunk.getColumnVector(1);
+      for (let j = 0; j < n; j++) {
+        const i = idx[o + j];
+        vs.setItem(j, rows.sid[i]);
+        vt.setItem(j, rows.tsBig[i]);
+      }
+      vs.flush();
+      vt.flush();
+      this.keysAppender.appendDataChunk(chunk);
+    }
+    this.keysAppender.flushSync();
+  }
+
+  private appendPoints(sink: KindSink, rows: Rows, idx: number[], kind: Kind): void {
+    const { chunk, appender } = sink;
+    const { sid, tsBig, val } = rows;
+    for (let o = 0; o < idx.length; o += CHUNK_ROWS) {
+      const n = Math.min(CHUNK_ROWS, idx.length - o);
+      chunk.reset();
+      chunk.rowCount = n;
+      const vs = chunk.getColumnVector(0);
+      const vt = chunk.getColumnVector(1);
+      const vv = chunk.getColumnVector(2);
+      for (let j = 0; j < n; j++) {
+        const i = idx[o + j];
+        vs.setItem(j, sid[i]);
+        vt.setItem(j, tsBig[i]);
+      }
+      if (kind === KIND_FLOAT) for (let j = 0; j < n; j++) vv.setItem(j, val[idx[o + j]] as number);
+      else for (let j = 0; j < n; j++) vv.setItem(j, val[idx[o + j]] as DuckDBValue);
+      vs.flush();
+      vt.flush();
+      vv.flush();
+      appender.appendDataChunk(chunk);
+    }
+    appender.flushSync();
+  }
+
+  // ---- query -------------------------------------------------------------------------------
+
+  query(q: RangeQuery): Promise<QueryResult> {
+    let plan: QueryPlan;
+    try {
+      plan = planQuery(q);
+    } catch (e) {
+      return Promise.reject(e instanceof StoreError ? e : badQuery(errorMessage(e)));
+    }
+    return this.run('read', () => this.runQuery(plan));
+  }
+
+  private async runQuery(plan: QueryPlan): Promise<QueryResult> {
+    await this.ready();
+    const conn = this.readConn!;
+    try {
+      // 1. The series: every user value is a bound parameter.
+      const sparams: DuckDBValue[] = [plan.measurement, listValue(plan.fields)];
+      const stypes: DuckDBType[] = [VARCHAR, LIST(VARCHAR)];
+      let sql = `SELECT id, device, field FROM series WHERE measurement = $1 AND list_contains($2, field)`;
+      if (plan.devices.length > 0) {
+        sparams.push(listValue(plan.devices));
+        stypes.push(LIST(VARCHAR));
+        sql += ` AND list_contains($${sparams.length}, device)`;
+      }
+      for (const [k, v] of plan.where) {
+        if (k === 'device') {
+          sparams.push(v);
+          stypes.push(VARCHAR);
+          sql += ` AND device = $${sparams.length}`;
+        } else {
+          sparams.push(k, v);
+          stypes.push(VARCHAR, VARCHAR);
+          sql += ` AND tags[$${sparams.length - 1}] = $${sparams.length}`;
+        }
+      }
+      sql += ' ORDER BY device, field, id';
+      const sres = await conn.runAndReadAll(sql, sparams, stypes);
+      const [ids, devices, fields] = columnsOf(sres, 3) as [number[], string[], string[]];
+      if (ids.length === 0) return { series: [] };
+
+      // One answer series per device + field.
+      const series: Series[] = [];
+      const gids: number[] = [];
+      for (let i = 0; i < ids.length; i++) {
+        const last = series[series.length - 1];
+        if (!last || last.device !== devices[i] || last.field !== fields[i]) series.push({ device: devices[i], field: fields[i], points: [] });
+        gids.push(series.length - 1);
+      }
+
+      // 2. Their points, one kind of value at a time.
+      const base: DuckDBValue[] = [listValue(ids), listValue(gids), BigInt(plan.start), BigInt(plan.end)];
+      const baseTypes: DuckDBType[] = [LIST(INTEGER), LIST(INTEGER), BIGINT, BIGINT];
+      const bucketed = plan.bucketMs !== undefined;
+      const params = bucketed ? [...base, BigInt(plan.bucketMs!)] : base;
+      const types = bucketed ? [...baseTypes, BIGINT] : baseTypes;
+      const limit = plan.limit;
+      const perKind: Point2[][][] = []; // [kind][gid] -> points
+      const collect = async (sql: string): Promise<Point2[][]> => {
+        const lists: Point2[][] = series.map(() => []);
+        await readChunks(conn, sql, params, types, (cols) => {
+          const [g, t, v] = cols as [number[], number[], Value[]];
+          for (let i = 0; i < g.length; i++) {
+            const list = lists[g[i]];
+            if (list.length < limit && v[i] !== null) list.push([t[i], v[i]]);
+          }
+        });
+        return lists;
+      };
+      if (plan.agg === undefined) {
+        for (const k of KINDS) perKind.push(await collect(rawSql(k)));
+      } else if (plan.agg !== 'last') {
+        perKind.push(await collect(aggSql(plan.agg, bucketed)));
+      } else {
+        // Per kind: the last value of each bucket and its time; the latest of the kinds wins.
+        const byBucket: Array<Map<number, [number, Value]>> = series.map(() => new Map());
+        for (const k of KINDS) {
+          await readChunks(conn, lastSql(k, bucketed), params, types, (cols) => {
+            const [g, t, v, lt] = cols as [number[], number[], Value[], number[]];
+            for (let i = 0; i < g.length; i++) {
+              const m = byBucket[g[i]];
+              const prev = m.get(t[i]);
+              if (v[i] !== null && (prev === undefined || lt[i] > prev[0])) m.set(t[i], [lt[i], v[i]]);
+            }
+          });
+        }
+        perKind.push(
+          byBucket.map((m) => {
+            const pts: Point2[] = [...m.entries()].map(([t, [, v]]) => [t, v]);
+            pts.sort((x, y) => x[0] - y[0]);
+            return pts;
+          }),
+        );
+      }
+      for (let gi = 0; gi < series.length; gi++) series[gi].points = mergeKinds(perKind.map((lists) => lists[gi]), limit);
+      const out = series.filter((x) => x.points.length > 0);
+      if (plan.maxPoints !== undefined) for (const x of out) x.points = downsample(x.points, plan.maxPoints);
+      return { series: out };
+    } catch (e) {
+      throw dbError('query', e);
+    }
+  }
+}
+
+interface QueryPlan {
+  measurement: string;
+  fields: string[];
+  devices: string[];
+  where: Array<[string, string]>;
+  start: number;
+  end: number;
+  agg?: Aggregate;
+  bucketMs?: number;
+  limit: number;
+  maxPoints?: number;
+}
+
+/** Checks a RangeQuery (as the InfluxDB backends read it) and turns it into bound values. */
+function planQuery(q: RangeQuery): QueryPlan {
+  if (q === null || typeof q !== 'object') throw badQuery('no query');
+  const measurement = q.measurement === undefined || q.measurement === '' ? DEFAULT_MEASUREMENT : text(q.measurement, 'measurement');
+  if (!Array.isArray(q.fields) || q.fields.length === 0) throw badQuery('a query needs at least one field');
+  const fields = [...new Set(q.fields.map((f) => text(f, 'field name')))];
+  let devices: string[] = [];
+  if (q.devices !== undefined && q.devices !== null) {
+    if (!Array.isArray(q.devices)) throw badQuery('devices must be an array of device ids');
+    devices = [...new Set(q.devices.map((d) => text(d, 'device id')))];
+  }
+  const where: Array<[string, string]> = [];
+  if (q.where !== undefined && q.where !== null) {
+    if (typeof q.where !== 'object' || Array.isArray(q.where)) throw badQuery('where must be an object of tag: value');
+    for (const k of Object.keys(q.where).sort()) where.push([k, text(q.where[k], `tag ${JSON.stringify(k)} value`)]);
+  }
+  const start = timeArg(q.start, 'start');
+  const end = timeArg(q.end, 'end');
+  if (!(end > start)) throw badQuery(`empty time range: end (${q.end}) must be after start (${q.start})`);
+  let agg: Aggregate | undefined;
+  if (q.agg !== undefined && q.agg !== null) {
+    if (!AGGREGATES.includes(q.agg)) throw badQuery(`unknown aggregate ${JSON.stringify(q.agg)}; one of ${AGGREGATES.join(', ')}`);
+    agg = q.agg;
+  }
+  let bucketMs: number | undefined;
+  if (q.bucketMs !== undefined && q.bucketMs !== null) {
+    bucketMs = positiveInt(q.bucketMs, 'bucketMs');
+    agg ??= 'mean';
+  }
+  const limit = q.limit !== undefined && q.limit !== null ? positiveInt(q.limit, 'limit') : DEFAULT_LIMIT;
+  const maxPoints = q.maxPoints !== undefined && q.maxPoints !== null && q.maxPoints !== 0 ? positiveInt(q.maxPoints, 'maxPoints') : undefined;
+  return { measurement, fields, devices, where, start, end, agg, bucketMs, limit, maxPoints };
+}

@@ -1,0 +1,221 @@
+/**
+ * A running store: the backend chosen by the settings, the batch writer and
+ * its disk spool, and the listeners the Node-RED nodes attach. The
+ * thingwire-store config node owns one; write and query nodes use it. No
+ * Node-RED here.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DiskSpool, type SpoolPolicy } from './spool';
+import { describeStoreSettings, type StoreSettings } from './env';
+import { InfluxV1Backend } from './influx-v1';
+import { InfluxV2Backend } from './influx-v2';
+import { registerStore } from './registry';
+import { StoreError, type Batch, type BackendHealth, type QueryResult, type RangeQuery, type StoreBackend } from './types';
+import { BatchWriter, type WriteRejectedError, type WriterStats } from './writer';
+
+export interface StoreServiceOptions {
+  /** The config node's id: names the spool directory and the registry entry. */
+  id: string;
+  settings: StoreSettings;
+  /** Thingwire's data directory (DATA_DIR in the bundled runtime). */
+  dataDir: string;
+  /** The embedded store's DuckDB file; default <dataDir>/store/thingwire.duckdb. */
+  embeddedFile?: string;
+  batchSize?: number;
+  flushIntervalMs?: number;
+  spoolMaxBytes?: number;
+  spoolPolicy?: SpoolPolicy;
+  /** Create the InfluxDB 1.x database when it is missing. */
+  createDatabase?: boolean;
+}
+
+export interface StoreListener {
+  onReject?(lines: string[], error: WriteRejectedError): void;
+  onDrop?(count: number, message: string): void;
+  onStats?(stats: WriterStats): void;
+  /** A spool file that could not be read was moved aside (never deleted). */
+  onCorrupt?(message: string): void;
+}
+
+/** Opens the embedded DuckDB backend lazily (it is an async open), so the service is usable at once. */
+class LazyBackend implements StoreBackend {
+  readonly kind: StoreBackend['kind'];
+  readonly description: string;
+  private backend?: StoreBackend;
+  private opening?: Promise<StoreBackend>;
+  private openError?: Error;
+
+  constructor(
+    kind: StoreBackend['kind'],
+    description: string,
+    private readonly open: () => Promise<StoreBackend>,
+  ) {
+    this.kind = kind;
+    this.description = description;
+  }
+
+  private get(): Promise<StoreBackend> {
+    if (this.backend) return Promise.resolve(this.backend);
+    this.opening ??= this.open().then(
+      (b) => {
+        this.backend = b;
+        this.openError = undefined;
+        return b;
+      },
+      (e: Error) => {
+        // Let a later call try again (the file may have been locked by a closing instance).
+        this.opening = undefined;
+        this.openError = e;
+        throw new StoreError(`cannot open ${this.description}: ${e.message}`, { retryable: true, cause: e });
+      },
+    );
+    return this.opening;
+  }
+
+  async write(batch: Batch): Promise<void> {
+    return (await this.get()).write(batch);
+  }
+  async query(q: RangeQuery): Promise<QueryResult> {
+    return (await this.get()).query(q);
+  }
+  async health(): Promise<BackendHealth> {
+    try {
+      return await (await this.get()).health();
+    } catch (e) {
+      return { ok: false, detail: this.openError?.message ?? (e as Error).message };
+    }
+  }
+  async close(): Promise<void> {
+    const b = this.backend ?? (this.opening ? await this.opening.catch(() => undefined) : undefined);
+    this.backend = undefined;
+    this.opening = undefined;
+    await b?.close();
+  }
+}
+
+export function defaultEmbeddedFile(dataDir: string): string {
+  return path.join(dataDir, 'store', 'thingwire.duckdb');
+}
+
+export function createBackend(settings: StoreSettings, dataDir: string, embeddedFile?: string, createDatabase = false): StoreBackend {
+  switch (settings.backend) {
+    case 'influxdb-v1': {
+      const b = new InfluxV1Backend({ url: settings.url, db: settings.db, rp: settings.rp, username: settings.username, password: settings.password });
+      if (!createDatabase) return b;
+      let created = false;
+      // Create the database on first use; a failure here is retried with the write.
+      return new LazyBackend(b.kind, b.description, async () => {
+        if (!created) {
+          await b.createDatabase();
+          created = true;
+        }
+        return b;
+      });
+    }
+    case 'influxdb-v2':
+      return new InfluxV2Backend({ url: settings.url, token: settings.token, org: settings.org, bucket: settings.bucket });
+    case 'embedded': {
+      const file = embeddedFile || defaultEmbeddedFile(dataDir);
+      return new LazyBackend('embedded', `embedded (DuckDB) ${file}`, async () => {
+        // Loaded on demand: installs that only talk to InfluxDB never load DuckDB's native binding.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { EmbeddedBackend } = require('./embedded') as typeof import('./embedded');
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        return EmbeddedBackend.open({ path: file });
+      });
+    }
+  }
+}
+
+/** Spool directory names come from node ids: keep them to safe characters. */
+function safeDirName(id: string): string {
+  return id.replace(/[^A-Za-z0-9._-]/g, '_') || 'store';
+}
+
+export class StoreService {
+  readonly id: string;
+  readonly description: string;
+  readonly backend: StoreBackend;
+  readonly writer: BatchWriter;
+  readonly spool?: DiskSpool;
+  private readonly listeners = new Set<StoreListener>();
+  private readonly unregister: () => void;
+  private closed?: Promise<void>;
+
+  constructor(opts: StoreServiceOptions) {
+    this.id = opts.id;
+    this.backend = createBackend(opts.settings, opts.dataDir, opts.embeddedFile, opts.createDatabase);
+    this.description = opts.settings.backend === 'embedded' ? this.backend.description : describeStoreSettings(opts.settings);
+    // The embedded store is a local file: a spool in front of it would only write the data twice.
+    if (opts.settings.backend !== 'embedded') {
+      this.spool = new DiskSpool(path.join(opts.dataDir, 'spool', safeDirName(opts.id)), {
+        maxBytes: opts.spoolMaxBytes,
+        policy: opts.spoolPolicy ?? 'reject-new',
+        onCorrupt: (c) => {
+          const message = `spool file ${c.file} is unreadable (${c.reason}); moved to ${c.movedTo ?? '(gone)'}`;
+          for (const l of this.listeners) l.onCorrupt?.(message);
+        },
+      });
+    }
+    this.writer = new BatchWriter({
+      backend: this.backend,
+      spool: this.spool,
+      batchSize: opts.batchSize,
+      flushIntervalMs: opts.flushIntervalMs,
+      overflow: opts.spoolPolicy ?? 'reject-new',
+      onReject: (lines, err) => {
+        for (const l of this.listeners) l.onReject?.(lines, err);
+      },
+      onDrop: (count, message) => {
+        for (const l of this.listeners) l.onDrop?.(count, message);
+      },
+      onStats: (stats) => {
+        for (const l of this.listeners) l.onStats?.(stats);
+      },
+    });
+    this.unregister = registerStore({
+      id: this.id,
+      description: this.description,
+      stats: () => {
+        const s = this.writer.stats();
+        return { state: s.state, queuedLines: s.bufferedLines, memoryBatches: s.memoryBatches, spooledBatches: s.spooledBatches, spooledBytes: s.spooledBytes, written: s.written, rejected: s.rejected, dropped: s.dropped };
+      },
+      health: () => this.backend.health(),
+    });
+  }
+
+  /** Adds a listener; returns the function that removes it. */
+  listen(l: StoreListener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  /** True when `l` is the first listener: the one that reports events that belong to no message. */
+  isPrimary(l: StoreListener): boolean {
+    return this.listeners.values().next().value === l;
+  }
+
+  write(lines: readonly string[]): void {
+    this.writer.add(lines);
+  }
+
+  query(q: RangeQuery): Promise<QueryResult> {
+    return this.backend.query(q);
+  }
+
+  stats(): WriterStats {
+    return this.writer.stats();
+  }
+
+  /** Flushes within the timeout, spools the rest, closes the backend. Idempotent. */
+  close(timeoutMs = 10_000): Promise<void> {
+    this.closed ??= (async () => {
+      this.unregister();
+      await this.writer.close(timeoutMs);
+      this.listeners.clear();
+      await this.backend.close();
+    })();
+    return this.closed;
+  }
+}

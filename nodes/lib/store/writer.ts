@@ -1,0 +1,697 @@
+/**
+ * BatchWriter: the part of the store that never loses data, whatever backend
+ * is behind it. Lines are batched by size and time, sent one write at a time,
+ * retried with backoff while the backend fails, and kept in a bounded disk
+ * spool (DiskSpool) while it is away, then replayed in order. No Node-RED here;
+ * clock and timers are injected so tests control time.
+ *
+ * Queue and order. Batches wait in two places: the spool (on disk) holds the
+ * OLDEST ones, memory the newer ones; every spooled batch is older than every
+ * memory batch, and the sender always takes the spool head first, so sends are
+ * FIFO overall. When memory holds more than maxMemoryBatches, its oldest batch
+ * moves to the spool tail (which keeps the invariant). The batch being sent is
+ * the queue head: the spool head (read with peek(), acked when written) or, when
+ * the spool is empty, memory's oldest (dropped from memory when written).
+ *
+ * Failures (see classify()):
+ * - retryable (network, timeout, 404, 408, 429, 5xx, 401/403, and any error
+ *   that is not a StoreError): the batch stays the queue head. If it came from
+ *   memory (so the spool was empty), it is appended to the spool, where it is
+ *   the head; if it came from the spool, it stays there un-acked. Then the
+ *   writer backs off: min(maxMs, initialMs * factor^(n-1)) with jitter (the delay
+ *   is scaled by a random factor in [1 - jitter, 1]; jitter 1 is "full jitter"),
+ *   and never less than the server's Retry-After. It retries indefinitely (state
+ *   'retrying'); a success resets the backoff.
+ *   404 is retryable on purpose: for InfluxDB it means "database/bucket not
+ *   found", a configuration error like 401/403 that the operator can fix
+ *   without losing the data written meanwhile.
+ * - 413 (too large): the batch is split in half by lines (splitLines keeps
+ *   quoted newlines) and the halves are sent in its place, down to one line; a
+ *   single line that is still too large is rejected.
+ * - other non-retryable errors (400, 422, ...): the lines go to onReject with the
+ *   server's message and the writer moves on: never retry forever on data the
+ *   server will never accept.
+ *
+ * A batch that was both spooled and written (e.g. close() timed out while it was
+ * in flight) is written again on replay: writes are idempotent (series +
+ * timestamp), so that is harmless.
+ *
+ * Memory bound: buffered lines < batchSize, memory batches <= maxMemoryBatches,
+ * plus the batch being sent: at most batchSize * (maxMemoryBatches + 2) lines,
+ * however long the outage. When the spool cannot take a batch (full under
+ * 'reject-new', or an I/O error), the NEWEST memory batch is rejected through
+ * onReject; under 'drop-oldest' the spool drops its oldest batches and onDrop
+ * reports the points. Without a spool, `overflow` applies the same two policies
+ * to memory.
+ */
+import { splitLines } from '../line-protocol';
+import { SpoolFullError, type DiskSpool, type SpoolPolicy } from './spool';
+import { StoreError, type Batch, type StoreBackend } from './types';
+
+/** The clock and timers the writer uses (injected, so tests control time). */
+export interface WriterClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: WriterClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface RetryOptions {
+  /** First backoff delay. */
+  initialMs: number;
+  /** Cap on the backoff delay (Retry-After may exceed it). */
+  maxMs: number;
+  /** Growth per consecutive failure. */
+  factor: number;
+  /** 0..1: the delay is scaled by a random factor in [1 - jitter, 1]. 1 = full jitter. */
+  jitter: number;
+}
+
+export interface BatchWriterOptions {
+  /** Lines per batch (a batch is cut when it is full). Default 5000. */
+  batchSize: number;
+  /** A batch is cut this long after its first line was buffered. Default 1000. */
+  flushIntervalMs: number;
+  /** Ready batches kept in memory before the oldest spills to the spool. Default 4, at least 1. */
+  maxMemoryBatches: number;
+  retry: RetryOptions;
+  /** When there is no spool: what to do when memory is full. Default 'reject-new'. */
+  overflow: SpoolPolicy;
+  /** [0, 1) random source for jitter (tests make it deterministic). */
+  random: () => number;
+}
+
+export const DEFAULT_WRITER_OPTIONS: Readonly<BatchWriterOptions> = Object.freeze({
+  batchSize: 5000,
+  flushIntervalMs: 1000,
+  maxMemoryBatches: 4,
+  retry: Object.freeze({ initialMs: 500, maxMs: 30_000, factor: 2, jitter: 0.2 }),
+  overflow: 'reject-new',
+  random: Math.random,
+});
+
+export type WriterRejectCode = 'server_rejected' | 'spool_full' | 'memory_full' | 'closed_unsent';
+
+/** What onReject receives with the lines: why they were not (and will not be) written. */
+export class WriteRejectedError extends Error {
+  readonly code: WriterRejectCode;
+  /** HTTP status, for server_rejected. */
+  readonly status?: number;
+  /** The server's own message, for server_rejected. */
+  readonly serverMessage?: string;
+  constructor(code: WriterRejectCode, message: string, opts: { status?: number; serverMessage?: string; cause?: unknown } = {}) {
+    super(message, opts.cause !== undefined ? { cause: opts.cause } : undefined);
+    this.name = 'WriteRejectedError';
+    this.code = code;
+    this.status = opts.status;
+    this.serverMessage = opts.serverMessage;
+  }
+}
+
+export type WriterState = 'ok' | 'retrying' | 'spooling';
+
+export interface WriterStats {
+  /** Lines waiting to be cut into a batch. */
+  bufferedLines: number;
+  /** Batches in memory (the one being sent included, when it came from memory). */
+  memoryBatches: number;
+  spooledBatches: number;
+  spooledBytes: number;
+  /** Points in the write in flight (0 when none). */
+  inFlight: number;
+  /** Points the backend accepted. */
+  written: number;
+  /** Points given to onReject. */
+  rejected: number;
+  /** Points dropped (drop-oldest), reported through onDrop. */
+  dropped: number;
+  /** Failed writes that will be retried. */
+  retries: number;
+  /** Spool files moved aside as corrupt. */
+  corrupt: number;
+  /** The last write error's message (kept after recovery; `state` tells whether it still fails). */
+  lastError?: string;
+  /** 'retrying': the backend is failing and the writer is backing off; 'spooling': batches wait on disk. */
+  state: WriterState;
+  /** When the next retry is due (clock ms), while retrying. */
+  retryAt?: number;
+}
+
+export interface FlushResult {
+  /** True when everything queued at the time of the call was written (or rejected by the server). */
+  complete: boolean;
+  stats: WriterStats;
+}
+
+export interface CloseResult {
+  /** True when everything was written before the timeout. */
+  complete: boolean;
+  /** Batches and points put in the spool by close(), to be replayed on next start. */
+  spooledBatches: number;
+  spooledPoints: number;
+  /** Points that could not be spooled (no spool, or spool full): given to onReject/onDrop. */
+  lostPoints: number;
+}
+
+/** The callbacks are called synchronously from the writer's own calls and timers: they must not throw. */
+export interface BatchWriterConfig extends Partial<Omit<BatchWriterOptions, 'retry'>> {
+  backend: StoreBackend;
+  /** The disk spool; undefined to run without one (the embedded backend may). */
+  spool?: DiskSpool;
+  clock?: WriterClock;
+  retry?: Partial<RetryOptions>;
+  /** Lines that will not be written, with why (server rejected them, spool full...). */
+  onReject?: (lines: string[], error: WriteRejectedError) => void;
+  /** Points dropped under 'drop-oldest', with a message saying so. */
+  onDrop?: (count: number, message: string) => void;
+  /** Called with the stats whenever they change (the node throttles it into its status). */
+  onStats?: (stats: WriterStats) => void;
+}
+
+interface MemBatch {
+  batch: Batch;
+  /** Cut order within this writer: 1, 2, ...; 0 = spooled by an earlier run. */
+  ordinal: number;
+}
+
+/** The queue head being sent: its origin and what is left to send of it (several parts after a 413 split). */
+interface Current {
+  origin: 'spool' | 'memory';
+  /** The spool id, when origin is 'spool'. */
+  spoolId?: number;
+  /** memory[0], when origin is 'memory'. */
+  mem?: MemBatch;
+  ordinal: number;
+  parts: Batch[];
+}
+
+interface FlushWaiter {
+  target: number;
+  resolve: (r: FlushResult) => void;
+}
+
+/**
+ * How the writer treats an error from backend.write(): 413 is split; a StoreError
+ * marked retryable, or with status 401, 403, 404, 408, 429 or 5xx (whatever the
+ * backend marked), is retried; other StoreErrors are rejected; anything that is
+ * not a StoreError (a bug, an unexpected network failure) is retried, so that no
+ * data is lost to it.
+ */
+export function classify(err: unknown): 'retry' | 'split' | 'reject' {
+  if (!(err instanceof StoreError)) return 'retry';
+  const s = err.status;
+  if (s === 413) return 'split';
+  if (err.retryable) return 'retry';
+  if (s !== undefined && (s === 401 || s === 403 || s === 404 || s === 408 || s === 429 || s >= 500)) return 'retry';
+  return 'reject';
+}
+
+function makeBatch(lines: string[]): Batch {
+  return { lines: lines.join('\n'), count: lines.length };
+}
+
+function errMessage(e: unknown): string {
+  if (e instanceof StoreError) return e.serverMessage && !e.message.includes(e.serverMessage) ? `${e.message}: ${e.serverMessage}` : e.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
+export class BatchWriter {
+  readonly options: Readonly<BatchWriterOptions>;
+  private readonly backend: StoreBackend;
+  private readonly spool?: DiskSpool;
+  private readonly clock: WriterClock;
+  private readonly onReject?: BatchWriterConfig['onReject'];
+  private readonly onDrop?: BatchWriterConfig['onDrop'];
+  private readonly onStats?: BatchWriterConfig['onStats'];
+
+  private buffer: string[] = [];
+  private flushTimer: unknown;
+  private memory: MemBatch[] = [];
+  private current: Current | undefined;
+  /** The part being written, while a write is in flight. */
+  private inFlight: Batch | undefined;
+  private backoffTimer: unknown;
+  private retryAt: number | undefined;
+  private attempt = 0;
+  private failing = false;
+  private lastOrdinal = 0;
+  /** Ordinals of batches this writer spooled (earlier runs' batches are 0). */
+  private readonly spoolOrdinals = new Map<number, number>();
+  private waiters: FlushWaiter[] = [];
+  /** Why the last spill failed, as the error the lines it rejects carry. */
+  private spoolError = new WriteRejectedError('spool_full', 'spool full');
+
+  private written = 0;
+  private rejected = 0;
+  private dropped = 0;
+  private retries = 0;
+  private lastError: string | undefined;
+  private lastStats: WriterStats | undefined;
+
+  private closing = false;
+  private stopped = false;
+  private closePromise: Promise<CloseResult> | undefined;
+  private closeResolve: ((r: CloseResult) => void) | undefined;
+  private closeTimer: unknown;
+
+  constructor(cfg: BatchWriterConfig) {
+    const d = DEFAULT_WRITER_OPTIONS;
+    this.options = Object.freeze({
+      batchSize: cfg.batchSize ?? d.batchSize,
+      flushIntervalMs: cfg.flushIntervalMs ?? d.flushIntervalMs,
+      maxMemoryBatches: cfg.maxMemoryBatches ?? d.maxMemoryBatches,
+      retry: Object.freeze({ ...d.retry, ...cfg.retry }),
+      overflow: cfg.overflow ?? d.overflow,
+      random: cfg.random ?? d.random,
+    });
+    const o = this.options;
+    if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1)) throw new RangeError(`batchSize must be an integer >= 1, got ${o.batchSize}`);
+    if (!(o.flushIntervalMs >= 0)) throw new RangeError(`flushIntervalMs must be >= 0, got ${o.flushIntervalMs}`);
+    if (!(Number.isInteger(o.maxMemoryBatches) && o.maxMemoryBatches >= 1)) throw new RangeError(`maxMemoryBatches must be an integer >= 1, got ${o.maxMemoryBatches}`);
+    const r = o.retry;
+    if (!(r.initialMs >= 0 && r.maxMs >= r.initialMs && r.factor >= 1 && r.jitter >= 0 && r.jitter <= 1)) {
+      throw new RangeError(`bad retry options ${JSON.stringify(r)}`);
+    }
+    this.backend = cfg.backend;
+    this.spool = cfg.spool;
+    this.clock = cfg.clock ?? systemClock;
+    this.onReject = cfg.onReject;
+    this.onDrop = cfg.onDrop;
+    this.onStats = cfg.onStats;
+    // Replay what an earlier run spooled, before anything new.
+    if (this.spool && this.spool.size().batches > 0) this.pump();
+  }
+
+  // ---- input ------------------------------------------------------------------------------
+
+  /** Buffers encoded lines (one point each, no trailing newline); empty strings are skipped. */
+  add(lines: readonly string[]): void {
+    if (this.closing) throw new Error('BatchWriter is closed');
+    const size = this.options.batchSize;
+    for (let i = 0; i < lines.length; i++) {
+      const l = lines[i];
+      if (l.length === 0) continue;
+      this.buffer.push(l);
+      if (this.buffer.length >= size) this.cut();
+    }
+    if (this.buffer.length > 0 && this.flushTimer === undefined) {
+      this.flushTimer = this.clock.setTimeout(() => {
+        this.flushTimer = undefined;
+        this.cut();
+        this.emitStats();
+      }, this.options.flushIntervalMs);
+    }
+    this.emitStats();
+  }
+
+  /** Cuts the buffer into a batch at the memory tail, spills past the bound, and starts a send. */
+  private cut(): void {
+    if (this.flushTimer !== undefined) {
+      this.clock.clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    if (this.buffer.length === 0) return;
+    const batch = makeBatch(this.buffer);
+    this.buffer = [];
+    this.memory.push({ batch, ordinal: ++this.lastOrdinal });
+    this.enforceMemoryBound();
+    this.pump();
+  }
+
+  private enforceMemoryBound(): void {
+    while (this.memory.length > this.options.maxMemoryBatches) {
+      const oldest = this.memory[0];
+      if (this.spool) {
+        if (this.spill(oldest)) continue;
+        // The spool cannot take it: keep the older data, reject the newest batch
+        // (memory.length >= 2 here, so the newest is never the batch being sent).
+        const newest = this.memory.pop() as MemBatch;
+        this.rejectLines(newest.batch, this.spoolError);
+      } else if (this.options.overflow === 'drop-oldest') {
+        const i = this.current?.mem === oldest ? 1 : 0;
+        const [d] = this.memory.splice(i, 1);
+        this.drop(d.batch.count, `memory full (${this.options.maxMemoryBatches} batches, no spool): dropped the oldest batch of ${d.batch.count} points`);
+      } else {
+        const newest = this.memory.pop() as MemBatch;
+        this.rejectLines(
+          newest.batch,
+          new WriteRejectedError('memory_full', `memory full (${this.options.maxMemoryBatches} batches waiting, no spool): ${newest.batch.count} lines not written`),
+        );
+      }
+    }
+  }
+
+  /** Moves memory[0] to the spool tail. False (nothing changed) when the spool refuses it. */
+  private spill(m: MemBatch): boolean {
+    const spool = this.spool as DiskSpool;
+    let r;
+    try {
+      r = spool.append(m.batch);
+    } catch (e) {
+      const msg = e instanceof SpoolFullError ? e.message : `spool write failed: ${errMessage(e)}`;
+      this.spoolError = new WriteRejectedError('spool_full', msg, { cause: e });
+      return false;
+    }
+    if (this.memory[0] === m) this.memory.shift();
+    this.spoolOrdinals.set(r.id, m.ordinal);
+    if (this.current?.mem === m) {
+      this.current.origin = 'spool';
+      this.current.spoolId = r.id;
+      this.current.mem = undefined;
+      spool.pin(r.id);
+    }
+    if (r.droppedPoints > 0 || r.droppedBatches > 0) {
+      for (const id of r.droppedIds) this.spoolOrdinals.delete(id);
+      this.drop(r.droppedPoints, `spool full (bound ${spool.maxBytes} bytes, policy drop-oldest): dropped the ${r.droppedBatches} oldest batches, ${r.droppedPoints} points`);
+    }
+    return true;
+  }
+
+  private rejectLines(batch: Batch, err: WriteRejectedError): void {
+    this.rejected += batch.count;
+    this.onReject?.(splitLines(batch.lines), err);
+  }
+
+  private drop(count: number, message: string): void {
+    this.dropped += count;
+    this.onDrop?.(count, message);
+  }
+
+  // ---- sending ----------------------------------------------------------------------------
+
+  /** Starts the next write, unless one is in flight, the writer is backing off, or it is stopped. */
+  private pump(): void {
+    if (this.stopped || this.inFlight !== undefined || this.backoffTimer !== undefined) return;
+    if (this.current === undefined) {
+      try {
+        this.current = this.takeNext();
+      } catch (e) {
+        // Reading the spool failed (I/O error): back off and try again.
+        this.failed(e);
+        return;
+      }
+      if (this.current === undefined) {
+        this.settleWaiters(false);
+        if (this.closing) this.finishClose();
+        this.emitStats();
+        return;
+      }
+    }
+    const cur = this.current;
+    const part = cur.parts[0];
+    this.inFlight = part;
+    let p: Promise<void>;
+    try {
+      p = this.backend.write(part);
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(
+      () => this.onWritten(cur, part),
+      (e: unknown) => this.onWriteFailed(cur, part, e),
+    );
+    this.emitStats();
+  }
+
+  private takeNext(): Current | undefined {
+    if (this.spool && this.spool.size().batches > 0) {
+      const e = this.spool.peek();
+      if (e) return { origin: 'spool', spoolId: e.id, ordinal: this.spoolOrdinals.get(e.id) ?? 0, parts: [e.batch] };
+    }
+    const m = this.memory[0];
+    if (m) return { origin: 'memory', mem: m, ordinal: m.ordinal, parts: [m.batch] };
+    return undefined;
+  }
+
+  private onWritten(cur: Current, part: Batch): void {
+    if (this.stopped || this.current !== cur) return;
+    this.inFlight = undefined;
+    this.written += part.count;
+    this.attempt = 0;
+    this.failing = false;
+    this.partDone(cur);
+  }
+
+  /** The head part is done with (written or rejected): next part, or the whole batch is done. */
+  private partDone(cur: Current): void {
+    cur.parts.shift();
+    if (cur.parts.length === 0) {
+      if (cur.origin === 'spool') {
+        this.spool?.ack(cur.spoolId as number);
+        this.spoolOrdinals.delete(cur.spoolId as number);
+      } else if (this.memory[0] === cur.mem) {
+        this.memory.shift();
+      }
+      this.current = undefined;
+    }
+    this.settleWaiters(false);
+    this.pump();
+    this.emitStats();
+  }
+
+  private onWriteFailed(cur: Current, part: Batch, err: unknown): void {
+    if (this.stopped || this.current !== cur) return;
+    this.inFlight = undefined;
+    const c = classify(err);
+    if (c === 'split' && part.count > 1) {
+      const lines = splitLines(part.lines);
+      if (lines.length > 1) {
+        const half = Math.ceil(lines.length / 2);
+        cur.parts.splice(0, 1, makeBatch(lines.slice(0, half)), makeBatch(lines.slice(half)));
+        this.pump();
+        this.emitStats();
+        return;
+      }
+    }
+    if (c !== 'retry') {
+      const se = err instanceof StoreError ? err : undefined;
+      const server = se?.serverMessage ?? errMessage(err);
+      this.lastError = errMessage(err);
+      // The server answered: it is reachable, so the backoff starts over.
+      this.attempt = 0;
+      this.failing = false;
+      this.rejectLines(
+        part,
+        new WriteRejectedError('server_rejected', `${this.backend.description} rejected ${part.count} lines${se?.status ? ` (HTTP ${se.status})` : ''}: ${server}`, {
+          status: se?.status,
+          serverMessage: se?.serverMessage,
+          cause: err,
+        }),
+      );
+      this.partDone(cur);
+      return;
+    }
+    // Retryable: keep the batch as the queue head, on disk.
+    if (cur.origin === 'memory' && this.spool && cur.mem) this.spill(cur.mem);
+    this.failed(err);
+  }
+
+  /** A retryable failure: count it and back off (or, while closing, stop). */
+  private failed(err: unknown): void {
+    this.retries++;
+    this.attempt++;
+    this.failing = true;
+    this.lastError = errMessage(err);
+    if (this.closing) {
+      this.finishClose();
+      return;
+    }
+    const delay = this.backoffDelay(err instanceof StoreError ? err.retryAfterMs : undefined);
+    this.retryAt = this.clock.now() + delay;
+    this.backoffTimer = this.clock.setTimeout(() => {
+      this.backoffTimer = undefined;
+      this.retryAt = undefined;
+      this.pump();
+    }, delay);
+    this.settleWaiters(true);
+    this.emitStats();
+  }
+
+  /** The delay before retry number `attempt`: exponential, capped, jittered, never below Retry-After. */
+  backoffDelay(retryAfterMs?: number, attempt = this.attempt): number {
+    const r = this.options.retry;
+    let base = r.initialMs;
+    for (let i = 1; i < attempt && base < r.maxMs; i++) base *= r.factor;
+    base = Math.min(base, r.maxMs);
+    const jittered = base * (1 - r.jitter * this.options.random());
+    return Math.round(Math.max(jittered, retryAfterMs ?? 0));
+  }
+
+  // ---- flush and close --------------------------------------------------------------------
+
+  /** Ordinal of the oldest batch still queued (Infinity when nothing is). */
+  private oldestQueued(): number {
+    if (this.current) return this.current.ordinal;
+    const head = this.spool?.headId();
+    if (head !== undefined) return this.spoolOrdinals.get(head) ?? 0;
+    return this.memory[0]?.ordinal ?? Infinity;
+  }
+
+  private settleWaiters(failed: boolean): void {
+    if (this.waiters.length === 0) return;
+    const oldest = this.oldestQueued();
+    const keep: FlushWaiter[] = [];
+    let stats: WriterStats | undefined;
+    for (const w of this.waiters) {
+      if (oldest > w.target) w.resolve({ complete: true, stats: (stats ??= this.stats()) });
+      else if (failed || this.stopped) w.resolve({ complete: false, stats: (stats ??= this.stats()) });
+      else keep.push(w);
+    }
+    this.waiters = keep;
+  }
+
+  /**
+   * Cuts the buffer into a batch and resolves when everything queued at the
+   * time of the call (spool + memory) is written, or rejected by the server.
+   * Never rejects and never hangs on an outage: when a write fails with a
+   * retryable error (or the writer is already backing off, or is closed) it
+   * resolves with complete: false and the stats; the data stays queued and the
+   * writer keeps retrying. It does not cut a backoff short.
+   */
+  flush(): Promise<FlushResult> {
+    if (!this.closing) this.cut();
+    const target = this.lastOrdinal;
+    return new Promise((resolve) => {
+      this.waiters.push({ target, resolve });
+      this.settleWaiters(this.backoffTimer !== undefined || this.closing);
+    });
+  }
+
+  /**
+   * Stops timers and tries to write everything within timeoutMs: the buffer is
+   * cut, a pending backoff is cut short (one immediate attempt), and the queue
+   * is sent until it is empty, a write fails with a retryable error, or the
+   * time is up. Then whatever is not written (memory batches, and the batch in
+   * flight if it came from memory) is appended to the spool, to be replayed on
+   * next start; a batch in flight from the spool stays there un-acked. Without a
+   * spool (or when it is full), those lines go to onReject ('closed_unsent').
+   * A write still in flight is abandoned: its outcome is ignored (the backend's
+   * own close() ends it). Resolves with no timer of the writer left; idempotent.
+   */
+  close(timeoutMs = 10_000): Promise<CloseResult> {
+    if (this.closePromise) return this.closePromise;
+    this.closing = true;
+    this.closePromise = new Promise<CloseResult>((resolve) => {
+      this.closeResolve = resolve;
+    });
+    if (this.backoffTimer !== undefined) {
+      this.clock.clearTimeout(this.backoffTimer);
+      this.backoffTimer = undefined;
+      this.retryAt = undefined;
+    }
+    this.cut();
+    if (!this.stopped) {
+      this.closeTimer = this.clock.setTimeout(() => {
+        this.closeTimer = undefined;
+        this.finishClose();
+      }, Math.max(0, timeoutMs));
+      this.pump();
+    }
+    return this.closePromise;
+  }
+
+  private finishClose(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of [this.closeTimer, this.flushTimer, this.backoffTimer]) if (t !== undefined) this.clock.clearTimeout(t);
+    this.closeTimer = this.flushTimer = this.backoffTimer = undefined;
+    this.retryAt = undefined;
+    const complete = this.current === undefined && this.memory.length === 0 && (this.spool?.size().batches ?? 0) === 0;
+
+    // What is left, oldest first: the unsent parts of a head batch from memory, then memory.
+    const left: Batch[] = [];
+    const cur = this.current;
+    let memory = this.memory;
+    if (cur?.origin === 'memory' && memory[0] === cur.mem) {
+      left.push(...cur.parts);
+      memory = memory.slice(1);
+    }
+    for (const m of memory) left.push(m.batch);
+    this.memory = [];
+    this.current = undefined;
+    this.inFlight = undefined;
+    this.spool?.pin(undefined);
+
+    const result: CloseResult = { complete, spooledBatches: 0, spooledPoints: 0, lostPoints: 0 };
+    for (const b of left) {
+      if (this.spool) {
+        try {
+          const r = this.spool.append(b);
+          result.spooledBatches++;
+          result.spooledPoints += b.count;
+          if (r.droppedPoints > 0) {
+            result.lostPoints += r.droppedPoints;
+            this.drop(r.droppedPoints, `spool full (bound ${this.spool.maxBytes} bytes, policy drop-oldest) while closing: dropped the ${r.droppedBatches} oldest batches, ${r.droppedPoints} points`);
+          }
+          continue;
+        } catch (e) {
+          const msg = e instanceof SpoolFullError ? e.message : `spool write failed: ${errMessage(e)}`;
+          result.lostPoints += b.count;
+          this.rejectLines(b, new WriteRejectedError('closed_unsent', `closing: not written in time and not spooled (${msg})`, { cause: e }));
+          continue;
+        }
+      }
+      result.lostPoints += b.count;
+      this.rejectLines(b, new WriteRejectedError('closed_unsent', `closing: ${b.count} lines not written in time and there is no spool to keep them`));
+    }
+    this.settleWaiters(true);
+    this.emitStats();
+    const resolve = this.closeResolve;
+    this.closeResolve = undefined;
+    resolve?.(result);
+  }
+
+  // ---- stats ------------------------------------------------------------------------------
+
+  stats(): WriterStats {
+    const sz = this.spool?.size() ?? { batches: 0, bytes: 0 };
+    const state: WriterState = this.failing ? 'retrying' : sz.batches > 0 ? 'spooling' : 'ok';
+    const s: WriterStats = {
+      bufferedLines: this.buffer.length,
+      memoryBatches: this.memory.length,
+      spooledBatches: sz.batches,
+      spooledBytes: sz.bytes,
+      inFlight: this.inFlight?.count ?? 0,
+      written: this.written,
+      rejected: this.rejected,
+      dropped: this.dropped,
+      retries: this.retries,
+      corrupt: this.spool?.corrupt.length ?? 0,
+      state,
+    };
+    if (this.lastError !== undefined) s.lastError = this.lastError;
+    if (this.retryAt !== undefined) s.retryAt = this.retryAt;
+    return s;
+  }
+
+  private emitStats(): void {
+    if (!this.onStats) return;
+    const s = this.stats();
+    const l = this.lastStats;
+    if (
+      l &&
+      l.bufferedLines === s.bufferedLines &&
+      l.memoryBatches === s.memoryBatches &&
+      l.spooledBatches === s.spooledBatches &&
+      l.spooledBytes === s.spooledBytes &&
+      l.inFlight === s.inFlight &&
+      l.written === s.written &&
+      l.rejected === s.rejected &&
+      l.dropped === s.dropped &&
+      l.retries === s.retries &&
+      l.corrupt === s.corrupt &&
+      l.lastError === s.lastError &&
+      l.state === s.state &&
+      l.retryAt === s.retryAt
+    ) {
+      return;
+    }
+    this.lastStats = s;
+    this.onStats(s);
+  }
+}

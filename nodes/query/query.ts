@@ -1,0 +1,77 @@
+/**
+ * thingwire-query: reads a time range from a thingwire-store: devices, fields,
+ * optional time buckets, and server-side downsampling to maxPoints per series.
+ * The query comes from msg.payload (anything missing from the node's defaults);
+ * the result replaces msg.payload. Bad queries and store errors leave on output 2.
+ */
+import type { Aggregate } from '../lib/store/types';
+import { ThingwireError } from '../lib/errors';
+import { configBool, configInt, onInput, rejectError, RejectedError, type Node, type NodeAPI } from '../lib/red';
+import type { StoreNode } from '../store/config';
+import { splitList } from '../write/config';
+import type { QueryConfig } from './config';
+import { resolveQuery, type QueryDefaults } from './spec';
+
+const TYPE = 'thingwire-query';
+
+export = function register(RED: NodeAPI): void {
+  function QueryNode(this: Node, config: QueryConfig): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const defaults: QueryDefaults = {
+      measurement: config.measurement || 'telemetry',
+      fields: splitList(config.fields),
+      start: config.start || '-1h',
+      bucket: config.bucket ?? '',
+      agg: (config.agg || 'mean') as Aggregate,
+      maxPoints: configInt(config.maxPoints, 0, 0),
+    };
+    const catchRejects = configBool(config.catchRejects, false);
+    const storeNode = config.store ? (RED.nodes.getNode(config.store) as StoreNode | null) : null;
+    if (!storeNode?.service) {
+      node.error(RED._(`${TYPE}.errors.no-store`));
+      node.status({ fill: 'red', shape: 'ring', text: `${TYPE}.status.no-store` });
+    } else {
+      node.status({});
+    }
+    let inFlight = 0;
+
+    onInput(node, async (msg, send) => {
+      const service = storeNode?.service;
+      if (!service) throw new Error(RED._(`${TYPE}.errors.no-store`));
+      let query;
+      try {
+        query = resolveQuery(msg.payload, defaults, Date.now());
+      } catch (e) {
+        if (!(e instanceof ThingwireError)) throw e;
+        msg.error = rejectError(TYPE, e.toReject());
+        send([null, msg]);
+        node.status({ fill: 'yellow', shape: 'ring', text: e.code });
+        if (catchRejects) throw new RejectedError(TYPE, e.toReject());
+        return;
+      }
+      inFlight++;
+      node.status({ fill: 'blue', shape: 'dot', text: RED._(`${TYPE}.status.querying`, { n: inFlight }) });
+      const t0 = Date.now();
+      try {
+        const result = await service.query(query);
+        msg.query = query;
+        msg.payload = result;
+        const points = result.series.reduce((n, s) => n + s.points.length, 0);
+        node.status({ fill: 'green', shape: 'dot', text: RED._(`${TYPE}.status.done`, { series: result.series.length, points, ms: Date.now() - t0 }) });
+        send([msg, null]);
+      } catch (e) {
+        // A store failure is not a reject of the message: it goes to Catch, and to output 2 for flows that answer HTTP.
+        msg.error = { code: 'store_error', message: (e as Error).message, source: TYPE };
+        node.status({ fill: 'red', shape: 'ring', text: RED._(`${TYPE}.status.failed`) });
+        send([null, msg]);
+        throw e;
+      } finally {
+        inFlight--;
+      }
+    });
+
+    node.on('close', (_removed, done) => done());
+  }
+  RED.nodes.registerType(TYPE, QueryNode);
+};

@@ -1,0 +1,23 @@
+/** The saved configuration of a thingwire-write node (what the editor dialog writes). */
+export interface WriteConfig {
+  id: string;
+  name?: string;
+  /** Config format version, for migrations of saved flows. */
+  v?: number;
+  store?: string;
+  readingMeasurement?: string;
+  rollupMeasurement?: string;
+  alertMeasurement?: string;
+  /** Comma-separated keys of msg.device copied into tags. */
+  deviceTags?: string;
+  /** Comma-separated metric names written as integers. */
+  intFields?: string;
+  catchRejects?: boolean | string;
+}
+
+export function splitList(s: string | undefined): string[] {
+  return (s ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+}

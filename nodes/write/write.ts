@@ -1,0 +1,96 @@
+/**
+ * thingwire-write: writes Readings, Rollups and Alert events (or arrays of
+ * them) to a thingwire-store, mapped to points by the point schema
+ * (../lib/store/points), batched, retried and spooled by the store's writer.
+ * Output 1: the message, once its points are queued. Output 2: rejects (points
+ * that cannot be mapped or encoded, and lines the server refused or the spool
+ * could not take).
+ */
+import type { Reject } from '../lib/contract';
+import { encodeBatch } from '../lib/line-protocol';
+import { DEFAULT_POINT_SCHEMA, toPoints, type PointSchema } from '../lib/store/points';
+import type { StoreListener } from '../lib/store/service';
+import { configBool, onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI } from '../lib/red';
+import type { StoreNode } from '../store/config';
+import { splitList, type WriteConfig } from './config';
+import { statusOf } from './status';
+
+const TYPE = 'thingwire-write';
+
+export = function register(RED: NodeAPI): void {
+  function WriteNode(this: Node, config: WriteConfig): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const schema: PointSchema = {
+      readingMeasurement: config.readingMeasurement || DEFAULT_POINT_SCHEMA.readingMeasurement,
+      rollupMeasurement: config.rollupMeasurement || DEFAULT_POINT_SCHEMA.rollupMeasurement,
+      alertMeasurement: config.alertMeasurement || DEFAULT_POINT_SCHEMA.alertMeasurement,
+      deviceTags: splitList(config.deviceTags),
+      intFields: splitList(config.intFields),
+    };
+    const catchRejects = configBool(config.catchRejects, false);
+    const storeNode = config.store ? (RED.nodes.getNode(config.store) as StoreNode | null) : null;
+    const service = storeNode?.service;
+    const status = new ThrottledStatus(node, 1000);
+    let mappingRejects = 0;
+
+    if (!service) {
+      const why = !storeNode ? RED._(`${TYPE}.errors.no-store`) : storeNode.storeError ?? RED._(`${TYPE}.errors.no-store`);
+      node.error(RED._(`${TYPE}.errors.config`, { error: why }));
+      node.status({ fill: 'red', shape: 'ring', text: `${TYPE}.status.no-store` });
+    } else {
+      node.status({ fill: 'grey', shape: 'dot', text: service.description });
+    }
+
+    // Events that belong to no message (server rejects, spool full, drops) leave on output 2 of one
+    // write node per store: the first to register, so they are reported once.
+    const listener: StoreListener = {
+      onStats: (s) => status.set(statusOf(s, RED._)),
+      onReject: (lines, err) => {
+        if (!service?.isPrimary(listener)) return;
+        const msg = {
+          payload: lines,
+          error: { code: err.code, message: err.message, source: TYPE, status: err.status, serverMessage: err.serverMessage },
+        };
+        node.send([null, msg]);
+        node.error(RED._(`${TYPE}.errors.rejected`, { count: lines.length, error: err.message }), msg);
+      },
+      onCorrupt: (message) => {
+        if (service?.isPrimary(listener)) node.warn(message);
+      },
+      onDrop: (count, message) => {
+        if (!service?.isPrimary(listener)) return;
+        node.warn(RED._(`${TYPE}.errors.dropped`, { count, error: message }));
+      },
+    };
+    const unlisten = service?.listen(listener);
+
+    onInput(node, (msg, send) => {
+      if (!service) throw new Error(RED._(`${TYPE}.errors.no-store`));
+      const mapped = toPoints(msg.payload, msg.device, schema);
+      const encoded = encodeBatch(mapped.points);
+      const rejects: Reject[] = [...mapped.rejects];
+      for (const r of encoded.rejects) rejects.push(r.error.toReject(mapped.batch ? r.index : undefined));
+      if (encoded.lines.length > 0) service.write(encoded.lines);
+      if (rejects.length > 0) {
+        mappingRejects += rejects.length;
+        const bad = encoded.lines.length > 0 ? RED.util.cloneMessage(msg) : msg;
+        bad.error = rejectError(TYPE, rejects[0]);
+        bad.rejects = rejects;
+        if (encoded.lines.length > 0) send([msg, null]);
+        send([null, bad]);
+        status.set({ fill: 'yellow', shape: 'dot', text: RED._(`${TYPE}.status.unmappable`, { count: mappingRejects }) });
+        if (catchRejects) throw new RejectedError(TYPE, rejects[0]);
+        return;
+      }
+      send([msg, null]);
+    });
+
+    node.on('close', (_removed, done) => {
+      unlisten?.();
+      status.close();
+      done();
+    });
+  }
+  RED.nodes.registerType(TYPE, WriteNode);
+};
