@@ -94,6 +94,20 @@ describe('bundled runtime with the embedded broker', () => {
     expect(tap.messages.filter((m) => m.name === 'errors')).toEqual([]);
   });
 
+  test('accepted readings are stored and read back through GET /api/v1/series', async () => {
+    const ts = Date.now() - 5000;
+    await publish(rt.mqttPort, 'devices/it-store/telemetry', JSON.stringify([{ ts, temperature: 20.25 }, { ts: ts + 1000, temperature: 20.75 }]));
+    const body = await waitFor('the readings in the store', async () => {
+      const res = await fetch(`${rt.url}/api/v1/series?devices=it-store&fields=temperature&start=-10m`);
+      const b = (await res.json()) as { series: Array<{ device: string; field: string; points: Array<[number, number]> }> };
+      return b.series[0]?.points.length === 2 ? b : undefined;
+    });
+    expect(body.series).toEqual([{ device: 'it-store', field: 'temperature', points: [[ts, 20.25], [ts + 1000, 20.75]] }]);
+    const bad = await fetch(`${rt.url}/api/v1/series?devices=${encodeURIComponent("x' OR 1=1")}`);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('invalid_query');
+  });
+
   test('an oversize payload is rejected before parsing', async () => {
     const before = rejectsOf(tap).length;
     await publish(rt.mqttPort, 'devices/it-big/telemetry', `{"pad":"${'x'.repeat(300 * 1024)}"}`);
@@ -130,6 +144,15 @@ describe('runtime lifecycle', () => {
       body: JSON.stringify(flows),
     });
     expect(dep.status).toBe(200);
+    // A reading still in the store's 1 s batch when SIGTERM arrives: close() must write it.
+    await waitFor('the redeployed flow to subscribe', async () => (await health(rt.url)).body.components.flows.state === 'up');
+    const ts = Date.now() - 1000;
+    await waitFor('the reading to be accepted', async () => {
+      await publish(rt.mqttPort, 'devices/it-restart/telemetry', JSON.stringify({ ts, temperature: 30.5 }));
+      const h = (await (await fetch(`${rt.url}/api/v1/health`)).json()) as { components: { store: { stores?: Array<{ queuedLines: number; written: number }> } } };
+      const s = h.components.store.stores?.[0];
+      return s !== undefined && s.queuedLines + s.written > 0;
+    });
     const exited = new Promise<number | null>((resolve) => rt.proc.once('exit', (code) => resolve(code)));
     rt.proc.kill('SIGTERM');
     expect(await exited).toBe(0);
@@ -139,6 +162,8 @@ describe('runtime lifecycle', () => {
     try {
       const after = (await (await fetch(`${again.url}/flows`)).json()) as Array<Record<string, unknown>>;
       expect(after.find((n) => n.type === 'tab')!.label).toBe('my edited flow');
+      const series = (await (await fetch(`${again.url}/api/v1/series?devices=it-restart&fields=temperature&start=-10m`)).json()) as { series: Array<{ points: Array<[number, number]> }> };
+      expect(series.series[0].points).toContainEqual([ts, 30.5]);
     } finally {
       await again.stop();
     }
