@@ -3,18 +3,10 @@
  * same data on every run, so runs compare. Arrays have a power-of-two length
  * so cases cycle through them with `i & (length - 1)`.
  */
+import { mulberry32 } from '../../runtime/sim-model';
 
-/** mulberry32: a small, fast, seeded PRNG in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, the simulator's seeded PRNG in [0, 1). */
+export const rng = (seed: number): (() => number) => mulberry32(seed);
 
 export const FIXTURE_COUNT = 1024;
 export const BATCH_SIZE = 100;

@@ -11,6 +11,7 @@ import * as path from 'path';
 import { splitLines } from '../../nodes/lib/line-protocol';
 import { DiskSpool, encodeSpoolFile, spoolFileName, type SpoolOptions } from '../../nodes/lib/store/spool';
 import { StoreError, type Batch, type StoreBackend } from '../../nodes/lib/store/types';
+import { mulberry32 } from '../../runtime/sim-model';
 import {
   BatchWriter,
   DEFAULT_WRITER_OPTIONS,
@@ -826,13 +827,4 @@ describe('stats', () => {
 });
 
 /** Seeded [0, 1) random, so jittered runs are reproducible. */
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry = mulberry32;
