@@ -201,6 +201,8 @@ export async function startVictoriaMetrics(): Promise<VictoriaMetricsService> {
     '-loggerOutput=stderr',
     '-memory.allowedPercent=20',
     '-search.disableCache',
+    // One sample per series and timestamp, as InfluxDB keeps: a retried batch must not count twice.
+    '-dedup.minScrapeInterval=1ms',
   ];
   let proc!: ChildProcess;
   let output: () => string = () => '';

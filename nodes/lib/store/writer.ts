@@ -33,8 +33,10 @@
  *   server will never accept.
  *
  * A batch that was both spooled and written (e.g. close() timed out while it was
- * in flight) is written again on replay: writes are idempotent (series +
- * timestamp), so that is harmless.
+ * in flight, or a write timed out after the server stored it) is written again:
+ * InfluxDB and the embedded store overwrite the same series + timestamp, so that
+ * is harmless; VictoriaMetrics keeps both samples unless it runs with
+ * -dedup.minScrapeInterval=1ms (see the README).
  *
  * Memory bound: buffered lines < batchSize, memory batches <= maxMemoryBatches,
  * plus the batch being sent: at most batchSize * (maxMemoryBatches + 2) lines,
