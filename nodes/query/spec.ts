@@ -91,6 +91,7 @@ export function resolveQuery(input: unknown, d: QueryDefaults, now: number): Ran
   const bucketIn = q.bucket === undefined ? d.bucket : q.bucket;
   if (bucketIn !== '' && bucketIn !== undefined && bucketIn !== null && bucketIn !== 'none') {
     out.bucketMs = parseDuration(bucketIn, 'bucket');
+    if (out.bucketMs < 1) throw bad(`bucket ${preview(bucketIn)} must be at least 1ms`);
     const agg = q.agg === undefined ? d.agg : q.agg;
     if (!(AGGREGATES as readonly unknown[]).includes(agg)) throw bad(`agg must be one of ${AGGREGATES.join(', ')}, got ${preview(agg)}`);
     out.agg = agg as Aggregate;

@@ -70,7 +70,7 @@ export = function register(RED: NodeAPI): void {
       const mapped = toPoints(msg.payload, msg.device, schema);
       const encoded = encodeBatch(mapped.points);
       const rejects: Reject[] = [...mapped.rejects];
-      for (const r of encoded.rejects) rejects.push(r.error.toReject(mapped.batch ? r.index : undefined));
+      for (const r of encoded.rejects) rejects.push(r.error.toReject(mapped.batch ? mapped.indexes[r.index] : undefined));
       if (encoded.lines.length > 0) service.write(encoded.lines);
       if (rejects.length > 0) {
         mappingRejects += rejects.length;

@@ -3,6 +3,7 @@
  * message catalogues (the helper's RED._ returns the key as it is); and small waiting helpers.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 export interface NodeMsg {
@@ -154,4 +155,79 @@ export function statusCalls(node: TestNode): Array<{ fill?: string; shape?: stri
 /** The errors a node reported with node.error (first argument of each call). */
 export function errorCalls(node: TestNode): SpyCall[] {
   return node.error.getCalls().filter((c) => c.thisValue === node);
+}
+
+// ---- settings, data directories and request/answer (store, write and query nodes) --------
+
+/** The parts of the helper the store tests use beyond the ones above (the helper has no types). */
+export interface StoreTestHelper {
+  /** Merges into the runtime settings the next helper.load gives the nodes (RED.settings). */
+  settings(userSettings?: Record<string, unknown>): Record<string, unknown>;
+  /** Node-RED's credentials module: the definitions node types registered. */
+  credentials: { getDefinition(type: string): Record<string, { type: string }> | undefined };
+}
+
+export const storeHelper = helper as unknown as StoreTestHelper;
+
+/**
+ * Fresh temp dirs for one test file: each call makes a new one under a root that is removed after
+ * the file's last test (after every afterEach, so after the flows that used them are unloaded).
+ */
+export function useTempDirs(prefix: string): () => string {
+  let root: string | undefined;
+  let n = 0;
+  afterAll(() => {
+    if (root) fs.rmSync(root, { recursive: true, force: true });
+  });
+  return () => {
+    root ??= fs.mkdtempSync(path.join(os.tmpdir(), `thingwire-${prefix}-`));
+    const dir = path.join(root, String(++n));
+    fs.mkdirSync(dir);
+    return dir;
+  };
+}
+
+/** Points the thingwire-store nodes of the next helper.load at `dir` (settings.thingwireDataDir). */
+export function setDataDir(dir: string): void {
+  storeHelper.settings({ thingwireDataDir: dir });
+}
+
+/** Polls an async check until it returns something other than undefined; fails with `what` (and the last error) after `timeoutMs`. */
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+let requestNo = 0;
+
+/**
+ * Sends `msg` to node `id` with a fresh _msgid and resolves with the first message with that
+ * _msgid in any of `outputs` (recorded with record()), with the index of the output it came from.
+ */
+export async function request(id: string, msg: NodeMsg, outputs: NodeMsg[][], timeoutMs = 10_000): Promise<{ output: number; msg: NodeMsg }> {
+  const msgid = `req-${process.pid}-${++requestNo}`;
+  getNode(id).receive({ ...msg, _msgid: msgid });
+  let found: { output: number; msg: NodeMsg } | undefined;
+  await until(
+    `an answer to ${msgid} from ${id}`,
+    () => {
+      for (let i = 0; i < outputs.length && !found; i++) {
+        const m = outputs[i].find((x) => x._msgid === msgid);
+        if (m) found = { output: i, msg: m };
+      }
+      return found !== undefined;
+    },
+    timeoutMs,
+  );
+  return found!;
 }

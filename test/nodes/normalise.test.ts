@@ -102,7 +102,7 @@ describe('objects', () => {
     expect(out.ok[0].payload).toEqual(reading);
   });
 
-  // BUG: isPlainObject in nodes/lib/normalise.ts compares the prototype with this realm's
+  // Regression, fixed: isPlainObject in nodes/lib/normalise.ts compares the prototype with this realm's
   // Object.prototype. A Function node runs in its own vm context, so the object it builds has that
   // context's Object.prototype and is rejected as not_a_reading: function -> normalise never works.
   test('an object built by an upstream Function node is read', async () => {

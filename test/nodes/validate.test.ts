@@ -349,7 +349,7 @@ describe('options', () => {
     expect(out.ok[0].payload).toEqual({ t: 1 });
   });
 
-  // BUG (engine.ts validate/validateItems): a scalar at the root of what is validated (the whole
+  // Regression, fixed (was: engine.ts validate/validateItems): a scalar at the root of what is validated (the whole
   // payload, or each element of an array) is coerced by ajv in a local variable only, so it leaves
   // on output 1 as the string the schema said must be a number.
   test('coerceTypes on an array of scalar strings sends numbers on output 1', async () => {
@@ -444,7 +444,7 @@ describe('schema from msg.schema', () => {
     expect(out.caught).toHaveLength(0);
   });
 
-  // BUG (engine.ts compile, see test/unit/validate-engine.test.ts): after an msg.schema with an
+  // Regression, fixed (was: engine.ts compile, see test/unit/validate-engine.test.ts): after an msg.schema with an
   // $id fails to compile, the corrected schema with that $id throws ajv's raw Error: the message
   // goes to Catch as an error instead of being validated, until the flow is redeployed.
   test('a corrected msg.schema with the same $id as a broken one is used', async () => {
@@ -504,7 +504,7 @@ describe('schema from a thingwire-schemas set', () => {
     expect((out.bad[0].errors as Array<{ keyword: string }>)[0].keyword).toBe('required');
   });
 
-  // BUG: validate.ts reads the key with RED.util.getMessageProperty(msg, 'device.type'), which
+  // Regression, fixed: validate.ts reads the key with RED.util.getMessageProperty(msg, 'device.type'), which
   // throws a TypeError when msg.device itself is missing. The message then goes to Catch as an
   // error instead of using the default key (or being rejected with schema_not_found).
   test('a message without msg.device uses the default key', async () => {
@@ -722,7 +722,7 @@ describe('status', () => {
     expect((out.statuses[0].status as Status).text).toBe('valid 1 / invalid 0');
   });
 
-  // BUG: for a message that fails validation, validate.ts calls showCounts() before reject()
+  // Regression, fixed: for a message that fails validation, validate.ts calls showCounts() before reject()
   // increments `invalid`, so the status pushed (at once, the throttle lets the first through)
   // still reads green "invalid 0". It only catches up with a later message.
   test('the first invalid message turns the status yellow with invalid 1', async () => {
@@ -734,7 +734,7 @@ describe('status', () => {
     expect(last(out)).toMatchObject({ fill: 'yellow', text: 'valid 0 / invalid 1' });
   });
 
-  // BUG (same cause): with catchRejects, reject() throws before the showCounts() that follows it,
+  // Regression, fixed (was: same cause): with catchRejects, reject() throws before the showCounts() that follows it,
   // so a malformed message never shows in the counts.
   test('with catchRejects, a malformed message is counted in the status', async () => {
     const out = await start({ catchRejects: true });

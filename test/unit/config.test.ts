@@ -264,7 +264,7 @@ describe('malformed values', () => {
     expect(e.message).toBe(`invalid configuration:\n  - ${e.problems.join('\n  - ')}`);
   });
 
-  // BUG: the non-loopback refusal and the PORT == MQTT_PORT check only run when no other problem
+  // Regression, fixed: the non-loopback refusal and the PORT == MQTT_PORT check only run when no other problem
   // was found before them, so a start-up with two problems reports one, and the second appears
   // only after the first is fixed. The header promises "lists all problems at once".
   test('a non-loopback HOST is reported together with an unrelated malformed PORT', () => {
@@ -278,7 +278,7 @@ describe('malformed values', () => {
     expect(p).toEqual(['THINGWIRE_LOG_LEVEL="loud" must be one of fatal, error, warn, info, debug, trace', 'PORT and MQTT_PORT are both 1883; they must differ']);
   });
 
-  // BUG: "Every value is checked", but THINGWIRE_ALLOW_OPEN_EDITOR is only compared with '1':
+  // Regression, fixed: "Every value is checked", but THINGWIRE_ALLOW_OPEN_EDITOR is only compared with '1':
   // any other value (yes, true, 2) is accepted silently as "not allowed".
   test.each(['yes', 'true', '2'])('THINGWIRE_ALLOW_OPEN_EDITOR=%p is malformed', (v) => {
     const p = problems({ THINGWIRE_ALLOW_OPEN_EDITOR: v });
@@ -313,7 +313,7 @@ describe('safety rules', () => {
     for (const h of ['0.0.0.0', '::', '128.0.0.1', '1.127.0.0', 'localhost.example.com', 'mylocalhost']) expect([h, isLoopback(h)]).toEqual([h, false]);
   });
 
-  // BUG: isLoopback tests /^127\./ on any string, so a DNS name that merely starts with "127."
+  // Regression, fixed: isLoopback tests /^127\./ on any string, so a DNS name that merely starts with "127."
   // (127.0.0.1.nip.io, 127.attacker.example) counts as loopback; HOST is resolved by listen() and
   // can bind a public address without THINGWIRE_ALLOW_OPEN_EDITOR.
   test.each(['127.0.0.1.nip.io', '127.attacker.example'])('a host name starting with "127." (%s) is not loopback', (host) => {

@@ -183,7 +183,7 @@ describe('flat objects', () => {
     expect(run(o).readings).toEqual([{ device: 'd1', ts: NOW, metrics: { t: 1 } }]);
   });
 
-  // BUG: isPlainObject compares the prototype with this realm's Object.prototype, so an object made
+  // Regression, fixed: isPlainObject compares the prototype with this realm's Object.prototype, so an object made
   // in another vm context (a Node-RED Function node's sandbox) is refused as not_a_reading.
   test('a plain object from another realm (a Function node sandbox) is read', () => {
     const o = vm.runInNewContext('({ device: "d1", t: 1, env: { h: 2 }, tags: { site: "n" } })') as unknown;
@@ -313,7 +313,7 @@ describe('device id: payload, topic, or known device', () => {
     expect(rejectOf(21.5, { device: 'auth-1', topic: 'devices/pico-7/temp' }).code).toBe('device_mismatch');
   });
 
-  // BUG: the result's `batch` is documented as "true when the input was an array", but the early
+  // Regression, fixed: the result's `batch` is documented as "true when the input was an array", but the early
   // device_mismatch return (topic vs known device) always says false.
   test('a topic/known-device mismatch on an array is still reported as a batch', () => {
     const r = run([{ t: 1 }, { t: 2 }], { device: 'auth-1', topic: 'devices/pico-7/telemetry' });
@@ -396,7 +396,7 @@ describe('hostile names', () => {
     expect(canonical.message).toBe(`metric name ${preview(name)} is not allowed`);
   });
 
-  // BUG: names.ts promises "never control characters", but CONTROL_RE stops at U+007F, so the C1
+  // Regression, fixed: names.ts promises "never control characters", but CONTROL_RE stops at U+007F, so the C1
   // controls U+0080..U+009F (NEL, a line break to some tools; CSI, a terminal escape) pass.
   test.each([
     ['NEL U+0085', 'temp\u0085erature'],

@@ -230,7 +230,7 @@ describe('coerceTypes and useDefaults change the data', () => {
     expect(data).toEqual([1, 2.5]);
   });
 
-  // BUG: ajv can only coerce a value it can write back into its parent; a scalar validated at the
+  // Regression, fixed: ajv can only coerce a value it can write back into its parent; a scalar validated at the
   // root (each element in validateItems) is coerced in a local variable and then dropped, so the
   // "valid" elements keep their strings although the schema says number.
   test('coerceTypes on scalar array elements: validateItems gives back the coerced values', () => {
@@ -457,7 +457,7 @@ describe('schemas with an $id', () => {
     expect(engine.validate(user, {}).valid).toBe(false);
   });
 
-  // BUG: ajv registers a schema's $id before it compiles it. When that compile fails, the broken
+  // Regression, fixed: ajv registers a schema's $id before it compiles it. When that compile fails, the broken
   // schema stays registered; the next compile of that $id calls ajv.getSchema(id) outside the
   // try/catch, which compiles the broken schema again and throws ajv's raw Error. The engine is
   // stuck: the corrected schema can never be compiled, and the error is not a ThingwireError.
@@ -478,7 +478,7 @@ describe('schemas with an $id', () => {
     expect(thrown(() => engine.compileCached({ $id: ID, $ref: '#/nowhere' })).code).toBe('schema_invalid');
   });
 
-  // BUG (same line): an $id ajv cannot resolve throws from getSchema(), outside the try/catch.
+  // Regression, fixed (was: same line): an $id ajv cannot resolve throws from getSchema(), outside the try/catch.
   test('an $id ajv cannot resolve (urn without a namespace) is schema_invalid', () => {
     const engine = new ValidatorEngine();
     expect(thrown(() => engine.compile({ $id: 'urn:x', type: 'number' })).code).toBe('schema_invalid');

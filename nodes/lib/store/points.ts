@@ -64,9 +64,17 @@ function requireString(v: unknown, what: string): string {
   return v;
 }
 
+/** Times every store can hold, in ms: InfluxDB's int64 nanoseconds (1677-09-21 to 2262-04-11). */
+const MAX_STORE_TS = 9_223_372_036_854;
+
 function requireTs(v: unknown, what: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new ThingwireError('invalid_ts', `${what} must be ms since epoch, got ${preview(v)}`);
+  if (Math.abs(v) > MAX_STORE_TS) throw new ThingwireError('ts_out_of_range', `${what} ${v} is outside what a time-series store can hold (1677-09-21 to 2262-04-11)`);
   return v;
+}
+
+function storableMs(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= MAX_STORE_TS;
 }
 
 export function readingToPoint(r: Reading, device: unknown, s: PointSchema): Point {
@@ -80,7 +88,7 @@ export function readingToPoint(r: Reading, device: unknown, s: PointSchema): Poi
     const v = r.metrics[k];
     if (typeof v === 'number') {
       if (!Number.isFinite(v)) throw new ThingwireError('invalid_value', `metric ${preview(k)} is ${v}`);
-      fields[k] = s.intFields.length > 0 && s.intFields.includes(k) && Number.isInteger(v) ? BigInt(v) : v;
+      fields[k] = s.intFields.length > 0 && s.intFields.includes(k) && Number.isSafeInteger(v) ? BigInt(v) : v;
     } else if (typeof v === 'boolean' || typeof v === 'string') fields[k] = v;
     else continue;
     n++;
@@ -106,9 +114,9 @@ export function rollupToPoint(r: Rollup, device: unknown, s: PointSchema): Point
     const v = r[k];
     if (typeof v === 'number' && Number.isFinite(v)) fields[k] = v;
   }
-  if (typeof r.firstTs === 'number' && Number.isFinite(r.firstTs)) fields.first_ts = BigInt(Math.trunc(r.firstTs));
-  if (typeof r.lastTs === 'number' && Number.isFinite(r.lastTs)) fields.last_ts = BigInt(Math.trunc(r.lastTs));
-  if (typeof r.window.size === 'number' && Number.isFinite(r.window.size)) fields.window_ms = BigInt(Math.trunc(r.window.size));
+  if (storableMs(r.firstTs)) fields.first_ts = BigInt(Math.trunc(r.firstTs));
+  if (storableMs(r.lastTs)) fields.last_ts = BigInt(Math.trunc(r.lastTs));
+  if (storableMs(r.window.size)) fields.window_ms = BigInt(Math.trunc(r.window.size));
   return { measurement: s.rollupMeasurement, tags, fields, ts: requireTs(r.window.start, 'rollup.window.start') };
 }
 
@@ -133,10 +141,11 @@ export function alertToPoint(a: AlertEvent, device: unknown, s: PointSchema): Po
  * Maps a payload (one Reading, Rollup or Alert event, or an array of them) to points.
  * Elements that cannot be mapped become rejects with their index; the rest go on.
  */
-export function toPoints(payload: unknown, device: unknown, s: PointSchema): { points: Point[]; rejects: Reject[]; batch: boolean } {
+export function toPoints(payload: unknown, device: unknown, s: PointSchema): { points: Point[]; indexes: number[]; rejects: Reject[]; batch: boolean } {
   const batch = Array.isArray(payload);
   const items: unknown[] = batch ? (payload as unknown[]) : [payload];
   const points: Point[] = [];
+  const indexes: number[] = [];
   const rejects: Reject[] = [];
   for (let i = 0; i < items.length; i++) {
     const item = items[i];
@@ -154,10 +163,11 @@ export function toPoints(payload: unknown, device: unknown, s: PointSchema): { p
         default:
           throw new ThingwireError('not_a_reading', `payload is not a Reading, Rollup or Alert event: ${preview(item)}`);
       }
+      indexes.push(i);
     } catch (e) {
       if (!(e instanceof ThingwireError)) throw e;
       rejects.push(e.toReject(batch ? i : undefined));
     }
   }
-  return { points, rejects, batch };
+  return { points, indexes, rejects, batch };
 }

@@ -45,6 +45,7 @@ class LazyBackend implements StoreBackend {
   private backend?: StoreBackend;
   private opening?: Promise<StoreBackend>;
   private openError?: Error;
+  private closed = false;
 
   constructor(
     kind: StoreBackend['kind'],
@@ -56,6 +57,7 @@ class LazyBackend implements StoreBackend {
   }
 
   private get(): Promise<StoreBackend> {
+    if (this.closed) return Promise.reject(new StoreError(`${this.description} is closed`, { retryable: true }));
     if (this.backend) return Promise.resolve(this.backend);
     this.opening ??= this.open().then(
       (b) => {
@@ -87,6 +89,7 @@ class LazyBackend implements StoreBackend {
     }
   }
   async close(): Promise<void> {
+    this.closed = true;
     const b = this.backend ?? (this.opening ? await this.opening.catch(() => undefined) : undefined);
     this.backend = undefined;
     this.opening = undefined;
