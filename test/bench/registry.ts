@@ -4,13 +4,14 @@
  * spread it into ALL_CASES below.
  */
 import { caseId, type BenchCase } from './harness';
+import { anomalyCases } from './cases/anomaly';
 import { lineProtocolCases } from './cases/line-protocol';
 import { normaliserCases } from './cases/normaliser';
 import { storeCases } from './cases/store';
 import { validatorCases } from './cases/validator';
 import { writerCases } from './cases/writer';
 
-export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases];
+export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases];
 
 /** Throws on a duplicate id or a baseline that names no case. */
 export function checkRegistry(cases: readonly BenchCase[]): void {
