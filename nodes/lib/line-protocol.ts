@@ -171,6 +171,14 @@ export function splitLines(text: string): string[] {
   return out;
 }
 
+const SP = 1;
+const CM = 2;
+const EQ = 4;
+/** The bit of space, comma or equals sign; 0 for any other character. */
+function bit(c: number): number {
+  return c === 32 ? SP : c === 44 ? CM : c === 61 ? EQ : 0;
+}
+
 /** Parses one line (ms timestamps) back into a Point; throws ThingwireError on malformed input. */
 export function parseLine(line: string): Point {
   let i = 0;
@@ -181,40 +189,41 @@ export function parseLine(line: string): Point {
 
   // Reads up to (not including) one of the stop characters. A backslash escapes only the
   // characters that need it there (as InfluxDB reads it); before anything else it is literal.
-  const readToken = (stops: string, escapable: string): string => {
+  // Stop and escapable sets as bit masks over the three characters involved: space, comma, equals.
+  const readToken = (stops: number, escapable: number): string => {
     let s = '';
     let from = i;
     while (i < n) {
-      const c = line[i];
-      if (c === '\\' && i + 1 < n && escapable.includes(line[i + 1])) {
+      const c = line.charCodeAt(i);
+      if (c === 92 /* \\ */ && i + 1 < n && (bit(line.charCodeAt(i + 1)) & escapable) !== 0) {
         s += line.slice(from, i);
         s += line[i + 1];
         i += 2;
         from = i;
         continue;
       }
-      if (stops.includes(c)) break;
+      if ((bit(c) & stops) !== 0) break;
       i++;
     }
-    return s + line.slice(from, i);
+    return s === '' ? line.slice(from, i) : s + line.slice(from, i);
   };
 
-  const measurement = readToken(', ', ', ');
+  const measurement = readToken(SP | CM, SP | CM);
   if (measurement === '') fail('no measurement');
   // Null-prototype objects: a tag or field named __proto__ is data, not a prototype.
   const tags: Record<string, string> = Object.create(null) as Record<string, string>;
   while (line[i] === ',') {
     i++;
-    const k = readToken('=, ', ',= ');
+    const k = readToken(SP | CM | EQ, SP | CM | EQ);
     if (line[i] !== '=') fail('tag without "="');
     i++;
-    tags[k] = readToken(', ', ',= ');
+    tags[k] = readToken(SP | CM, SP | CM | EQ);
   }
   if (line[i] !== ' ') fail('no fields');
   i++;
   const fields: Record<string, FieldValue> = Object.create(null) as Record<string, FieldValue>;
   for (;;) {
-    const k = readToken('=, ', ',= ');
+    const k = readToken(SP | CM | EQ, SP | CM | EQ);
     if (line[i] !== '=') fail('field without "="');
     i++;
     if (line[i] === '"') {
