@@ -33,7 +33,19 @@ export interface Rollup {
   window: TimeWindow;
   /** Rollup level label, e.g. "1m", "1h", "1d", "1mo". */
   level?: string;
+  /** Numeric values aggregated (mean, min, ... are over these). */
   count: number;
+  /** Values that were not finite numbers (strings, booleans): counted, not aggregated. */
+  nonNumeric?: number;
+  /** Approximate percentiles: |p - x| <= accuracy * |x| (1 % by default), x = value of rank floor(q (count - 1)). */
+  p50?: number;
+  p90?: number;
+  p95?: number;
+  p99?: number;
+  /** Counters: increase over the window (a drop is a reset), per second over the window, resets seen. */
+  delta?: number;
+  rate?: number;
+  resets?: number;
   sum: number;
   mean: number;
   min: number;

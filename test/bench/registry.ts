@@ -9,9 +9,10 @@ import { lineProtocolCases } from './cases/line-protocol';
 import { normaliserCases } from './cases/normaliser';
 import { storeCases } from './cases/store';
 import { validatorCases } from './cases/validator';
+import { windowCases } from './cases/window';
 import { writerCases } from './cases/writer';
 
-export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases];
+export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases, ...windowCases];
 
 /** Throws on a duplicate id or a baseline that names no case. */
 export function checkRegistry(cases: readonly BenchCase[]): void {

@@ -97,7 +97,7 @@ export function readingToPoint(r: Reading, device: unknown, s: PointSchema): Poi
   return { measurement: s.readingMeasurement, tags, fields, ts: requireTs(r.ts, 'reading.ts') };
 }
 
-const ROLLUP_FLOATS = ['sum', 'mean', 'min', 'max', 'stddev', 'first', 'last'] as const;
+const ROLLUP_FLOATS = ['sum', 'mean', 'min', 'max', 'stddev', 'first', 'last', 'p50', 'p90', 'p95', 'p99', 'delta', 'rate'] as const;
 
 export function rollupToPoint(r: Rollup, device: unknown, s: PointSchema): Point {
   const tags: Record<string, string> = {};
@@ -114,6 +114,8 @@ export function rollupToPoint(r: Rollup, device: unknown, s: PointSchema): Point
     const v = r[k];
     if (typeof v === 'number' && Number.isFinite(v)) fields[k] = v;
   }
+  if (typeof r.nonNumeric === 'number' && Number.isSafeInteger(r.nonNumeric)) fields.non_numeric = BigInt(r.nonNumeric);
+  if (typeof r.resets === 'number' && Number.isSafeInteger(r.resets)) fields.resets = BigInt(r.resets);
   if (storableMs(r.firstTs)) fields.first_ts = BigInt(Math.trunc(r.firstTs));
   if (storableMs(r.lastTs)) fields.last_ts = BigInt(Math.trunc(r.lastTs));
   if (storableMs(r.window.size)) fields.window_ms = BigInt(Math.trunc(r.window.size));

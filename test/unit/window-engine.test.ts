@@ -1,0 +1,518 @@
+/**
+ * nodes/window/engine.ts against a brute-force reference, over seeded random streams with
+ * out-of-order and late data, many seeds and configurations: tumbling and hopping windows, per-key
+ * and global watermarks, the three late-data policies, cascades (1m > 1h, 1m > 5m > 1h, and
+ * 1h > 1d > 1mo in Europe/Madrid checked against local dates from Intl), counters with resets.
+ *
+ * The reference keeps every accepted value and recomputes each window from scratch: which
+ * readings a window holds is decided by replaying the stream in arrival order with the documented
+ * watermark rule (a reading goes in when its window's end is above the watermark before it
+ * arrived), and when each window must be emitted (the first arrival after which the watermark
+ * reaches its end). Aggregates are computed directly from the values (two-pass variance, sorted
+ * order statistics), never by merging.
+ */
+import type { MetricValue, Reading } from '../../nodes/lib/contract';
+import { buildLevel, type LevelSpec, type WindowLevel } from '../../nodes/window/calendar';
+import { WindowEngine, type WindowEngineOptions, type WindowRollup } from '../../nodes/window/engine';
+import { mulberry32 } from '../../runtime/sim-model';
+
+const T0 = Date.UTC(2026, 0, 5, 10);
+const ALPHA = 0.01;
+
+// ---- streams --------------------------------------------------------------------------------
+
+interface StreamOpts {
+  devices: number;
+  n: number;
+  /** Mean event-time step between generated readings, ms. */
+  meanStep: number;
+  /** Out-of-order jitter (ms) applied to most readings. */
+  jitter: number;
+  /** Share of readings delayed by up to lateMax (mostly beyond the lateness). */
+  lateProb: number;
+  lateMax: number;
+  nonNumProb: number;
+  /** Timestamps are multiples of this (ties happen). */
+  grid: number;
+}
+
+const BASE_STREAM: StreamOpts = { devices: 3, n: 400, meanStep: 2000, jitter: 8000, lateProb: 0.1, lateMax: 300_000, nonNumProb: 0.05, grid: 250 };
+
+/**
+ * Readings from `devices` devices with metrics a and b (numbers on a 1/16 grid, so every sum is
+ * exact in any order; sometimes a string or a boolean) and c (an integer counter that sometimes
+ * resets). Event times move forward; most readings are jittered, some are very late.
+ */
+function genStream(seed: number, o: StreamOpts): Reading[] {
+  const r = mulberry32(seed);
+  const counters = Array.from({ length: o.devices }, () => Math.floor(r() * 100));
+  const out: Reading[] = [];
+  let t = T0;
+  for (let i = 0; i < o.n; i++) {
+    t += Math.floor(r() * 2 * o.meanStep);
+    const d = Math.floor(r() * o.devices);
+    let ts = t - (r() < o.lateProb ? Math.floor(r() * o.lateMax) : Math.floor(r() * o.jitter));
+    ts -= ts % o.grid;
+    const metrics: Record<string, MetricValue> = {};
+    for (const m of ['a', 'b']) {
+      if (r() < 0.75) {
+        const x = r();
+        metrics[m] = x < o.nonNumProb ? 'on' : x < 2 * o.nonNumProb ? true : Math.round((r() * 100 - 40) * 16) / 16;
+      }
+    }
+    if (r() < 0.5 || Object.keys(metrics).length === 0) {
+      counters[d] = r() < 0.04 ? Math.floor(r() * 5) : counters[d] + Math.floor(r() * 20);
+      metrics.c = counters[d];
+    }
+    out.push({ device: `dev${d}`, ts, metrics });
+  }
+  return out;
+}
+
+// ---- reference --------------------------------------------------------------------------------
+
+interface RefValue {
+  ts: number;
+  v: number;
+  seq: number;
+}
+
+interface RefWindow {
+  device: string;
+  metric: string;
+  level: string;
+  start: number;
+  end: number;
+  values: RefValue[];
+  nonNumeric: number;
+  /** Arrival index after which it must have been emitted (drop/output), or the stream length for the final flush. */
+  emitAt: number;
+}
+
+interface RefOptions {
+  levels: WindowLevel[];
+  lateness: number;
+  global: boolean;
+  policy: 'drop' | 'output' | 'reopen';
+  horizon: number;
+}
+
+interface RefResult {
+  windows: Map<string, RefWindow>;
+  late: Reading[];
+  dropped: number;
+  tooLate: number;
+}
+
+const wkey = (device: string, metric: string, level: string, start: number): string => `${device}|${metric}|${level}|${start}`;
+
+function simulate(stream: readonly Reading[], o: RefOptions): RefResult {
+  const maxTs = new Map<string, number>();
+  let gMax = -Infinity;
+  const windows = new Map<string, RefWindow>();
+  const pending = new Set<RefWindow>();
+  const late: Reading[] = [];
+  let dropped = 0;
+  let tooLate = 0;
+  let seq = 0;
+  const base = o.levels[0];
+  const wmOf = (series: string): number => (o.global ? gMax : (maxTs.get(series) ?? -Infinity)) - o.lateness;
+  for (let j = 0; j < stream.length; j++) {
+    const r = stream[j];
+    for (const m of Object.keys(r.metrics)) {
+      const series = `${r.device}|${m}`;
+      const wmBefore = wmOf(series);
+      if (r.ts > (maxTs.get(series) ?? -Infinity)) maxTs.set(series, r.ts);
+      if (r.ts > gMax) gMax = r.ts;
+      const raw = r.metrics[m];
+      const numeric = typeof raw === 'number' && Number.isFinite(raw);
+      const starts: number[] = [];
+      if (!base.hopping) starts.push(base.startOf(r.ts));
+      else for (let s = base.startOf(r.ts); s + base.ms > r.ts; s -= base.step) starts.push(s);
+      let outputDone = false;
+      seq++;
+      for (const s of starts) {
+        const e = base.hopping ? s + base.ms : base.endOf(s);
+        if (e <= wmBefore) {
+          if (o.policy === 'drop') {
+            dropped++;
+            continue;
+          }
+          if (o.policy === 'output') {
+            if (!outputDone) late.push({ device: r.device, ts: r.ts, metrics: { [m]: raw } });
+            outputDone = true;
+            continue;
+          }
+          if (e <= wmBefore - o.horizon) {
+            tooLate++;
+            continue;
+          }
+        }
+        const targets: Array<[WindowLevel, number, number]> = [[base, s, e]];
+        if (!base.hopping) {
+          for (const lv of o.levels.slice(1)) {
+            const ps = lv.startOf(r.ts);
+            targets.push([lv, ps, lv.endOf(ps)]);
+          }
+        }
+        for (const [lv, ws, we] of targets) {
+          const k = wkey(r.device, m, lv.label, ws);
+          let w = windows.get(k);
+          if (!w) {
+            w = { device: r.device, metric: m, level: lv.label, start: ws, end: we, values: [], nonNumeric: 0, emitAt: stream.length };
+            windows.set(k, w);
+            pending.add(w);
+          }
+          if (numeric) w.values.push({ ts: r.ts, v: raw, seq });
+          else w.nonNumeric++;
+        }
+      }
+    }
+    for (const w of pending) {
+      if (wmOf(`${w.device}|${w.metric}`) >= w.end) {
+        w.emitAt = j;
+        pending.delete(w);
+      }
+    }
+  }
+  return { windows, late, dropped, tooLate };
+}
+
+interface Expected {
+  count: number;
+  sum: number;
+  mean: number;
+  min: number;
+  max: number;
+  stddev: number;
+  first: number;
+  last: number;
+  firstTs: number;
+  lastTs: number;
+  sorted: number[];
+  delta: number;
+  resets: number;
+}
+
+function expected(w: RefWindow): Expected {
+  const vs = w.values;
+  const n = vs.length;
+  let sum = 0;
+  for (const x of vs) sum += x.v;
+  const mean = n > 0 ? sum / n : NaN;
+  let ss = 0;
+  for (const x of vs) ss += (x.v - mean) * (x.v - mean);
+  const byTime = [...vs].sort((a, b) => a.ts - b.ts || a.seq - b.seq);
+  let delta = 0;
+  let resets = 0;
+  for (let i = 1; i < byTime.length; i++) {
+    const a = byTime[i - 1].v;
+    const b = byTime[i].v;
+    if (b >= a) delta += b - a;
+    else {
+      delta += b;
+      resets++;
+    }
+  }
+  return {
+    count: n,
+    sum,
+    mean,
+    min: n > 0 ? Math.min(...vs.map((x) => x.v)) : NaN,
+    max: n > 0 ? Math.max(...vs.map((x) => x.v)) : NaN,
+    stddev: n === 0 ? NaN : n === 1 ? 0 : Math.sqrt(ss / (n - 1)),
+    first: n > 0 ? byTime[0].v : NaN,
+    last: n > 0 ? byTime[n - 1].v : NaN,
+    firstTs: n > 0 ? byTime[0].ts : NaN,
+    lastTs: n > 0 ? byTime[n - 1].ts : NaN,
+    sorted: vs.map((x) => x.v).sort((a, b) => a - b),
+    delta,
+    resets,
+  };
+}
+
+function close(actual: number, want: number, rel: number, what: string): void {
+  if (Number.isNaN(want)) {
+    if (!Number.isNaN(actual)) throw new Error(`${what}: expected NaN, got ${actual}`);
+    return;
+  }
+  if (!(Math.abs(actual - want) <= rel * Math.max(1, Math.abs(want)))) throw new Error(`${what}: expected ${want}, got ${actual}`);
+}
+
+function same(actual: number, want: number, what: string): void {
+  if (!Object.is(actual, want) && !(actual === want)) throw new Error(`${what}: expected ${want}, got ${actual}`);
+}
+
+/** Checks one rollup against the reference window; counters only where exactness is promised. */
+function checkRollup(r: WindowRollup, w: RefWindow, opts: { counters: boolean }): void {
+  const at = `${w.device}/${w.metric} ${w.level} ${new Date(w.start).toISOString()}`;
+  const x = expected(w);
+  same(r.window.start, w.start, `${at} start`);
+  same(r.window.end, w.end, `${at} end`);
+  same(r.count, x.count, `${at} count`);
+  same(r.nonNumeric, w.nonNumeric, `${at} nonNumeric`);
+  same(r.sum, x.sum, `${at} sum`);
+  same(r.min, x.min, `${at} min`);
+  same(r.max, x.max, `${at} max`);
+  same(r.first, x.first, `${at} first`);
+  same(r.last, x.last, `${at} last`);
+  same(r.firstTs, x.firstTs, `${at} firstTs`);
+  same(r.lastTs, x.lastTs, `${at} lastTs`);
+  close(r.mean, x.mean, 1e-12, `${at} mean`);
+  close(r.stddev, x.stddev, 1e-9, `${at} stddev`);
+  const n = x.count;
+  for (const [q, est] of [
+    [0.5, r.p50],
+    [0.9, r.p90],
+    [0.95, r.p95],
+    [0.99, r.p99],
+  ] as const) {
+    if (n === 0) {
+      if (!Number.isNaN(est)) throw new Error(`${at} p${q * 100}: expected NaN, got ${est}`);
+      continue;
+    }
+    const want = x.sorted[Math.floor(q * (n - 1))];
+    if (!(Math.abs(est! - want) <= ALPHA * Math.abs(want) * (1 + 1e-12))) throw new Error(`${at} p${q * 100}: ${est} not within ${ALPHA} of ${want}`);
+  }
+  if (w.metric === 'c') {
+    if (r.delta === undefined) throw new Error(`${at}: no delta on a counter`);
+    if (opts.counters) {
+      same(r.delta!, x.delta, `${at} delta`);
+      same(r.resets!, x.resets, `${at} resets`);
+      close(r.rate!, x.delta / ((w.end - w.start) / 1000), 1e-12, `${at} rate`);
+    }
+  } else if (r.delta !== undefined) throw new Error(`${at}: delta on a metric that is not a counter`);
+}
+
+interface Emitted {
+  r: WindowRollup;
+  at: number;
+}
+
+function run(stream: readonly Reading[], options: WindowEngineOptions): { emitted: Emitted[]; late: Reading[]; engine: WindowEngine } {
+  const engine = new WindowEngine(options);
+  const emitted: Emitted[] = [];
+  const late: Reading[] = [];
+  for (let j = 0; j < stream.length; j++) {
+    const out = engine.ingest(stream[j]);
+    if (out.rejects.length !== 0) throw new Error(`unexpected reject ${JSON.stringify(out.rejects)}`);
+    for (const r of out.rollups) emitted.push({ r, at: j });
+    late.push(...out.late);
+  }
+  const out = engine.flush();
+  for (const r of out.rollups) emitted.push({ r, at: stream.length });
+  return { emitted, late, engine };
+}
+
+function levelsOf(options: WindowEngineOptions): WindowLevel[] {
+  const lo = { timeZone: options.timeZone ?? 'UTC', weekStart: 1, alignOffset: options.alignOffset ?? 0 };
+  return (options.levels ?? ['1m']).map((s) => buildLevel(s as string | LevelSpec, lo));
+}
+
+/** Runs engine and reference and compares everything the configuration promises. */
+function compare(stream: readonly Reading[], options: WindowEngineOptions): { windows: number; corrections: number; late: number } {
+  const policy = options.latePolicy ?? 'drop';
+  const ref = simulate(stream, {
+    levels: levelsOf(options),
+    lateness: options.lateness ?? 0,
+    global: options.watermark === 'global',
+    policy,
+    horizon: options.correctionHorizon ?? 3_600_000,
+  });
+  const { emitted, late, engine } = run(stream, options);
+  const byKey = new Map<string, Emitted[]>();
+  for (const e of emitted) {
+    const k = wkey(e.r.device, e.r.metric, e.r.level, e.r.window.start);
+    let l = byKey.get(k);
+    if (!l) byKey.set(k, (l = []));
+    l.push(e);
+  }
+  expect([...byKey.keys()].sort()).toEqual([...ref.windows.keys()].sort());
+  let corrections = 0;
+  for (const [k, w] of ref.windows) {
+    const list = byKey.get(k)!;
+    if (list[0].r.correction !== undefined) throw new Error(`${k}: the first rollup is flagged as a correction`);
+    for (const e of list.slice(1)) if (e.r.correction !== true) throw new Error(`${k}: a re-emission is not flagged as a correction`);
+    corrections += list.length - 1;
+    if (policy !== 'reopen') {
+      if (list.length !== 1) throw new Error(`${k}: emitted ${list.length} times`);
+      if (list[0].at !== w.emitAt) throw new Error(`${k}: emitted after arrival ${list[0].at}, expected ${w.emitAt}`);
+    }
+    const lastOne = list[list.length - 1].r;
+    // Counters above the base level are exact unless corrections were merged in (see Counter).
+    checkRollup(lastOne, w, { counters: policy !== 'reopen' || w.level === levelsOf(options)[0].label });
+  }
+  const st = engine.stats();
+  expect(st.late.dropped).toBe(ref.dropped);
+  expect(st.late.tooLate).toBe(ref.tooLate);
+  expect(late).toEqual(ref.late);
+  expect(st.corrections).toBe(corrections);
+  return { windows: ref.windows.size, corrections, late: ref.dropped + ref.late.length + ref.tooLate };
+}
+
+// ---- property tests ---------------------------------------------------------------------------
+
+interface Config {
+  name: string;
+  options: WindowEngineOptions;
+  stream?: Partial<StreamOpts>;
+}
+
+const COUNTERS = { counters: ['c'] };
+const CONFIGS: Config[] = [
+  { name: 'tumbling 1m, key watermark, drop', options: { levels: ['1m'], lateness: 10_000, ...COUNTERS } },
+  { name: 'tumbling 1m, global watermark, drop', options: { levels: ['1m'], lateness: 10_000, watermark: 'global', ...COUNTERS } },
+  { name: 'tumbling 1m, no lateness, drop', options: { levels: ['1m'], ...COUNTERS } },
+  { name: 'tumbling 1m, key watermark, late output', options: { levels: ['1m'], lateness: 10_000, latePolicy: 'output', ...COUNTERS } },
+  { name: 'tumbling 1m, global watermark, late output', options: { levels: ['1m'], lateness: 5_000, latePolicy: 'output', watermark: 'global', ...COUNTERS } },
+  { name: 'tumbling 1m, key watermark, reopen within 4m', options: { levels: ['1m'], lateness: 10_000, latePolicy: 'reopen', correctionHorizon: 240_000, ...COUNTERS } },
+  { name: 'tumbling 1m, global watermark, reopen within 1h', options: { levels: ['1m'], lateness: 10_000, latePolicy: 'reopen', watermark: 'global', ...COUNTERS } },
+  { name: 'tumbling 30s offset 7s, key watermark, drop', options: { levels: ['30s'], alignOffset: 7000, lateness: 3000, ...COUNTERS } },
+  { name: 'hopping 5m/1m, key watermark, drop', options: { levels: [{ size: '5m', step: '1m' }], lateness: 10_000, ...COUNTERS } },
+  { name: 'hopping 3m/2m, global watermark, late output', options: { levels: [{ size: '3m', step: '2m' }], lateness: 10_000, latePolicy: 'output', watermark: 'global', ...COUNTERS } },
+  { name: 'hopping 2m/30s, key watermark, reopen', options: { levels: [{ size: '2m', step: '30s' }], lateness: 5000, latePolicy: 'reopen', correctionHorizon: 600_000, ...COUNTERS } },
+  {
+    name: 'cascade 1m > 1h, key watermark, drop',
+    options: { levels: ['1m', '1h'], lateness: 30_000, ...COUNTERS },
+    stream: { meanStep: 30_000, lateMax: 2 * 3_600_000 },
+  },
+  {
+    name: 'cascade 1m > 5m > 1h, global watermark, reopen',
+    options: { levels: ['1m', '5m', '1h'], lateness: 30_000, latePolicy: 'reopen', watermark: 'global', correctionHorizon: 3_600_000, ...COUNTERS },
+    stream: { meanStep: 30_000, lateMax: 2 * 3_600_000 },
+  },
+  {
+    name: 'cascade 10s > 1m > 1h, key watermark, late output',
+    options: { levels: ['10s', '1m', '1h'], lateness: 5000, latePolicy: 'output', ...COUNTERS },
+    stream: { meanStep: 20_000, lateMax: 3_600_000 },
+  },
+  {
+    name: 'cascade 1h > 1d > 1mo in Europe/Madrid, key watermark, reopen',
+    options: { levels: ['1h', '1d', '1mo'], timeZone: 'Europe/Madrid', lateness: 3_600_000, latePolicy: 'reopen', correctionHorizon: 5 * 86_400_000, ...COUNTERS },
+    stream: { n: 300, meanStep: 4 * 3_600_000, jitter: 2 * 3_600_000, lateMax: 10 * 86_400_000, grid: 60_000 },
+  },
+];
+
+const SEEDS = 50;
+
+describe.each(CONFIGS)('$name: same as the brute-force reference', ({ options, stream }) => {
+  test(`${SEEDS} seeded streams with out-of-order and late data`, () => {
+    let windows = 0;
+    let corrections = 0;
+    let late = 0;
+    for (let seed = 1; seed <= SEEDS; seed++) {
+      const s = genStream(seed * 1009 + 17, { ...BASE_STREAM, ...stream });
+      const res = compare(s, options);
+      windows += res.windows;
+      corrections += res.corrections;
+      late += res.late;
+    }
+    // The streams exercise what the configuration is about.
+    expect(windows).toBeGreaterThan(SEEDS * 10);
+    if (options.latePolicy === 'reopen') expect(corrections).toBeGreaterThan(SEEDS);
+    else expect(late).toBeGreaterThan(SEEDS);
+  });
+});
+
+test('batches: ingesting arrays gives the same windows as one reading at a time (drop policy)', () => {
+  for (let seed = 1; seed <= 10; seed++) {
+    const s = genStream(seed, BASE_STREAM);
+    const one = run(s, { levels: ['1m', '1h'], lateness: 10_000 }).emitted.map((e) => e.r);
+    const e = new WindowEngine({ levels: ['1m', '1h'], lateness: 10_000 });
+    const batched: WindowRollup[] = [];
+    for (let i = 0; i < s.length; i += 7) batched.push(...e.ingest(s.slice(i, i + 7)).rollups);
+    batched.push(...e.flush().rollups);
+    expect(batched).toEqual(one);
+  }
+});
+
+// ---- the cascade equals aggregating raw data ----------------------------------------------------
+
+describe('cascade 1m > 1h > 1d equals aggregating the raw data directly', () => {
+  test('in-order and out-of-order (within lateness) streams, 20 seeds, every level and metric', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const r = mulberry32(seed);
+      const readings: Reading[] = [];
+      let t = T0;
+      let counter = 0;
+      // Two and a half days, a reading about every 2 minutes, out of order within 5 minutes.
+      while (t < T0 + 2.5 * 86_400_000) {
+        t += Math.floor(r() * 240_000);
+        counter = r() < 0.01 ? 0 : counter + Math.floor(r() * 10);
+        readings.push({ device: 'd', ts: t - Math.floor(r() * 300_000), metrics: { v: Math.round(r() * 1000) / 8, c: counter } });
+      }
+      const options: WindowEngineOptions = { levels: ['1m', '1h', '1d'], lateness: 300_000, counters: ['c'] };
+      const { emitted, engine } = run(readings, options);
+      expect(engine.stats().late.dropped).toBe(0);
+      // Direct aggregation: group the raw values by each level's window.
+      const levels = levelsOf(options);
+      let seq = 0;
+      const direct = new Map<string, RefWindow>();
+      for (const rd of readings) {
+        seq++;
+        for (const [m, v] of Object.entries(rd.metrics)) {
+          for (const lv of levels) {
+            const s = lv.startOf(rd.ts);
+            const k = wkey('d', m, lv.label, s);
+            let w = direct.get(k);
+            if (!w) direct.set(k, (w = { device: 'd', metric: m, level: lv.label, start: s, end: lv.endOf(s), values: [], nonNumeric: 0, emitAt: 0 }));
+            w.values.push({ ts: rd.ts, v: v as number, seq });
+          }
+        }
+      }
+      expect(emitted).toHaveLength(direct.size);
+      for (const { r: roll } of emitted) checkRollup(roll, direct.get(wkey('d', roll.metric, roll.level, roll.window.start))!, { counters: true });
+      const days = emitted.filter((e) => e.r.level === '1d');
+      expect(days.length).toBe(6); // 2 metrics x 3 days
+    }
+  });
+
+  test('1h > 1d > 1mo in Europe/Madrid over two DST changes: days are local dates (checked with Intl), with 23 h and 25 h', () => {
+    const fmt = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Madrid', year: 'numeric', month: '2-digit', day: '2-digit' });
+    const localDate = (ts: number): string => fmt.format(ts);
+    const r = mulberry32(99);
+    const readings: Reading[] = [];
+    // 1 March .. 1 November 2026, a reading every ~20 minutes, in order.
+    for (let t = Date.UTC(2026, 2, 1); t < Date.UTC(2026, 10, 1); t += 1 + Math.floor(r() * 2_400_000)) {
+      readings.push({ device: 'm', ts: t, metrics: { v: Math.round(r() * 400) / 16 } });
+    }
+    const { emitted } = run(readings, { levels: ['1h', '1d', '1mo'], timeZone: 'Europe/Madrid', lateness: 0 });
+    const byDate = new Map<string, number[]>();
+    const byMonth = new Map<string, number[]>();
+    for (const rd of readings) {
+      const d = localDate(rd.ts);
+      if (!byDate.has(d)) byDate.set(d, []);
+      byDate.get(d)!.push(rd.metrics.v as number);
+      const m = d.slice(0, 7);
+      if (!byMonth.has(m)) byMonth.set(m, []);
+      byMonth.get(m)!.push(rd.metrics.v as number);
+    }
+    const days = emitted.map((e) => e.r).filter((x) => x.level === '1d');
+    const months = emitted.map((e) => e.r).filter((x) => x.level === '1mo');
+    expect(days.length).toBe(byDate.size);
+    expect(months.length).toBe(byMonth.size);
+    expect(byMonth.size).toBe(9); // March .. October, and the first hour of 1 November local time
+    const lengths = new Map<number, number>();
+    for (const d of days) {
+      const date = localDate(d.window.start);
+      // The window starts at local midnight of its date and ends at the next one.
+      expect(localDate(d.window.end)).not.toBe(date);
+      expect(localDate(d.window.end - 1)).toBe(date);
+      const vs = byDate.get(date)!;
+      expect(d.count).toBe(vs.length);
+      expect(d.sum).toBe(vs.reduce((a, b) => a + b, 0));
+      expect(d.window.size).toBe(86_400_000);
+      const h = (d.window.end - d.window.start) / 3_600_000;
+      lengths.set(h, (lengths.get(h) ?? 0) + 1);
+    }
+    expect(lengths.get(23)).toBe(1); // 29 March
+    expect(lengths.get(25)).toBe(1); // 25 October
+    for (const m of months) {
+      const vs = byMonth.get(localDate(m.window.start).slice(0, 7))!;
+      expect(m.count).toBe(vs.length);
+      expect(m.sum).toBe(vs.reduce((a, b) => a + b, 0));
+      expect(m.min).toBe(Math.min(...vs));
+      expect(m.max).toBe(Math.max(...vs));
+    }
+  });
+});
