@@ -162,3 +162,11 @@ export function configInt(v: unknown, dflt: number, min = 1): number {
   const n = typeof v === 'number' ? v : parseInt(String(v ?? ''), 10);
   return Number.isFinite(n) && n >= min ? Math.floor(n) : dflt;
 }
+
+/** Reads a comma-separated list from editor config: trimmed, empty entries dropped. */
+export function configList(s: string | undefined): string[] {
+  return (s ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+}

@@ -6,9 +6,8 @@
  */
 import type { Aggregate } from '../lib/store/types';
 import { ThingwireError } from '../lib/errors';
-import { configBool, configInt, onInput, rejectError, RejectedError, type Node, type NodeAPI } from '../lib/red';
+import { configBool, configInt, configList, onInput, rejectError, RejectedError, type Node, type NodeAPI } from '../lib/red';
 import type { StoreNode } from '../store/config';
-import { splitList } from '../write/config';
 import type { QueryConfig } from './config';
 import { resolveQuery, type QueryDefaults } from './spec';
 
@@ -20,7 +19,7 @@ export = function register(RED: NodeAPI): void {
     const node = this;
     const defaults: QueryDefaults = {
       measurement: config.measurement || 'telemetry',
-      fields: splitList(config.fields),
+      fields: configList(config.fields),
       start: config.start || '-1h',
       bucket: config.bucket ?? '',
       agg: (config.agg || 'mean') as Aggregate,

@@ -14,10 +14,3 @@ export interface WriteConfig {
   intFields?: string;
   catchRejects?: boolean | string;
 }
-
-export function splitList(s: string | undefined): string[] {
-  return (s ?? '')
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x !== '');
-}

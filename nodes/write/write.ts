@@ -10,9 +10,9 @@ import type { Reject } from '../lib/contract';
 import { encodeBatch } from '../lib/line-protocol';
 import { DEFAULT_POINT_SCHEMA, toPoints, type PointSchema } from '../lib/store/points';
 import type { StoreListener } from '../lib/store/service';
-import { configBool, onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI } from '../lib/red';
+import { configBool, configList, onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI } from '../lib/red';
 import type { StoreNode } from '../store/config';
-import { splitList, type WriteConfig } from './config';
+import type { WriteConfig } from './config';
 import { statusOf } from './status';
 
 const TYPE = 'thingwire-write';
@@ -25,8 +25,8 @@ export = function register(RED: NodeAPI): void {
       readingMeasurement: config.readingMeasurement || DEFAULT_POINT_SCHEMA.readingMeasurement,
       rollupMeasurement: config.rollupMeasurement || DEFAULT_POINT_SCHEMA.rollupMeasurement,
       alertMeasurement: config.alertMeasurement || DEFAULT_POINT_SCHEMA.alertMeasurement,
-      deviceTags: splitList(config.deviceTags),
-      intFields: splitList(config.intFields),
+      deviceTags: configList(config.deviceTags),
+      intFields: configList(config.intFields),
     };
     const catchRejects = configBool(config.catchRejects, false);
     const storeNode = config.store ? (RED.nodes.getNode(config.store) as StoreNode | null) : null;
@@ -69,7 +69,8 @@ export = function register(RED: NodeAPI): void {
       if (!service) throw new Error(RED._(`${TYPE}.errors.no-store`));
       const mapped = toPoints(msg.payload, msg.device, schema);
       const encoded = encodeBatch(mapped.points);
-      const rejects: Reject[] = [...mapped.rejects];
+      // The common case has no rejects: no array is built for it.
+      const rejects: Reject[] = encoded.rejects.length === 0 ? mapped.rejects : [...mapped.rejects];
       for (const r of encoded.rejects) rejects.push(r.error.toReject(mapped.batch ? mapped.indexes[r.index] : undefined));
       if (encoded.lines.length > 0) service.write(encoded.lines);
       if (rejects.length > 0) {
