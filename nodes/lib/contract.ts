@@ -78,6 +78,50 @@ export interface AlertEvent {
   message?: string;
 }
 
+/**
+ * Predictive maintenance for one metric with a failure threshold: the fitted trend's estimate of
+ * when the threshold is reached (thingwire-anomaly).
+ */
+export interface MaintenanceEstimate {
+  /** The failure threshold and the side it is crossed from. */
+  threshold: number;
+  direction: 'above' | 'below';
+  /** Estimated ms from `ts` until the threshold is reached; null when the trend does not head there. */
+  ttf: number | null;
+  /** Interval of the estimate (ms; null = unbounded). */
+  ttfLow: number | null;
+  ttfHigh: number | null;
+  /** Probability that the threshold is reached within `horizon` ms, in [0, 1]. */
+  probability: number;
+  horizon: number;
+  /** Fitted slope, units per hour. */
+  slope: number;
+  /** The regression model used, e.g. "theil-sen". */
+  model: string;
+  /** probability >= the configured maintenance level. */
+  alert: boolean;
+}
+
+/** One scored value of one metric (thingwire-anomaly output). */
+export interface AnomalyScore {
+  device: string;
+  metric: string;
+  ts: number;
+  value: number;
+  /** Anomaly score in [0, 1]. */
+  score: number;
+  anomalous: boolean;
+  /** Expected value and the normal band around it (NaN/null before the first valid reading). */
+  expected: number;
+  lower: number;
+  upper: number;
+  /** What drove the score ('learning' during warm-up). */
+  signal: string;
+  learning: boolean;
+  maintenance?: MaintenanceEstimate;
+  tags?: Record<string, string>;
+}
+
 /** Machine-readable reasons a node rejects input. Stable: flows switch on them. */
 export type RejectCode =
   | 'payload_too_large'
@@ -94,7 +138,8 @@ export type RejectCode =
   | 'schema_invalid'
   | 'schema_not_found'
   | 'validation_failed'
-  | 'invalid_query';
+  | 'invalid_query'
+  | 'out_of_order';
 
 /** One rejected input (or one rejected element of a batch, with its index). */
 export interface Reject {

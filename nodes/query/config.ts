@@ -12,5 +12,9 @@ export interface QueryConfig {
   bucket?: string;
   agg?: string;
   maxPoints?: number | string;
+  /** Default level: 'raw', 'auto' or a rollup level (e.g. '1h'). */
+  level?: string;
+  /** Comma-separated rollup levels the store holds, finest first (default 1m, 1h, 1d). */
+  levels?: string;
   catchRejects?: boolean | string;
 }

@@ -9,9 +9,28 @@ import { ThingwireError } from '../lib/errors';
 import { configBool, configInt, configList, onInput, rejectError, RejectedError, type Node, type NodeAPI } from '../lib/red';
 import type { StoreNode } from '../store/config';
 import type { QueryConfig } from './config';
-import { resolveQuery, type QueryDefaults } from './spec';
+import { planQuery, type QueryDefaults, type QueryPlan } from './spec';
+import type { QueryResult, Series } from '../lib/store/types';
 
 const TYPE = 'thingwire-query';
+
+/**
+ * Runs a plan's queries one after another (a rollup plan has one per metric) and merges their
+ * series; a rollup series is named by its metric, with the level and the stat read in its tags.
+ */
+async function run(plan: QueryPlan, query: (q: QueryPlan['queries'][number]['query']) => Promise<QueryResult>): Promise<QueryResult> {
+  if (plan.queries.length === 1 && plan.queries[0].metric === undefined) return query(plan.queries[0].query);
+  const series: Series[] = [];
+  for (const p of plan.queries) {
+    const r = await query(p.query);
+    for (const s of r.series) {
+      const tags = { ...s.tags, level: plan.level, stat: plan.stat ?? s.field };
+      delete (tags as Record<string, string>).metric;
+      series.push({ ...s, field: p.metric ?? s.field, tags });
+    }
+  }
+  return { series };
+}
 
 export = function register(RED: NodeAPI): void {
   function QueryNode(this: Node, config: QueryConfig): void {
@@ -24,6 +43,8 @@ export = function register(RED: NodeAPI): void {
       bucket: config.bucket ?? '',
       agg: (config.agg || 'mean') as Aggregate,
       maxPoints: configInt(config.maxPoints, 0, 0),
+      level: config.level || 'raw',
+      levels: configList(config.levels),
     };
     const catchRejects = configBool(config.catchRejects, false);
     const storeNode = config.store ? (RED.nodes.getNode(config.store) as StoreNode | null) : null;
@@ -38,9 +59,9 @@ export = function register(RED: NodeAPI): void {
     onInput(node, async (msg, send) => {
       const service = storeNode?.service;
       if (!service) throw new Error(RED._(`${TYPE}.errors.no-store`));
-      let query;
+      let plan: QueryPlan;
       try {
-        query = resolveQuery(msg.payload, defaults, Date.now());
+        plan = planQuery(msg.payload, defaults, Date.now());
       } catch (e) {
         if (!(e instanceof ThingwireError)) throw e;
         msg.error = rejectError(TYPE, e.toReject());
@@ -53,8 +74,9 @@ export = function register(RED: NodeAPI): void {
       node.status({ fill: 'blue', shape: 'dot', text: RED._(`${TYPE}.status.querying`, { n: inFlight }) });
       const t0 = Date.now();
       try {
-        const result = await service.query(query);
-        msg.query = query;
+        const result = await run(plan, (q) => service.query(q));
+        msg.query = plan.queries.length === 1 ? plan.queries[0].query : plan.queries.map((p) => p.query);
+        msg.level = plan.level;
         msg.payload = result;
         const points = result.series.reduce((n, s) => n + s.points.length, 0);
         node.status({ fill: 'green', shape: 'dot', text: RED._(`${TYPE}.status.done`, { series: result.series.length, points, ms: Date.now() - t0 }) });

@@ -8,6 +8,8 @@ import { ThingwireError } from '../lib/errors';
 import { isValidDeviceId, isValidName, preview } from '../lib/names';
 import { AGGREGATES, type Aggregate, type RangeQuery } from '../lib/store/types';
 
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
 export interface QueryDefaults {
   measurement: string;
   fields: string[];
@@ -16,9 +18,48 @@ export interface QueryDefaults {
   bucket: string;
   agg: Aggregate;
   maxPoints: number;
+  /** Default level: 'raw' (readings), a rollup level such as '1h', or 'auto'. Default 'raw'. */
+  level?: string;
+  /** The rollup levels the store holds (as the window node writes them), finest first. Default 1m, 1h, 1d. */
+  levels?: string[];
+  /** Measurement of rollups. Default 'rollup'. */
+  rollupMeasurement?: string;
+  /** The rollup field read for each metric. Default 'mean'. */
+  stat?: string;
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+/** Rollup fields a query can read (see the point schema in ../lib/store/points). */
+export const ROLLUP_STATS = ['mean', 'min', 'max', 'sum', 'count', 'stddev', 'first', 'last', 'p50', 'p90', 'p95', 'p99', 'delta', 'rate'] as const;
+export const DEFAULT_LEVELS = ['1m', '1h', '1d'];
+/** 'auto' reads raw readings for ranges up to this long... */
+export const AUTO_RAW_MS = 6 * 3_600_000;
+/** ...and otherwise the finest level that gives at most this many windows per series. */
+export const AUTO_MAX_WINDOWS = 1500;
+
+const LEVEL_RE = /^(\d+)(ms|s|m|h|d|w|mo|y)$/;
+const LEVEL_UNIT_MS: Record<string, number> = { ...UNIT_MS, mo: 30 * 86_400_000, y: 365 * 86_400_000 };
+
+/** Nominal length of a level label ("1m" -> 60000, "1mo" -> 30 days), or undefined when it is not one. */
+export function levelMs(level: string): number | undefined {
+  const m = LEVEL_RE.exec(level);
+  if (!m) return undefined;
+  const ms = Number(m[1]) * LEVEL_UNIT_MS[m[2]];
+  return ms > 0 ? ms : undefined;
+}
+
+/** One backend query of a plan; `metric` is set for rollup queries (the series' field becomes it). */
+export interface PlannedQuery {
+  query: RangeQuery;
+  metric?: string;
+}
+
+/** What a query from a flow resolves to: the level read and the backend queries (one per metric for rollups). */
+export interface QueryPlan {
+  level: string;
+  stat?: string;
+  queries: PlannedQuery[];
+}
+
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/;
 export const MAX_POINTS_LIMIT = 100_000;
 
@@ -103,4 +144,46 @@ export function resolveQuery(input: unknown, d: QueryDefaults, now: number): Ran
     out.maxPoints = mp;
   }
   return out;
+}
+
+/**
+ * Resolves a query that may ask for rollups: `level` 'raw' reads readings (resolveQuery); a level
+ * label reads that level's rollups (measurement `rollup`, tags level and metric, field `stat`),
+ * one backend query per metric; 'auto' reads raw for ranges up to AUTO_RAW_MS and otherwise the
+ * finest level with at most AUTO_MAX_WINDOWS windows over the range (the coarsest if none).
+ */
+export function planQuery(input: unknown, d: QueryDefaults, now: number): QueryPlan {
+  const q = (input !== null && typeof input === 'object' && !Array.isArray(input) ? input : {}) as Record<string, unknown>;
+  const base = resolveQuery(input, d, now);
+  const levelIn = q.level ?? d.level ?? 'raw';
+  if (typeof levelIn !== 'string' || levelIn === '') throw bad(`level must be "raw", "auto" or a rollup level, got ${preview(levelIn)}`);
+  const levels = d.levels && d.levels.length > 0 ? d.levels : DEFAULT_LEVELS;
+  let level = levelIn;
+  if (level === 'auto') {
+    const range = base.end - base.start;
+    level = 'raw';
+    if (range > AUTO_RAW_MS) {
+      level = levels[levels.length - 1];
+      for (const l of levels) {
+        const ms = levelMs(l);
+        if (ms !== undefined && range / ms <= AUTO_MAX_WINDOWS) {
+          level = l;
+          break;
+        }
+      }
+    }
+  } else if (level !== 'raw' && !levels.includes(level)) {
+    throw bad(`level ${preview(level)} is not "raw", "auto" or one of the rollup levels (${levels.join(', ')})`);
+  }
+  if (level === 'raw') return { level, queries: [{ query: base }] };
+
+  const stat = q.stat ?? d.stat ?? 'mean';
+  if (!(ROLLUP_STATS as readonly unknown[]).includes(stat)) throw bad(`stat must be one of ${ROLLUP_STATS.join(', ')}, got ${preview(stat)}`);
+  const measurement = q.rollupMeasurement ?? d.rollupMeasurement ?? 'rollup';
+  if (!isValidName(measurement)) throw bad(`rollupMeasurement ${preview(measurement)} is not a valid name`);
+  const queries = base.fields.map((metric) => ({
+    metric,
+    query: { ...base, measurement, fields: [stat as string], where: { ...base.where, level, metric } },
+  }));
+  return { level, stat: stat as string, queries };
 }

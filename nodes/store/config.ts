@@ -1,4 +1,3 @@
-import * as path from 'node:path';
 import type { StoreService } from '../lib/store/service';
 import type { Node } from '../lib/red';
 
@@ -37,10 +36,4 @@ export interface StoreNode extends Node {
   storeError?: string;
 }
 
-/** Thingwire's data directory inside Node-RED: the runtime's DATA_DIR, else <userDir>/thingwire. */
-export function thingwireDataDir(settings: Record<string, unknown>): string {
-  if (typeof settings.thingwireDataDir === 'string' && settings.thingwireDataDir !== '') return settings.thingwireDataDir;
-  const userDir = typeof settings.userDir === 'string' ? settings.userDir : process.cwd();
-  return path.join(userDir, 'thingwire');
-}
-
+export { thingwireDataDir } from '../lib/state';

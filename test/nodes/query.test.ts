@@ -262,6 +262,56 @@ describe('maxPoints and buckets', () => {
   });
 });
 
+describe('rollup levels', () => {
+  function rollup(device: string, metric: string, level: string, start: number, size: number, mean: number): Record<string, unknown> {
+    return { device, metric, level, window: { start, end: start + size, size }, count: 2, sum: 2 * mean, mean, min: mean - 1, max: mean + 1, stddev: 1, first: mean - 1, last: mean + 1 };
+  }
+
+  test('level "1h" reads that level\'s rollups of each metric, named by the metric, with the level and stat in the tags', async () => {
+    const out = await start({ fields: 'temperature,humidity' });
+    const H = 3_600_000;
+    const h0 = Math.floor((Date.now() - 5 * H) / H) * H;
+    await fill(out, [
+      rollup('d1', 'temperature', '1h', h0, H, 20),
+      rollup('d1', 'temperature', '1h', h0 + H, H, 22),
+      rollup('d1', 'temperature', '1m', h0, 60_000, 99),
+      rollup('d1', 'humidity', '1h', h0, H, 40),
+      rollup('d2', 'temperature', '1h', h0, H, 30),
+    ]);
+    const r = await ask(out, { payload: { level: '1h', start: '-1d' } });
+    expect(r.output).toBe(0);
+    expect(r.msg.level).toBe('1h');
+    const got = (r.msg.payload as { series: Array<Series & { tags?: Record<string, string> }> }).series;
+    const by = (d: string, f: string): unknown => got.find((x) => x.device === d && x.field === f);
+    expect(got).toHaveLength(3);
+    expect(by('d1', 'temperature')).toEqual({ device: 'd1', field: 'temperature', tags: { level: '1h', stat: 'mean' }, points: [[h0, 20], [h0 + H, 22]] });
+    expect(by('d2', 'temperature')).toEqual({ device: 'd2', field: 'temperature', tags: { level: '1h', stat: 'mean' }, points: [[h0, 30]] });
+    expect(by('d1', 'humidity')).toEqual({ device: 'd1', field: 'humidity', tags: { level: '1h', stat: 'mean' }, points: [[h0, 40]] });
+    expect(Array.isArray(r.msg.query)).toBe(true);
+
+    const max = await ask(out, { payload: { level: '1h', stat: 'max', fields: 'temperature', devices: 'd1', start: '-1d' } });
+    expect((max.msg.payload as { series: Series[] }).series[0].points).toEqual([[h0, 21], [h0 + H, 23]]);
+    const fine = await ask(out, { payload: { level: '1m', fields: 'temperature', start: '-1d' } });
+    expect((fine.msg.payload as { series: Series[] }).series.map((x) => x.points)).toEqual([[[h0, 99]]]);
+  });
+
+  test('level "auto" reads raw readings over short ranges and rollups over long ones; an unknown level is invalid_query', async () => {
+    const out = await start({ level: 'auto' });
+    const H = 3_600_000;
+    const d0 = Math.floor((Date.now() - 3 * 86_400_000) / H) * H;
+    await fill(out, [reading('d1', T0, { temperature: 21.5 }), rollup('d1', 'temperature', '1h', d0, H, 18)]);
+    const short = await ask(out, { payload: { start: '-1h' } });
+    expect(short.msg.level).toBe('raw');
+    expect((short.msg.payload as { series: Series[] }).series[0].points).toEqual([[T0, 21.5]]);
+    const long = await ask(out, { payload: { start: '-7d' } });
+    expect(long.msg.level).toBe('1h');
+    expect((long.msg.payload as { series: Series[] }).series[0].points).toEqual([[d0, 18]]);
+    const bad = await ask(out, { payload: { level: '5m' } });
+    expect(bad.output).toBe(1);
+    expect(bad.msg.error).toMatchObject({ code: 'invalid_query', source: 'thingwire-query' });
+  });
+});
+
 describe('status and done()', () => {
   test('after a query: a green dot with the series and point counts', async () => {
     const out = await start();

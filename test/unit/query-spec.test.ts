@@ -3,7 +3,7 @@
  * client becomes a RangeQuery: defaults, overrides, lists, and every refusal as invalid_query.
  */
 import { ThingwireError } from '../../nodes/lib/errors';
-import { MAX_POINTS_LIMIT, parseDuration, parseTime, resolveQuery, type QueryDefaults } from '../../nodes/query/spec';
+import { AUTO_MAX_WINDOWS, AUTO_RAW_MS, MAX_POINTS_LIMIT, levelMs, parseDuration, parseTime, planQuery, resolveQuery, type QueryDefaults } from '../../nodes/query/spec';
 
 const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
 const H = 3_600_000;
@@ -341,5 +341,75 @@ describe('resolveQuery: where', () => {
     ['a key with a leading underscore', { _measurement: 'x' }],
   ])('where with %s is refused', (_what, where) => {
     expect(invalid(() => resolve({ where })).message).toMatch(/^where .* must name a tag and give a string value$/);
+  });
+});
+
+describe('planQuery: raw readings or rollup levels', () => {
+  const plan = (input: unknown, over: Partial<QueryDefaults> = {}): ReturnType<typeof planQuery> => planQuery(input, defaults(over), NOW);
+
+  test('raw (the default) is the plain query of resolveQuery', () => {
+    expect(plan({ devices: 'd1' })).toEqual({ level: 'raw', queries: [{ query: resolve({ devices: 'd1' }) }] });
+    expect(plan({ level: 'raw' }, { level: '1h' }).level).toBe('raw');
+  });
+
+  test('a level reads the rollup measurement, one query per metric, with level and metric tags and the stat as the field', () => {
+    const p = plan({ level: '1h', fields: 'temperature,humidity', devices: 'd1', start: '-2d', where: { site: 'a' }, maxPoints: 100 });
+    expect(p.level).toBe('1h');
+    expect(p.stat).toBe('mean');
+    expect(p.queries).toEqual([
+      { metric: 'temperature', query: { measurement: 'rollup', fields: ['mean'], devices: ['d1'], where: { site: 'a', level: '1h', metric: 'temperature' }, start: NOW - 48 * H, end: NOW, maxPoints: 100 } },
+      { metric: 'humidity', query: { measurement: 'rollup', fields: ['mean'], devices: ['d1'], where: { site: 'a', level: '1h', metric: 'humidity' }, start: NOW - 48 * H, end: NOW, maxPoints: 100 } },
+    ]);
+  });
+
+  test('the stat and the rollup measurement can be chosen; the node default level applies', () => {
+    const p = plan({ stat: 'p95', rollupMeasurement: 'agg' }, { level: '1m' });
+    expect(p.queries[0].query).toMatchObject({ measurement: 'agg', fields: ['p95'], where: { level: '1m', metric: 'temperature' } });
+  });
+
+  test.each([
+    ['-1h', 'raw'],
+    ['-6h', 'raw'],
+    ['-7h', '1m'],
+    ['-1d', '1m'],
+    ['-2d', '1h'],
+    ['-30d', '1h'],
+    ['-90d', '1d'],
+    ['-3650d', '1d'],
+  ])('auto over %s reads %s', (start, level) => {
+    expect(plan({ level: 'auto', start }).level).toBe(level);
+  });
+
+  test('auto: raw up to AUTO_RAW_MS, then the finest level with at most AUTO_MAX_WINDOWS windows, else the coarsest', () => {
+    expect(plan({ level: 'auto', start: NOW - AUTO_RAW_MS }).level).toBe('raw');
+    expect(plan({ level: 'auto', start: NOW - AUTO_MAX_WINDOWS * 60_000 }).level).toBe('1m');
+    expect(plan({ level: 'auto', start: NOW - AUTO_MAX_WINDOWS * 60_000 - 1 }).level).toBe('1h');
+    expect(plan({ level: 'auto', start: '-20000d' }, { levels: ['5m', '1h'] }).level).toBe('1h');
+    expect(plan({ level: 'auto', start: '-60d' }, { levels: ['1m', '1h', '1d', '1mo'] }).level).toBe('1h');
+    expect(plan({ level: 'auto', start: '-1400d' }, { levels: ['1m', '1h', '1d', '1mo'] }).level).toBe('1d');
+    expect(plan({ level: 'auto', start: '-3000d' }, { levels: ['1m', '1h', '1d', '1mo'] }).level).toBe('1mo');
+    expect(plan({ level: 'auto', start: '-6000d' }, { levels: ['1m', '1h', '1d', '1mo'] }).level).toBe('1mo');
+  });
+
+  test('level labels', () => {
+    expect(levelMs('1m')).toBe(60_000);
+    expect(levelMs('1mo')).toBe(30 * 86_400_000);
+    expect(levelMs('2y')).toBe(2 * 365 * 86_400_000);
+    expect(levelMs('1x')).toBeUndefined();
+    expect(levelMs('0m')).toBeUndefined();
+  });
+
+  test.each([
+    [{ level: '5m' }, 'level "5m" is not "raw", "auto" or one of the rollup levels (1m, 1h, 1d)'],
+    [{ level: 5 }, 'level must be "raw", "auto" or a rollup level, got "5"'],
+    [{ level: '' }, 'level must be "raw", "auto" or a rollup level, got ""'],
+    [{ level: '1h', stat: 'median' }, 'stat must be one of mean, min, max, sum, count, stddev, first, last, p50, p90, p95, p99, delta, rate, got "median"'],
+    [{ level: '1h', rollupMeasurement: 'a b\n' }, 'rollupMeasurement "a b\\n" is not a valid name'],
+  ])('%j is refused', (input, message) => {
+    expect(invalid(() => plan(input)).message).toBe(message);
+  });
+
+  test('an invalid base query is refused before the level is looked at', () => {
+    expect(invalid(() => plan({ level: '1h', start: 'yesterday' })).message).toMatch(/^start must be/);
   });
 });

@@ -1,0 +1,132 @@
+/**
+ * Node state that survives redeploys and restarts: one JSON file per node under
+ * `<DATA_DIR>/state/<type>/<node id>.json`, written atomically (temporary file,
+ * fsync, rename, fsync of the directory) so a crash mid-write leaves the previous
+ * snapshot intact. A file that cannot be read or parsed is moved aside to
+ * `<name>.corrupt-<time>` (kept for inspection, never silently deleted) and the
+ * node starts empty. Pure Node.js: no Node-RED import.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** Thingwire's data directory inside Node-RED: the runtime's DATA_DIR, else <userDir>/thingwire. */
+export function thingwireDataDir(settings: Record<string, unknown>): string {
+  if (typeof settings.thingwireDataDir === 'string' && settings.thingwireDataDir !== '') return settings.thingwireDataDir;
+  const userDir = typeof settings.userDir === 'string' ? settings.userDir : process.cwd();
+  return path.join(userDir, 'thingwire');
+}
+
+/** Node ids are hex in Node-RED, but flows can be hand-written: keep the file name safe whatever they hold. */
+export function safeFileName(id: string): string {
+  const s = id.replace(/[^A-Za-z0-9._-]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return s === '' || s === '.' || s === '..' ? `_${s}` : s.slice(0, 200);
+}
+
+export interface LoadResult<T> {
+  /** The stored value, or undefined when there was none (or it was unreadable). */
+  value: T | undefined;
+  /** Set when a file existed but could not be used: what was wrong and where it was moved. */
+  problem?: string;
+}
+
+export class StateFile<T = unknown> {
+  readonly file: string;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(dataDir: string, type: string, id: string) {
+    this.file = path.join(dataDir, 'state', safeFileName(type), `${safeFileName(id)}.json`);
+  }
+
+  /** Reads the stored state. A corrupt file is moved aside and reported in `problem`. */
+  load(validate?: (v: unknown) => v is T): LoadResult<T> {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { value: undefined };
+      return { value: undefined, problem: `cannot read ${this.file}: ${(e as Error).message}` };
+    }
+    let why: string;
+    try {
+      const v: unknown = JSON.parse(text);
+      if (!validate || validate(v)) return { value: v as T };
+      why = 'unexpected content';
+    } catch (e) {
+      why = (e as Error).message;
+    }
+    const aside = `${this.file}.corrupt-${Date.now()}`;
+    try {
+      fs.renameSync(this.file, aside);
+      return { value: undefined, problem: `state file ${this.file} is unusable (${why}); moved to ${aside}` };
+    } catch (e) {
+      return { value: undefined, problem: `state file ${this.file} is unusable (${why}) and could not be moved: ${(e as Error).message}` };
+    }
+  }
+
+  /** Writes synchronously (for close handlers and tests). */
+  saveSync(value: T): number {
+    const text = JSON.stringify(value);
+    fs.mkdirSync(path.dirname(this.file), { recursive: true });
+    const tmp = `${this.file}.tmp`;
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(fd, text);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, this.file);
+    fsyncDir(path.dirname(this.file));
+    return Buffer.byteLength(text);
+  }
+
+  /**
+   * Writes in the background; writes are serialised (a save never overtakes the previous one).
+   * The value is serialised now, so later changes to it are not part of this save.
+   */
+  save(value: T): Promise<number> {
+    const text = JSON.stringify(value);
+    const run = async (): Promise<number> => {
+      await fs.promises.mkdir(path.dirname(this.file), { recursive: true });
+      const tmp = `${this.file}.tmp`;
+      const fh = await fs.promises.open(tmp, 'w');
+      try {
+        await fh.writeFile(text);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fs.promises.rename(tmp, this.file);
+      fsyncDir(path.dirname(this.file));
+      return Buffer.byteLength(text);
+    };
+    const p = this.writing.then(run, run);
+    this.writing = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    return p;
+  }
+
+  /** Resolves when every save started so far has finished. */
+  idle(): Promise<void> {
+    return this.writing;
+  }
+
+  /** Deletes the stored state (for a node removed from the flows). */
+  remove(): void {
+    fs.rmSync(this.file, { force: true });
+  }
+}
+
+function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // Some platforms cannot open or fsync a directory: the rename is as durable as they allow.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
