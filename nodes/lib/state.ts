@@ -8,6 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 
 /** Thingwire's data directory inside Node-RED: the runtime's DATA_DIR, else <userDir>/thingwire. */
 export function thingwireDataDir(settings: Record<string, unknown>): string {
@@ -16,10 +17,24 @@ export function thingwireDataDir(settings: Record<string, unknown>): string {
   return path.join(userDir, 'thingwire');
 }
 
-/** Node ids are hex in Node-RED, but flows can be hand-written: keep the file name safe whatever they hold. */
+/**
+ * Node ids are hex in Node-RED, but flows can be hand-written: the file name is kept safe whatever they hold,
+ * and distinct ids give distinct names. Characters outside [A-Za-z0-9._-] become `%xx` (below U+0100) or
+ * `%uxxxxxx`; "" is "~", "." and ".." are escaped; ids whose name would pass 200 characters keep 150 and add
+ * "~" and a SHA-256 of the id.
+ */
 export function safeFileName(id: string): string {
-  const s = id.replace(/[^A-Za-z0-9._-]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  return s === '' || s === '.' || s === '..' ? `_${s}` : s.slice(0, 200);
+  if (id === '') return '~';
+  if (id === '.' || id === '..') return id.replace(/\./g, '%2e');
+  let s = '';
+  for (const ch of id) {
+    if (/^[A-Za-z0-9._-]$/.test(ch)) s += ch;
+    else {
+      const cp = ch.codePointAt(0)!;
+      s += cp < 0x100 ? `%${cp.toString(16).padStart(2, '0')}` : `%u${cp.toString(16).padStart(6, '0')}`;
+    }
+  }
+  return s.length <= 200 ? s : `${s.slice(0, 150)}~${createHash('sha256').update(id).digest('hex').slice(0, 40)}`;
 }
 
 export interface LoadResult<T> {
@@ -70,12 +85,17 @@ export class StateFile<T = unknown> {
     const tmp = `${this.file}.tmp`;
     const fd = fs.openSync(tmp, 'w');
     try {
-      fs.writeSync(fd, text);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+      try {
+        fs.writeSync(fd, text);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, this.file);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw e;
     }
-    fs.renameSync(tmp, this.file);
     fsyncDir(path.dirname(this.file));
     return Buffer.byteLength(text);
   }
@@ -88,15 +108,21 @@ export class StateFile<T = unknown> {
     const text = JSON.stringify(value);
     const run = async (): Promise<number> => {
       await fs.promises.mkdir(path.dirname(this.file), { recursive: true });
-      const tmp = `${this.file}.tmp`;
+      // Not the name saveSync uses: a synchronous save (a close handler) during this one cannot mix their bytes.
+      const tmp = `${this.file}.tmp-async`;
       const fh = await fs.promises.open(tmp, 'w');
       try {
-        await fh.writeFile(text);
-        await fh.sync();
-      } finally {
-        await fh.close();
+        try {
+          await fh.writeFile(text);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await fs.promises.rename(tmp, this.file);
+      } catch (e) {
+        await fs.promises.rm(tmp, { force: true });
+        throw e;
       }
-      await fs.promises.rename(tmp, this.file);
       fsyncDir(path.dirname(this.file));
       return Buffer.byteLength(text);
     };

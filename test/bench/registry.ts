@@ -10,9 +10,10 @@ import { normaliserCases } from './cases/normaliser';
 import { storeCases } from './cases/store';
 import { validatorCases } from './cases/validator';
 import { windowCases } from './cases/window';
+import { windowFlowCases } from './cases/window-flow';
 import { writerCases } from './cases/writer';
 
-export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases, ...windowCases];
+export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases, ...windowCases, ...windowFlowCases];
 
 /** Throws on a duplicate id or a baseline that names no case. */
 export function checkRegistry(cases: readonly BenchCase[]): void {

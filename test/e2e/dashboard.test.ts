@@ -65,6 +65,14 @@ describe('dashboard and editor in headless Chromium', () => {
       await client.publishAsync('devices/e2e-json/telemetry', JSON.stringify({ ts: ts + i * 1000, temperature: 23 + Math.sin(i / 3) }));
       await client.publishAsync('devices/e2e-line/telemetry', JSON.stringify({ ts: ts + i * 1000, temperature: 20 + i / 10 }));
     }
+    // Three hours of one-minute readings from a device that uploads its buffer: the window node rolls them
+    // up on their event time, and the history's "24 hours" button reads the 1m rollups back.
+    const hour0 = Math.floor(ts / 60_000) * 60_000 - 3 * 3_600_000;
+    const buffered = Array.from({ length: 181 }, (_, i) => ({ ts: hour0 + i * 60_000 + 5_000, temperature: 18 + 3 * Math.sin(i / 20) }));
+    await client.publishAsync('devices/e2e-hist/telemetry', JSON.stringify(buffered), { qos: 1 });
+    await page.waitForTimeout(2500); // the store's 1 s batches
+    await page.getByRole('button', { name: '24 hours' }).click();
+    await page.getByText(/1m rollups \(mean per window\), 1[0-9]{2} points/).waitFor({ timeout: 15_000 });
     await page.waitForTimeout(1500);
     await page.screenshot({ path: screenshotPath('dashboard'), fullPage: true });
     await page.close();

@@ -69,7 +69,7 @@ describe('bundled runtime with the embedded broker', () => {
     expect((await fetch(`${rt.url}/dashboard`)).status).toBe(200);
     const nodes = (await (await fetch(`${rt.url}/nodes`, { headers: { Accept: 'application/json' } })).json()) as Array<{ module: string; types: string[]; enabled: boolean; err?: string }>;
     const ours = nodes.filter((n) => n.module === 'node-red-contrib-thingwire');
-    expect(ours.flatMap((n) => n.types).sort()).toEqual(['thingwire-normalise', 'thingwire-query', 'thingwire-schemas', 'thingwire-store', 'thingwire-validate', 'thingwire-write']);
+    expect(ours.flatMap((n) => n.types).sort()).toEqual(['thingwire-normalise', 'thingwire-query', 'thingwire-schemas', 'thingwire-store', 'thingwire-validate', 'thingwire-window', 'thingwire-write']);
     for (const n of ours) expect(n.err).toBeUndefined();
     const ex = await fetch(`${rt.url}/library/examples/flows/node-red-contrib-thingwire/starter`);
     expect(ex.status).toBe(200);
@@ -106,6 +106,46 @@ describe('bundled runtime with the embedded broker', () => {
     const bad = await fetch(`${rt.url}/api/v1/series?devices=${encodeURIComponent("x' OR 1=1")}`);
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('invalid_query');
+  });
+
+  test('the starter flow rolls readings up into 1m, 1h and 1d windows on event time, stored and read back by level', async () => {
+    // Readings around the last UTC midnight D: the newest (D + 100 s) moves the device's watermark (minus 30 s
+    // lateness) to D + 70 s, which closes the minutes up to D + 1 min, the hour [D - 1h, D) and the day [D - 1d, D).
+    const D = Math.floor(Date.now() / 86_400_000) * 86_400_000;
+    const before = [
+      { ts: D - 150_000, temperature: 10 },
+      { ts: D - 140_000, temperature: 14 },
+      { ts: D - 90_000, temperature: 20 },
+      { ts: D - 30_000, temperature: 30 },
+    ];
+    const after = [
+      { ts: D + 45_000, temperature: 99 },
+      { ts: D + 100_000, temperature: 98 },
+    ];
+    await publish(rt.mqttPort, 'devices/it-rollup/telemetry', JSON.stringify([...before, ...after]));
+    type Body = { series: Array<{ device: string; field: string; tags?: Record<string, string>; points: Array<[number, number]> }> };
+    const read = async (level: string, stat = 'mean'): Promise<Body> => {
+      const res = await fetch(`${rt.url}/api/v1/series?devices=it-rollup&fields=temperature&start=${D - 2 * 86_400_000}&end=${D + 86_400_000}&level=${level}&stat=${stat}`);
+      expect(res.status).toBe(200);
+      return (await res.json()) as Body;
+    };
+    const day = await waitFor('the 1d rollup in the store', async () => {
+      const b = await read('1d');
+      return b.series[0]?.points.length === 1 ? b : undefined;
+    });
+    expect(day.series).toEqual([{ device: 'it-rollup', field: 'temperature', tags: { level: '1d', stat: 'mean' }, points: [[D - 86_400_000, 18.5]] }]);
+    const hour = await read('1h', 'count');
+    expect(hour.series[0].points).toEqual([[D - 3_600_000, 4]]);
+    const minutes = await read('1m');
+    expect(minutes.series[0].points).toEqual([
+      [D - 180_000, 12],
+      [D - 120_000, 20],
+      [D - 60_000, 30],
+      [D, 99], // [D, D + 1 min) closed too; [D + 1 min, D + 2 min) is still open
+    ]);
+    // 'auto' over these three days reads the 1h level (4,320 one-minute windows would be too many).
+    const auto = (await (await fetch(`${rt.url}/api/v1/series?devices=it-rollup&fields=temperature&start=${D - 2 * 86_400_000}&end=${D + 86_400_000}&level=auto`)).json()) as Body;
+    expect(auto.series[0].tags).toEqual({ level: '1h', stat: 'mean' });
   });
 
   test('an oversize payload is rejected before parsing', async () => {
@@ -157,6 +197,8 @@ describe('runtime lifecycle', () => {
     rt.proc.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(rt.output()).toContain('[thingwire] stopped');
+    // The window node saved its open windows on close, to be restored by the next start.
+    expect(fs.existsSync(path.join(dataDir, 'state', 'thingwire-window', 'tw.win.window.json'))).toBe(true);
 
     const again = await startRuntime({}, dataDir);
     try {
