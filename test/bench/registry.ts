@@ -5,7 +5,9 @@
  */
 import { caseId, type BenchCase } from './harness';
 import { anomalyCases } from './cases/anomaly';
+import { anomalyScorerCases } from './cases/anomaly-scorer';
 import { lineProtocolCases } from './cases/line-protocol';
+import { maintenanceCases } from './cases/maintenance';
 import { normaliserCases } from './cases/normaliser';
 import { storeCases } from './cases/store';
 import { validatorCases } from './cases/validator';
@@ -13,7 +15,7 @@ import { windowCases } from './cases/window';
 import { windowFlowCases } from './cases/window-flow';
 import { writerCases } from './cases/writer';
 
-export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases, ...windowCases, ...windowFlowCases];
+export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases, ...anomalyScorerCases, ...windowCases, ...windowFlowCases, ...maintenanceCases];
 
 /** Throws on a duplicate id or a baseline that names no case. */
 export function checkRegistry(cases: readonly BenchCase[]): void {

@@ -78,6 +78,30 @@ describe('dashboard and editor in headless Chromium', () => {
     await page.close();
   });
 
+  test('the Anomalies group: the band of a chosen device, scores, and the event of a jump in the table', async () => {
+    const page = await openDashboard();
+    const t0 = Date.now() - 250 * 5_000;
+    const calm = Array.from({ length: 240 }, (_, i) => ({ ts: t0 + i * 5_000, temperature: 21 + 0.8 * Math.sin(i / 12) + 0.1 * Math.cos(i * 1.3) }));
+    await client.publishAsync('devices/e2e-band/telemetry', JSON.stringify(calm), { qos: 1 });
+    await client.publishAsync('devices/e2e-band/telemetry', JSON.stringify({ ts: t0 + 240 * 5_000, temperature: 40 }), { qos: 1 });
+    // The event reaches the events table (and a toast).
+    const events = page.locator('table', { hasText: 'severity' });
+    await events.getByText('e2e-band').first().waitFor({ timeout: 15_000 });
+    expect(await events.locator('tr', { hasText: 'e2e-band' }).first().innerText()).toContain('firing');
+    // Choose the device for the band chart in the dropdown (a combobox: type and pick).
+    const pick = page.getByRole('combobox').first();
+    await pick.click();
+    await page.getByRole('option', { name: 'e2e-band' }).click();
+    // Readings after the choice draw value, expected and band.
+    const more = Array.from({ length: 30 }, (_, i) => ({ ts: t0 + (241 + i) * 5_000, temperature: 21 + 0.8 * Math.sin((241 + i) / 12) }));
+    await client.publishAsync('devices/e2e-band/telemetry', JSON.stringify(more), { qos: 1 });
+    // (Chart titles and lines are drawn on canvases: the screenshot shows them.)
+    expect(await page.locator('canvas').count()).toBeGreaterThanOrEqual(4);
+    await page.waitForTimeout(2500);
+    await page.screenshot({ path: screenshotPath('dashboard-anomalies'), fullPage: true });
+    await page.close();
+  });
+
   test('the dashboard shows the readings again after a reload', async () => {
     const page = await openDashboard();
     await page.locator('table').getByText('e2e-json').waitFor({ timeout: 15_000 });

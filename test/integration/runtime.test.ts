@@ -69,7 +69,7 @@ describe('bundled runtime with the embedded broker', () => {
     expect((await fetch(`${rt.url}/dashboard`)).status).toBe(200);
     const nodes = (await (await fetch(`${rt.url}/nodes`, { headers: { Accept: 'application/json' } })).json()) as Array<{ module: string; types: string[]; enabled: boolean; err?: string }>;
     const ours = nodes.filter((n) => n.module === 'node-red-contrib-thingwire');
-    expect(ours.flatMap((n) => n.types).sort()).toEqual(['thingwire-normalise', 'thingwire-query', 'thingwire-schemas', 'thingwire-store', 'thingwire-validate', 'thingwire-window', 'thingwire-write']);
+    expect(ours.flatMap((n) => n.types).sort()).toEqual(['thingwire-anomaly', 'thingwire-normalise', 'thingwire-query', 'thingwire-schemas', 'thingwire-store', 'thingwire-validate', 'thingwire-window', 'thingwire-write']);
     for (const n of ours) expect(n.err).toBeUndefined();
     const ex = await fetch(`${rt.url}/library/examples/flows/node-red-contrib-thingwire/starter`);
     expect(ex.status).toBe(200);
@@ -146,6 +146,38 @@ describe('bundled runtime with the embedded broker', () => {
     // 'auto' over these three days reads the 1h level (4,320 one-minute windows would be too many).
     const auto = (await (await fetch(`${rt.url}/api/v1/series?devices=it-rollup&fields=temperature&start=${D - 2 * 86_400_000}&end=${D + 86_400_000}&level=auto`)).json()) as Body;
     expect(auto.series[0].tags).toEqual({ level: '1h', stat: 'mean' });
+  });
+
+  test('the starter flow scores readings: scores with their band in the store, and an anomaly event when a reading jumps', async () => {
+    // 300 calm readings (past the 150-reading warm-up), then a jump far outside everything seen.
+    const t0 = Date.now() - 301 * 5_000;
+    const calm = Array.from({ length: 300 }, (_, i) => ({ ts: t0 + i * 5_000, temperature: 20 + 0.2 * Math.sin(i / 7) + 0.05 * Math.cos(i * 1.7) }));
+    await publish(rt.mqttPort, 'devices/it-anomaly/telemetry', JSON.stringify(calm));
+    await publish(rt.mqttPort, 'devices/it-anomaly/telemetry', JSON.stringify({ ts: t0 + 300 * 5_000, temperature: 35 }));
+    type Body = { series: Array<{ device: string; field: string; points: Array<[number, number | string | boolean]> }> };
+    const read = async (q: string): Promise<Body> => (await (await fetch(`${rt.url}/api/v1/series?devices=it-anomaly&start=-1h&${q}`)).json()) as Body;
+    const scores = await waitFor('301 scores in the store', async () => {
+      const b = await read('measurement=anomaly&fields=score,expected,lower,upper,value');
+      return b.series.find((x) => x.field === 'score')?.points.length === 301 ? b : undefined;
+    });
+    const field = (f: string): Array<[number, number | string | boolean]> => scores.series.find((x) => x.field === f)!.points;
+    const last = field('score').at(-1)!;
+    expect(last[0]).toBe(t0 + 300 * 5_000);
+    expect(last[1]).toBeGreaterThanOrEqual(0.57);
+    // While calm, the scores are low and the band holds the value.
+    const calmScores = field('score').slice(200, 300).map((p) => p[1] as number);
+    expect(Math.max(...calmScores)).toBeLessThan(0.57);
+    const lower = field('lower').at(-2)![1] as number;
+    const upper = field('upper').at(-2)![1] as number;
+    expect(lower).toBeLessThan(field('value').at(-2)![1] as number);
+    expect(upper).toBeGreaterThan(field('value').at(-2)![1] as number);
+    expect(upper).toBeLessThan(35);
+    // The jump fired one anomaly event, stored with the alert events.
+    const events = await waitFor('the anomaly event in the store', async () => {
+      const b = await read('measurement=alerts&fields=state');
+      return b.series[0]?.points.length ? b : undefined;
+    });
+    expect(events.series[0].points).toEqual([[t0 + 300 * 5_000, 'firing']]);
   });
 
   test('an oversize payload is rejected before parsing', async () => {

@@ -314,7 +314,7 @@ describe('rejects', () => {
     const m = out.bad[0];
     expect(m.payload).toEqual({ hello: 'world' });
     expect(m.topic).toBe('t');
-    const message = 'payload is not a Reading, Rollup or Alert event: "{\\"hello\\":\\"world\\"}"';
+    const message = 'payload is not a Reading, Rollup, Alert event or anomaly score: "{\\"hello\\":\\"world\\"}"';
     expect(m.error).toEqual({ code: 'not_a_reading', message, source: 'thingwire-write' });
     expect(m.rejects).toEqual([{ code: 'not_a_reading', message }]);
     // A reject is not an error: done() without error.
@@ -387,10 +387,10 @@ describe('rejects', () => {
     expect(out.completes.map((m) => m.seq)).toEqual([2]);
     expect(out.caught.map((m) => m.seq)).toEqual([1, 3]);
     const c = out.caught[0];
-    expect((c.error as { message: string }).message).toBe('RejectedError: not_a_reading: payload is not a Reading, Rollup or Alert event: "junk"');
+    expect((c.error as { message: string }).message).toBe('RejectedError: not_a_reading: payload is not a Reading, Rollup, Alert event or anomaly score: "junk"');
     expect((c.error as { source: { id: string; type: string } }).source).toMatchObject({ id: 'w1', type: 'thingwire-write' });
     expect((c._error as { code: string }).code).toBe('not_a_reading');
-    expect((out.caught[1].error as { message: string }).message).toBe('RejectedError: not_a_reading: payload is not a Reading, Rollup or Alert event: "5"');
+    expect((out.caught[1].error as { message: string }).message).toBe('RejectedError: not_a_reading: payload is not a Reading, Rollup, Alert event or anomaly score: "5"');
     // The good points of the mixed message are written all the same.
     expect(await readBack(out, { start: T0, end: T0 + 10 }, 2)).toEqual([{ device: 'd1', field: 'temperature', points: [[T0, 1], [T0 + 1, 2]] }]);
   });

@@ -3,10 +3,10 @@
  * Rollups and Alert events become points (measurement, tags, typed fields, time), including the
  * refusals and the reject indexes of a mixed batch.
  */
-import type { AlertEvent, Reading, Rollup } from '../../nodes/lib/contract';
+import type { AlertEvent, AnomalyScore, Reading, Rollup } from '../../nodes/lib/contract';
 import { ThingwireError } from '../../nodes/lib/errors';
 import { encodePoint } from '../../nodes/lib/line-protocol';
-import { alertToPoint, DEFAULT_POINT_SCHEMA, kindOf, readingToPoint, rollupToPoint, toPoints, type PointSchema } from '../../nodes/lib/store/points';
+import { alertToPoint, anomalyToPoint, DEFAULT_POINT_SCHEMA, kindOf, readingToPoint, rollupToPoint, toPoints, type PointSchema } from '../../nodes/lib/store/points';
 
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
@@ -54,6 +54,25 @@ function alert(over: Partial<AlertEvent> & Record<string, unknown> = {}): AlertE
   } as AlertEvent;
 }
 
+function score(over: Partial<AnomalyScore> & Record<string, unknown> = {}): AnomalyScore {
+  return {
+    device: 'd1',
+    metric: 'temperature',
+    ts: T0 + 7000,
+    value: 31.5,
+    score: 0.83,
+    anomalous: true,
+    expected: 21.2,
+    lower: 18.7,
+    upper: 23.7,
+    signal: 'daily',
+    learning: false,
+    ...over,
+  } as AnomalyScore;
+}
+
+const ESTIMATE = { threshold: 90, direction: 'above', ttf: 7_200_000, ttfLow: 3_600_000, ttfHigh: null, probability: 0.72, horizon: 86_400_000, slope: 1.5, model: 'theil-sen', alert: true } as const;
+
 /** Runs fn and returns the ThingwireError it throws (fails when it throws nothing or something else). */
 function thrown(fn: () => unknown): ThingwireError {
   try {
@@ -78,6 +97,9 @@ describe('kindOf', () => {
     ['a rollup whose metric is not a string', { metric: 5, window: {} }, undefined],
     ['an alert without a key', { rule: 'r', state: 'firing' }, undefined],
     ['an alert whose state is a number', { rule: 'r', state: 1, key: 'k' }, undefined],
+    ['an anomaly score', { metric: 'temperature', score: 0.2, anomalous: false }, 'anomaly'],
+    ['an anomaly score without anomalous', { metric: 'temperature', score: 0.2 }, undefined],
+    ['an anomaly score whose score is a string', { metric: 'temperature', score: '0.2', anomalous: false }, undefined],
     ['an empty object', {}, undefined],
     ['an array', [{ metrics: {} }], undefined],
     ['null', null, undefined],
@@ -90,6 +112,8 @@ describe('kindOf', () => {
   test('a value with metrics wins over rollup and alert shapes', () => {
     expect(kindOf({ metrics: { t: 1 }, metric: 't', window: {}, rule: 'r', state: 's', key: 'k' })).toBe('reading');
     expect(kindOf({ metric: 't', window: {}, rule: 'r', state: 's', key: 'k' })).toBe('rollup');
+    expect(kindOf({ metric: 't', window: {}, score: 1, anomalous: true })).toBe('rollup');
+    expect(kindOf({ metric: 't', rule: 'r', state: 's', key: 'k', score: 1, anomalous: true })).toBe('alert');
   });
 });
 
@@ -301,6 +325,67 @@ describe('alertToPoint', () => {
   });
 });
 
+describe('anomalyToPoint', () => {
+  test('tags device, metric and the score tags; fields value, score, band, anomalous, signal, learning; time = ts', () => {
+    const p = anomalyToPoint(score({ tags: { site: 'north', device: 'fake', n: 5 as never } }), undefined, schema());
+    expect(p).toEqual({
+      measurement: 'anomaly',
+      tags: { site: 'north', device: 'd1', metric: 'temperature' },
+      fields: { value: 31.5, score: 0.83, expected: 21.2, lower: 18.7, upper: 23.7, anomalous: true, signal: 'daily', learning: false },
+      ts: T0 + 7000,
+    });
+    expect(encodePoint(p)).toBe(
+      `anomaly,device=d1,metric=temperature,site=north value=31.5,score=0.83,expected=21.2,lower=18.7,upper=23.7,anomalous=true,signal="daily",learning=false ${T0 + 7000}`,
+    );
+  });
+
+  test('with a maintenance estimate: ttf (integer ms) and probability', () => {
+    const p = anomalyToPoint(score({ maintenance: { ...ESTIMATE } }), undefined, schema());
+    expect(p.fields).toMatchObject({ ttf: 7_200_000n, probability: 0.72 });
+    const none = anomalyToPoint(score({ maintenance: { ...ESTIMATE, ttf: null } }), undefined, schema());
+    expect(none.fields).not.toHaveProperty('ttf');
+    expect(none.fields.probability).toBe(0.72);
+    expect(anomalyToPoint(score(), undefined, schema()).fields).not.toHaveProperty('probability');
+  });
+
+  test('a band that does not exist yet (NaN, or null after JSON) is left out', () => {
+    const p = anomalyToPoint(score({ expected: Number.NaN, lower: null as never, upper: undefined as never, learning: true, signal: 'learning' }), undefined, schema());
+    expect(p.fields).toEqual({ value: 31.5, score: 0.83, anomalous: true, signal: 'learning', learning: true });
+  });
+
+  test('device metadata tags are added, and cannot replace device or metric', () => {
+    const p = anomalyToPoint(score(), { site: 'lab', metric: 'fake' }, schema({ deviceTags: ['site', 'metric'] }));
+    expect(p.tags).toEqual({ site: 'lab', device: 'd1', metric: 'temperature' });
+  });
+
+  test.each([
+    ['no device', { device: undefined }, 'not_a_reading'],
+    ['an empty metric', { metric: '' }, 'not_a_reading'],
+    ['a NaN value', { value: Number.NaN }, 'invalid_value'],
+    ['a value that is a string', { value: '31.5' }, 'invalid_value'],
+    ['an infinite score', { score: Infinity }, 'invalid_value'],
+    ['no ts', { ts: undefined }, 'invalid_ts'],
+    ['a ts past what stores hold', { ts: 1e16 }, 'ts_out_of_range'],
+  ])('%s is refused (%s)', (_what, over, code) => {
+    expect(thrown(() => anomalyToPoint(score(over as never), undefined, schema())).code).toBe(code);
+  });
+
+  test('the configured measurement is used; a schema without one uses anomaly', () => {
+    expect(anomalyToPoint(score(), undefined, schema({ anomalyMeasurement: 'scores' })).measurement).toBe('scores');
+    const { anomalyMeasurement: _unused, ...older } = DEFAULT_POINT_SCHEMA;
+    expect(anomalyToPoint(score(), undefined, older).measurement).toBe('anomaly');
+  });
+
+  test('toPoints maps a list of scores, as the anomaly node sends them', () => {
+    const r = toPoints([score(), score({ metric: 'humidity', value: 40 }), score({ value: Number.NaN })], undefined, schema());
+    expect(r.points.map((p) => [p.measurement, p.tags.metric, p.fields.value])).toEqual([
+      ['anomaly', 'temperature', 31.5],
+      ['anomaly', 'humidity', 40],
+    ]);
+    expect(r.rejects.map((x) => [x.index, x.code])).toEqual([[2, 'invalid_value']]);
+  });
+});
+
 // Regression, fixed (was: points.ts requireTs and rollupToPoint): any finite time is accepted. A time past what the
 // stores hold (InfluxDB: int64 ns, 1677-09-21..2262-04-11; the embedded store: safe integers) is
 // refused by the store with a 400, and the writer rejects the whole batch the line sits in, other
@@ -340,7 +425,7 @@ describe('toPoints', () => {
     const r = toPoints({ hello: 'world' }, undefined, schema());
     expect(r.points).toEqual([]);
     expect(r.batch).toBe(false);
-    expect(r.rejects).toEqual([{ code: 'not_a_reading', message: 'payload is not a Reading, Rollup or Alert event: "{\\"hello\\":\\"world\\"}"' }]);
+    expect(r.rejects).toEqual([{ code: 'not_a_reading', message: 'payload is not a Reading, Rollup, Alert event or anomaly score: "{\\"hello\\":\\"world\\"}"' }]);
   });
 
   test('a mixed array: readings, rollups and alerts mapped in order; rejects carry their indexes', () => {
@@ -371,7 +456,7 @@ describe('toPoints', () => {
   });
 
   test('an array of one bad element: a reject with index 0', () => {
-    expect(toPoints([42], undefined, schema()).rejects).toEqual([{ code: 'not_a_reading', message: 'payload is not a Reading, Rollup or Alert event: "42"', index: 0 }]);
+    expect(toPoints([42], undefined, schema()).rejects).toEqual([{ code: 'not_a_reading', message: 'payload is not a Reading, Rollup, Alert event or anomaly score: "42"', index: 0 }]);
   });
 
   test('errors that are not ThingwireErrors are not swallowed', () => {

@@ -10,8 +10,12 @@
  *              (integers, ms), window_ms (integer), time = window.start
  *   Alert   -> measurement `alerts`, tags { device, rule, severity, key, metric? },
  *              fields state, value, since (integer ms), acknowledged, message, time = since
+ *   AnomalyScore -> measurement `anomaly`, tags { device, metric, ...score.tags },
+ *              fields value, score, expected, lower, upper (floats; the band is left out before it
+ *              exists), anomalous, learning (booleans), signal (string), and with a maintenance
+ *              estimate ttf (integer ms, left out when null) and probability, time = ts
  */
-import type { AlertEvent, Reading, Reject, Rollup } from '../contract';
+import type { AlertEvent, AnomalyScore, Reading, Reject, Rollup } from '../contract';
 import { ThingwireError } from '../errors';
 import { preview } from '../names';
 import { typeName } from '../time';
@@ -21,6 +25,8 @@ export interface PointSchema {
   readingMeasurement: string;
   rollupMeasurement: string;
   alertMeasurement: string;
+  /** Measurement of AnomalyScores; 'anomaly' when not set. */
+  anomalyMeasurement?: string;
   /** Keys of `msg.device` (device metadata) copied into tags when they hold a string or number. */
   deviceTags: readonly string[];
   /** Metric names written as integers (when their value is a whole number). Others are floats. */
@@ -31,11 +37,12 @@ export const DEFAULT_POINT_SCHEMA: PointSchema = {
   readingMeasurement: 'telemetry',
   rollupMeasurement: 'rollup',
   alertMeasurement: 'alerts',
+  anomalyMeasurement: 'anomaly',
   deviceTags: [],
   intFields: [],
 };
 
-export type PayloadKind = 'reading' | 'rollup' | 'alert';
+export type PayloadKind = 'reading' | 'rollup' | 'alert' | 'anomaly';
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -47,6 +54,7 @@ export function kindOf(v: unknown): PayloadKind | undefined {
   if (isObject(v.metrics)) return 'reading';
   if (typeof v.metric === 'string' && isObject(v.window)) return 'rollup';
   if (typeof v.rule === 'string' && typeof v.state === 'string' && typeof v.key === 'string') return 'alert';
+  if (typeof v.metric === 'string' && typeof v.score === 'number' && typeof v.anomalous === 'boolean') return 'anomaly';
   return undefined;
 }
 
@@ -139,8 +147,32 @@ export function alertToPoint(a: AlertEvent, device: unknown, s: PointSchema): Po
   return { measurement: s.alertMeasurement, tags, fields, ts: since };
 }
 
+export function anomalyToPoint(a: AnomalyScore, device: unknown, s: PointSchema): Point {
+  const tags: Record<string, string> = {};
+  metadataTags(device, s.deviceTags, tags);
+  if (isObject(a.tags)) for (const k in a.tags) if (typeof a.tags[k] === 'string') tags[k] = a.tags[k];
+  tags.device = requireString(a.device, 'anomaly.device');
+  tags.metric = requireString(a.metric, 'anomaly.metric');
+  if (typeof a.value !== 'number' || !Number.isFinite(a.value)) throw new ThingwireError('invalid_value', `anomaly.value must be a finite number, got ${preview(a.value)}`);
+  if (!Number.isFinite(a.score)) throw new ThingwireError('invalid_value', `anomaly.score must be a finite number, got ${preview(a.score)}`);
+  const fields: Record<string, FieldValue> = { value: a.value, score: a.score };
+  for (const k of ['expected', 'lower', 'upper'] as const) {
+    const v = a[k];
+    if (typeof v === 'number' && Number.isFinite(v)) fields[k] = v;
+  }
+  fields.anomalous = a.anomalous;
+  if (typeof a.signal === 'string' && a.signal !== '') fields.signal = a.signal;
+  if (typeof a.learning === 'boolean') fields.learning = a.learning;
+  const m = a.maintenance;
+  if (isObject(m)) {
+    if (storableMs(m.ttf)) fields.ttf = BigInt(Math.round(m.ttf));
+    if (typeof m.probability === 'number' && Number.isFinite(m.probability)) fields.probability = m.probability;
+  }
+  return { measurement: s.anomalyMeasurement || DEFAULT_POINT_SCHEMA.anomalyMeasurement!, tags, fields, ts: requireTs(a.ts, 'anomaly.ts') };
+}
+
 /**
- * Maps a payload (one Reading, Rollup or Alert event, or an array of them) to points.
+ * Maps a payload (one Reading, Rollup, Alert event or AnomalyScore, or an array of them) to points.
  * Elements that cannot be mapped become rejects with their index; the rest go on.
  */
 export function toPoints(payload: unknown, device: unknown, s: PointSchema): { points: Point[]; indexes: number[]; rejects: Reject[]; batch: boolean } {
@@ -162,8 +194,11 @@ export function toPoints(payload: unknown, device: unknown, s: PointSchema): { p
         case 'alert':
           points.push(alertToPoint(item as AlertEvent, device, s));
           break;
+        case 'anomaly':
+          points.push(anomalyToPoint(item as AnomalyScore, device, s));
+          break;
         default:
-          throw new ThingwireError('not_a_reading', `payload is not a Reading, Rollup or Alert event: ${preview(item)}`);
+          throw new ThingwireError('not_a_reading', `payload is not a Reading, Rollup, Alert event or anomaly score: ${preview(item)}`);
       }
       indexes.push(i);
     } catch (e) {

@@ -1,0 +1,222 @@
+/**
+ * thingwire-anomaly: online anomaly scores per device and metric, and predictive-maintenance
+ * estimates for metrics with a failure threshold. Output 1: the scores (AnomalyScore[]), one
+ * message per input message; output 2: rejects; output 3: alert events (state changes only).
+ * The logic lives in ./scorer (no Node-RED); this file wires it in and keeps its state on disk.
+ */
+import type { AlertEvent } from '../lib/contract';
+import { onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI, type NodeMessage, type NodeStatus } from '../lib/red';
+import { StateFile, thingwireDataDir } from '../lib/state';
+import { parseConfig, type AnomalyConfig, type AnomalySettings } from './config';
+import { AnomalyScorer, formatDuration, type EventText, type ScorerSnapshot } from './scorer';
+
+const TYPE = 'thingwire-anomaly';
+
+export = function register(RED: NodeAPI): void {
+  const _ = (key: string, subs?: Record<string, unknown>): string => RED._(`${TYPE}.${key}`, subs);
+
+  /** Values in event messages: 6 significant digits (21.79999456660126 reads 21.8). */
+  const num = (v: number): string => (Number.isFinite(v) ? String(Number(v.toPrecision(6))) : String(v));
+  /** The event messages, from the message catalogue. */
+  const text: EventText = {
+    anomalyFiring: (p) => _('events.anomaly-firing', { metric: p.metric, value: num(p.value), score: p.score.toFixed(2), signal: p.signal }),
+    anomalyResolved: (p) => _('events.anomaly-resolved', { metric: p.metric, value: num(p.value), normal: p.normal }),
+    maintenanceFiring: (p) =>
+      _('events.maintenance-firing', {
+        metric: p.metric,
+        threshold: p.estimate.threshold,
+        direction: p.estimate.direction,
+        ttf: p.estimate.ttf === null ? _('events.ttf-unknown') : formatDuration(p.estimate.ttf),
+        probability: `${Math.round(p.estimate.probability * 100)}%`,
+        horizon: formatDuration(p.estimate.horizon),
+      }),
+    maintenanceResolved: (p) =>
+      _('events.maintenance-resolved', {
+        metric: p.metric,
+        threshold: p.estimate.threshold,
+        probability: `${Math.round(p.estimate.probability * 100)}%`,
+        horizon: formatDuration(p.estimate.horizon),
+      }),
+    forgotten: (p) => _(`events.forgotten-${p.why}`, { metric: p.metric, rule: p.rule }),
+  };
+
+  function AnomalyNode(this: Node, config: AnomalyConfig): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    let settings: AnomalySettings | undefined;
+    let scorer: AnomalyScorer | undefined;
+    let configError: string | undefined;
+    try {
+      settings = parseConfig(config);
+      scorer = new AnomalyScorer({ ...settings, text });
+    } catch (e) {
+      configError = (e as Error).message;
+      settings = undefined;
+      scorer = undefined;
+    }
+    const status = new ThrottledStatus(node, 1000);
+    const state = settings?.persist && scorer ? new StateFile<ScorerSnapshot>(thingwireDataDir(RED.settings), TYPE, node.id) : undefined;
+    /** Every write and delete of the state file, in order (a delete never races a save). */
+    let io: Promise<void> = Promise.resolve();
+    let saving = false;
+    let savedVersion = 0;
+    let closing = false;
+    let timer: NodeJS.Timeout | undefined;
+
+    function showStatus(): void {
+      if (!scorer) return;
+      const s = scorer.stats();
+      const subs = { series: s.series, learning: s.learning, anomalous: s.anomalous, maintenance: s.maintenance };
+      const st: NodeStatus = {
+        fill: s.anomalous > 0 || s.maintenance > 0 ? 'yellow' : s.series === 0 ? 'grey' : 'green',
+        shape: 'dot',
+        text: _(settings!.maintenance.length > 0 ? 'status.counts-maintenance' : 'status.counts', subs),
+      };
+      status.set(st);
+    }
+
+    /** Starts a background save when the state changed since the last one and none is running. */
+    function saveSoon(): void {
+      if (!state || !scorer || saving || closing || scorer.version === savedVersion) return;
+      saving = true;
+      const version = scorer.version;
+      const snap = scorer.snapshot();
+      io = io
+        .then(() => state.save(snap))
+        .then(
+          () => {
+            savedVersion = version;
+          },
+          (e: unknown) => node.warn(_('errors.save', { error: (e as Error).message })),
+        )
+        .finally(() => {
+          saving = false;
+        });
+    }
+
+    if (configError !== undefined || !scorer || !settings) {
+      node.error(_('errors.config', { error: configError }));
+      node.status({ fill: 'red', shape: 'ring', text: `${TYPE}.status.config-error` });
+    } else {
+      if (state) {
+        let why: string | undefined;
+        const s = scorer;
+        const loaded = state.load((v): v is ScorerSnapshot => {
+          try {
+            s.restore(v);
+            return true;
+          } catch (e) {
+            why = (e as Error).message;
+            return false;
+          }
+        });
+        if (loaded.problem !== undefined) node.warn(_('errors.state', { error: why === undefined ? loaded.problem : `${why}; ${loaded.problem}` }));
+        savedVersion = scorer.version;
+        if (settings.snapshotInterval > 0) timer = setInterval(saveSoon, settings.snapshotInterval);
+      }
+      showStatus();
+    }
+
+    function eventMessages(events: AlertEvent[]): NodeMessage[] | null {
+      if (events.length === 0) return null;
+      return events.map((e) => ({ topic: e.key, payload: e }));
+    }
+
+    function control(action: unknown, msg: NodeMessage, send: (m: Array<NodeMessage | NodeMessage[] | null>) => void): void {
+      const sc = scorer!;
+      if (action === 'stats') {
+        msg.payload = sc.stats();
+        send([msg, null, null]);
+        return;
+      }
+      if (action === 'reset') {
+        const d = msg.device;
+        const device = typeof d === 'string' && d !== '' ? d : d !== null && typeof d === 'object' && typeof (d as { id?: unknown }).id === 'string' ? (d as { id: string }).id : undefined;
+        const r = sc.reset(device);
+        const events = eventMessages(r.events);
+        if (events) send([null, null, events]);
+        if (state) {
+          if (device === undefined) {
+            // Nothing left to keep: the file goes (after any save still running).
+            savedVersion = sc.version;
+            io = io.then(() => {
+              try {
+                state.remove();
+              } catch (e) {
+                node.warn(_('errors.save', { error: (e as Error).message }));
+              }
+            });
+          } else {
+            saveSoon();
+          }
+        }
+        showStatus();
+        return;
+      }
+      throw new Error(_('errors.action', { action: typeof action === 'string' ? action.slice(0, 40) : typeof action }));
+    }
+
+    onInput(node, (msg, send) => {
+      if (!scorer || !settings) throw new Error(_('errors.config', { error: configError }));
+      const action = msg.action;
+      if (action !== undefined && action !== null && action !== '') {
+        control(action, msg, send);
+        return;
+      }
+      const out = scorer.score(msg.payload);
+      const hasBad = out.rejects.length > 0;
+      let bad: NodeMessage | null = null;
+      if (hasBad) {
+        bad = RED.util.cloneMessage(msg);
+        if (out.batch) {
+          const items = bad.payload as unknown[];
+          const seen = new Set<number>();
+          const rejected: unknown[] = [];
+          for (const r of out.rejects) {
+            if (r.index !== undefined && !seen.has(r.index)) {
+              seen.add(r.index);
+              rejected.push(items[r.index]);
+            }
+          }
+          bad.payload = rejected;
+        }
+        bad.error = rejectError(TYPE, out.rejects[0]);
+        bad.rejects = out.rejects;
+      }
+      // Output 1 carries what was scored; a message whose readings were all rejected goes to output 2 only.
+      let ok: NodeMessage | null = null;
+      if (out.scores.length > 0 || !hasBad) {
+        ok = msg;
+        ok.payload = out.scores;
+      }
+      send([ok, bad, eventMessages(out.events)]);
+      showStatus();
+      if (hasBad && settings.catchRejects) throw new RejectedError(TYPE, out.rejects[0]);
+    });
+
+    node.on('close', (removed, done) => {
+      closing = true;
+      if (timer !== undefined) clearInterval(timer);
+      timer = undefined;
+      status.close();
+      if (!state || !scorer) {
+        done();
+        return;
+      }
+      const sc = scorer;
+      void io.then(() => {
+        try {
+          if (removed) state.remove();
+          else if (sc.version !== savedVersion) {
+            state.saveSync(sc.snapshot());
+            savedVersion = sc.version;
+          }
+        } catch (e) {
+          node.warn(_('errors.save', { error: (e as Error).message }));
+        }
+        done();
+      });
+    });
+  }
+  RED.nodes.registerType(TYPE, AnomalyNode);
+};
