@@ -1,6 +1,7 @@
 /**
- * The store under faults, end to end through the bundled runtime and the starter flow
- * (MQTT in > normalise > validate > thingwire-write to the store `tw.store`, backend from INFLUX_*),
+ * The store under faults, end to end through the bundled runtime and the starter flow's store path
+ * (MQTT in > normalise > validate > thingwire-write to the store `tw.store`, backend from INFLUX_*;
+ * the window and anomaly branches are left out, so every line the writer holds is a reading),
  * with real processes only: the runtime, mqtt.js publishers, influxd 1.x and VictoriaMetrics.
  *
  * - readings published over MQTT land in InfluxDB 1.x and come back through GET /api/v1/series;
@@ -16,13 +17,27 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { sleep, startRuntime, tmpDir, waitFor, type Runtime } from '../support/services';
+import { ROOT, sleep, startRuntime, tmpDir, waitFor, type Runtime } from '../support/services';
 import { removeDataDir, startInfluxV1, startVictoriaMetrics, type InfluxV1Service, type VictoriaMetricsService } from '../support/tsdb';
 
 jest.setTimeout(90_000);
 
 const DEVICES = 20;
 const STORE_ID = 'tw.store';
+
+/**
+ * A data dir whose flow file is the starter flow without the window and anomaly branches (which
+ * write rollups, scores and events to the same store): the runtime keeps a flow file it finds.
+ */
+function storeOnlyDataDir(dir: string): string {
+  const flow = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'starter.json'), 'utf8')) as Array<{ id: string; wires?: string[][] }>;
+  const gone = (id: string): boolean => id.startsWith('tw.win.') || id.startsWith('tw.an.');
+  const kept = flow.filter((n) => !gone(n.id));
+  for (const n of kept) if (n.wires) n.wires = n.wires.map((w) => w.filter((id) => !gone(id)));
+  fs.mkdirSync(path.join(dir, 'node-red'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'node-red', 'flows.json'), JSON.stringify(kept));
+  return dir;
+}
 
 // ---------------------------------------------------------------------------------------------
 // What is sent
@@ -356,7 +371,7 @@ describe('store faults with InfluxDB 1.x (INFLUX_VERSION=1)', () => {
     return p;
   }
   function dataDir(name: string): string {
-    const d = tmpDir(name);
+    const d = storeOnlyDataDir(tmpDir(name));
     dirs.push(d);
     return d;
   }
@@ -644,7 +659,7 @@ describe('store faults with VictoriaMetrics on the v2 write path (INFLUX_VERSION
 
   /** A runtime writing to VictoriaMetrics, which ignores the token and the org: dummy ones satisfy the configuration check. */
   async function runtime(name: string): Promise<{ rt: Runtime; pub: Publisher; dir: string }> {
-    const dir = tmpDir(name);
+    const dir = storeOnlyDataDir(tmpDir(name));
     dirs.push(dir);
     const rt = await startRuntime({ INFLUX_URL: vm.url, INFLUX_VERSION: '2', INFLUX_TOKEN: 'dummy-token', INFLUX_ORG: 'dummy-org', INFLUX_BUCKET: 'thingwire' }, dir);
     runtimes.push(rt);
