@@ -5,6 +5,13 @@
  *
  *   node dist/test/nab/tune.js '{"tuning":{"LEVEL_ALPHA":0.05},"warmup":150}' [--files] [--data DIR]
  *   node dist/test/nab/tune.js --grid '{"tuning.LEVEL_ALPHA":[0.05,0.1]}'
+ *   node dist/test/nab/tune.js '{...}' --split
+ *
+ * --split also scores two pairs of halves of the corpus, each half with its
+ * own optimised threshold and its own null baseline (own-normalised, all three
+ * profiles): "alt" = alternate files within each category (even / odd rank),
+ * "cat" = artificial* + realKnownCause / realAdExchange + realTweets. A change
+ * is kept only if it helps on both halves of both pairs.
  *
  * "tuning" overrides TUNING (restored after each run); the rest are AnomalyOptions.
  */
@@ -40,6 +47,22 @@ function evaluateWith(data: DataFile[], windows: ReturnType<typeof readWindows>,
   return { files, ms };
 }
 
+/** The two pairs of halves used by --split (see the header). */
+function splitHalves(files: PreparedFile[]): { altA: PreparedFile[]; altB: PreparedFile[]; catA: PreparedFile[]; catB: PreparedFile[] } {
+  const rank = new Map<string, number>();
+  const altA: PreparedFile[] = [];
+  const altB: PreparedFile[] = [];
+  for (const f of files) {
+    const cat = f.name.split('/')[0];
+    const k = rank.get(cat) ?? 0;
+    rank.set(cat, k + 1);
+    (k % 2 === 0 ? altA : altB).push(f);
+  }
+  const catA = files.filter((f) => /^(artificial|realKnownCause)/.test(f.name));
+  const catB = files.filter((f) => !/^(artificial|realKnownCause)/.test(f.name));
+  return { altA, altB, catA, catB };
+}
+
 function setPath(o: Record<string, unknown>, key: string, v: unknown): void {
   const parts = key.split('.');
   let cur = o;
@@ -55,10 +78,12 @@ function main(argv: string[]): void {
   let base: AnomalyOptions = {};
   let grid: Record<string, unknown[]> | undefined;
   let perFile = false;
+  let split = false;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--data') dataDir = path.resolve(argv[++i]);
     else if (argv[i] === '--grid') grid = JSON.parse(argv[++i]) as Record<string, unknown[]>;
     else if (argv[i] === '--files') perFile = true;
+    else if (argv[i] === '--split') split = true;
     else base = JSON.parse(argv[i]) as AnomalyOptions;
   }
   const windows = readWindows(path.resolve(dataDir, '../combined_windows.json'));
@@ -84,6 +109,14 @@ function main(argv: string[]): void {
       `${JSON.stringify(c)} std ${s.normalised.toFixed(2)} lowFP ${r.reward_low_FP_rate.normalised.toFixed(2)} lowFN ${r.reward_low_FN_rate.normalised.toFixed(2)} ` +
         `(own ${own.standard.normalised.toFixed(2)}) thr ${s.threshold.toPrecision(6)} win ${s.windowsHit} fp ${s.counts.fp} ${Math.round(ms)} ms`,
     );
+    if (split) {
+      const halves = splitHalves(files);
+      const all = (fs: PreparedFile[]): string => {
+        const h = scoreAllProfiles(fs);
+        return [h.standard, h.reward_low_FP_rate, h.reward_low_FN_rate].map((x) => x.normalised.toFixed(2)).join(' ');
+      };
+      console.log(`  split (std lowFP lowFN, own null) alt ${all(halves.altA)} | ${all(halves.altB)}  cat ${all(halves.catA)} | ${all(halves.catB)}`);
+    }
     if (perFile) {
       for (const f of s.perFile) {
         console.log(`  ${f.name.padEnd(58)} ${f.score.toFixed(3).padStart(8)}  hit ${f.windowsHit}/${f.windows} fp ${f.fp}`);

@@ -112,8 +112,62 @@ describe('AnomalyDetector', () => {
     expect(feed(c2, values.slice(5, 600), 5)).toEqual(feed(c, values.slice(5, 600), 5));
   });
 
+  it('restores a version 1 snapshot (no hold-off state) and continues as a detector with no hold-off running', () => {
+    const values = seasonal(3000, 7);
+    const a = new AnomalyDetector();
+    feed(a, values.slice(0, 1000));
+    const snap = JSON.parse(JSON.stringify(a.snapshot())) as AnomalySnapshot;
+    expect(snap.v).toBe(2);
+    // No hold-off running at this point, so the version 1 form of this state is exact.
+    const s = Buffer.from(snap.s, 'base64');
+    expect([s.readDoubleLE(25 * 8), s.readDoubleLE(26 * 8)]).toEqual([0, 0]);
+    const v1 = { ...snap, v: 1 as const, s: s.subarray(0, 25 * 8).toString('base64') };
+    const b = AnomalyDetector.restore(v1);
+    expect(b.snapshot()).toEqual(snap);
+    expect(feed(b, values.slice(1000), 1000)).toEqual(feed(a, values.slice(1000), 1000));
+    // A version 1 scalar block in a version 2 snapshot is refused.
+    expect(() => AnomalyDetector.restore({ ...snap, s: v1.s })).toThrow(/scalars has 200 bytes, expected 216/);
+  });
+
+  it('reports an episode once: lower scores within the hold-off are held, new extremes and later episodes are not', () => {
+    const base = seasonal(5000, 4, 0.2);
+    // Three readings typical of the other end of the daily cycle: inside the all-time range, far from the expected value.
+    const burst = (mods: Map<number, number>, k: number): void => {
+      for (let j = k; j < k + 3; j++) mods.set(j, base[k] > 20 ? 15 : 25);
+    };
+    const run = (mods: Map<number, number>): AnomalyResult[] => {
+      const d = new AnomalyDetector();
+      return base.map((v, k) => d.update(T0 + k * FIVE_MIN, mods.get(k) ?? v));
+    };
+    const i = 4000 + (((288 * 3) / 4 - (4000 % 288) + 288) % 288); // a trough of the cycle
+    const withFirst = new Map<number, number>();
+    burst(withFirst, i);
+    burst(withFirst, i + 80);
+    withFirst.set(i + 100, 100);
+    burst(withFirst, i + 576);
+    const alone = new Map<number, number>();
+    burst(alone, i + 80);
+    const a = run(withFirst);
+    const b = run(alone);
+    expect(a.slice(1000, i).some((x) => x.anomalous)).toBe(false);
+    // The first episode is reported.
+    expect(a.slice(i, i + 3).some((x) => x.anomalous)).toBe(true);
+    // The second one, reported when alone, is held 80 readings after the first (score 0, signal 'none').
+    expect(b.slice(i + 80, i + 83).some((x) => x.anomalous)).toBe(true);
+    expect(a.slice(i + 80, i + 83).map((x) => [x.score, x.signal])).toEqual([
+      [0, 'none'],
+      [0, 'none'],
+      [0, 'none'],
+    ]);
+    // A new extreme is always reported...
+    expect(a[i + 100]).toMatchObject({ score: 1, anomalous: true, signal: 'range' });
+    // ... and, holds over, a new episode two cycles later is reported again.
+    expect(a.slice(i + 576, i + 579).some((x) => x.anomalous)).toBe(true);
+  });
+
   it('restore rejects a malformed snapshot', () => {
-    expect(() => AnomalyDetector.restore({ v: 2 } as unknown as AnomalySnapshot)).toThrow(/unknown format/);
+    expect(() => AnomalyDetector.restore({ v: 3 } as unknown as AnomalySnapshot)).toThrow(/unknown format \(version 3; this engine reads 1 and 2\)/);
+    expect(() => AnomalyDetector.restore(null as unknown as AnomalySnapshot)).toThrow(/unknown format/);
     const snap = new AnomalyDetector().snapshot();
     expect(() => AnomalyDetector.restore({ ...snap, s: 'AAAA' })).toThrow(/scalars/);
   });
