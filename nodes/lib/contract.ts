@@ -139,7 +139,10 @@ export type RejectCode =
   | 'schema_not_found'
   | 'validation_failed'
   | 'invalid_query'
-  | 'out_of_order';
+  | 'out_of_order'
+  | 'unknown_device'
+  | 'device_disabled'
+  | 'unauthorized';
 
 /** One rejected input (or one rejected element of a batch, with its index). */
 export interface Reject {

@@ -129,6 +129,31 @@ describe('dashboard and editor in headless Chromium', () => {
     // (The function runs in the browser, where RED is a global of the editor.)
     const help = await page.evaluate('RED.nodes.getNodeHelp("thingwire-validate")');
     expect(help).toContain('Validates a message property against a JSON Schema');
+    await page.locator('#node-dialog-cancel').click();
+    await dialog.waitFor({ state: 'detached', timeout: 10_000 });
+
+    // The window and anomaly nodes' dialogs render their fields with the flow's values, and their help is there.
+    for (const [name, label, shot] of [
+      ['rollups 1m / 1h / 1d', 'Allowed lateness', 'editor-window-dialog'],
+      ['anomaly & maintenance', 'Warm-up', 'editor-anomaly-dialog'],
+    ]) {
+      await page.locator('.red-ui-flow-node-group', { hasText: name }).first().dblclick();
+      const tray = page.locator('.red-ui-tray');
+      await tray.getByText(label).first().waitFor({ timeout: 10_000 });
+      await page.waitForTimeout(500);
+      await page.screenshot({ path: screenshotPath(shot) });
+      await page.locator('#node-dialog-cancel').click();
+      await tray.waitFor({ state: 'detached', timeout: 10_000 });
+    }
+    expect(await page.locator('#node-input-levels').count()).toBe(0);
+    expect(await page.evaluate('RED.nodes.getNodeHelp("thingwire-window")')).toContain('event time');
+    expect(await page.evaluate('RED.nodes.getNodeHelp("thingwire-anomaly")')).toContain('Scores every numeric metric');
+
+    // The whole starter flow, zoomed out, for the README.
+    for (let i = 0; i < 4; i++) await page.locator('#red-ui-view-zoom-out').click();
+    await page.locator('#red-ui-workspace-chart').evaluate((el) => el.scrollTo(0, 0));
+    await page.waitForTimeout(500);
+    await page.screenshot({ path: screenshotPath('editor-flow') });
     await page.close();
   });
 });
