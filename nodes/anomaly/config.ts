@@ -43,6 +43,10 @@ export interface MaintenanceRule {
   horizon: number;
   /** Probability at which the maintenance alert fires, in (0, 1]. */
   level: number;
+  /** Probability below which a raised maintenance alert clears (default level / 2: hysteresis). */
+  clearLevel?: number;
+  /** ms a raised alert stays raised at least (default 0). */
+  minDwell?: number;
   /** Optional, passed on to the estimator. */
   minPoints?: number;
   model?: string;
@@ -71,7 +75,7 @@ export const DEFAULTS = {
   maxSeries: 10_000,
   clearAfter: 5,
   snapshotInterval: 60_000,
-  window: 6 * 3_600_000,
+  window: 12 * 3_600_000,
   horizon: 24 * 3_600_000,
   level: 0.5,
 } as const;
@@ -137,7 +141,7 @@ function intIn(v: unknown, dflt: number, min: number, max: number, what: string,
   return n;
 }
 
-const RULE_KEYS = new Set(['metric', 'threshold', 'direction', 'window', 'horizon', 'level', 'minPoints', 'model']);
+const RULE_KEYS = new Set(['metric', 'threshold', 'direction', 'window', 'horizon', 'level', 'clearLevel', 'minDwell', 'minPoints', 'model']);
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -145,7 +149,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 /**
  * Parses the maintenance rules: a JSON array (text) of
- * `{ metric, threshold, direction?, window?, horizon?, level?, minPoints?, model? }`.
+ * `{ metric, threshold, direction?, window?, horizon?, level?, clearLevel?, minDwell?, minPoints?, model? }`.
  * Empty text means no rules. Problems are appended to `problems` (and the bad rules left out).
  */
 export function parseMaintenanceRules(text: unknown, problems: string[]): MaintenanceRule[] {
@@ -193,6 +197,14 @@ export function parseMaintenanceRules(text: unknown, problems: string[]): Mainte
     if (horizon === undefined || horizon < 1000) problems.push(`${at}: "horizon" must be a duration of at least 1s such as "6h", "24h", "7d" (or ms), got ${show(item.horizon)}`);
     const level = item.level ?? DEFAULTS.level;
     if (typeof level !== 'number' || !(level > 0 && level <= 1)) problems.push(`${at}: "level" must be a probability in (0, 1], got ${show(item.level)}`);
+    const clearLevel = item.clearLevel;
+    if (clearLevel !== undefined && !(typeof clearLevel === 'number' && typeof level === 'number' && clearLevel > 0 && clearLevel <= level)) {
+      problems.push(`${at}: "clearLevel" must be a probability in (0, level], got ${show(clearLevel)}`);
+    }
+    const minDwell = item.minDwell === undefined ? undefined : parseDuration(item.minDwell);
+    if (item.minDwell !== undefined && (minDwell === undefined || minDwell > 366 * 86_400_000)) {
+      problems.push(`${at}: "minDwell" must be a duration such as "30m", "1h" (or ms), at most 366 days, got ${show(item.minDwell)}`);
+    }
     const minPoints = item.minPoints;
     if (minPoints !== undefined && !(typeof minPoints === 'number' && Number.isInteger(minPoints) && minPoints >= 3 && minPoints <= 512)) {
       problems.push(`${at}: "minPoints" must be a whole number from 3 to 512, got ${show(minPoints)}`);
@@ -208,6 +220,8 @@ export function parseMaintenanceRules(text: unknown, problems: string[]): Mainte
       horizon: horizon!,
       level: level as number,
     };
+    if (clearLevel !== undefined) rule.clearLevel = clearLevel as number;
+    if (minDwell !== undefined) rule.minDwell = minDwell;
     if (minPoints !== undefined) rule.minPoints = minPoints as number;
     if (model !== undefined) rule.model = model as string;
     out.push(rule);

@@ -176,11 +176,13 @@ class Series {
 }
 
 function ruleKey(r: MaintenanceRule): string {
-  return JSON.stringify([r.threshold, r.direction, r.window, r.horizon, r.level, r.minPoints ?? null, r.model ?? null]);
+  return JSON.stringify([r.threshold, r.direction, r.window, r.horizon, r.level, r.minPoints ?? null, r.model ?? null, r.clearLevel ?? null, r.minDwell ?? null]);
 }
 
 function estimatorOptions(r: MaintenanceRule): MaintenanceOptions {
   const o: MaintenanceOptions = { threshold: r.threshold, direction: r.direction, window: r.window, horizon: r.horizon, level: r.level };
+  if (r.clearLevel !== undefined) o.clearLevel = r.clearLevel;
+  if (r.minDwell !== undefined) o.minDwell = r.minDwell;
   if (r.minPoints !== undefined) o.minPoints = r.minPoints;
   if (r.model !== undefined) o.model = r.model;
   return o;

@@ -603,7 +603,10 @@ describe('config', () => {
   });
 
   test('rule defaults', () => {
-    expect(parseMaintenanceRules('[{"metric":"t","threshold":1}]', [])).toEqual([{ metric: 't', threshold: 1, direction: 'above', window: 21_600_000, horizon: 86_400_000, level: 0.5 }]);
+    expect(parseMaintenanceRules('[{"metric":"t","threshold":1}]', [])).toEqual([{ metric: 't', threshold: 1, direction: 'above', window: 43_200_000, horizon: 86_400_000, level: 0.5 }]);
+    expect(parseMaintenanceRules('[{"metric":"t","threshold":1,"level":0.8,"clearLevel":0.3,"minDwell":"1h"}]', [])).toEqual([
+      { metric: 't', threshold: 1, direction: 'above', window: 43_200_000, horizon: 86_400_000, level: 0.8, clearLevel: 0.3, minDwell: 3_600_000 },
+    ]);
     expect(parseMaintenanceRules('', [])).toEqual([]);
     expect(parseMaintenanceRules('  ', [])).toEqual([]);
   });
@@ -632,13 +635,16 @@ describe('config', () => {
     [{ maintenance: '[{' }, expect.stringMatching(/^maintenance rules are not valid JSON: /)],
     [{ maintenance: '{"metric":"t"}' }, 'maintenance rules must be a JSON array of { "metric", "threshold", ... } objects'],
     [{ maintenance: '[5]' }, 'maintenance rule 1 must be an object, got 5'],
-    [{ maintenance: '[{"metric":"t","threshold":1,"treshold":2}]' }, 'maintenance rule 1 has an unknown key "treshold" (known: metric, threshold, direction, window, horizon, level, minPoints, model)'],
+    [{ maintenance: '[{"metric":"t","threshold":1,"treshold":2}]' }, 'maintenance rule 1 has an unknown key "treshold" (known: metric, threshold, direction, window, horizon, level, clearLevel, minDwell, minPoints, model)'],
     [{ maintenance: '[{"threshold":1}]' }, 'maintenance rule 1: "metric" must be a metric name, got undefined'],
     [{ maintenance: '[{"metric":"t","threshold":"90"}]' }, 'maintenance rule 1: "threshold" must be a finite number, got "90"'],
     [{ maintenance: '[{"metric":"t","threshold":1,"direction":"up"}]' }, 'maintenance rule 1: "direction" must be "above" or "below", got "up"'],
     [{ maintenance: '[{"metric":"t","threshold":1,"window":"6 hours"}]' }, 'maintenance rule 1: "window" must be a duration of at least 1m such as "30m", "6h", "1d" (or ms), got "6 hours"'],
     [{ maintenance: '[{"metric":"t","threshold":1,"horizon":"0s"}]' }, 'maintenance rule 1: "horizon" must be a duration of at least 1s such as "6h", "24h", "7d" (or ms), got "0s"'],
     [{ maintenance: '[{"metric":"t","threshold":1,"level":0}]' }, 'maintenance rule 1: "level" must be a probability in (0, 1], got 0'],
+    [{ maintenance: '[{"metric":"t","threshold":1,"level":0.5,"clearLevel":0.6}]' }, 'maintenance rule 1: "clearLevel" must be a probability in (0, level], got 0.6'],
+    [{ maintenance: '[{"metric":"t","threshold":1,"clearLevel":0}]' }, 'maintenance rule 1: "clearLevel" must be a probability in (0, level], got 0'],
+    [{ maintenance: '[{"metric":"t","threshold":1,"minDwell":"soon"}]' }, 'maintenance rule 1: "minDwell" must be a duration such as "30m", "1h" (or ms), at most 366 days, got "soon"'],
     [{ maintenance: '[{"metric":"t","threshold":1,"minPoints":2}]' }, 'maintenance rule 1: "minPoints" must be a whole number from 3 to 512, got 2'],
     [{ maintenance: '[{"metric":"t","threshold":1},{"metric":"t","threshold":2}]' }, 'maintenance rule 2: metric "t" already has a rule (one rule per metric)'],
     [{ metrics: 'a', maintenance: '[{"metric":"t","threshold":1}]' }, 'maintenance rule for "t": that metric is not in the metrics to score'],

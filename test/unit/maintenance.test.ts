@@ -8,7 +8,7 @@ import {
 } from '../../nodes/anomaly/maintenance';
 import type { MaintenanceEstimate } from '../../nodes/lib/contract';
 import { mulberry32 } from '../../runtime/sim-model';
-import { evaluateSuite, syntheticSuite } from '../nab/maintenance-eval';
+import { evaluateSuite, PREVIOUS, syntheticSuite, withTuning } from '../nab/maintenance-eval';
 
 const HOUR = 3_600_000;
 const MIN = 60_000;
@@ -41,7 +41,9 @@ function wellDefined(e: MaintenanceEstimate): void {
     expect(e.ttfLow as number).toBeLessThanOrEqual(e.ttf);
     if (e.ttfHigh !== null) expect(e.ttfHigh).toBeGreaterThanOrEqual(e.ttf);
   }
-  expect(e.alert).toBe(e.probability >= 0.5);
+  // Hysteresis (default clearLevel 0.25): at or above the level always alerting, below clearLevel never (minDwell 0).
+  if (e.probability >= 0.5) expect(e.alert).toBe(true);
+  if (e.probability < 0.25) expect(e.alert).toBe(false);
 }
 
 describe('MaintenanceEstimator options', () => {
@@ -60,6 +62,11 @@ describe('MaintenanceEstimator options', () => {
     ['minPoints fraction', { minPoints: 4.5 }, /minPoints must be an integer from 3 to 256/],
     ['minPoints 2', { minPoints: 2 }, /minPoints must be an integer/],
     ['model', { model: 'neural' }, /model must be one of theil-sen, linear, quadratic/],
+    ['clearLevel 0', { clearLevel: 0 }, /clearLevel must be a probability in \(0, level\]/],
+    ['clearLevel above level', { level: 0.5, clearLevel: 0.6 }, /clearLevel must be a probability in \(0, level\]/],
+    ['clearLevel string', { clearLevel: '0.2' }, /clearLevel must be/],
+    ['minDwell negative', { minDwell: -1 }, /minDwell must be between 0 and/],
+    ['minDwell NaN', { minDwell: NaN }, /minDwell must be between/],
   ])('rejects %s with a RangeError', (_name, bad, msg) => {
     expect(() => new MaintenanceEstimator({ ...ok, ...bad } as MaintenanceOptions)).toThrow(RangeError);
     expect(() => new MaintenanceEstimator({ ...ok, ...bad } as MaintenanceOptions)).toThrow(msg);
@@ -71,7 +78,10 @@ describe('MaintenanceEstimator options', () => {
 
   it('applies the documented defaults', () => {
     const e = new MaintenanceEstimator(ok);
-    expect([e.direction, e.window, e.horizon, e.level, e.minPoints, e.model]).toEqual(['above', 6 * HOUR, 24 * HOUR, 0.5, 12, 'theil-sen']);
+    expect([e.direction, e.window, e.horizon, e.level, e.minPoints, e.model, e.clearLevel, e.minDwell]).toEqual(['above', 12 * HOUR, 24 * HOUR, 0.5, 12, 'theil-sen', 0.25, 0]);
+    // clearLevel follows the level unless given.
+    expect(new MaintenanceEstimator({ ...ok, level: 0.8 }).clearLevel).toBe(0.4);
+    expect(new MaintenanceEstimator({ ...ok, level: 0.8, clearLevel: 0.8 }).clearLevel).toBe(0.8);
     expect(MAINTENANCE_MODELS).toContain(e.model);
   });
 });
@@ -112,7 +122,7 @@ describe('MaintenanceEstimator estimates', () => {
 
   it('reports ttf 0 and alerts once the trend is past the threshold', () => {
     const e = new MaintenanceEstimator({ threshold: 70 });
-    const res = feed(e, (t) => 60 + (2 * (t - T0)) / HOUR, 8 * 12);
+    const res = feed(e, (t) => 60 + (2 * (t - T0)) / HOUR, 12 * 12);
     const est = res[res.length - 1] as MaintenanceEstimate;
     expect(est.ttf).toBe(0);
     expect(est.ttfLow).toBe(0);
@@ -139,10 +149,10 @@ describe('MaintenanceEstimator estimates', () => {
     // 1 reading per 5 min: 12 per hour, never 20 in a 1 h window.
     expect(feed(e, (t) => 50 + (t - T0) / HOUR, 100).every((r) => r === null)).toBe(true);
     const f = new MaintenanceEstimator({ threshold: 100 });
-    const res = feed(f, (t) => 50 + (t - T0) / HOUR, 100);
+    const res = feed(f, (t) => 50 + (t - T0) / HOUR, 200);
     const first = res.findIndex((r) => r !== null);
-    expect(first * 5 * MIN).toBeGreaterThanOrEqual(0.9 * 6 * HOUR);
-    expect(first * 5 * MIN).toBeLessThanOrEqual(0.9 * 6 * HOUR + 5 * MIN);
+    expect(first * 5 * MIN).toBeGreaterThanOrEqual(0.9 * 12 * HOUR);
+    expect(first * 5 * MIN).toBeLessThanOrEqual(0.9 * 12 * HOUR + 5 * MIN);
   });
 
   it("handles direction 'below' as the mirror of 'above'", () => {
@@ -239,11 +249,80 @@ describe('MaintenanceEstimator estimates', () => {
 
   it('forgets history older than the window: after a long gap it re-learns', () => {
     const e = new MaintenanceEstimator({ threshold: 100 });
-    const res = feed(e, (t) => 60 + (t - T0) / HOUR, 100);
-    expect(res[99]).not.toBeNull();
+    const res = feed(e, (t) => 60 + (t - T0) / HOUR, 150);
+    expect(res[149]).not.toBeNull();
     const later = T0 + 3 * 24 * HOUR;
     expect(e.update(later, 70)).toBeNull();
     expect(e.points).toBe(1);
+  });
+});
+
+describe('MaintenanceEstimator alert hysteresis', () => {
+  /** Ramps towards the threshold and back, twice, with noise: the probability rises and falls through the levels. */
+  function wave(seed: number): (t: number) => number {
+    const g = gauss(seed);
+    return (t) => 60 + 25 * Math.max(0, Math.sin((2 * Math.PI * (t - T0)) / (40 * HOUR))) + 2 * g();
+  }
+
+  it('raises at the level and clears only below clearLevel', () => {
+    for (const clearLevel of [0.25, 0.1, 0.5]) {
+      const e = new MaintenanceEstimator({ threshold: 100, window: 6 * HOUR, clearLevel });
+      const res = feed(e, wave(7), 4 * 288);
+      let prev = false;
+      let held = 0;
+      let raised = 0;
+      for (const r of res) {
+        if (r === null) continue;
+        if (!prev) expect(r.alert).toBe(r.probability >= 0.5);
+        else expect(r.alert).toBe(r.probability >= clearLevel);
+        if (r.alert && r.probability < 0.5) held++;
+        if (r.alert && !prev) raised++;
+        prev = r.alert;
+      }
+      expect(raised).toBeGreaterThan(0);
+      // With clearLevel = level there is no band to be held in.
+      if (clearLevel === 0.5) expect(held).toBe(0);
+      else expect(held).toBeGreaterThan(0);
+    }
+  });
+
+  it('flickers less than the bare rule on the same series', () => {
+    // A slow noisy drift whose crossing comes into the 24 h horizon around hour 26: the probability hovers about 0.5 for a while.
+    const count = (clearLevel: number): number => {
+      const g = gauss(21);
+      const e = new MaintenanceEstimator({ threshold: 100, window: 6 * HOUR, clearLevel });
+      let prev = false;
+      let n = 0;
+      for (const r of feed(e, (t) => 60 + (0.8 * (t - T0)) / HOUR + 3 * g(), 2 * 288)) {
+        const a: boolean = r === null ? prev : r.alert;
+        if (a && !prev) n++;
+        prev = a;
+      }
+      return n;
+    };
+    expect(count(0.25)).toBeLessThan(count(0.5));
+  });
+
+  it('keeps a raised alert for minDwell of event time', () => {
+    const dwell = 3 * HOUR;
+    const e = new MaintenanceEstimator({ threshold: 100, window: 6 * HOUR, minDwell: dwell, clearLevel: 0.5 });
+    const res = feed(e, wave(8), 4 * 288);
+    let since = NaN;
+    let prev = false;
+    let cleared = 0;
+    res.forEach((r, i) => {
+      if (r === null) return;
+      const t = T0 + i * 5 * MIN;
+      if (r.alert && !prev) since = t;
+      if (!r.alert && prev) {
+        expect(t - since).toBeGreaterThanOrEqual(dwell);
+        cleared++;
+      }
+      if (r.alert && t - since < dwell) expect(r.alert).toBe(true);
+      if (!prev) expect(r.alert).toBe(r.probability >= 0.5);
+      prev = r.alert;
+    });
+    expect(cleared).toBeGreaterThan(0);
   });
 });
 
@@ -292,6 +371,33 @@ describe('MaintenanceEstimator memory and state', () => {
     }
   });
 
+  it('restores a raised alert exactly (hysteresis and dwell continue)', () => {
+    const g = gauss(12);
+    const value = (i: number): number => 60 + 25 * Math.max(0, Math.sin((2 * Math.PI * i) / 480)) + 2 * g();
+    const a = new MaintenanceEstimator({ threshold: 100, window: 6 * HOUR, minDwell: HOUR });
+    let i = 0;
+    // Run until alerting, then snapshot.
+    for (; i < 2000; i++) if (a.update(T0 + i * 5 * MIN, value(i))?.alert) break;
+    expect(i).toBeLessThan(2000);
+    const snap = JSON.parse(JSON.stringify(a.snapshot())) as MaintenanceSnapshot;
+    expect(snap.alert).toBe(true);
+    expect(snap.alertAt).toBe(T0 + i * 5 * MIN);
+    const b = MaintenanceEstimator.restore(snap);
+    for (let k = i + 1; k < i + 300; k++) {
+      const v = value(k);
+      expect(b.update(T0 + k * 5 * MIN, v)).toEqual(a.update(T0 + k * 5 * MIN, v));
+    }
+    expect(b.snapshot()).toEqual(a.snapshot());
+  });
+
+  it('restores a snapshot from before hysteresis (no alert fields) as not alerting', () => {
+    const a = new MaintenanceEstimator({ threshold: 100 });
+    feed(a, (t) => 60 + (t - T0) / HOUR, 150);
+    const { alert: _a, alertAt: _b, ...old } = a.snapshot();
+    const b = MaintenanceEstimator.restore(old as MaintenanceSnapshot);
+    expect(b.snapshot()).toEqual({ ...a.snapshot(), alert: false, alertAt: null });
+  });
+
   it('restores an empty estimator', () => {
     const a = new MaintenanceEstimator({ threshold: 5, direction: 'below' });
     const b = MaintenanceEstimator.restore(JSON.parse(JSON.stringify(a.snapshot())) as MaintenanceSnapshot);
@@ -326,6 +432,10 @@ describe('MaintenanceEstimator memory and state', () => {
       [bad({ count: -1 }), /count must be a non-negative integer/],
       [bad({ ignored: 1.5 }), /ignored must be a non-negative integer/],
       [bad({ fit: Buffer.alloc(16).toString('base64') }), /fit must hold 13 finite numbers/],
+      [bad({ alert: 'yes' }), /alert must be a boolean/],
+      [bad({ alertAt: 'x' }), /alertAt must be a finite number or null/],
+      [bad({ alert: true, alertAt: null }), /alert is raised but alertAt is null/],
+      [bad({ opts: { ...good.opts, clearLevel: 0.9 } }), /bad opts: clearLevel must be/],
     ];
     for (const [s, msg] of cases) expect(() => MaintenanceEstimator.restore(s as MaintenanceSnapshot)).toThrow(msg);
   });
@@ -348,5 +458,19 @@ describe('predictive-maintenance evaluation (synthetic, seeded)', () => {
     expect(ts.brier).toBeLessThan(0.05);
     expect(quad.overall.median).toBeGreaterThan(ts.overall.median);
     expect(quad.healthyFalseAlertRate).toBeGreaterThan(ts.healthyFalseAlertRate);
+  });
+
+  it('the defaults warn less than the previous settings on nuisances, without losing degradations', () => {
+    const suite = syntheticSuite({ seed: 3, count: 3, families: ['regime', 'wander', 'linear', 'noisy-drift'] });
+    expect(suite).toHaveLength(12);
+    // Dropouts: the noisy families have gaps in their timestamps.
+    const nd = suite.filter((s) => s.family === 'noisy-drift');
+    expect(nd.some((s) => s.timestamps.some((t, i) => i > 0 && t - s.timestamps[i - 1] > 30 * MIN))).toBe(true);
+    const now = evaluateSuite('theil-sen', suite);
+    const before = withTuning(PREVIOUS.tune, () => evaluateSuite('theil-sen', suite, PREVIOUS.opts));
+    expect(now.healthyAlertsPerDay).toBeLessThan(before.healthyAlertsPerDay);
+    expect(now.alertsPerDegrading).toBeLessThan(before.alertsPerDegrading);
+    expect(now.missedRate).toBe(0);
+    expect(now.medianLeadH).toBeGreaterThanOrEqual(before.medianLeadH);
   });
 });

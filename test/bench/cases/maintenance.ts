@@ -1,10 +1,11 @@
 /**
  * Predictive maintenance: MaintenanceEstimator.update() on one series at one
- * reading per 5 s (days of data: a slow drift with noise, seeded), 6 h window,
- * 24 h horizon. With the default schedule the trend is refitted once per
- * window / 128 (2.8 min, every ~34 readings) over at most 512 buckets; the
- * "refit every reading" case shows what that saves. Also one series at 5 min
- * (72 buckets in the window, every reading refits).
+ * reading per 5 s (days of data: a slow drift with noise, seeded), default
+ * 12 h window (and the previous 6 h), 24 h horizon, alert hysteresis. With the
+ * default schedule the trend is refitted once per window / 128 (5.6 min, every
+ * ~67 readings) over at most 256 buckets; the "refit every reading" case shows
+ * what that saves. Also one series at 5 min (144 buckets in the window, every
+ * reading refits).
  */
 import { MAINTENANCE_TUNING, MaintenanceEstimator } from '../../../nodes/anomaly/maintenance';
 import type { BenchCase } from '../harness';
@@ -12,7 +13,7 @@ import { rng } from '../fixtures';
 
 const POINTS = 1 << 16; // 3.8 days at 5 s
 const T0 = Date.UTC(2026, 0, 1);
-const WINDOW = 6 * 3_600_000;
+const HOUR = 3_600_000;
 
 let values: Float64Array | undefined;
 
@@ -31,7 +32,7 @@ interface Feed {
   i: number;
 }
 
-function feedCase(name: string, model: string, stepMs: number, opts: { baseline?: string; refitEvery?: boolean; target?: number } = {}): BenchCase {
+function feedCase(name: string, model: string, stepMs: number, opts: { baseline?: string; refitEvery?: boolean; target?: number; window?: number } = {}): BenchCase {
   let f: Feed;
   const step = (n: number): number => {
     const v = series();
@@ -61,9 +62,9 @@ function feedCase(name: string, model: string, stepMs: number, opts: { baseline?
     baseline: opts.baseline,
     target: opts.target === undefined ? undefined : { min: opts.target, per: 'op', unit: 'readings estimated' },
     setup() {
-      f = { est: new MaintenanceEstimator({ threshold: 100, model }), i: 0 };
+      f = { est: new MaintenanceEstimator({ threshold: 100, model, window: opts.window }), i: 0 };
       // One window and a bit of history, so every timed reading gets an estimate.
-      const warm = Math.ceil((1.1 * WINDOW) / stepMs);
+      const warm = Math.ceil((1.1 * f.est.window) / stepMs);
       run(warm);
       const last = f.est.update(T0 + f.i * stepMs, series()[f.i & (POINTS - 1)]);
       f.i++;
@@ -77,7 +78,8 @@ function feedCase(name: string, model: string, stepMs: number, opts: { baseline?
 const BASE = 'maintenance/update, 1 series at 5 s, theil-sen';
 
 export const maintenanceCases: BenchCase[] = [
-  feedCase('update, 1 series at 5 s, theil-sen', 'theil-sen', 5000, { target: 10_000 }),
+  feedCase('update, 1 series at 5 s, theil-sen', 'theil-sen', 5000, { target: 20_000 }),
+  feedCase('update, 1 series at 5 s, theil-sen, 6 h window', 'theil-sen', 5000, { baseline: BASE, window: 6 * HOUR }),
   feedCase('update, 1 series at 5 s, theil-sen, refit every reading', 'theil-sen', 5000, { baseline: BASE, refitEvery: true }),
   feedCase('update, 1 series at 5 s, linear', 'linear', 5000, { baseline: BASE }),
   feedCase('update, 1 series at 5 s, quadratic', 'quadratic', 5000, { baseline: BASE }),
