@@ -9,13 +9,14 @@ import { anomalyScorerCases } from './cases/anomaly-scorer';
 import { lineProtocolCases } from './cases/line-protocol';
 import { maintenanceCases } from './cases/maintenance';
 import { normaliserCases } from './cases/normaliser';
+import { registryCases } from './cases/registry';
 import { storeCases } from './cases/store';
 import { validatorCases } from './cases/validator';
 import { windowCases } from './cases/window';
 import { windowFlowCases } from './cases/window-flow';
 import { writerCases } from './cases/writer';
 
-export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases, ...anomalyScorerCases, ...windowCases, ...windowFlowCases, ...maintenanceCases];
+export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases, ...anomalyScorerCases, ...windowCases, ...windowFlowCases, ...maintenanceCases, ...registryCases];
 
 /** Throws on a duplicate id or a baseline that names no case. */
 export function checkRegistry(cases: readonly BenchCase[]): void {
