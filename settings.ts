@@ -64,5 +64,10 @@ export function createSettings(cfg: RuntimeConfig, pkgDir: string, secret: strin
       palette: { catalogues: [] },
     },
     functionExternalModules: false,
+    // The editor and admin API login (issue 4, item 5): on when a bcrypt hash is configured.
+    // Node-RED checks the password with bcrypt and hands out access tokens (POST /auth/token).
+    ...(cfg.adminPasswordHash
+      ? { adminAuth: { type: 'credentials', users: [{ username: cfg.adminUser, password: cfg.adminPasswordHash, permissions: '*' }] } }
+      : {}),
   };
 }

@@ -1,8 +1,48 @@
 /**
  * The embedded MQTT broker (aedes) that the one-command runtime starts so no
- * external service is needed.
+ * external service is needed, and who may do what on it (issue 4, item 3).
+ *
+ * Who connects, and what each may do (BrokerAuth below, pure and unit-tested):
+ * - A device: username = its device id, password = its token, checked by the device registry
+ *   (registry.authenticate: unknown, disabled or a wrong token is refused in the CONNACK). It may
+ *   publish and subscribe only under `devices/{its id}/...` (telemetry, metric topics, status),
+ *   and its last will must be there too (a will elsewhere refuses the connection).
+ * - A device with password `provision:<key>`: when the runtime has a provisioning key
+ *   (THINGWIRE_PROVISIONING_KEY) and the key matches, an unknown device id is registered
+ *   (registry.provision, metadata.provisionedVia = "mqtt") and let in; the token the registry
+ *   issued is not sent over MQTT. Such a device keeps connecting with `provision:<key>` until its
+ *   operator rotates its token (then only the token works); a device registered with a token of
+ *   its own is never let in with the key, so the key cannot impersonate it.
+ * - The runtime's own flows. The shipped starter flow's mqtt-broker node has no credentials (and
+ *   flows seeded earlier cannot get any without editing the integrator's flow files), so:
+ *   an ANONYMOUS client connecting from this machine (a loopback address, or one of this host's
+ *   own interface addresses, which is where the flows connect from when HOST is a LAN address)
+ *   is let in as a read-only subscriber: it may subscribe to anything and publish nothing.
+ *   Anonymous clients from elsewhere are refused. Flows that must publish (commands to devices)
+ *   use the service account: the runtime generates a random password at every start and puts
+ *   user and password in THINGWIRE_MQTT_USER / THINGWIRE_MQTT_PASSWORD; Node-RED 4 substitutes
+ *   `${VAR}` in a node's credentials (runtime/lib/nodes/index.js createNode), so an mqtt-broker
+ *   node with username `${THINGWIRE_MQTT_USER}` and password `${THINGWIRE_MQTT_PASSWORD}` gets
+ *   full access. Its name, `$thingwire`, is not a valid device id, so no device can take it.
+ * - THINGWIRE_MQTT_ANONYMOUS=1 (a demo switch, warned about at start): anonymous clients from
+ *   anywhere may publish and subscribe to anything, as before device authentication.
+ *
+ * A refused PUBLISH disconnects the client: MQTT 3.1.1 has no negative acknowledgement, and the
+ * spec (MQTT-3.3.5-2) lets the server either acknowledge normally or close the connection; closing
+ * tells a misconfigured device something is wrong instead of silently losing its data. A refused
+ * SUBSCRIBE is answered with the failure return code 0x80 for that filter (the connection stays).
+ * A client id held by another identity (another device) is refused (CONNACK 2), so one device
+ * cannot kick another off by reusing its client id.
+ *
+ * Refusals are logged with the device id and the reason, never the password, at most
+ * LOG_LIMIT lines per LOG_WINDOW_MS (the rest counted in a summary line). Errors in the broker
+ * or in a handler never crash the runtime: they refuse the operation and are logged.
  */
 import * as net from 'node:net';
+import * as os from 'node:os';
+import { isValidDeviceId, preview } from '../nodes/lib/names';
+import { secretsEqual } from '../nodes/lib/registry/tokens';
+import type { DeviceInput, DeviceRecord, DeviceRegistry } from '../nodes/lib/registry/types';
 
 export interface EmbeddedBroker {
   /** The port it listens on (useful when asked for port 0). */
@@ -13,22 +53,297 @@ export interface EmbeddedBroker {
   close(): Promise<void>;
 }
 
+/** The service account's user name: not a valid device id, so no device can register it. */
+export const SERVICE_USER = '$thingwire';
+export const PROVISION_PREFIX = 'provision:';
+export const LOG_LIMIT = 20;
+export const LOG_WINDOW_MS = 60_000;
+
+/** CONNACK return codes (MQTT 3.1.1): 2 identifier rejected, 4 bad user name or password, 5 not authorised. */
+export type RefuseCode = 2 | 4 | 5;
+
+export type Principal = { kind: 'device'; id: string } | { kind: 'service' } | { kind: 'anonymous'; local: boolean; demo: boolean };
+
+export type ConnectDecision = { ok: true; principal: Principal; provisioned?: boolean } | { ok: false; code: RefuseCode; who: string; reason: string };
+
+/** What BrokerAuth needs of the registry. */
+export type AuthRegistry = Pick<DeviceRegistry, 'authenticate' | 'getDevice' | 'provision'>;
+
+export interface BrokerAuthOptions {
+  /** The device registry; without one, only the service account and anonymous clients get in. */
+  registry?: AuthRegistry;
+  /** Enables `provision:<key>` passwords. */
+  provisioningKey?: string;
+  /** THINGWIRE_MQTT_ANONYMOUS=1: anonymous clients may publish and subscribe to anything. */
+  allowAnonymous: boolean;
+  /** The flows' service account (full access). */
+  service?: { username: string; password: string };
+  /** True when a remote address belongs to this machine (default: isLocalAddress). */
+  isLocal?: (address: string | undefined) => boolean;
+}
+
+export interface ConnectRequest {
+  username?: string;
+  password?: Buffer | string;
+  remoteAddress?: string;
+  /** Topic of the client's last will, if it has one. */
+  willTopic?: string;
+}
+
+/** Who may connect, publish and subscribe: pure, no sockets. */
+export class BrokerAuth {
+  private readonly isLocal: (address: string | undefined) => boolean;
+
+  constructor(private readonly opts: BrokerAuthOptions) {
+    this.isLocal = opts.isLocal ?? isLocalAddress;
+  }
+
+  connect(req: ConnectRequest): ConnectDecision {
+    const user = req.username;
+    const password = req.password === undefined ? undefined : Buffer.isBuffer(req.password) ? req.password.toString('utf8') : String(req.password);
+    if (user === undefined || user === '') {
+      if (password !== undefined && password !== '') return refuse(4, 'anonymous', 'a password without a user name');
+      if (this.opts.allowAnonymous) return { ok: true, principal: { kind: 'anonymous', local: this.isLocal(req.remoteAddress), demo: true } };
+      if (!this.isLocal(req.remoteAddress)) {
+        return refuse(5, 'anonymous', `anonymous clients are only let in from this machine (read-only); devices connect with their id and token`);
+      }
+      if (req.willTopic !== undefined) return refuse(5, 'anonymous', 'a read-only anonymous client cannot have a last will');
+      return { ok: true, principal: { kind: 'anonymous', local: true, demo: false } };
+    }
+    const svc = this.opts.service;
+    if (svc && user === svc.username) {
+      if (password !== undefined && secretsEqual(password, svc.password)) return { ok: true, principal: { kind: 'service' } };
+      return refuse(4, user, 'wrong password for the service account');
+    }
+    if (!isValidDeviceId(user)) return refuse(4, preview(user), 'the user name is not a device id');
+    if (password === undefined || password === '') return refuse(4, user, 'no password (the device token) was given');
+    const registry = this.opts.registry;
+    if (!registry) return refuse(5, user, 'no device registry is open');
+    if (req.willTopic !== undefined && !ownTopic(user, req.willTopic, false)) {
+      return refuse(5, user, `its last will topic ${preview(req.willTopic)} is not under devices/${user}/`);
+    }
+    if (password.startsWith(PROVISION_PREFIX)) return this.provision(user, password.slice(PROVISION_PREFIX.length), registry);
+    const r = registry.authenticate(user, password);
+    if (r.ok) return { ok: true, principal: { kind: 'device', id: user } };
+    return refuse(r.code === 'device_disabled' ? 5 : 4, user, r.code === 'unknown_device' ? 'unknown device' : r.code === 'device_disabled' ? 'device disabled' : 'wrong token');
+  }
+
+  private provision(id: string, key: string, registry: AuthRegistry): ConnectDecision {
+    const configured = this.opts.provisioningKey;
+    if (configured === undefined || configured === '') return refuse(4, id, 'provisioning is off (no THINGWIRE_PROVISIONING_KEY)');
+    if (key === '' || !secretsEqual(key, configured)) return refuse(4, id, 'wrong provisioning key');
+    const existing: DeviceRecord | undefined = registry.getDevice(id);
+    if (existing === undefined) {
+      const input: DeviceInput = { id, metadata: { provisionedVia: 'mqtt' } };
+      try {
+        registry.provision(key, input);
+      } catch (e) {
+        return refuse(5, id, `provisioning failed: ${(e as Error).message}`);
+      }
+      return { ok: true, principal: { kind: 'device', id }, provisioned: true };
+    }
+    if (!existing.enabled) return refuse(5, id, 'device disabled');
+    if (existing.metadata.provisionedVia === 'mqtt' && existing.hasToken && existing.tokenRotatedAt === existing.createdAt) {
+      return { ok: true, principal: { kind: 'device', id } };
+    }
+    return refuse(4, id, 'the device has a token of its own (registered or rotated by an operator); connect with the token');
+  }
+
+  canPublish(p: Principal, topic: string): boolean {
+    switch (p.kind) {
+      case 'service':
+        return true;
+      case 'anonymous':
+        return p.demo;
+      case 'device':
+        return ownTopic(p.id, topic, false);
+    }
+  }
+
+  canSubscribe(p: Principal, filter: string): boolean {
+    switch (p.kind) {
+      case 'service':
+      case 'anonymous':
+        return true;
+      case 'device':
+        return ownTopic(p.id, filter, true);
+    }
+  }
+}
+
+function refuse(code: RefuseCode, who: string, reason: string): ConnectDecision {
+  return { ok: false, code, who, reason };
+}
+
+/** True when `topic` (a filter when `filter`) lies under devices/{id}/ and names something there. */
+export function ownTopic(id: string, topic: string, filter: boolean): boolean {
+  const prefix = `devices/${id}/`;
+  if (typeof topic !== 'string' || !topic.startsWith(prefix) || topic.length === prefix.length) return false;
+  return filter || !/[+#]/.test(topic);
+}
+
+export function principalName(p: Principal): string {
+  return p.kind === 'device' ? `device ${p.id}` : p.kind === 'service' ? 'the service account' : 'an anonymous client';
+}
+
+let localCache: { at: number; addrs: Set<string> } | undefined;
+
+/** True for a loopback address or one of this host's interface addresses (IPv4-mapped IPv6 included). */
+export function isLocalAddress(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a)) return true;
+  const now = Date.now();
+  if (!localCache || now - localCache.at > 60_000) {
+    const addrs = new Set<string>();
+    for (const list of Object.values(os.networkInterfaces())) for (const i of list ?? []) addrs.add(i.address);
+    localCache = { at: now, addrs };
+  }
+  return localCache.addrs.has(a);
+}
+
+/** At most `limit` lines per window; the rest are counted and reported in one line when the next window opens. */
+export class LogLimiter {
+  private windowStart = -Infinity;
+  private lines = 0;
+  private suppressed = 0;
+
+  constructor(
+    private readonly log: (m: string) => void,
+    private readonly limit = LOG_LIMIT,
+    private readonly windowMs = LOG_WINDOW_MS,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  note(line: string): void {
+    const t = this.now();
+    if (t - this.windowStart >= this.windowMs) {
+      this.flush();
+      this.windowStart = t;
+      this.lines = 0;
+    }
+    if (this.lines < this.limit) {
+      this.lines++;
+      this.log(line);
+    } else {
+      this.suppressed++;
+    }
+  }
+
+  /** Reports what was suppressed (at the next window, or on close). */
+  flush(): void {
+    if (this.suppressed > 0) this.log(`mqtt: ${this.suppressed} more refusals were not logged (at most ${this.limit} lines per ${this.windowMs / 1000} s)`);
+    this.suppressed = 0;
+  }
+}
+
+interface AedesClient {
+  id: string;
+  conn?: { remoteAddress?: string };
+  _will?: { topic?: string };
+  close?(cb?: () => void): void;
+}
+
 interface AedesLike {
   handle: (socket: net.Socket) => void;
   connectedClients: number;
+  clients: Record<string, AedesClient | undefined>;
+  authenticate: (client: AedesClient, username: string | undefined, password: Buffer | undefined, cb: (err: Error | null, ok?: boolean) => void) => void;
+  authorizePublish: (client: AedesClient | null, packet: { topic: string }, cb: (err: Error | null) => void) => void;
+  authorizeSubscribe: (client: AedesClient, sub: { topic: string; qos: number }, cb: (err: Error | null, sub?: unknown) => void) => void;
   close(cb: () => void): void;
   on(event: string, fn: (...args: unknown[]) => void): void;
 }
 
-export async function startEmbeddedBroker(port: number, host: string, log: (m: string) => void = () => {}): Promise<EmbeddedBroker> {
+/** An error aedes reports back through 'clientError' that we made (and logged) ourselves. */
+const OURS = Symbol('thingwire-auth');
+
+function ourError(message: string, returnCode?: number): Error {
+  const e = new Error(message) as Error & { returnCode?: number; [OURS]?: true };
+  if (returnCode !== undefined) e.returnCode = returnCode;
+  e[OURS] = true;
+  return e;
+}
+
+export async function startEmbeddedBroker(port: number, host: string, log: (m: string) => void, authOpts: BrokerAuthOptions): Promise<EmbeddedBroker> {
   // aedes 1.x is an ES module; require() of it works on Node 20.19+.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { Aedes } = require('aedes') as { Aedes: { createBroker(opts?: object): Promise<AedesLike> } };
   const broker = await Aedes.createBroker();
+  const auth = new BrokerAuth(authOpts);
+  const limiter = new LogLimiter(log);
+  const principals = new WeakMap<AedesClient, Principal>();
+  const same = (a: Principal | undefined, b: Principal): boolean =>
+    a !== undefined && a.kind === b.kind && (a.kind !== 'device' || (b.kind === 'device' && a.id === b.id));
+
+  broker.authenticate = (client, username, password, cb) => {
+    const remote = client.conn?.remoteAddress;
+    try {
+      const d = auth.connect({ username, password, remoteAddress: remote, willTopic: client._will?.topic });
+      if (!d.ok) {
+        limiter.note(`mqtt: refused ${d.who === 'anonymous' ? 'an anonymous client' : `device ${d.who}`} from ${remote ?? '?'}: ${d.reason}`);
+        cb(ourError(d.reason, d.code), false);
+        return;
+      }
+      // A client id in use by another identity: refuse rather than let one device kick another off.
+      const holder = broker.clients[client.id];
+      if (holder !== undefined && holder !== client && !same(principals.get(holder), d.principal)) {
+        limiter.note(`mqtt: refused ${principalName(d.principal)} from ${remote ?? '?'}: client id ${preview(client.id)} is in use by another identity`);
+        cb(ourError('client id in use by another identity', 2), false);
+        return;
+      }
+      principals.set(client, d.principal);
+      if (d.provisioned && d.principal.kind === 'device') log(`mqtt: provisioned device ${d.principal.id} (provisioning key, from ${remote ?? '?'})`);
+      cb(null, true);
+    } catch (e) {
+      limiter.note(`mqtt: refused a client from ${remote ?? '?'}: internal error ${(e as Error).message}`);
+      cb(ourError('internal error', 3), false);
+    }
+  };
+
+  broker.authorizePublish = (client, packet, cb) => {
+    // client null: aedes publishing a stale will with no client; it was authorised when stored.
+    if (client === null) return cb(null);
+    const p = principals.get(client);
+    try {
+      if (p !== undefined && auth.canPublish(p, packet.topic)) return cb(null);
+    } catch {
+      // fall through: refused
+    }
+    limiter.note(`mqtt: refused a publish to ${preview(packet.topic)} by ${p ? principalName(p) : 'an unauthenticated client'}: not its topic; disconnecting it`);
+    cb(ourError(`not allowed to publish to ${packet.topic}`));
+  };
+
+  broker.authorizeSubscribe = (client, sub, cb) => {
+    const p = principals.get(client);
+    let ok: boolean;
+    try {
+      ok = p !== undefined && auth.canSubscribe(p, sub.topic);
+    } catch {
+      ok = false;
+    }
+    if (ok) return cb(null, sub);
+    limiter.note(`mqtt: refused a subscription to ${preview(sub.topic)} by ${p ? principalName(p) : 'an unauthenticated client'}`);
+    cb(null, null); // SUBACK 0x80 for this filter
+  };
+
   broker.on('clientError', (client: unknown, err: unknown) => {
-    log(`mqtt client ${(client as { id?: string })?.id ?? '?'} error: ${(err as Error)?.message}`);
+    if ((err as { [OURS]?: true })?.[OURS]) return;
+    limiter.note(`mqtt: client ${preview((client as AedesClient)?.id ?? '?')} error: ${(err as Error)?.message}`);
   });
-  const server = net.createServer(broker.handle);
+  broker.on('connectionError', (_client: unknown, err: unknown) => {
+    limiter.note(`mqtt: connection error: ${(err as Error)?.message}`);
+  });
+
+  const server = net.createServer((socket) => {
+    socket.on('error', () => undefined); // aedes reports it; a reset socket must not throw
+    try {
+      broker.handle(socket);
+    } catch (e) {
+      limiter.note(`mqtt: could not handle a connection: ${(e as Error).message}`);
+      socket.destroy();
+    }
+  });
   const sockets = new Set<net.Socket>();
   server.on('connection', (s) => {
     sockets.add(s);
@@ -41,6 +356,7 @@ export async function startEmbeddedBroker(port: number, host: string, log: (m: s
       resolve();
     });
   });
+  server.on('error', (e) => log(`mqtt: server error: ${e.message}`));
   const actual = (server.address() as net.AddressInfo).port;
   let closed: Promise<void> | undefined;
   return {
@@ -49,6 +365,7 @@ export async function startEmbeddedBroker(port: number, host: string, log: (m: s
     clients: () => broker.connectedClients,
     close: () => {
       closed ??= new Promise<void>((resolve) => {
+        limiter.flush();
         server.close(() => resolve());
         for (const s of sockets) s.destroy();
         broker.close(() => undefined);

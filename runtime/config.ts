@@ -25,6 +25,13 @@ export interface RuntimeConfig {
   store: StoreSettings;
   /** Node-RED log level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  /** Devices may register themselves on the embedded broker with password `provision:<key>`; undefined = off. */
+  provisioningKey?: string;
+  /** Demo switch: anonymous MQTT clients may publish (as any device) on the embedded broker. */
+  mqttAnonymous: boolean;
+  /** The editor's login: user name, and the bcrypt hash of its password (undefined = no login). */
+  adminUser: string;
+  adminPasswordHash?: string;
 }
 
 export class ConfigError extends Error {
@@ -44,9 +51,17 @@ export const ENV_VARS: Record<string, string> = {
   THINGWIRE_RESEED: 'set to 1 to replace the flows in DATA_DIR with the shipped flows on start',
   THINGWIRE_CREDENTIAL_SECRET: 'secret that encrypts flow credentials (default: generated once into DATA_DIR)',
   THINGWIRE_LOG_LEVEL: 'fatal, error, warn, info (default), debug or trace',
-  THINGWIRE_ALLOW_OPEN_EDITOR: 'set to 1 to bind a non-loopback HOST although the editor has no login yet',
+  THINGWIRE_ALLOW_OPEN_EDITOR: 'set to 1 to bind a non-loopback HOST without an editor login (THINGWIRE_ADMIN_PASSWORD_HASH)',
+  THINGWIRE_ADMIN_USER: 'user name of the editor login (default admin; needs THINGWIRE_ADMIN_PASSWORD_HASH)',
+  THINGWIRE_ADMIN_PASSWORD_HASH: 'bcrypt hash of the editor password (make one with: npx node-red admin hash-pw); turns the editor login on',
+  THINGWIRE_PROVISIONING_KEY: 'devices may register themselves on the embedded broker with password provision:<key> (at least 16 characters; default: off)',
+  THINGWIRE_MQTT_ANONYMOUS: 'set to 1 to let anonymous MQTT clients publish as any device (demo only; default 0: devices log in with id and token)',
+  THINGWIRE_API_KEY: 'admin API key of the HTTP API under /api/v1 (Authorization: Bearer <key> or X-API-Key); unset: its management endpoints answer 503',
   ...STORE_ENV_VARS,
 };
+
+/** A bcrypt hash as node-red admin hash-pw (bcryptjs) writes it. */
+const BCRYPT_RE = /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 
@@ -71,14 +86,46 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
     problems.push(`HOST=${JSON.stringify(env.HOST)} is not a host name or IP address`);
   }
 
+  let adminPasswordHash: string | undefined;
+  const hash = env.THINGWIRE_ADMIN_PASSWORD_HASH;
+  if (hash !== undefined && hash.trim() !== '') {
+    // Never echo it: a mistyped hash may be the password itself.
+    if (BCRYPT_RE.test(hash.trim())) adminPasswordHash = hash.trim();
+    else problems.push('THINGWIRE_ADMIN_PASSWORD_HASH is not a bcrypt hash ($2a$/$2b$/$2y$, cost, 53 characters); make one with: npx node-red admin hash-pw');
+  }
+  let adminUser = 'admin';
+  const au = env.THINGWIRE_ADMIN_USER;
+  if (au !== undefined && au !== '') {
+    if (!/^[A-Za-z0-9._@-]{1,64}$/.test(au)) problems.push(`THINGWIRE_ADMIN_USER=${JSON.stringify(au)} must be 1 to 64 letters, digits, . _ @ or -`);
+    else adminUser = au;
+    if (hash === undefined || hash.trim() === '') problems.push('THINGWIRE_ADMIN_USER is set but THINGWIRE_ADMIN_PASSWORD_HASH is not: the editor would have no login');
+  }
+
   const openEditor = env.THINGWIRE_ALLOW_OPEN_EDITOR;
   if (openEditor !== undefined && openEditor !== '' && openEditor !== '0' && openEditor !== '1') {
     problems.push(`THINGWIRE_ALLOW_OPEN_EDITOR=${JSON.stringify(openEditor)} must be 1 or 0`);
-  } else if (hostOk && !isLoopback(host) && openEditor !== '1') {
+  } else if (hostOk && !isLoopback(host) && openEditor !== '1' && adminPasswordHash === undefined) {
     problems.push(
-      `HOST=${host} would expose the flow editor, which has no login yet, to the network; ` +
-        'keep the default 127.0.0.1, or set THINGWIRE_ALLOW_OPEN_EDITOR=1 to accept the risk',
+      `HOST=${host} would expose the flow editor without a login to the network; ` +
+        'set THINGWIRE_ADMIN_PASSWORD_HASH (a bcrypt hash: npx node-red admin hash-pw) to require one, keep the default 127.0.0.1, ' +
+        'or set THINGWIRE_ALLOW_OPEN_EDITOR=1 to accept the risk',
     );
+  }
+
+  let provisioningKey: string | undefined;
+  const pk = env.THINGWIRE_PROVISIONING_KEY;
+  if (pk !== undefined && pk !== '') {
+    // Never echo it.
+    if (pk.length < 16 || pk.length > 256 || !/^[\x21-\x7e]+$/.test(pk)) {
+      problems.push('THINGWIRE_PROVISIONING_KEY must be 16 to 256 printable characters without spaces');
+    } else provisioningKey = pk;
+  }
+
+  let mqttAnonymous = false;
+  const anon = env.THINGWIRE_MQTT_ANONYMOUS;
+  if (anon !== undefined && anon !== '') {
+    if (anon === '1' || anon === 'true') mqttAnonymous = true;
+    else if (anon !== '0' && anon !== 'false') problems.push(`THINGWIRE_MQTT_ANONYMOUS=${JSON.stringify(anon)} must be 1 or 0`);
   }
 
   let mqttUrl: URL | undefined;
@@ -137,6 +184,10 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
     credentialSecret: secret && secret !== '' ? secret : undefined,
     store: store.settings,
     logLevel,
+    provisioningKey,
+    mqttAnonymous,
+    adminUser,
+    adminPasswordHash,
   };
 }
 

@@ -9,7 +9,8 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import express from 'express';
 import { createSettings } from '../settings';
-import { startEmbeddedBroker, type EmbeddedBroker } from './broker';
+import { openRegistry, type RegistryHandle } from '../nodes/lib/registry/registry';
+import { SERVICE_USER, startEmbeddedBroker, type EmbeddedBroker } from './broker';
 import { ConfigError, ENV_VARS, parseConfig, type RuntimeConfig } from './config';
 import { HealthMonitor } from './health';
 import { seedFlowFile } from './seed';
@@ -53,21 +54,49 @@ function credentialSecret(cfg: RuntimeConfig): string {
   return secret;
 }
 
+/** The registry file the runtime shares with the flows' thingwire-registry node (its default file). */
+export function registryPath(dataDir: string): string {
+  return path.join(dataDir, 'registry', 'registry.json');
+}
+
 export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> {
   fs.mkdirSync(cfg.dataDir, { recursive: true });
   const secret = credentialSecret(cfg);
+
+  // The device registry: one per file in the process, so the broker and the flows' thingwire-registry
+  // node (which opens <DATA_DIR>/registry/registry.json by default) see the same devices.
+  const registry: RegistryHandle = openRegistry(registryPath(cfg.dataDir), { provisioningKey: cfg.provisioningKey });
+  for (const p of registry.problems) log(`registry: ${p}`);
 
   // MQTT: the embedded broker, or an external one the flows connect to instead.
   let broker: EmbeddedBroker | undefined;
   let mqttHost: string;
   let mqttPort: number;
-  if (cfg.mqttUrl) {
-    mqttHost = cfg.mqttUrl.hostname;
-    mqttPort = cfg.mqttUrl.port ? Number(cfg.mqttUrl.port) : 1883;
-  } else {
-    broker = await startEmbeddedBroker(cfg.mqttPort, cfg.host, log);
-    mqttHost = cfg.host === '0.0.0.0' || cfg.host === '::' ? '127.0.0.1' : cfg.host;
-    mqttPort = broker.port;
+  try {
+    if (cfg.mqttUrl) {
+      mqttHost = cfg.mqttUrl.hostname;
+      mqttPort = cfg.mqttUrl.port ? Number(cfg.mqttUrl.port) : 1883;
+    } else {
+      // The flows' service account (see broker.ts): a fresh random password at every start.
+      const service = { username: SERVICE_USER, password: crypto.randomBytes(24).toString('base64url') };
+      process.env.THINGWIRE_MQTT_USER = service.username;
+      process.env.THINGWIRE_MQTT_PASSWORD = service.password;
+      broker = await startEmbeddedBroker(cfg.mqttPort, cfg.host, log, {
+        registry,
+        provisioningKey: cfg.provisioningKey,
+        allowAnonymous: cfg.mqttAnonymous,
+        service,
+      });
+      mqttHost = cfg.host === '0.0.0.0' || cfg.host === '::' ? '127.0.0.1' : cfg.host;
+      mqttPort = broker.port;
+      if (cfg.mqttAnonymous) {
+        log(`WARNING: THINGWIRE_MQTT_ANONYMOUS=1: anyone who reaches MQTT port ${mqttPort} may publish as any device (a demo switch; unset it in production)`);
+      }
+      log(`mqtt: devices log in with their id and token${cfg.provisioningKey ? ', or register themselves with the provisioning key' : ''}`);
+    }
+  } catch (e) {
+    await registry.close();
+    throw e;
   }
   const mqttUrl = `mqtt://${mqttHost.includes(':') ? `[${mqttHost}]` : mqttHost}:${mqttPort}`;
   // The shipped flows' broker config reads these.
@@ -100,6 +129,22 @@ export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> 
   RED.init(server, settings);
   app.use(settings.httpAdminRoot, RED.httpAdmin);
   app.use(settings.httpNodeRoot, RED.httpNode);
+  // Errors before a flow sees the request (the http-in node's body parser: malformed JSON, a body over the limit)
+  // answer in the API's JSON shape, without Express's HTML page and stack trace.
+  app.use((err: { type?: string; status?: number; statusCode?: number; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+    if (res.headersSent) return next(err);
+    const status = err?.status ?? err?.statusCode ?? 500;
+    if (err?.type === 'entity.parse.failed') {
+      res.status(400).json({ error: { code: 'malformed_json', message: `the request body is not valid JSON: ${err.message ?? ''}` } });
+    } else if (err?.type === 'entity.too.large') {
+      res.status(413).json({ error: { code: 'payload_too_large', message: 'the request body is too large' } });
+    } else if (status >= 400 && status < 500) {
+      res.status(status).json({ error: { code: 'bad_request', message: err?.message ?? 'bad request' } });
+    } else {
+      log(`http error: ${err?.message ?? String(err)}`);
+      res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
+    }
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -129,6 +174,11 @@ export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> 
         for (const s of sockets) s.destroy();
       });
       if (broker) await broker.close();
+      try {
+        await registry.close();
+      } catch (e) {
+        log(`error while closing the registry: ${(e as Error).message}`);
+      }
       log('stopped');
     })();
     return stopping;

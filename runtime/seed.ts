@@ -12,12 +12,15 @@ export interface FlowNode {
   [key: string]: unknown;
 }
 
-/** Reads and merges the shipped flow files; the same config node in two files is kept once. */
+/**
+ * Reads and merges the shipped flow files, starter.json first (its tab is the one the editor opens on), then the
+ * others by name; the same config node in two files is kept once.
+ */
 export function loadShippedFlows(flowsDir: string): FlowNode[] {
   const files = fs
     .readdirSync(flowsDir)
     .filter((f) => f.endsWith('.json'))
-    .sort();
+    .sort((a, b) => (a === 'starter.json' ? -1 : b === 'starter.json' ? 1 : a < b ? -1 : a > b ? 1 : 0));
   const byId = new Map<string, { node: FlowNode; file: string }>();
   const out: FlowNode[] = [];
   for (const f of files) {

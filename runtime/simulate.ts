@@ -4,10 +4,14 @@
  *
  *   npm run simulate -- --devices 50 --interval 1000 --duration 60
  *
- * One MQTT connection carries every device; each device publishes
- * `{ ts, temperature, humidity, vibration }` (see sim-model.ts) to
- * `{prefix}/{device}/telemetry` once per interval, the devices spread evenly
- * across the interval. Exit codes: 0 done or stopped by SIGINT/SIGTERM,
+ * Each device publishes `{ ts, temperature, humidity, vibration }` (see
+ * sim-model.ts) to `{prefix}/{device}/telemetry` once per interval, the devices
+ * spread evenly across the interval. With THINGWIRE_PROVISIONING_KEY set, each
+ * device has its own MQTT connection, user name = its device id and password
+ * `provision:<key>`, so the runtime's broker registers it on first contact and
+ * lets it publish under its own topics only; without it, one anonymous
+ * connection carries every device (the runtime's broker lets that publish only
+ * with THINGWIRE_MQTT_ANONYMOUS=1). Exit codes: 0 done or stopped by SIGINT/SIGTERM,
  * 1 broker unreachable or lost, 2 bad arguments.
  */
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
@@ -50,6 +54,8 @@ export interface SimOptions {
   prefix: string;
   qos: 0 | 1;
   seed: number;
+  /** THINGWIRE_PROVISIONING_KEY: one connection per device, logging in with password `provision:<key>`. */
+  provisioningKey?: string;
 }
 
 export type ParsedArgs = { help: true } | { help: false; options: SimOptions };
@@ -78,6 +84,14 @@ Options:
   --qos 0|1         MQTT QoS of the publishes (default ${DEFAULTS.qos})
   --seed N          integer 0..${LIMITS.maxSeed} (default ${DEFAULTS.seed}); the same seed gives the same devices
   --help, -h        this text
+
+Environment:
+  THINGWIRE_PROVISIONING_KEY   when set, each device connects on its own with user name = its device id
+                    and password provision:<key>: the runtime's broker (started with the same key)
+                    registers unknown devices and lets each publish under devices/{its id}/ only
+                    (use the default --prefix). When not set, one anonymous connection carries every
+                    device: the runtime's broker accepts that only with THINGWIRE_MQTT_ANONYMOUS=1.
+  MQTT_URL, MQTT_PORT   the default broker (see --url)
 
 Payload: {"ts": <ms epoch>, "temperature": <°C>, "humidity": <%>, "vibration": <mm/s>}
 A summary line is printed every ${SUMMARY_EVERY_MS / 1000} s and at the end.
@@ -191,7 +205,17 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
 
   const seed = given.has('--seed') ? parseInteger('--seed', given.get('--seed') as string, 0, LIMITS.maxSeed, 'a seed') : DEFAULTS.seed;
 
-  return { help: false, options: { devices, intervalMs, durationMs, url, prefix, qos, seed } };
+  let provisioningKey: string | undefined;
+  const pk = env.THINGWIRE_PROVISIONING_KEY;
+  if (pk !== undefined && pk !== '') {
+    if (/\s/.test(pk)) throw new UsageError('THINGWIRE_PROVISIONING_KEY (environment) must not contain spaces');
+    provisioningKey = pk;
+    if (prefix !== DEFAULTS.prefix) {
+      throw new UsageError(`--prefix must be ${DEFAULTS.prefix} when THINGWIRE_PROVISIONING_KEY is set: the broker lets a device publish under ${DEFAULTS.prefix}/{its id}/ only`);
+    }
+  }
+
+  return { help: false, options: { devices, intervalMs, durationMs, url, prefix, qos, seed, ...(provisioningKey ? { provisioningKey } : {}) } };
 }
 
 /** When, after the start, publish slot n is due: slot n is device n % devices in round floor(n / devices). */
@@ -249,9 +273,10 @@ function longTimeout(fn: () => void, ms: number): { clear(): void } {
 }
 
 /** Connects once; rejects with a clear message when there is no broker or it refuses. */
-export function connectOnce(url: string, clientId: string, timeoutMs = CONNECT_TIMEOUT_MS): Promise<MqttClient> {
+export function connectOnce(url: string, clientId: string, timeoutMs = CONNECT_TIMEOUT_MS, login?: { username: string; password: string }): Promise<MqttClient> {
   const opts: IClientOptions = {
     clientId,
+    ...(login ? { username: login.username, password: login.password } : {}),
     clean: true,
     connectTimeout: timeoutMs,
     // No retrying until the first connection stands; the caller turns reconnects on.
@@ -319,6 +344,32 @@ function endClient(client: MqttClient, timeoutMs = END_TIMEOUT_MS): Promise<void
   });
 }
 
+/** How many device connections are opened at once (provisioning costs the broker a token hash each). */
+export const CONNECT_CONCURRENCY = 20;
+
+/** Connects one client per device (user name = device id, password provision:<key>); all or nothing. */
+async function connectDevices(url: string, ids: string[], key: string): Promise<MqttClient[]> {
+  const clients: MqttClient[] = new Array<MqttClient>(ids.length);
+  let next = 0;
+  let failed: Error | undefined;
+  const worker = async (): Promise<void> => {
+    while (failed === undefined && next < ids.length) {
+      const i = next++;
+      try {
+        clients[i] = await connectOnce(url, `thingwire-sim-${process.pid}-${ids[i]}`, CONNECT_TIMEOUT_MS, { username: ids[i], password: `provision:${key}` });
+      } catch (e) {
+        failed ??= new Error(`${ids[i]}: ${(e as Error).message}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, ids.length) }, worker));
+  if (failed) {
+    for (const c of clients) c?.end(true);
+    throw failed;
+  }
+  return clients;
+}
+
 /** Runs the simulator until the duration ends or a signal arrives; resolves with the exit code. */
 export async function run(opts: SimOptions): Promise<number> {
   const clientId = `thingwire-sim-${process.pid}`;
@@ -344,17 +395,19 @@ export async function run(opts: SimOptions): Promise<number> {
     process.off('SIGTERM', onSignal);
   };
 
-  let client: MqttClient;
+  const fleet: SimFleet = createFleet({ count: opts.devices, seed: opts.seed, origin: Date.now() });
+  let clients: MqttClient[];
   try {
-    client = await connectOnce(opts.url, clientId);
+    clients = opts.provisioningKey
+      ? await connectDevices(opts.url, fleet.devices.map((p) => p.id), opts.provisioningKey)
+      : [await connectOnce(opts.url, clientId)];
   } catch (e) {
     unhook();
     err((e as Error).message);
     return 1;
   }
-  client.options.reconnectPeriod = 1000;
-
-  const fleet: SimFleet = createFleet({ count: opts.devices, seed: opts.seed, origin: Date.now() });
+  for (const c of clients) c.options.reconnectPeriod = 1000;
+  const clientOf = (i: number): MqttClient => (clients.length === 1 ? clients[0] : clients[i]);
   const topics = fleet.devices.map((p) => `${opts.prefix}/${p.id}/telemetry`);
   const stats: Stats = { published: 0, errors: 0, dropped: 0 };
   const maxPending = Math.max(1000, 2 * opts.devices);
@@ -366,13 +419,15 @@ export async function run(opts: SimOptions): Promise<number> {
   let next = 0;
   let tickTimer: NodeJS.Timeout | undefined;
   let stopping = false;
-  let disconnectedSince: number | undefined;
+  /** Clients without a connection, and since when. */
+  const offline = new Map<MqttClient, number>();
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((r) => (resolveExit = r));
 
   const last = deviceId(opts.devices - 1, opts.devices);
+  const as = opts.provisioningKey ? 'one connection per device (user = device id, password provision:<key>)' : clientId;
   out(
-    `[simulate] connected to ${shownUrl} as ${clientId}: ${opts.devices} device${opts.devices === 1 ? '' : 's'} ` +
+    `[simulate] connected to ${shownUrl} as ${as}: ${opts.devices} device${opts.devices === 1 ? '' : 's'} ` +
       `(${deviceId(0, opts.devices)}${opts.devices > 1 ? `..${last}` : ''}) every ${opts.intervalMs} ms on ` +
       `${opts.prefix}/{device}/telemetry, qos ${opts.qos}, seed ${opts.seed}, ` +
       `${opts.durationMs === undefined ? 'until stopped' : `for ${opts.durationMs / 1000} s`}`,
@@ -380,6 +435,7 @@ export async function run(opts: SimOptions): Promise<number> {
 
   const publishSlot = (n: number): void => {
     const i = n % opts.devices;
+    const client = clientOf(i);
     if (!client.connected || pending >= maxPending) {
       stats.dropped++;
       return;
@@ -434,7 +490,7 @@ export async function run(opts: SimOptions): Promise<number> {
     const elapsed = Math.min(Date.now(), deadline ?? Infinity) - start;
     // Slots of the run the scheduler did not reach (a stalled machine) were not published either.
     if (why === 'done' && deadline !== undefined) stats.dropped += Math.max(0, slotsIn(deadline - start, opts.devices, opts.intervalMs) - next);
-    void endClient(client).then(() => {
+    void Promise.all(clients.map((c) => endClient(c))).then(() => {
       // Publishes still unanswered when the connection closed never reached the broker.
       stats.errors += pending;
       pending = 0;
@@ -445,25 +501,36 @@ export async function run(opts: SimOptions): Promise<number> {
 
   const endTimer = deadline === undefined ? undefined : longTimeout(() => shutdown(0, 'done'), deadline - start);
 
-  client.on('error', (e) => {
-    if (e.message !== lastError) {
-      lastError = e.message;
-      err(`broker error: ${e.message}`);
-    }
-  });
-  client.on('offline', () => {
-    if (stopping) return;
-    disconnectedSince ??= Date.now();
-    err(`lost the connection to ${shownUrl}; reconnecting (giving up after ${RECONNECT_GIVE_UP_MS / 1000} s)`);
-  });
-  client.on('connect', () => {
-    if (disconnectedSince !== undefined) {
-      out(`[simulate] reconnected to ${shownUrl} after ${((Date.now() - disconnectedSince) / 1000).toFixed(1)} s`);
-      disconnectedSince = undefined;
-      lastError = '';
-    }
-  });
+  for (const client of clients) {
+    client.on('error', (e) => {
+      if (e.message !== lastError) {
+        lastError = e.message;
+        err(`broker error: ${e.message}`);
+      }
+    });
+    client.on('offline', () => {
+      if (stopping || offline.has(client)) return;
+      offline.set(client, Date.now());
+      // One line for the first connection lost, not one per device.
+      if (offline.size === 1) err(`lost the connection to ${shownUrl}; reconnecting (giving up after ${RECONNECT_GIVE_UP_MS / 1000} s)`);
+    });
+    client.on('connect', () => {
+      const since = offline.get(client);
+      if (since === undefined) return;
+      offline.delete(client);
+      if (offline.size === 0) {
+        out(`[simulate] reconnected to ${shownUrl} after ${((Date.now() - since) / 1000).toFixed(1)} s`);
+        lastError = '';
+      }
+    });
+  }
+  const oldestOffline = (): number | undefined => {
+    let oldest: number | undefined;
+    for (const t of offline.values()) if (oldest === undefined || t < oldest) oldest = t;
+    return oldest;
+  };
   const watchdog = setInterval(() => {
+    const disconnectedSince = oldestOffline();
     if (disconnectedSince !== undefined && Date.now() - disconnectedSince > RECONNECT_GIVE_UP_MS) {
       err(`${shownUrl} has been unreachable for ${RECONNECT_GIVE_UP_MS / 1000} s; giving up`);
       shutdown(1, 'failed');

@@ -208,7 +208,7 @@ describe('runtime lifecycle', () => {
     expect(fs.existsSync(flowFile)).toBe(true);
     // An integrator's change, deployed through the admin API.
     const flows = (await (await fetch(`${rt.url}/flows`, { headers: { 'Node-RED-API-Version': 'v2' } })).json()) as { rev: string; flows: Array<Record<string, unknown>> };
-    const tab = flows.flows.find((n) => n.type === 'tab')!;
+    const tab = flows.flows.find((n) => n.id === 'tw.starter.tab')!;
     tab.label = 'my edited flow';
     const dep = await fetch(`${rt.url}/flows`, {
       method: 'POST',
@@ -235,7 +235,7 @@ describe('runtime lifecycle', () => {
     const again = await startRuntime({}, dataDir);
     try {
       const after = (await (await fetch(`${again.url}/flows`)).json()) as Array<Record<string, unknown>>;
-      expect(after.find((n) => n.type === 'tab')!.label).toBe('my edited flow');
+      expect(after.find((n) => n.id === 'tw.starter.tab')!.label).toBe('my edited flow');
       const series = (await (await fetch(`${again.url}/api/v1/series?devices=it-restart&fields=temperature&start=-10m`)).json()) as { series: Array<{ points: Array<[number, number]> }> };
       expect(series.series[0].points).toContainEqual([ts, 30.5]);
     } finally {
@@ -245,7 +245,7 @@ describe('runtime lifecycle', () => {
     const reseeded = await startRuntime({ THINGWIRE_RESEED: '1' }, dataDir);
     try {
       const after = (await (await fetch(`${reseeded.url}/flows`)).json()) as Array<Record<string, unknown>>;
-      expect(after.find((n) => n.type === 'tab')!.label).toBe('Thingwire: telemetry starter');
+      expect(after.find((n) => n.id === 'tw.starter.tab')!.label).toBe('Thingwire: telemetry starter');
       expect(fs.readdirSync(path.join(dataDir, 'node-red')).some((f) => f.startsWith('flows.json.') && f.endsWith('.bak'))).toBe(true);
     } finally {
       await reseeded.stop();

@@ -214,5 +214,8 @@ describe('device simulator against mosquitto', () => {
     for (const flag of ['--devices', '--interval', '--duration', '--url', '--prefix', '--qos', '--seed', '--help']) {
       expect(exit.stdout).toContain(flag);
     }
+    // How devices log in to the runtime's broker.
+    expect(exit.stdout).toContain('THINGWIRE_PROVISIONING_KEY');
+    expect(exit.stdout).toContain('password provision:<key>');
   });
 });

@@ -124,14 +124,16 @@ export interface Runtime extends Service {
 
 /**
  * Starts the built runtime (dist/runtime/main.js; `npm test` builds first) on
- * free ports and resolves when it prints its ready line.
+ * free ports and resolves when it prints its ready line. THINGWIRE_MQTT_ANONYMOUS=1
+ * by default (most tests publish as arbitrary devices and are about other things);
+ * pass THINGWIRE_MQTT_ANONYMOUS: '0' to test the broker's device authentication.
  */
 export async function startRuntime(env: Record<string, string> = {}, dataDir = tmpDir('runtime')): Promise<Runtime> {
   const main = path.join(ROOT, 'dist', 'runtime', 'main.js');
   if (!fs.existsSync(main)) throw new Error(`${main} is missing: run npm run build first (npm test does)`);
   const proc = spawn(process.execPath, [main], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', MQTT_PORT: '0', DATA_DIR: dataDir, THINGWIRE_LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, PORT: '0', MQTT_PORT: '0', DATA_DIR: dataDir, THINGWIRE_LOG_LEVEL: 'warn', THINGWIRE_MQTT_ANONYMOUS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const t = track(proc);

@@ -6,6 +6,8 @@ import * as path from 'node:path';
 import { ConfigError, ENV_VARS, isLoopback, parseConfig, type RuntimeConfig } from '../../runtime/config';
 
 const CWD = path.resolve('/srv/thingwire');
+/** A bcrypt hash as `node-red admin hash-pw` makes it (of "secret"). */
+const HASH = '$2b$08$RZ2HjnfTa/Hn.6Wxuma0kO/ycD7KWmkqL6RtFv/vyGk9BvlDY0DCi';
 
 function parse(env: NodeJS.ProcessEnv): RuntimeConfig {
   return parseConfig(env, CWD);
@@ -34,12 +36,28 @@ describe('defaults', () => {
       credentialSecret: undefined,
       store: { backend: 'embedded' },
       logLevel: 'info',
+      provisioningKey: undefined,
+      mqttAnonymous: false,
+      adminUser: 'admin',
+      adminPasswordHash: undefined,
     });
   });
 
   test('empty values mean the default', () => {
     expect(
-      parse({ PORT: '', MQTT_PORT: '', MQTT_URL: '', DATA_DIR: '', THINGWIRE_RESEED: '', THINGWIRE_CREDENTIAL_SECRET: '', THINGWIRE_LOG_LEVEL: '' }),
+      parse({
+        PORT: '',
+        MQTT_PORT: '',
+        MQTT_URL: '',
+        DATA_DIR: '',
+        THINGWIRE_RESEED: '',
+        THINGWIRE_CREDENTIAL_SECRET: '',
+        THINGWIRE_LOG_LEVEL: '',
+        THINGWIRE_PROVISIONING_KEY: '',
+        THINGWIRE_MQTT_ANONYMOUS: '',
+        THINGWIRE_ADMIN_USER: '',
+        THINGWIRE_ADMIN_PASSWORD_HASH: '',
+      }),
     ).toEqual(parse({}));
   });
 
@@ -59,8 +77,13 @@ describe('defaults', () => {
         'MQTT_PORT',
         'MQTT_URL',
         'PORT',
+        'THINGWIRE_ADMIN_PASSWORD_HASH',
+        'THINGWIRE_ADMIN_USER',
         'THINGWIRE_ALLOW_OPEN_EDITOR',
+        'THINGWIRE_API_KEY',
         'THINGWIRE_CREDENTIAL_SECRET',
+        'THINGWIRE_MQTT_ANONYMOUS',
+        'THINGWIRE_PROVISIONING_KEY',
         'THINGWIRE_LOG_LEVEL',
         'THINGWIRE_RESEED',
         ...['INFLUX_URL', 'INFLUX_VERSION', 'INFLUX_TOKEN', 'INFLUX_ORG', 'INFLUX_BUCKET', 'INFLUX_DB', 'INFLUX_RP', 'INFLUX_USERNAME', 'INFLUX_PASSWORD'],
@@ -147,6 +170,10 @@ describe('each variable', () => {
         THINGWIRE_CREDENTIAL_SECRET: 's'.repeat(32),
         THINGWIRE_LOG_LEVEL: 'debug',
         THINGWIRE_ALLOW_OPEN_EDITOR: '1',
+        THINGWIRE_PROVISIONING_KEY: 'k'.repeat(20),
+        THINGWIRE_MQTT_ANONYMOUS: '1',
+        THINGWIRE_ADMIN_USER: 'ops',
+        THINGWIRE_ADMIN_PASSWORD_HASH: HASH,
         INFLUX_URL: 'http://influx:8086/',
         INFLUX_VERSION: '1',
         INFLUX_DB: 'telemetry',
@@ -164,6 +191,10 @@ describe('each variable', () => {
       credentialSecret: 's'.repeat(32),
       store: { backend: 'influxdb-v1', url: 'http://influx:8086', db: 'telemetry', rp: 'autogen', username: 'writer', password: 'secret' },
       logLevel: 'debug',
+      provisioningKey: 'k'.repeat(20),
+      mqttAnonymous: true,
+      adminUser: 'ops',
+      adminPasswordHash: HASH,
     });
   });
 });
@@ -222,8 +253,9 @@ describe('malformed values', () => {
 
   test.each(['THINGWIRE_RESEEED', 'THINGWIRE_PORT', 'THINGWIRE_', 'THINGWIRE_log_level'])('unknown %s is reported with the known names', (name) => {
     const p = problems({ [name]: '1' });
+    expect(p[0]).toContain('THINGWIRE_RESEED, THINGWIRE_CREDENTIAL_SECRET, THINGWIRE_LOG_LEVEL, THINGWIRE_ALLOW_OPEN_EDITOR, THINGWIRE_ADMIN_USER');
     expect(p).toEqual([
-      `${name} is not a Thingwire setting (known: THINGWIRE_RESEED, THINGWIRE_CREDENTIAL_SECRET, THINGWIRE_LOG_LEVEL, THINGWIRE_ALLOW_OPEN_EDITOR)`,
+      `${name} is not a Thingwire setting (known: ${Object.keys(ENV_VARS).filter((n) => n.startsWith('THINGWIRE_')).join(', ')})`,
     ]);
   });
 
@@ -290,7 +322,7 @@ describe('malformed values', () => {
 describe('safety rules', () => {
   test.each(['0.0.0.0', '192.168.1.10', '::', 'example.com', '10.0.0.1'])('HOST=%s is refused without THINGWIRE_ALLOW_OPEN_EDITOR=1', (host) => {
     expect(problems({ HOST: host })).toEqual([
-      `HOST=${host} would expose the flow editor, which has no login yet, to the network; keep the default 127.0.0.1, or set THINGWIRE_ALLOW_OPEN_EDITOR=1 to accept the risk`,
+      `HOST=${host} would expose the flow editor without a login to the network; set THINGWIRE_ADMIN_PASSWORD_HASH (a bcrypt hash: npx node-red admin hash-pw) to require one, keep the default 127.0.0.1, or set THINGWIRE_ALLOW_OPEN_EDITOR=1 to accept the risk`,
     ]);
   });
 
@@ -351,5 +383,50 @@ describe('store settings (INFLUX_*)', () => {
     expect(problems({ INFLUX_URL: 'ftp://i', INFLUX_VERSION: '1', INFLUX_DB: 'd' })).toEqual(['INFLUX_URL="ftp://i" must be http:// or https://']);
     expect(problems({ INFLUX_URL: 'http://u:p@i', INFLUX_VERSION: '1', INFLUX_DB: 'd' })[0]).toContain('must not carry credentials');
     expect(problems({ INFLUX_DB: 'd' })).toEqual(['INFLUX_DB set but INFLUX_URL is not: set INFLUX_URL to use InfluxDB, or unset them for the embedded store']);
+  });
+});
+
+describe('editor login and broker authentication (issue 4)', () => {
+  test('a bcrypt hash turns the login on; the user name defaults to admin', () => {
+    expect(parse({ THINGWIRE_ADMIN_PASSWORD_HASH: HASH })).toMatchObject({ adminUser: 'admin', adminPasswordHash: HASH });
+    expect(parse({ THINGWIRE_ADMIN_PASSWORD_HASH: ` ${HASH}\n`, THINGWIRE_ADMIN_USER: 'ops@site' })).toMatchObject({ adminUser: 'ops@site', adminPasswordHash: HASH });
+  });
+
+  test('a non-loopback HOST is fine with the hash, without THINGWIRE_ALLOW_OPEN_EDITOR', () => {
+    expect(parse({ HOST: '0.0.0.0', THINGWIRE_ADMIN_PASSWORD_HASH: HASH }).host).toBe('0.0.0.0');
+  });
+
+  test('something that is not a bcrypt hash is refused without echoing it', () => {
+    for (const bad of ['secret', '$2b$08$short', `${HASH}x`, '$1$abc$' + 'x'.repeat(53)]) {
+      const p = problems({ THINGWIRE_ADMIN_PASSWORD_HASH: bad });
+      expect(p).toEqual(['THINGWIRE_ADMIN_PASSWORD_HASH is not a bcrypt hash ($2a$/$2b$/$2y$, cost, 53 characters); make one with: npx node-red admin hash-pw']);
+    }
+    // A bad hash does not count as a login for a non-loopback HOST.
+    expect(problems({ HOST: '0.0.0.0', THINGWIRE_ADMIN_PASSWORD_HASH: 'secret' })).toHaveLength(2);
+  });
+
+  test('THINGWIRE_ADMIN_USER: checked, and useless without the hash', () => {
+    expect(problems({ THINGWIRE_ADMIN_USER: 'ops' })).toEqual(['THINGWIRE_ADMIN_USER is set but THINGWIRE_ADMIN_PASSWORD_HASH is not: the editor would have no login']);
+    expect(problems({ THINGWIRE_ADMIN_USER: 'a b', THINGWIRE_ADMIN_PASSWORD_HASH: HASH })).toEqual(['THINGWIRE_ADMIN_USER="a b" must be 1 to 64 letters, digits, . _ @ or -']);
+  });
+
+  test('THINGWIRE_PROVISIONING_KEY: 16 to 256 printable characters, never echoed', () => {
+    expect(parse({ THINGWIRE_PROVISIONING_KEY: 'abcdefghijklmnop' }).provisioningKey).toBe('abcdefghijklmnop');
+    for (const bad of ['short-key', 'with a space in it!', 'x'.repeat(257), 'tab\tseparated-key-0000']) {
+      const p = problems({ THINGWIRE_PROVISIONING_KEY: bad });
+      expect(p).toEqual(['THINGWIRE_PROVISIONING_KEY must be 16 to 256 printable characters without spaces']);
+    }
+  });
+
+  test('THINGWIRE_MQTT_ANONYMOUS: 1/true on, 0/false off, anything else refused', () => {
+    expect(parse({ THINGWIRE_MQTT_ANONYMOUS: '1' }).mqttAnonymous).toBe(true);
+    expect(parse({ THINGWIRE_MQTT_ANONYMOUS: 'true' }).mqttAnonymous).toBe(true);
+    expect(parse({ THINGWIRE_MQTT_ANONYMOUS: '0' }).mqttAnonymous).toBe(false);
+    expect(parse({ THINGWIRE_MQTT_ANONYMOUS: 'false' }).mqttAnonymous).toBe(false);
+    expect(problems({ THINGWIRE_MQTT_ANONYMOUS: 'yes' })).toEqual(['THINGWIRE_MQTT_ANONYMOUS="yes" must be 1 or 0']);
+  });
+
+  test('a typo of a new variable is still reported', () => {
+    expect(problems({ THINGWIRE_MQTT_ANONYMUS: '1' })[0]).toContain('THINGWIRE_MQTT_ANONYMUS is not a Thingwire setting');
   });
 });

@@ -59,6 +59,13 @@ describe('loadShippedFlows', () => {
     expect(flows.filter((n) => n.id === 'broker')).toEqual([BROKER]);
   });
 
+  test('starter.json comes first (the editor opens on its tab), then the others in name order', () => {
+    writeFlow('zeta.json', [{ id: 'tabZ', type: 'tab', label: 'Z' }]);
+    writeFlow('starter.json', TAB_B);
+    writeFlow('api.json', TAB_A);
+    expect(loadShippedFlows(flowsDir).map((n) => n.id)).toEqual(['tabB', 'b1', 'broker', 'tabA', 'a1', 'a2', 'tabZ']);
+  });
+
   test('only .json files are read', () => {
     writeFlow('a.json', TAB_A);
     writeFlow('README.md', '# not a flow');
