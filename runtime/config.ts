@@ -25,8 +25,10 @@ export interface RuntimeConfig {
   store: StoreSettings;
   /** Node-RED log level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
-  /** Devices may register themselves on the embedded broker with password `provision:<key>`; undefined = off. */
+  /** Devices may register themselves on the embedded broker with password `provision:<key>`; undefined = the key in DATA_DIR/provisioning-key (generated once), unless provisioningOff. */
   provisioningKey?: string;
+  /** THINGWIRE_PROVISIONING_KEY=off: devices cannot register themselves. */
+  provisioningOff: boolean;
   /** Demo switch: anonymous MQTT clients may publish (as any device) on the embedded broker. */
   mqttAnonymous: boolean;
   /** The editor's login: user name, and the bcrypt hash of its password (undefined = no login). */
@@ -54,7 +56,7 @@ export const ENV_VARS: Record<string, string> = {
   THINGWIRE_ALLOW_OPEN_EDITOR: 'set to 1 to bind a non-loopback HOST without an editor login (THINGWIRE_ADMIN_PASSWORD_HASH)',
   THINGWIRE_ADMIN_USER: 'user name of the editor login (default admin; needs THINGWIRE_ADMIN_PASSWORD_HASH)',
   THINGWIRE_ADMIN_PASSWORD_HASH: 'bcrypt hash of the editor password (make one with: npx node-red admin hash-pw); turns the editor login on',
-  THINGWIRE_PROVISIONING_KEY: 'devices may register themselves on the embedded broker with password provision:<key> (at least 16 characters; default: off)',
+  THINGWIRE_PROVISIONING_KEY: 'devices may register themselves on the embedded broker with password provision:<key> (at least 16 characters; default: generated once into DATA_DIR/provisioning-key; off: no self-registration)',
   THINGWIRE_MQTT_ANONYMOUS: 'set to 1 to let anonymous MQTT clients publish as any device (demo only; default 0: devices log in with id and token)',
   THINGWIRE_API_KEY: 'admin API key of the HTTP API under /api/v1 (Authorization: Bearer <key> or X-API-Key); unset: its management endpoints answer 503',
   ...STORE_ENV_VARS,
@@ -113,8 +115,10 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
   }
 
   let provisioningKey: string | undefined;
+  let provisioningOff = false;
   const pk = env.THINGWIRE_PROVISIONING_KEY;
-  if (pk !== undefined && pk !== '') {
+  if (pk === 'off') provisioningOff = true;
+  else if (pk !== undefined && pk !== '') {
     // Never echo it.
     if (pk.length < 16 || pk.length > 256 || !/^[\x21-\x7e]+$/.test(pk)) {
       problems.push('THINGWIRE_PROVISIONING_KEY must be 16 to 256 printable characters without spaces');
@@ -185,6 +189,7 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
     store: store.settings,
     logLevel,
     provisioningKey,
+    provisioningOff,
     mqttAnonymous,
     adminUser,
     adminPasswordHash,

@@ -54,6 +54,32 @@ function credentialSecret(cfg: RuntimeConfig): string {
   return secret;
 }
 
+/**
+ * The provisioning key: THINGWIRE_PROVISIONING_KEY, else DATA_DIR/provisioning-key (generated once, mode 0600, read
+ * by `npm run simulate` too), or none with THINGWIRE_PROVISIONING_KEY=off.
+ */
+function provisioningKey(cfg: RuntimeConfig): string | undefined {
+  if (cfg.provisioningOff) return undefined;
+  if (cfg.provisioningKey) return cfg.provisioningKey;
+  const file = provisioningKeyPath(cfg.dataDir);
+  try {
+    const key = fs.readFileSync(file, 'utf8').trim();
+    if (key.length >= 16) return key;
+    throw new Error(`${file} holds no usable key (at least 16 characters): fix or delete it`);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const key = crypto.randomBytes(24).toString('base64url');
+  fs.writeFileSync(file, `${key}\n`, { mode: 0o600, flag: 'wx' });
+  log(`generated a provisioning key in ${file}: devices register themselves with user = their id, password provision:<key> (npm run simulate reads it there)`);
+  return key;
+}
+
+/** Where the runtime keeps a generated provisioning key. */
+export function provisioningKeyPath(dataDir: string): string {
+  return path.join(dataDir, 'provisioning-key');
+}
+
 /** The registry file the runtime shares with the flows' thingwire-registry node (its default file). */
 export function registryPath(dataDir: string): string {
   return path.join(dataDir, 'registry', 'registry.json');
@@ -62,10 +88,11 @@ export function registryPath(dataDir: string): string {
 export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> {
   fs.mkdirSync(cfg.dataDir, { recursive: true });
   const secret = credentialSecret(cfg);
+  const provKey = provisioningKey(cfg);
 
   // The device registry: one per file in the process, so the broker and the flows' thingwire-registry
   // node (which opens <DATA_DIR>/registry/registry.json by default) see the same devices.
-  const registry: RegistryHandle = openRegistry(registryPath(cfg.dataDir), { provisioningKey: cfg.provisioningKey });
+  const registry: RegistryHandle = openRegistry(registryPath(cfg.dataDir), { provisioningKey: provKey });
   for (const p of registry.problems) log(`registry: ${p}`);
 
   // MQTT: the embedded broker, or an external one the flows connect to instead.
@@ -83,7 +110,7 @@ export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> 
       process.env.THINGWIRE_MQTT_PASSWORD = service.password;
       broker = await startEmbeddedBroker(cfg.mqttPort, cfg.host, log, {
         registry,
-        provisioningKey: cfg.provisioningKey,
+        provisioningKey: provKey,
         allowAnonymous: cfg.mqttAnonymous,
         service,
       });
@@ -92,7 +119,7 @@ export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> 
       if (cfg.mqttAnonymous) {
         log(`WARNING: THINGWIRE_MQTT_ANONYMOUS=1: anyone who reaches MQTT port ${mqttPort} may publish as any device (a demo switch; unset it in production)`);
       }
-      log(`mqtt: devices log in with their id and token${cfg.provisioningKey ? ', or register themselves with the provisioning key' : ''}`);
+      log(`mqtt: devices log in with their id and token${provKey ? ', or register themselves with the provisioning key' : ''}`);
     }
   } catch (e) {
     await registry.close();

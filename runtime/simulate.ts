@@ -14,6 +14,8 @@
  * with THINGWIRE_MQTT_ANONYMOUS=1). Exit codes: 0 done or stopped by SIGINT/SIGTERM,
  * 1 broker unreachable or lost, 2 bad arguments.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { createFleet, deviceId, reading, type SimFleet } from './sim-model';
 
@@ -86,7 +88,8 @@ Options:
   --help, -h        this text
 
 Environment:
-  THINGWIRE_PROVISIONING_KEY   when set, each device connects on its own with user name = its device id
+  THINGWIRE_PROVISIONING_KEY   (default: the key npm start keeps in $DATA_DIR/provisioning-key, DATA_DIR
+                    default ./data) when there is one, each device connects on its own with user name = its device id
                     and password provision:<key>: the runtime's broker (started with the same key)
                     registers unknown devices and lets each publish under devices/{its id}/ only
                     (use the default --prefix). When not set, one anonymous connection carries every
@@ -545,10 +548,25 @@ export async function run(opts: SimOptions): Promise<number> {
   return code;
 }
 
+/**
+ * The environment with THINGWIRE_PROVISIONING_KEY taken from the runtime's DATA_DIR/provisioning-key (the key
+ * `npm start` generates) when it is not set, so `npm start` and `npm run simulate` work together as they are.
+ */
+export function withDataDirKey(env: NodeJS.ProcessEnv, cwd = process.cwd()): NodeJS.ProcessEnv {
+  if (env.THINGWIRE_PROVISIONING_KEY !== undefined && env.THINGWIRE_PROVISIONING_KEY !== '') return env;
+  const dir = path.resolve(cwd, env.DATA_DIR && env.DATA_DIR.trim() !== '' ? env.DATA_DIR : 'data');
+  try {
+    const key = fs.readFileSync(path.join(dir, 'provisioning-key'), 'utf8').trim();
+    return key === '' ? env : { ...env, THINGWIRE_PROVISIONING_KEY: key };
+  } catch {
+    return env;
+  }
+}
+
 async function main(): Promise<void> {
   let parsed: ParsedArgs;
   try {
-    parsed = parseArgs(process.argv.slice(2));
+    parsed = parseArgs(process.argv.slice(2), withDataDirKey(process.env));
   } catch (e) {
     if (e instanceof UsageError) {
       err(`${e.message}`);

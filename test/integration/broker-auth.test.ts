@@ -288,3 +288,54 @@ describe('embedded broker with THINGWIRE_MQTT_ANONYMOUS=1 (demo switch)', () => 
     expect(rt.output()).toContain('WARNING: THINGWIRE_MQTT_ANONYMOUS=1');
   });
 });
+
+describe('the one-command demo: npm start generates a provisioning key, npm run simulate finds it', () => {
+  let rt: Runtime;
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = tmpDir('broker-auth-demo');
+    rt = await startRuntime({ THINGWIRE_MQTT_ANONYMOUS: '0' }, dataDir);
+  });
+  afterAll(async () => {
+    await rt?.stop();
+  });
+
+  test('DATA_DIR/provisioning-key (mode 0600) is made once and kept; the simulator, given only DATA_DIR, provisions its devices', async () => {
+    const file = path.join(dataDir, 'provisioning-key');
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    const key = fs.readFileSync(file, 'utf8').trim();
+    expect(key.length).toBeGreaterThanOrEqual(16);
+    expect(rt.output()).toContain(`generated a provisioning key in ${file}`);
+    expect(rt.output()).not.toContain(key);
+    const env: NodeJS.ProcessEnv = { ...process.env, MQTT_URL: '', MQTT_PORT: String(rt.mqttPort), DATA_DIR: dataDir };
+    delete env.THINGWIRE_PROVISIONING_KEY;
+    const sim = spawn(process.execPath, [path.join(ROOT, 'dist', 'runtime', 'simulate.js'), '--devices', '2', '--interval', '200', '--duration', '2', '--seed', '7'], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    sim.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    sim.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => sim.on('close', (c) => resolve(c)));
+    expect([code, out]).toEqual([0, expect.stringContaining('one connection per device')]);
+    await waitFor('readings of sim-001', async () => ((await fetch(`${rt.url}/api/v1/series?devices=sim-001&fields=temperature&start=-10m`).then((r) => r.json())) as Series).series[0]?.points.length);
+  });
+});
+
+describe('THINGWIRE_PROVISIONING_KEY=off', () => {
+  let rt: Runtime;
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = tmpDir('broker-auth-off');
+    rt = await startRuntime({ THINGWIRE_MQTT_ANONYMOUS: '0', THINGWIRE_PROVISIONING_KEY: 'off' }, dataDir);
+  });
+  afterAll(async () => {
+    await rt?.stop();
+  });
+
+  test('no key is generated and devices cannot register themselves', async () => {
+    expect(fs.existsSync(path.join(dataDir, 'provisioning-key'))).toBe(false);
+    await expect(connect(rt.mqttPort, { username: 'self-made', password: 'provision:whatever-key-123456' })).rejects.toThrow();
+  });
+});

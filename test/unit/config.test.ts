@@ -37,6 +37,7 @@ describe('defaults', () => {
       store: { backend: 'embedded' },
       logLevel: 'info',
       provisioningKey: undefined,
+      provisioningOff: false,
       mqttAnonymous: false,
       adminUser: 'admin',
       adminPasswordHash: undefined,
@@ -192,6 +193,7 @@ describe('each variable', () => {
       store: { backend: 'influxdb-v1', url: 'http://influx:8086', db: 'telemetry', rp: 'autogen', username: 'writer', password: 'secret' },
       logLevel: 'debug',
       provisioningKey: 'k'.repeat(20),
+      provisioningOff: false,
       mqttAnonymous: true,
       adminUser: 'ops',
       adminPasswordHash: HASH,
@@ -412,6 +414,8 @@ describe('editor login and broker authentication (issue 4)', () => {
 
   test('THINGWIRE_PROVISIONING_KEY: 16 to 256 printable characters, never echoed', () => {
     expect(parse({ THINGWIRE_PROVISIONING_KEY: 'abcdefghijklmnop' }).provisioningKey).toBe('abcdefghijklmnop');
+    expect(parse({ THINGWIRE_PROVISIONING_KEY: 'off' })).toMatchObject({ provisioningKey: undefined, provisioningOff: true });
+    expect(parse({})).toMatchObject({ provisioningKey: undefined, provisioningOff: false });
     for (const bad of ['short-key', 'with a space in it!', 'x'.repeat(257), 'tab\tseparated-key-0000']) {
       const p = problems({ THINGWIRE_PROVISIONING_KEY: bad });
       expect(p).toEqual(['THINGWIRE_PROVISIONING_KEY must be 16 to 256 printable characters without spaces']);
