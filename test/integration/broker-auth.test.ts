@@ -339,3 +339,38 @@ describe('THINGWIRE_PROVISIONING_KEY=off', () => {
     await expect(connect(rt.mqttPort, { username: 'self-made', password: 'provision:whatever-key-123456' })).rejects.toThrow();
   });
 });
+
+describe('the starter flow follows registered devices from their data: offline once after the timeout, online again', () => {
+  let rt: Runtime;
+  let token: string;
+  beforeAll(async () => {
+    const dataDir = tmpDir('broker-auth-liveness');
+    const reg = openRegistry(path.join(dataDir, 'registry', 'registry.json'));
+    token = reg.createDevice({ id: 'dev-live', livenessTimeout: 1500 }).token;
+    await reg.close();
+    rt = await startRuntime({ THINGWIRE_MQTT_ANONYMOUS: '0', THINGWIRE_PROVISIONING_KEY: 'off' }, dataDir);
+  });
+  afterAll(async () => {
+    await rt?.stop();
+  });
+
+  test('a device that stops sending goes offline (an alert event in the store), and comes back online with its next reading', async () => {
+    type Events = { series: Array<{ points: Array<[number, string]> }> };
+    const events = async (): Promise<Array<[number, string]>> =>
+      ((await (await fetch(`${rt.url}/api/v1/series?devices=dev-live&measurement=alerts&fields=state&start=-1h`)).json()) as Events).series[0]?.points ?? [];
+    const c = await connect(rt.mqttPort, { username: 'dev-live', password: token });
+    try {
+      // Registered and silent: offline once its timeout passes ('never seen').
+      await waitFor('the never-seen offline event', async () => ((await events()).length === 1 ? true : undefined), 15_000);
+      expect((await events()).map((p) => p[1])).toEqual(['firing']);
+      await deliver(rt, c, 'dev-live', Date.now() - 500, 20.5);
+      await waitFor('the online (resolved) event', async () => ((await events()).length === 2 ? true : undefined), 15_000);
+      // Silent again: offline once more, not repeatedly.
+      await waitFor('the second offline event', async () => ((await events()).length === 3 ? true : undefined), 15_000);
+      await new Promise((r) => setTimeout(r, 2500));
+      expect((await events()).map((p) => p[1])).toEqual(['firing', 'resolved', 'firing']);
+    } finally {
+      c.end(true);
+    }
+  });
+});
