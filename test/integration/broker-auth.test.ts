@@ -374,3 +374,49 @@ describe('the starter flow follows registered devices from their data: offline o
     }
   });
 });
+
+describe('the registry and token checks survive a restart', () => {
+  const API_KEY = 'restart-test-api-key-0123456789';
+  let dataDir: string;
+  const runtimes: Runtime[] = [];
+  afterAll(async () => {
+    for (const r of runtimes) await r.stop();
+  });
+
+  test('a device registered through the API and its rotated token work after a restart; the old token does not', async () => {
+    dataDir = tmpDir('broker-auth-restart');
+    const env = { THINGWIRE_MQTT_ANONYMOUS: '0', THINGWIRE_PROVISIONING_KEY: 'off', THINGWIRE_API_KEY: API_KEY };
+    const first = await startRuntime(env, dataDir);
+    runtimes.push(first);
+    const headers = { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' };
+    const created = await fetch(`${first.url}/api/v1/devices`, { method: 'POST', headers, body: JSON.stringify({ id: 'dev-restart', name: 'Restart' }) });
+    expect(created.status).toBe(201);
+    const oldToken = ((await created.json()) as { token: string }).token;
+    const rotated = await fetch(`${first.url}/api/v1/devices/dev-restart/token`, { method: 'POST', headers });
+    expect(rotated.status).toBe(200);
+    const token = ((await rotated.json()) as { token: string }).token;
+    expect(token).not.toBe(oldToken);
+    await first.stop();
+
+    const again = await startRuntime(env, dataDir);
+    runtimes.push(again);
+    // The flows start a moment after the runtime is ready.
+    const res = await waitFor('the API flow', async () => {
+      const r = await fetch(`${again.url}/api/v1/devices/dev-restart`, { headers });
+      return r.status === 404 && !(r.headers.get('content-type') ?? '').includes('json') ? undefined : r;
+    });
+    expect(res.status).toBe(200);
+    expect(JSON.stringify(await res.json())).toMatch(/"name":"Restart".*"hasToken":true|"hasToken":true.*"name":"Restart"/);
+    await expect(connect(again.mqttPort, { username: 'dev-restart', password: oldToken })).rejects.toThrow();
+    const c = await connect(again.mqttPort, { username: 'dev-restart', password: token });
+    try {
+      await deliver(again, c, 'dev-restart', Date.now() - 500, 31.5);
+    } finally {
+      c.end(true);
+    }
+    // The token file holds no token, only its salted hash.
+    const file = fs.readFileSync(path.join(dataDir, 'registry', 'registry.json'), 'utf8');
+    expect(file).not.toContain(token);
+    expect(file).not.toContain(oldToken);
+  });
+});

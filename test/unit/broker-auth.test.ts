@@ -177,3 +177,50 @@ test('LogLimiter: at most `limit` lines per window, the rest counted once the ne
   l.flush();
   expect(lines).toHaveLength(5);
 });
+
+describe('topic authorisation under fuzzing', () => {
+  /** A small deterministic generator (mulberry32), so a failure names a reproducible case. */
+  function rng(seed: number): () => number {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  const SEGMENTS = ['devices', 'dev-a', 'dev-b', 'dev-a-2', 'dev', '+', '#', '', '$share', '$SYS', 'telemetry', '..', 'dev-a\u0000', 'DEV-A', 'dév-a', ' dev-a', 'dev-a ', 'x'.repeat(300)];
+
+  test('20,000 random topics: a device publishes only to concrete topics under devices/{id}/ and subscribes only to filters there; nothing throws', () => {
+    const a = auth();
+    const me: Principal = { kind: 'device', id: 'dev-a' };
+    const next = rng(20261201);
+    let allowedPub = 0;
+    let allowedSub = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const n = 1 + Math.floor(next() * 5);
+      // Half start inside the device's own tree, so the allowed side is explored as hard as the refused one.
+      const parts: string[] = next() < 0.5 ? ['devices', 'dev-a'] : [];
+      for (let k = 0; k < n; k++) parts.push(SEGMENTS[Math.floor(next() * SEGMENTS.length)]);
+      const topic = parts.join('/');
+      const pub = a.canPublish(me, topic);
+      const sub = a.canSubscribe(me, topic);
+      if (pub) {
+        allowedPub++;
+        expect([topic, topic.startsWith('devices/dev-a/') && topic.length > 'devices/dev-a/'.length && !/[+#]/.test(topic)]).toEqual([topic, true]);
+      }
+      if (sub) {
+        allowedSub++;
+        expect([topic, topic.startsWith('devices/dev-a/') && topic.length > 'devices/dev-a/'.length]).toEqual([topic, true]);
+      }
+    }
+    // The generator does reach the allowed space (so the checks above ran).
+    expect(allowedPub).toBeGreaterThan(1000);
+    expect(allowedSub).toBeGreaterThan(allowedPub);
+    for (const hostile of [undefined, null, 42, {}, ['devices', 'dev-a', 't']] as unknown[]) {
+      expect(a.canPublish(me, hostile as string)).toBe(false);
+      expect(a.canSubscribe(me, hostile as string)).toBe(false);
+    }
+  });
+});
