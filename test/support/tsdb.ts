@@ -134,13 +134,28 @@ export async function startInfluxV1(opts: InfluxV1StartOptions = {}): Promise<In
     return JSON.parse(text) as InfluxQueryAnswer;
   };
   if (opts.admin) {
-    // With auth on and no user yet, influxd lets exactly one thing through: creating the first admin.
-    const res = await fetch(`${url}/query`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ q: `CREATE USER "${opts.admin.username}" WITH PASSWORD '${opts.admin.password}' WITH ALL PRIVILEGES` }).toString(),
-    });
-    if (res.status !== 200) throw new Error(`creating the influxd admin failed: ${res.status} ${await res.text()}`);
+    // With auth on and no user yet, influxd lets exactly one thing through: creating the first admin. It can answer
+    // 200 with an error in the body (statement errors are not HTTP errors), and a loaded machine has seen the user
+    // missing right after: retry until an authenticated SHOW USERS lists it.
+    const admin = opts.admin;
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const res = await fetch(`${url}/query`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ q: `CREATE USER "${admin.username}" WITH PASSWORD '${admin.password}' WITH ALL PRIVILEGES` }).toString(),
+      });
+      const text = await res.text();
+      let listed = false;
+      try {
+        listed = JSON.stringify(await query('SHOW USERS')).includes(`"${admin.username}"`);
+      } catch {
+        listed = false;
+      }
+      if (listed) break;
+      if (Date.now() > deadline) throw new Error(`creating the influxd admin failed: ${res.status} ${text}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
   const stop = async (): Promise<void> => {
     await stopProc(proc);
