@@ -389,6 +389,76 @@ describe('HTTP API /api/v1', () => {
     expect((await fetch(`${rt.url}/channels/nope/feeds.json?api_key=${API_KEY}`)).status).toBe(404);
   });
 
+  test('ThingSpeak: bulk_update.json (created_at, epoch, delta_t), fields/:n.json and feeds/last.json', async () => {
+    const d = await api('/devices', { json: { id: 'esp-9' } });
+    expect(d.status).toBe(201);
+    const key = `esp-9.${d.body.token as string}`;
+    expect((await api('/streams', { json: { id: 'ch-9', name: 'Bulk', device: 'esp-9' } })).status).toBe(201);
+    const bulk = async (channel: string, json: unknown): Promise<Answer> => {
+      const res = await fetch(`${rt.url}/channels/${channel}/bulk_update.json`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof json === 'string' ? json : JSON.stringify(json) });
+      return { status: res.status, body: await res.json(), headers: res.headers };
+    };
+    const t = Date.UTC(2026, 10, 29, 12, 0, 0);
+    const ok = await bulk('ch-9', {
+      write_api_key: key,
+      updates: [
+        { delta_t: 30, field1: 1 }, // nothing to count from: refused
+        { created_at: '2026-11-29 12:00:00', field1: '2', field2: 'x', latitude: '40.5', longitude: -3.5, status: 'ok' },
+        { delta_t: 15, field1: 3 },
+        { created_at: t / 1000 + 60, field1: 4 },
+        { created_at: 'yesterday', field1: 5 },
+        { field1: 6 },
+      ],
+    });
+    expect(ok.status).toBe(202);
+    expect(ok.body).toMatchObject({ success: true, accepted: 3 });
+    expect(ok.body.rejected.map((r: { index: number; code: string }) => [r.index, r.code])).toEqual([
+      [0, 'invalid_ts'],
+      [4, 'invalid_ts'],
+      [5, 'invalid_ts'],
+    ]);
+    const read = await waitFor('the bulk entries', async () => {
+      const r = await entries('ch-9', `start=${t - 60_000}&end=${t + 120_000}&fields=field1,field2,lat,long,status`);
+      return r.body.count === 3 ? r : undefined;
+    });
+    expect(read.body.entries.map((e: { ts: number; metrics: unknown }) => [e.ts - t, e.metrics])).toEqual([
+      [0, { field1: 2, field2: 'x', lat: 40.5, long: -3.5, status: 'ok' }],
+      [15_000, { field1: 3 }],
+      [60_000, { field1: 4 }],
+    ]);
+    // Only delta_t: the last update is now.
+    const before = Date.now();
+    expect((await bulk('ch-9', { write_api_key: key, updates: [{ delta_t: 0, field3: 1 }, { delta_t: 10, field3: 2 }] })).status).toBe(202);
+    const recent = await waitFor('the relative entries', async () => {
+      const r = await entries('ch-9', `start=${before - 60_000}&fields=field3`);
+      return r.body.count === 2 ? r : undefined;
+    });
+    const [a, b] = recent.body.entries as Array<{ ts: number }>;
+    expect(b.ts - a.ts).toBe(10_000);
+    expect(b.ts).toBeGreaterThanOrEqual(before - 1000);
+    // Refused whole: wrong key, another device's channel, hostile or malformed bodies; nothing stored.
+    expect((await bulk('ch-9', { write_api_key: 'esp-9.wrong', updates: [{ delta_t: 0, field1: 9 }] })).status).toBe(401);
+    expect((await bulk('ch-9', { updates: [{ delta_t: 0, field1: 9 }] })).status).toBe(401);
+    expect((await bulk('ch-7', { write_api_key: key, updates: [{ delta_t: 0, field1: 9 }] })).status).toBe(403);
+    expect((await bulk('ch-9', `{"write_api_key":${JSON.stringify(key)},"updates":[{"delta_t":0,"field1":9,"__proto__":{"x":1}}]}`)).status).toBe(400);
+    expect((await bulk('ch-9', { write_api_key: key, updates: 'many' })).status).toBe(400);
+    expect((await bulk('ch-9', { write_api_key: key, updates: [1, null, []] })).status).toBe(400);
+    expect((await entries('ch-9', `start=${t - 60_000}&end=${t + 120_000}&fields=field1`)).body.count).toBe(3);
+
+    const get = async (p: string): Promise<Answer> => {
+      const res = await fetch(`${rt.url}${p}${p.includes('?') ? '&' : '?'}api_key=${API_KEY}`);
+      return { status: res.status, body: await res.json(), headers: res.headers };
+    };
+    const field = await get(`/channels/ch-9/fields/2.json?start=2026-11-29%2011:00:00&end=2026-11-29%2013:00:00`);
+    expect(field.status).toBe(200);
+    expect(field.body.feeds).toEqual([{ created_at: '2026-11-29T12:00:00Z', entry_id: 1, field2: 'x' }]);
+    expect((await get('/channels/ch-9/fields/0.json')).status).toBe(400);
+    // feeds/last.json: the newest entry, numbered by the channel's counter (3 + 2 bulk updates so far).
+    const last = await get('/channels/ch-9/feeds/last.json');
+    expect(last.body).toMatchObject({ entry_id: 5, field3: '2', field1: null });
+    expect((await get('/channels/pumps/feeds/last.json')).body).toBe(-1);
+  });
+
   test('the API flow shares the starter flow\'s store config node unchanged (the seed merges them by id)', () => {
     const read = (f: string) => JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', f), 'utf8')) as Array<{ id: string }>;
     const store = (f: string) => read(f).find((n) => n.id === 'tw.store');
