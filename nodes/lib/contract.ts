@@ -76,6 +76,51 @@ export interface AlertEvent {
   metric?: string;
   acknowledged?: boolean;
   message?: string;
+  /** thingwire-alert: the alert instance id, the same for every event of one episode (pending > firing > resolved). */
+  id?: string;
+  /** thingwire-alert: when this event happened (ms epoch); `since` stays the start of the current state. */
+  at?: number;
+  /** thingwire-alert: what this event reports. */
+  reason?: AlertReason;
+  /** thingwire-alert: the severity before an escalation or de-escalation. */
+  previousSeverity?: Severity;
+  /** thingwire-alert: the level's raise and clear conditions, as text ("temperature > 90"). */
+  thresholds?: { raise: string; clear: string };
+  /** thingwire-alert: who acknowledged it, when, and why (absent when not acknowledged). */
+  ack?: AlertAck;
+  /** thingwire-alert: true when a notifier should send this event (false: state only, silenced or flapping). */
+  notify?: boolean;
+  /** thingwire-alert: why a notification was held back. */
+  suppressed?: 'silenced' | 'flapping';
+  silenced?: boolean;
+  flapping?: boolean;
+  /** thingwire-alert: the facts the rule read (metric values, rates, scores, offline), by label. */
+  values?: Record<string, MetricValue>;
+}
+
+/** Why thingwire-alert emitted an AlertEvent. */
+export type AlertReason =
+  | 'pending'
+  | 'firing'
+  | 'escalate'
+  | 'de-escalate'
+  | 'resolve'
+  | 'cancel'
+  | 'renotify'
+  | 'ack'
+  | 'unack'
+  | 'silenced'
+  | 'unsilenced'
+  | 'flapping'
+  | 'stable'
+  | 'forgotten'
+  | 'rule-changed';
+
+/** An acknowledgement of an alert. */
+export interface AlertAck {
+  by: string;
+  at: number;
+  comment?: string;
 }
 
 /**

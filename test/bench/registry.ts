@@ -4,6 +4,7 @@
  * spread it into ALL_CASES below.
  */
 import { caseId, type BenchCase } from './harness';
+import { alertCases } from './cases/alert';
 import { anomalyCases } from './cases/anomaly';
 import { anomalyScorerCases } from './cases/anomaly-scorer';
 import { lineProtocolCases } from './cases/line-protocol';
@@ -16,7 +17,7 @@ import { windowCases } from './cases/window';
 import { windowFlowCases } from './cases/window-flow';
 import { writerCases } from './cases/writer';
 
-export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases, ...anomalyScorerCases, ...windowCases, ...windowFlowCases, ...maintenanceCases, ...registryCases];
+export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases, ...anomalyScorerCases, ...windowCases, ...windowFlowCases, ...maintenanceCases, ...registryCases, ...alertCases];
 
 /** Throws on a duplicate id or a baseline that names no case. */
 export function checkRegistry(cases: readonly BenchCase[]): void {

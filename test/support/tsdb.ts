@@ -146,7 +146,7 @@ export async function startInfluxV1(opts: InfluxV1StartOptions = {}): Promise<In
         body: new URLSearchParams({ q: `CREATE USER "${admin.username}" WITH PASSWORD '${admin.password}' WITH ALL PRIVILEGES` }).toString(),
       });
       const text = await res.text();
-      let listed = false;
+      let listed: boolean;
       try {
         listed = JSON.stringify(await query('SHOW USERS')).includes(`"${admin.username}"`);
       } catch {
