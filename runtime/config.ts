@@ -59,6 +59,7 @@ export const ENV_VARS: Record<string, string> = {
   THINGWIRE_PROVISIONING_KEY: 'devices may register themselves on the embedded broker with password provision:<key> (at least 16 characters; default: generated once into DATA_DIR/provisioning-key; off: no self-registration)',
   THINGWIRE_MQTT_ANONYMOUS: 'set to 1 to let anonymous MQTT clients publish as any device (demo only; default 0: devices log in with id and token)',
   THINGWIRE_API_KEY: 'admin API key of the HTTP API under /api/v1 (Authorization: Bearer <key> or X-API-Key); unset: its management endpoints answer 503',
+  THINGWIRE_API_READ_KEY: 'read-only API key (GET routes of the HTTP API and GET /api/v1/series; at least 16 characters); changes answer 403 to it',
   THINGWIRE_API_RATE: 'entries per second each device may write through the HTTP API (entries, ThingSpeak /update and bulk_update; bursts of twice that; default 50; 0 or off: no limit); beyond it 429 with Retry-After',
   ...STORE_ENV_VARS,
 };

@@ -54,19 +54,19 @@ function closed(c: MqttClient, timeoutMs = 5000): Promise<void> {
 
 type Series = { series: Array<{ device: string; field: string; points: Array<[number, number]> }> };
 
-async function points(rt: Runtime, device: string): Promise<Array<[number, number]>> {
-  const res = await fetch(`${rt.url}/api/v1/series?devices=${device}&fields=temperature&start=-10m`);
+async function points(rt: Runtime, device: string, key?: string): Promise<Array<[number, number]>> {
+  const res = await fetch(`${rt.url}/api/v1/series?devices=${device}&fields=temperature&start=-10m`, { headers: key ? { Authorization: `Bearer ${key}` } : {} });
   const b = (await res.json()) as Series;
   return b.series[0]?.points ?? [];
 }
 
 /** Publishes until the starter flow (which subscribes a moment after start) has stored the reading. */
-async function deliver(rt: Runtime, c: MqttClient, device: string, ts: number, value: number): Promise<void> {
+async function deliver(rt: Runtime, c: MqttClient, device: string, ts: number, value: number, key?: string): Promise<void> {
   await waitFor(
     `the reading of ${device} in the store`,
     async () => {
       await publish(c, `devices/${device}/telemetry`, JSON.stringify({ ts, temperature: value }));
-      return (await points(rt, device)).some(([t, v]) => t === ts && v === value);
+      return (await points(rt, device, key)).some(([t, v]) => t === ts && v === value);
     },
     20_000,
     500,
@@ -377,6 +377,7 @@ describe('the starter flow follows registered devices from their data: offline o
 
 describe('the registry and token checks survive a restart', () => {
   const API_KEY = 'restart-test-api-key-0123456789';
+  const READ_KEY = 'restart-test-read-key-987654321';
   let dataDir: string;
   const runtimes: Runtime[] = [];
   afterAll(async () => {
@@ -385,7 +386,7 @@ describe('the registry and token checks survive a restart', () => {
 
   test('a device registered through the API and its rotated token work after a restart; the old token does not', async () => {
     dataDir = tmpDir('broker-auth-restart');
-    const env = { THINGWIRE_MQTT_ANONYMOUS: '0', THINGWIRE_PROVISIONING_KEY: 'off', THINGWIRE_API_KEY: API_KEY };
+    const env = { THINGWIRE_MQTT_ANONYMOUS: '0', THINGWIRE_PROVISIONING_KEY: 'off', THINGWIRE_API_KEY: API_KEY, THINGWIRE_API_READ_KEY: READ_KEY };
     const first = await startRuntime(env, dataDir);
     runtimes.push(first);
     const headers = { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' };
@@ -410,10 +411,19 @@ describe('the registry and token checks survive a restart', () => {
     await expect(connect(again.mqttPort, { username: 'dev-restart', password: oldToken })).rejects.toThrow();
     const c = await connect(again.mqttPort, { username: 'dev-restart', password: token });
     try {
-      await deliver(again, c, 'dev-restart', Date.now() - 500, 31.5);
+      await deliver(again, c, 'dev-restart', Date.now() - 500, 31.5, READ_KEY);
     } finally {
       c.end(true);
     }
+    // With API keys configured, reading series needs one of them; the read-only key cannot change anything.
+    const series = `${again.url}/api/v1/series?devices=dev-restart&fields=temperature&start=-10m`;
+    expect((await fetch(series)).status).toBe(401);
+    expect((await fetch(series, { headers: { 'X-API-Key': 'not-the-key-0123456789' } })).status).toBe(401);
+    expect((await fetch(series, { headers: { Authorization: `Bearer ${API_KEY}` } })).status).toBe(200);
+    expect((await fetch(`${again.url}/api/v1/devices/dev-restart`, { headers: { 'X-API-Key': READ_KEY } })).status).toBe(200);
+    const refused = await fetch(`${again.url}/api/v1/devices/dev-restart`, { method: 'DELETE', headers: { 'X-API-Key': READ_KEY } });
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('forbidden');
     // The token file holds no token, only its salted hash.
     const file = fs.readFileSync(path.join(dataDir, 'registry', 'registry.json'), 'utf8');
     expect(file).not.toContain(token);

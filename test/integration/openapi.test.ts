@@ -15,6 +15,7 @@ import { ROOT, sleep, startRuntime, waitFor, type Runtime } from '../support/ser
 jest.setTimeout(60_000);
 
 const API_KEY = 'openapi-admin-key-0123456789abcdef';
+const READ_KEY = 'openapi-read-only-key-0123456789';
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -140,7 +141,7 @@ describe('OpenAPI document /api/v1/openapi.json', () => {
   };
 
   beforeAll(async () => {
-    [rt, off] = await Promise.all([startRuntime({ THINGWIRE_API_KEY: API_KEY, THINGWIRE_API_RATE: '5' }), startRuntime({})]);
+    [rt, off] = await Promise.all([startRuntime({ THINGWIRE_API_KEY: API_KEY, THINGWIRE_API_READ_KEY: READ_KEY, THINGWIRE_API_RATE: '5' }), startRuntime({})]);
     const r = await waitFor('the document', async () => {
       const res = await fetch(`${rt.url}/api/v1/openapi.json`);
       return res.status === 200 ? res : undefined;
@@ -291,6 +292,10 @@ describe('OpenAPI document /api/v1/openapi.json', () => {
       const json = m === 'PATCH' || m === 'PUT' || m === 'POST' ? {} : undefined;
       expect((await call(off.url, p, { method: m, json })).status).toBe(503);
       expect((await api(p, { method: m, json, key: null })).status).toBe(401);
+      // The read-only key reads; it changes nothing (403).
+      const read = await api(p, { method: m, json, key: READ_KEY });
+      if (m === 'GET') expect(read.status).not.toBe(401);
+      else expect(read.status).toBe(403);
     }
 
     const schema = { type: 'object', properties: { temperature: { type: 'number', maximum: 100 } }, required: ['temperature'] };
