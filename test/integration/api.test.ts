@@ -459,6 +459,37 @@ describe('HTTP API /api/v1', () => {
     expect((await get('/channels/pumps/feeds/last.json')).body).toBe(-1);
   });
 
+  test('fuzz: 400 seeded random bodies and paths never get a 5xx, and the API keeps answering', async () => {
+    let seed = 20261201;
+    const rnd = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
+    const atoms: unknown[] = [null, true, 0, -1, 1e308, 'x', '', '\u0000', '__proto__', 'dev-1', 'a'.repeat(300), [], {}];
+    const keys = ['id', 'name', 'type', 'tags', 'metadata', 'enabled', 'livenessTimeout', 'schema', 'device', 'deviceType', 'ts', 'temperature', 'constructor', 'location'];
+    const value = (depth: number): unknown => {
+      const r = rnd();
+      if (depth > 2 || r < 0.5) return pick(atoms);
+      if (r < 0.75) return Array.from({ length: Math.floor(rnd() * 3) }, () => value(depth + 1));
+      const o: Record<string, unknown> = {};
+      for (let i = Math.floor(rnd() * 4); i > 0; i--) o[pick(keys)] = value(depth + 1);
+      return o;
+    };
+    const paths = ['/devices', '/streams', '/devices/fuzz-1', '/streams/kitchen/entries', '/streams/fuzz-s', `/devices/${encodeURIComponent('a b')}`, '/devices/x/token'];
+    const methods = ['POST', 'PATCH', 'PUT', 'GET', 'DELETE'];
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < 400; i++) {
+      const p = pick(paths);
+      const m = pick(methods);
+      const raw = rnd() < 0.1 ? JSON.stringify(value(0)).slice(0, Math.floor(rnd() * 20)) : JSON.stringify(value(0));
+      const r = await api(p, { method: m, raw: m === 'GET' || m === 'DELETE' ? undefined : raw, key: rnd() < 0.8 ? undefined : null });
+      statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+      expect([m, p, raw, r.status < 500]).toEqual([m, p, raw, true]);
+    }
+    // Both refusals and successes were exercised.
+    expect([...statuses.keys()].some((s) => s >= 400)).toBe(true);
+    expect([...statuses.keys()].some((s) => s < 300)).toBe(true);
+    expect((await api('/devices?limit=1')).status).toBe(200);
+  });
+
   test('the API flow shares the starter flow\'s store config node unchanged (the seed merges them by id)', () => {
     const read = (f: string) => JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', f), 'utf8')) as Array<{ id: string }>;
     const store = (f: string) => read(f).find((n) => n.id === 'tw.store');
