@@ -218,6 +218,7 @@ describe('runtime lifecycle', () => {
     expect(dep.status).toBe(200);
     // A reading still in the store's 1 s batch when SIGTERM arrives: close() must write it.
     await waitFor('the redeployed flow to subscribe', async () => (await health(rt.url)).body.components.flows.state === 'up');
+    const tap = await DebugTap.open(rt.url);
     const ts = Date.now() - 1000;
     await waitFor('the reading to be accepted', async () => {
       await publish(rt.mqttPort, 'devices/it-restart/telemetry', JSON.stringify({ ts, temperature: 30.5 }));
@@ -225,6 +226,9 @@ describe('runtime lifecycle', () => {
       const s = h.components.store.stores?.[0];
       return s !== undefined && s.queuedLines + s.written > 0;
     });
+    // The window node has it too (its status counts keys): it reaches the window through two more hops than the store.
+    await waitFor('the window node to hold the reading', () => tap.statuses.some((st) => st.id === 'tw.win.window' && /^[1-9]\d* keys/.test(st.text ?? '')));
+    tap.close();
     const exited = new Promise<number | null>((resolve) => rt.proc.once('exit', (code) => resolve(code)));
     rt.proc.kill('SIGTERM');
     expect(await exited).toBe(0);

@@ -14,8 +14,16 @@ export interface DebugMessage {
   topic?: string;
 }
 
+/** A node's status as the editor receives it (topic status/<node id>). */
+export interface StatusMessage {
+  id: string;
+  text?: string;
+  fill?: string;
+}
+
 export class DebugTap {
   readonly messages: DebugMessage[] = [];
+  readonly statuses: StatusMessage[] = [];
   private constructor(private readonly ws: WebSocket) {}
 
   static async open(url: string): Promise<DebugTap> {
@@ -26,6 +34,7 @@ export class DebugTap {
       ws.once('error', reject);
     });
     ws.send(JSON.stringify({ subscribe: 'debug' }));
+    ws.send(JSON.stringify({ subscribe: 'status/#' }));
     ws.on('message', (data) => {
       let batch: Array<{ topic: string; data: DebugMessage }>;
       try {
@@ -34,7 +43,13 @@ export class DebugTap {
       } catch {
         return;
       }
-      for (const m of batch) if (m.topic === 'debug') tap.messages.push(m.data);
+      for (const m of batch) {
+        if (m.topic === 'debug') tap.messages.push(m.data);
+        else if (typeof m.topic === 'string' && m.topic.startsWith('status/')) {
+          const st = (m.data ?? {}) as { text?: string; fill?: string };
+          tap.statuses.push({ id: m.topic.slice('status/'.length), text: st.text, fill: st.fill });
+        }
+      }
     });
     return tap;
   }
