@@ -833,8 +833,12 @@ export class AlertEngine {
     return out.events;
   }
 
-  /** The earliest time tick() has something to do (ms), or Infinity. */
-  nextDeadline(): number {
+  /**
+   * The earliest time tick() has something to do (ms), or Infinity. With `now`, the re-notification
+   * times of alerts silenced at `now` are left out (tick() does not renotify them; the silence's end
+   * is a deadline of its own): without it, such a time stays in the past until the silence ends.
+   */
+  nextDeadline(now?: number): number {
     let t = Infinity;
     for (const s of this.silenceList) if (s.until < t) t = s.until;
     for (const k of this.live) {
@@ -846,7 +850,7 @@ export class AlertEngine {
       const fl = k.rule.flap;
       if (k.flapping && fl !== null) t = Math.min(t, k.lc + fl.stableMs);
       const rn = k.rule.renotifyMs;
-      if (rn > 0 && k.st === FIRING && k.ack === null && !k.flapping && k.ns === N_FIRING && k.nid === k.id) t = Math.min(t, k.ln + rn);
+      if (rn > 0 && k.st === FIRING && k.ack === null && !k.flapping && k.ns === N_FIRING && k.nid === k.id && k.ln + rn < t && (now === undefined || !this.silenced(k, now))) t = k.ln + rn;
     }
     return t;
   }

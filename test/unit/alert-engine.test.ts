@@ -551,3 +551,19 @@ describe('snapshot / restore', () => {
     for (const bad of [null, { v: 2 }, { ...snap, keys: [[1]] }, { ...snap, live: [99] }, { ...snap, counts: [1] }]) expect(() => b.restore(bad, T0)).toThrow(RangeError);
   });
 });
+
+describe('nextDeadline(now)', () => {
+  test('leaves out the re-notification of a silenced alert; the silence end is the deadline', () => {
+    const g = new Rig([{ id: 'hot', metric: 't', when: { above: 80 }, severity: 'major', renotify: '1m' }]);
+    expect(g.r('d1', { t: 90 })).toEqual(['firing:major:firing!']);
+    expect(g.e.silence({ device: 'd1', until: T0 + 10 * MIN }, g.now).ok).toBe(true);
+    g.at(2 * MIN);
+    expect(g.tick()).toEqual([]);
+    // Without now: the renotify time, already past (tick() does nothing with it while silenced).
+    expect(g.e.nextDeadline()).toBe(T0 + MIN);
+    expect(g.e.nextDeadline(g.now)).toBe(T0 + 10 * MIN);
+    g.now = T0 + 10 * MIN;
+    expect(g.tick()).toEqual(['firing:major:unsilenced', 'firing:major:renotify!']);
+    expect(g.e.nextDeadline(g.now)).toBe(T0 + 11 * MIN);
+  });
+});

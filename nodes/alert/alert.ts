@@ -1,0 +1,309 @@
+/**
+ * thingwire-alert: alert rules over Readings, AnomalyScores, liveness events and the anomaly node's
+ * alert events (./engine, ./rules), one lifecycle per alert key. Output 1: state changes, one
+ * message per AlertEvent (for notifiers and the store); output 2: the active list (when it changes,
+ * at most every 250 ms, always the latest) and the replies to control messages; output 3: rejects.
+ * One timer, armed at engine.nextDeadline(); the state is kept in a StateFile across redeploys and
+ * restarts. Control messages are checked in ./control. This file only wires the engine in.
+ */
+import type { AlertEvent, Reject } from '../lib/contract';
+import { onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
+import { StateFile, thingwireDataDir } from '../lib/state';
+import { AlertConfigError, parseAlertConfig, type AlertConfig, type AlertSettings } from './config';
+import { metaOf, runControl } from './control';
+import { AlertEngine, type AlertSnapshot } from './engine';
+import { statusOf } from './status';
+
+const TYPE = 'thingwire-alert';
+/** The active list (output 2) and the status go out at most this often. */
+const LIST_MS = 250;
+/** Longest wait for the runtime's 'flows:started' before events due at start may leave. */
+const STARTUP_GRACE_MS = 5000;
+/** setTimeout's longest delay. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+/** Re-check delay should tick() leave a deadline in the past (never expected: a guard against a busy loop). */
+const STUCK_MS = 1000;
+
+interface RuntimeEvents {
+  on(event: string, listener: () => void): void;
+  removeListener(event: string, listener: () => void): void;
+}
+
+/** Alert ids start with the node id (unique across alert nodes writing to one store); ids that are not short and plain are left out. */
+function idPrefixOf(id: string): string {
+  return /^[A-Za-z0-9._-]{1,48}$/.test(id) ? `${id}-` : '';
+}
+
+export = function register(RED: NodeAPI): void {
+  const _ = (key: string, subs?: Record<string, unknown>): string => RED._(`${TYPE}.${key}`, subs);
+
+  function AlertNode(this: Node, config: AlertConfig): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const stateFile = (): StateFile<AlertSnapshot> => new StateFile<AlertSnapshot>(thingwireDataDir(RED.settings), TYPE, node.id);
+
+    let settings: AlertSettings;
+    let engine: AlertEngine;
+    try {
+      settings = parseAlertConfig(config);
+      engine = new AlertEngine({ rules: settings.rules, maxKeys: settings.maxKeys, idPrefix: idPrefixOf(node.id) });
+    } catch (e) {
+      // Misconfigured: say so once (every problem), answer every message with the error, start nothing.
+      const problems = e instanceof AlertConfigError ? e.problems : [(e as Error).message];
+      const error = _('errors.config', { error: problems.join('; ') });
+      node.error(error);
+      node.status({ fill: 'red', shape: 'ring', text: `${TYPE}.status.config-error` });
+      onInput(node, () => {
+        throw new Error(error);
+      });
+      node.on('close', (removed, done) => {
+        if (removed) {
+          try {
+            stateFile().remove();
+          } catch (err) {
+            node.warn(_('errors.save', { error: (err as Error).message }));
+          }
+        }
+        done();
+      });
+      return;
+    }
+
+    const status = new ThrottledStatus(node, LIST_MS);
+    let closed = false;
+    let started = false;
+
+    // ---- state ------------------------------------------------------------------------------
+    const state = settings.persist ? stateFile() : undefined;
+    /** Events restore() produced (alerts of changed rules resolved): sent once the flows run. */
+    let startupEvents: AlertEvent[] = [];
+    let savedVersion = engine.version;
+    if (state !== undefined) {
+      let why: string | undefined;
+      const e = engine;
+      const loaded = state.load((v): v is AlertSnapshot => {
+        try {
+          startupEvents = e.restore(v, Date.now());
+          return true;
+        } catch (err) {
+          why = (err as Error).message;
+          return false;
+        }
+      });
+      if (loaded.problem !== undefined) node.warn(_('errors.state', { error: why === undefined ? loaded.problem : `${why}; ${loaded.problem}` }));
+      if (loaded.value !== undefined) {
+        const s = engine.stats();
+        node.log(_('log.restored', { keys: s.keys, firing: s.firing, pending: s.pending, resolved: startupEvents.length, file: state.file }));
+      }
+      // Alerts resolved by restore(): the file still holds them active.
+      savedVersion = startupEvents.length > 0 ? -1 : engine.version;
+    }
+    /** Every write and delete of the state file, in order (a delete never races a save). */
+    let io: Promise<void> = Promise.resolve();
+    let saving = false;
+    let saveTimer: NodeJS.Timeout | undefined;
+
+    function save(): void {
+      saveTimer = undefined;
+      if (state === undefined || closed) return;
+      if (saving) {
+        saveSoon();
+        return;
+      }
+      if (engine.version === savedVersion) return;
+      saving = true;
+      const version = engine.version;
+      let snap: AlertSnapshot;
+      try {
+        snap = engine.snapshot();
+      } catch (e) {
+        saving = false;
+        node.warn(_('errors.save', { error: (e as Error).message }));
+        return;
+      }
+      io = io
+        .then(() => state.save(snap))
+        .then(
+          () => {
+            savedVersion = version;
+          },
+          (e: unknown) => node.warn(_('errors.save', { error: (e as Error).message })),
+        )
+        .finally(() => {
+          saving = false;
+          if (engine.version !== savedVersion) saveSoon();
+        });
+    }
+
+    /** A save `snapshotInterval` after a change (later changes share it); none while nothing changes. */
+    function saveSoon(): void {
+      if (state === undefined || closed || saveTimer !== undefined || settings.snapshotInterval === 0 || engine.version === savedVersion) return;
+      saveTimer = setTimeout(save, settings.snapshotInterval);
+    }
+
+    // ---- active list and status ---------------------------------------------------------------
+    let listDirty = true;
+    let statusDirty = true;
+    let lastShown = -Infinity;
+    let showTimer: NodeJS.Timeout | undefined;
+
+    function show(): void {
+      showTimer = undefined;
+      if (closed) return;
+      lastShown = Date.now();
+      if (listDirty && started) {
+        listDirty = false;
+        node.send([null, { topic: 'active', payload: engine.active(lastShown) }, null]);
+      }
+      if (statusDirty) {
+        statusDirty = false;
+        status.set(statusOf(engine.stats(), RED._));
+      }
+    }
+
+    /** The list and status go out now, or LIST_MS after the last time (with whatever is latest then). */
+    function showSoon(): void {
+      if (closed || showTimer !== undefined) return;
+      const wait = lastShown + LIST_MS - Date.now();
+      if (wait <= 0) show();
+      else showTimer = setTimeout(show, wait);
+    }
+
+    // ---- the deadline timer -------------------------------------------------------------------
+    let timer: NodeJS.Timeout | undefined;
+    let timerAt = Infinity;
+
+    /** (Re-)arms the one timer at the engine's next deadline. `after`: the time tick() just ran at. */
+    function arm(after?: number): void {
+      if (closed || !started) return;
+      const now = Date.now();
+      let t = engine.nextDeadline(now);
+      if (after !== undefined && t <= after) t = after + STUCK_MS;
+      if (t === timerAt && timer !== undefined) return;
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      timerAt = t;
+      if (t === Infinity) return;
+      timer = setTimeout(onTimer, Math.min(MAX_DELAY_MS, Math.max(0, t - now)));
+    }
+
+    function onTimer(): void {
+      timer = undefined;
+      timerAt = Infinity;
+      if (closed) return;
+      const now = Date.now();
+      try {
+        afterChange(engine.tick(now), (m) => node.send(m));
+      } catch (e) {
+        node.error(_('errors.tick', { error: (e as Error).message }));
+      }
+      arm(now);
+    }
+
+    // ---- output -------------------------------------------------------------------------------
+    /** Sends events on output 1 (one message each) and schedules what follows a change. */
+    function afterChange(events: readonly AlertEvent[], send: SendFn): void {
+      if (events.length > 0) {
+        send([events.map((e) => ({ topic: e.key, payload: e })), null, null]);
+        if (events.some((e) => e.reason !== 'renotify')) listDirty = true;
+      }
+      statusDirty = true;
+      showSoon();
+      saveSoon();
+    }
+
+    // ---- start: after the flows run (events due at start would go to nodes not yet created) ----
+    const runtimeEvents = (RED as unknown as { events?: RuntimeEvents }).events;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const start = (): void => {
+      if (closed || started) return;
+      started = true;
+      if (graceTimer !== undefined) clearTimeout(graceTimer);
+      graceTimer = undefined;
+      runtimeEvents?.removeListener('flows:started', start);
+      const events = startupEvents;
+      startupEvents = [];
+      listDirty = true;
+      const now = Date.now();
+      afterChange([...events, ...engine.tick(now)], (m) => node.send(m));
+      arm(now);
+    };
+    graceTimer = setTimeout(start, STARTUP_GRACE_MS);
+    runtimeEvents?.on('flows:started', start);
+    show();
+
+    // ---- input --------------------------------------------------------------------------------
+    function rejects(msg: NodeMessage, list: Reject[], batch: boolean): NodeMessage {
+      if (batch && Array.isArray(msg.payload)) {
+        const items = msg.payload as unknown[];
+        const seen = new Set<number>();
+        const bad: unknown[] = [];
+        for (const r of list) {
+          if (r.index !== undefined && !seen.has(r.index)) {
+            seen.add(r.index);
+            bad.push(items[r.index]);
+          }
+        }
+        msg.payload = bad;
+      }
+      msg.error = rejectError(TYPE, list[0]);
+      msg.rejects = list;
+      return msg;
+    }
+
+    onInput(node, (msg, send) => {
+      if (closed) return;
+      start();
+      const now = Date.now();
+      const action = msg.action;
+      if (action !== undefined && action !== null && action !== '') {
+        const r = runControl(engine, action, msg.payload, now, _);
+        msg.payload = r.reply;
+        send([null, msg, null]);
+        afterChange(r.events, send);
+        arm();
+        return;
+      }
+      const out = engine.ingest(msg.payload, now, metaOf(msg.device));
+      let bad: NodeMessage | null = null;
+      if (out.rejects.length > 0) bad = rejects(msg, out.rejects, out.batch);
+      if (bad !== null) send([null, null, bad]);
+      afterChange(out.events, send);
+      arm();
+      if (bad !== null && settings.catchRejects) throw new RejectedError(TYPE, out.rejects[0]);
+    });
+
+    node.on('close', (removed, done) => {
+      closed = true;
+      for (const t of [timer, showTimer, saveTimer, graceTimer]) if (t !== undefined) clearTimeout(t);
+      timer = showTimer = saveTimer = graceTimer = undefined;
+      runtimeEvents?.removeListener('flows:started', start);
+      status.close();
+      if (state === undefined) {
+        if (removed) {
+          try {
+            stateFile().remove();
+          } catch (e) {
+            node.warn(_('errors.save', { error: (e as Error).message }));
+          }
+        }
+        done();
+        return;
+      }
+      // After any background save: the final save (or, for a node deleted from the flows, the delete).
+      void io.then(() => {
+        try {
+          if (removed) state.remove();
+          else if (engine.version !== savedVersion) {
+            state.saveSync(engine.snapshot());
+            savedVersion = engine.version;
+          }
+        } catch (e) {
+          node.warn(_('errors.save', { error: (e as Error).message }));
+        }
+        done();
+      });
+    });
+  }
+  RED.nodes.registerType(TYPE, AlertNode);
+};
