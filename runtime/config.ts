@@ -61,6 +61,14 @@ export const ENV_VARS: Record<string, string> = {
   THINGWIRE_API_KEY: 'admin API key of the HTTP API under /api/v1 (Authorization: Bearer <key> or X-API-Key); unset: its management endpoints answer 503',
   THINGWIRE_API_READ_KEY: 'read-only API key (GET routes of the HTTP API and GET /api/v1/series; at least 16 characters); changes answer 403 to it',
   THINGWIRE_API_RATE: 'entries per second each device may write through the HTTP API (entries, ThingSpeak /update and bulk_update; bursts of twice that; default 50; 0 or off: no limit); beyond it 429 with Retry-After',
+  THINGWIRE_WEBHOOK_URL: 'http(s) URL the notifications flow POSTs each alert state change to as JSON (unset: that branch is off)',
+  THINGWIRE_SLACK_WEBHOOK_URL: 'Slack incoming-webhook URL the notifications flow posts alert state changes to (unset: that branch is off)',
+  THINGWIRE_SMTP_HOST: 'SMTP server for alert emails (the email branch of the notifications flow is off until this and THINGWIRE_SMTP_TO are set; sending needs node-red-node-email)',
+  THINGWIRE_SMTP_PORT: 'SMTP port for alert emails (for the e-mail node you add; e.g. 465 or 587)',
+  THINGWIRE_SMTP_USER: 'SMTP user name for alert emails (for the e-mail node you add)',
+  THINGWIRE_SMTP_PASSWORD: 'SMTP password for alert emails (for the e-mail node you add)',
+  THINGWIRE_SMTP_FROM: 'sender address of alert emails (msg.from)',
+  THINGWIRE_SMTP_TO: 'recipient address(es) of alert emails, comma-separated (msg.to)',
   ...STORE_ENV_VARS,
 };
 
