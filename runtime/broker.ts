@@ -17,7 +17,10 @@
  *   flows seeded earlier cannot get any without editing the integrator's flow files), so:
  *   an ANONYMOUS client connecting from this machine (a loopback address, or one of this host's
  *   own interface addresses, which is where the flows connect from when HOST is a LAN address)
- *   is let in as a read-only subscriber: it may subscribe to anything and publish nothing.
+ *   is let in as a subscriber: it may subscribe to anything and publish only alert events under
+ *   `alerts/{device}` (the starter flow's alert node publishes there for notifiers and other
+ *   systems; a process on this machine could also forge alerts there: the same trust this machine
+ *   already has to read all telemetry).
  *   Anonymous clients from elsewhere are refused. Flows that must publish (commands to devices)
  *   use the service account: the runtime generates a random password at every start and puts
  *   user and password in THINGWIRE_MQTT_USER / THINGWIRE_MQTT_PASSWORD; Node-RED 4 substitutes
@@ -154,7 +157,7 @@ export class BrokerAuth {
       case 'service':
         return true;
       case 'anonymous':
-        return p.demo;
+        return p.demo || (p.local && alertTopic(topic));
       case 'device':
         return ownTopic(p.id, topic, false);
     }
@@ -173,6 +176,11 @@ export class BrokerAuth {
 
 function refuse(code: RefuseCode, who: string, reason: string): ConnectDecision {
   return { ok: false, code, who, reason };
+}
+
+/** A concrete topic under alerts/ (where the flows publish alert events). */
+export function alertTopic(topic: string): boolean {
+  return typeof topic === 'string' && topic.startsWith('alerts/') && topic.length > 'alerts/'.length && !/[+#]/.test(topic);
 }
 
 /** True when `topic` (a filter when `filter`) lies under devices/{id}/ and names something there. */

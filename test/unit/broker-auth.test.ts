@@ -113,13 +113,16 @@ describe('provisioning', () => {
 });
 
 describe('anonymous clients and the service account', () => {
-  test('anonymous from this machine: subscribe to anything, publish nothing, no will; from elsewhere: refused', () => {
+  test('anonymous from this machine: subscribe to anything, publish only alert events, no will; from elsewhere: refused', () => {
     const a = auth();
     const d = a.connect({ remoteAddress: '127.0.0.1' });
     expect(d).toEqual({ ok: true, principal: { kind: 'anonymous', local: true, demo: false } });
     const p = (d as { principal: Principal }).principal;
     expect(a.canSubscribe(p, 'devices/+/+')).toBe(true);
     expect(a.canPublish(p, 'devices/x/telemetry')).toBe(false);
+    // The flows publish alert events under alerts/{device}; nothing else, no wildcards.
+    expect(a.canPublish(p, 'alerts/pump-1')).toBe(true);
+    for (const t of ['alerts/', 'alerts', 'alerts/+', 'alerts/#', 'alertsx/pump-1', 'devices/pump-1/alerts', '$SYS/alerts/x']) expect([t, a.canPublish(p, t)]).toEqual([t, false]);
     expect(refused(a.connect({ remoteAddress: REMOTE }))[0]).toBe(5);
     expect(refused(a.connect({ remoteAddress: undefined }))[0]).toBe(5);
     expect(refused(a.connect({ remoteAddress: '127.0.0.1', willTopic: 'devices/x/status' }))[0]).toBe(5);
