@@ -35,7 +35,8 @@
  * tells a misconfigured device something is wrong instead of silently losing its data. A refused
  * SUBSCRIBE is answered with the failure return code 0x80 for that filter (the connection stays).
  * A client id held by another identity (another device) is refused (CONNACK 2), so one device
- * cannot kick another off by reusing its client id.
+ * cannot kick another off by reusing its client id. A connected device whose token is rotated or
+ * revoked, or that is disabled or deleted in the registry, is disconnected at once.
  *
  * Refusals are logged with the device id and the reason, never the password, at most
  * LOG_LIMIT lines per LOG_WINDOW_MS (the rest counted in a summary line). Errors in the broker
@@ -70,7 +71,7 @@ export type Principal = { kind: 'device'; id: string } | { kind: 'service' } | {
 export type ConnectDecision = { ok: true; principal: Principal; provisioned?: boolean } | { ok: false; code: RefuseCode; who: string; reason: string };
 
 /** What BrokerAuth needs of the registry. */
-export type AuthRegistry = Pick<DeviceRegistry, 'authenticate' | 'getDevice' | 'provision'>;
+export type AuthRegistry = Pick<DeviceRegistry, 'authenticate' | 'getDevice' | 'provision' | 'onChange'>;
 
 export interface BrokerAuthOptions {
   /** The device registry; without one, only the service account and anonymous clients get in. */
@@ -343,6 +344,25 @@ export async function startEmbeddedBroker(port: number, host: string, log: (m: s
     limiter.note(`mqtt: connection error: ${(err as Error)?.message}`);
   });
 
+  // A device whose token was rotated or revoked, or that was disabled or deleted, loses its session at once (its
+  // credentials were checked at CONNECT only); it can reconnect with what it has now.
+  const unlisten = authOpts.registry?.onChange((c) => {
+    if (c.kind !== 'device') return;
+    if (c.op === 'update' && authOpts.registry?.getDevice(c.id)?.enabled !== false) return;
+    if (c.op === 'create') return;
+    for (const client of Object.values(broker.clients)) {
+      if (client === undefined) continue;
+      const p = principals.get(client);
+      if (p?.kind !== 'device' || p.id !== c.id) continue;
+      log(`mqtt: disconnected device ${c.id}: ${c.op === 'token' ? 'its token changed' : c.op === 'delete' ? 'it was deleted' : 'it was disabled'}`);
+      try {
+        client.close?.();
+      } catch (e) {
+        limiter.note(`mqtt: could not disconnect device ${c.id}: ${(e as Error).message}`);
+      }
+    }
+  });
+
   const server = net.createServer((socket) => {
     socket.on('error', () => undefined); // aedes reports it; a reset socket must not throw
     try {
@@ -373,6 +393,7 @@ export async function startEmbeddedBroker(port: number, host: string, log: (m: s
     clients: () => broker.connectedClients,
     close: () => {
       closed ??= new Promise<void>((resolve) => {
+        unlisten?.();
         limiter.flush();
         server.close(() => resolve());
         for (const s of sockets) s.destroy();

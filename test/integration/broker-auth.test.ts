@@ -424,6 +424,20 @@ describe('the registry and token checks survive a restart', () => {
     const refused = await fetch(`${again.url}/api/v1/devices/dev-restart`, { method: 'DELETE', headers: { 'X-API-Key': READ_KEY } });
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('forbidden');
+    // A connected device loses its session when its token is rotated (or it is disabled), and the old token is refused.
+    const live = await connect(again.mqttPort, { username: 'dev-restart', password: token });
+    const dropped = closed(live, 10_000);
+    const rotatedAgain = await fetch(`${again.url}/api/v1/devices/dev-restart/token`, { method: 'POST', headers });
+    expect(rotatedAgain.status).toBe(200);
+    await dropped;
+    expect(again.output()).toContain('mqtt: disconnected device dev-restart: its token changed');
+    await expect(connect(again.mqttPort, { username: 'dev-restart', password: token })).rejects.toThrow();
+    const newest = ((await rotatedAgain.json()) as { token: string }).token;
+    const back = await connect(again.mqttPort, { username: 'dev-restart', password: newest });
+    const droppedAgain = closed(back, 10_000);
+    expect((await fetch(`${again.url}/api/v1/devices/dev-restart`, { method: 'PATCH', headers, body: JSON.stringify({ enabled: false }) })).status).toBe(200);
+    await droppedAgain;
+    expect(again.output()).toContain('mqtt: disconnected device dev-restart: it was disabled');
     // The token file holds no token, only its salted hash.
     const file = fs.readFileSync(path.join(dataDir, 'registry', 'registry.json'), 'utf8');
     expect(file).not.toContain(token);
