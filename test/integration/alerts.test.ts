@@ -141,7 +141,11 @@ describe('alerts API without THINGWIRE_API_KEY', () => {
       ['GET', '/api/v1/alerts'],
       ['POST', '/api/v1/alerts/any/ack'],
     ]) {
-      const res = await fetch(`${rt.url}${url}`, { method, headers: { Authorization: `Bearer ${API_KEY}` } });
+      // The flows (and so the route) start a moment after the runtime's ready line: until then Express answers 404.
+      const res = await waitFor(`${method} ${url} to be served`, async () => {
+        const r = await fetch(`${rt.url}${url}`, { method, headers: { Authorization: `Bearer ${API_KEY}` } });
+        return r.status === 404 && !(r.headers.get('content-type') ?? '').includes('json') ? undefined : r;
+      });
       expect([method, res.status]).toEqual([method, 503]);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('not_configured');
     }

@@ -124,7 +124,7 @@ export interface Runtime extends Service {
 
 /**
  * Starts the built runtime (dist/runtime/main.js; `npm test` builds first) on
- * free ports and resolves when it prints its ready line. THINGWIRE_MQTT_ANONYMOUS=1
+ * free ports and resolves when it has printed its ready line and its flows run. THINGWIRE_MQTT_ANONYMOUS=1
  * by default (most tests publish as arbitrary devices and are about other things);
  * pass THINGWIRE_MQTT_ANONYMOUS: '0' to test the broker's device authentication.
  */
@@ -147,5 +147,18 @@ export async function startRuntime(env: Record<string, string> = {}, dataDir = t
   );
   if (!ready) throw new Error("unreachable");
   const url = ready[1];
+  // The ready line comes before Node-RED has started the flows: until then their HTTP routes answer Express's 404
+  // and their MQTT subscriptions are not there. Wait for health to say the flows run.
+  await waitFor(
+    'the runtime to start its flows',
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`runtime exited with ${proc.exitCode}:\n${t.output()}`);
+      const res = await fetch(`${url}/api/v1/health`).catch(() => undefined);
+      if (!res) return undefined;
+      const body = (await res.json().catch(() => ({}))) as { components?: { flows?: { state?: string } } };
+      return body.components?.flows?.state === 'up' ? true : undefined;
+    },
+    30_000,
+  );
   return { port: Number(new URL(url).port), url, mqttPort: Number(ready[2]), dataDir, proc, output: t.output, stop: () => stopProc(proc) };
 }
