@@ -42,6 +42,7 @@
  */
 import type { MetricValue, Severity } from '../lib/contract';
 import { isValidDeviceId, isValidName, preview } from '../lib/names';
+import { durationMs } from '../lib/time';
 
 export const SEVERITIES: readonly Severity[] = ['critical', 'major', 'minor', 'warning', 'info'];
 
@@ -131,20 +132,12 @@ export type ParseResult = { ok: true; rules: CompiledRule[] } | { ok: false; pro
 
 // ---- small parsers -----------------------------------------------------------------------------
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?$/;
 const PER_MS: Record<string, number> = { s: 1000, second: 1000, min: 60_000, minute: 60_000, m: 60_000, h: 3_600_000, hour: 3_600_000 };
 
 /** "30s", "5m", "1h", "2d", "250ms" or a number of ms -> ms; undefined when it is none of those. */
 export function parseDurationMs(v: unknown): number | undefined {
-  let ms: number | undefined;
-  if (typeof v === 'number') ms = v;
-  else if (typeof v === 'string' && v.length <= 32) {
-    const m = DURATION_RE.exec(v.trim());
-    if (m) ms = Number(m[1]) * UNIT_MS[m[2] ?? 'ms'];
-  }
-  if (ms === undefined || !Number.isFinite(ms) || ms < 0 || ms > RULE_LIMITS.maxDuration) return undefined;
-  return Math.round(ms);
+  const ms = durationMs(v);
+  return ms === undefined || ms > RULE_LIMITS.maxDuration ? undefined : Math.round(ms);
 }
 
 function isObj(v: unknown): v is Record<string, unknown> {

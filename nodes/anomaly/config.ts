@@ -6,6 +6,7 @@
  */
 import { isValidName, preview } from '../lib/names';
 import { configBool, configList } from '../lib/red';
+import { durationMs } from '../lib/time';
 
 export interface AnomalyConfig {
   id: string;
@@ -100,22 +101,13 @@ export class AnomalyConfigError extends Error {
   }
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?$/;
-
 /**
  * "30s", "5m", "6h", "1d", "100ms" or a number of ms (as a number or digits) -> ms.
  * Returns undefined when `v` is not such a duration (negative, not finite, over a year, junk).
  */
 export function parseDuration(v: unknown): number | undefined {
-  let ms: number | undefined;
-  if (typeof v === 'number') ms = v;
-  else if (typeof v === 'string') {
-    const m = DURATION_RE.exec(v.trim());
-    if (m) ms = Number(m[1]) * UNIT_MS[m[2] ?? 'ms'];
-  }
-  if (ms === undefined || !Number.isFinite(ms) || ms < 0 || ms > LIMITS.maxDuration) return undefined;
-  return ms;
+  const ms = durationMs(v);
+  return ms === undefined || ms > LIMITS.maxDuration ? undefined : ms;
 }
 
 /** A value for a problem message: numbers as they are, text quoted and bounded. */

@@ -82,3 +82,21 @@ function isRealDate(iso: string): boolean {
   }
   return true;
 }
+
+const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?$/;
+
+/**
+ * A duration as node dialogs and control messages write it: "500ms", "30s", "5m" (or "5min"), "1h", "1d", "1w",
+ * or a number of ms (a number or digits). Returns ms (not rounded), or undefined when `v` is none of those;
+ * each caller applies its own bounds and messages.
+ */
+export function durationMs(v: unknown): number | undefined {
+  let ms: number | undefined;
+  if (typeof v === 'number') ms = v;
+  else if (typeof v === 'string' && v.length <= 32) {
+    const m = DURATION_RE.exec(v.trim());
+    if (m) ms = Number(m[1]) * DURATION_UNIT_MS[m[2] ?? 'ms'];
+  }
+  return ms !== undefined && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+}

@@ -6,6 +6,7 @@
 import type { Reading } from '../lib/contract';
 import { isValidName, preview } from '../lib/names';
 import { configBool, configList } from '../lib/red';
+import { durationMs } from '../lib/time';
 import { buildLevel, checkNesting, type LevelSpec, type SizeSpec, type WindowLevel } from './calendar';
 import type { LatePolicy, WatermarkScope, WindowEngineOptions } from './engine';
 
@@ -100,9 +101,6 @@ export class WindowConfigError extends Error {
   }
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?$/;
-
 export interface DurationBounds {
   min?: number;
   max?: number;
@@ -117,12 +115,7 @@ export function parseDuration(v: unknown, what: string, dflt: number, bounds: Du
   const min = bounds.min ?? 0;
   const max = bounds.max ?? MAX_DURATION;
   if (v === undefined || v === null || (typeof v === 'string' && v.trim() === '')) return dflt;
-  let ms = NaN;
-  if (typeof v === 'number') ms = v;
-  else if (typeof v === 'string') {
-    const m = DURATION_RE.exec(v.trim());
-    if (m) ms = Number(m[1]) * UNIT_MS[m[2] ?? 'ms'];
-  }
+  const ms = typeof v === 'number' ? v : (durationMs(v) ?? NaN);
   if (!Number.isFinite(ms)) throw new RangeError(`${what} must be a duration such as "500ms", "30s", "5m", "1h" or "1d" (or a number of ms), got ${preview(v)}`);
   const whole = Math.round(ms);
   if (Math.abs(ms - whole) > 1e-6) throw new RangeError(`${what} must be a whole number of ms, got ${preview(v)}`);

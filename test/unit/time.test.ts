@@ -3,7 +3,7 @@
  * and the 2000..2100 plausibility range that catches unit mix-ups.
  */
 import { ThingwireError } from '../../nodes/lib/errors';
-import { MAX_TS, MIN_TS, TIME_UNITS, isTimeUnit, toEpochMs, typeName, type TimeUnit } from '../../nodes/lib/time';
+import { MAX_TS, MIN_TS, TIME_UNITS, isTimeUnit, toEpochMs, typeName, type TimeUnit, durationMs } from '../../nodes/lib/time';
 
 /** 2026-11-24T10:00:00.000Z */
 const T = Date.UTC(2026, 10, 24, 10, 0, 0);
@@ -217,5 +217,26 @@ describe('ISO 8601 strings', () => {
     expect(e.code).toBe('invalid_ts');
     expect(e.message).toContain(JSON.stringify(long.slice(0, 40)));
     expect(e.message).not.toContain(long.slice(0, 41));
+  });
+});
+
+describe('durationMs (the durations of node dialogs and control messages)', () => {
+  test.each([
+    ['500ms', 500],
+    ['30s', 30_000],
+    ['5m', 300_000],
+    ['5min', 300_000],
+    [' 1.5h ', 5_400_000],
+    ['1d', 86_400_000],
+    ['1w', 604_800_000],
+    ['250', 250],
+    [250, 250],
+    [0, 0],
+  ])('%j -> %d ms', (v, ms) => {
+    expect(durationMs(v)).toBe(ms);
+  });
+
+  test.each([['-5s'], ['5 minutes'], ['1mo'], [''], ['s'], [-1], [NaN], [Infinity], [null], [undefined], [{}], ['1'.repeat(40)]])('%j is not a duration', (v) => {
+    expect(durationMs(v)).toBeUndefined();
   });
 });
