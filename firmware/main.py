@@ -4,11 +4,14 @@ import config
 from thingwire.app import App
 from thingwire.board import Board
 from thingwire.clock import Clock
+from thingwire.flash import FlashBuffer
+from thingwire.http import HttpSession
 from thingwire.payload import valid_device_id
 from thingwire.ring import Ring
 from thingwire.sampler import Sampler
 from thingwire.sensors import DHT22Sensor, InternalTempSensor
 from thingwire.session import Session
+from thingwire.summary import Summariser
 from thingwire.wifi import Wifi
 
 
@@ -56,16 +59,36 @@ def build(cfg, m, log=log):
         ntp.host = cfg.NTP_HOST
     clock = Clock(t.ticks_ms, t.ticks_diff, t.time, ntp.settime, board.epoch_offset_s())
     ring = Ring(cfg.BUFFER_SIZE)
-    sampler = Sampler(make_sensors(cfg, board, m["dht"]), ring, clock, log)
+    mode = getattr(cfg, "SEND_MODE", "batch")
+    if mode not in ("batch", "summary"):
+        raise ValueError('config.SEND_MODE must be "batch" or "summary", not %r' % (mode,))
+    summariser = None
+    if mode == "summary":
+        if not cfg.SEND_S:
+            raise ValueError('config.SEND_MODE "summary" needs SEND_S > 0 (the summary window)')
+        summariser = Summariser(ring, clock, cfg.SEND_S * 1000)
+    flash = None
+    if getattr(cfg, "BUFFER_FILE", None):
+        flash = FlashBuffer(cfg.BUFFER_FILE, m["os"], log)
+        n = flash.load(ring, t.ticks_ms())
+        if n:
+            log("%d unsent readings back from %s" % (n, cfg.BUFFER_FILE))
+    sampler = Sampler(make_sensors(cfg, board, m["dht"]), ring, clock, log, sink=summariser)
     net = m["network"]
     wlan = net.WLAN(net.STA_IF)
     wifi = Wifi(wlan, cfg.WIFI_SSID, cfg.WIFI_PASSWORD, t.ticks_ms, t.ticks_diff,
                 getattr(cfg, "WIFI_TIMEOUT_S", 20), log=log)
-    session = Session(mqtt_factory(cfg, m["MQTTClient"], m.get("ssl")), cfg.DEVICE_ID, t.ticks_ms, t.ticks_diff,
-                      cfg.KEEPALIVE_S, log=log)
+    transport = getattr(cfg, "TRANSPORT", "mqtt")
+    if transport == "mqtt":
+        session = Session(mqtt_factory(cfg, m["MQTTClient"], m.get("ssl")), cfg.DEVICE_ID, t.ticks_ms, t.ticks_diff,
+                          cfg.KEEPALIVE_S, log=log)
+    elif transport == "http":
+        session = HttpSession(m["post"], cfg, t.ticks_ms, t.ticks_diff, log=log)
+    else:
+        raise ValueError('config.TRANSPORT must be "mqtt" or "http", not %r' % (transport,))
     wdt = board.watchdog(cfg.WATCHDOG_S * 1000) if getattr(cfg, "WATCHDOG_S", 0) else None
     led = board.led() if getattr(cfg, "LED", False) else None
-    return App(cfg, clock, sampler, wifi, session, wdt, led, log), board
+    return App(cfg, clock, sampler, wifi, session, wdt, led, log, summariser, flash), board
 
 
 def main():
@@ -75,20 +98,34 @@ def main():
     import network
     import dht
     import ntptime
-    from umqtt.simple import MQTTClient
+    import os
     m = {"platform": sys.platform, "time": time, "machine": machine, "network": network, "dht": dht,
-         "ntptime": ntptime, "MQTTClient": MQTTClient}
+         "ntptime": ntptime, "os": os}
+    if getattr(config, "TRANSPORT", "mqtt") == "http":
+        try:
+            import requests
+        except ImportError:
+            import urequests as requests  # older MicroPython releases
+        m["post"] = requests.post
+    else:
+        from umqtt.simple import MQTTClient
+        m["MQTTClient"] = MQTTClient
     try:
         import esp32
         m["esp32"] = esp32
     except ImportError:
         pass
     app, board = build(config, m)
-    log("device %s on %s, broker %s:%d" % (config.DEVICE_ID, board.platform, config.BROKER_HOST, config.BROKER_PORT))
+    if getattr(config, "TRANSPORT", "mqtt") == "http":
+        log("device %s on %s, HTTP %s" % (config.DEVICE_ID, board.platform, app.session.url))
+    else:
+        log("device %s on %s, broker %s:%d" % (config.DEVICE_ID, board.platform, config.BROKER_HOST, config.BROKER_PORT))
     try:
         app.run(time.sleep_ms)
     except Exception as e:  # noqa: BLE001 - anything unexpected: log, pause, start clean
         log("fatal: %r; resetting" % (e,))
+        if app.flash is not None:
+            app.flash.save(app.ring)
         time.sleep(5)
         board.reset()
 

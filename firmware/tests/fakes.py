@@ -183,6 +183,58 @@ class FakeMQTTClient:
         self.alive = False
 
 
+class FakeResponse:
+    def __init__(self, status, body=b"", headers=None):
+        self.status_code = status
+        self.content = body if isinstance(body, bytes) else body.encode()
+        self.headers = headers or {}
+        self.closed = False
+
+    @property
+    def text(self):
+        return self.content.decode()
+
+    def json(self):
+        return json.loads(self.content)
+
+    def close(self):
+        self.closed = True
+
+
+class FakeHttp:
+    """requests.post's surface: records requests; answers 201 {accepted, rejected: []} unless scripted.
+
+    script: answers to give in order (an int status, a (status, body, headers) tuple, or an exception).
+    """
+
+    def __init__(self, world):
+        self.world = world
+        self.requests = []  # (url, body bytes, headers) of requests that reached the server
+        self.delivered = []  # bodies the server took (2xx)
+        self.script = []
+        self.responses = []
+
+    def post(self, url, data=None, headers=None, timeout=None):
+        if not self.world.wlan_up():
+            raise OSError(113)
+        answer = self.script.pop(0) if self.script else None
+        if isinstance(answer, Exception):
+            raise answer
+        self.requests.append((url, bytes(data), dict(headers or {})))
+        if answer is None:
+            body = json.loads(data)
+            n = len(body) if isinstance(body, list) else len(body.get("updates", [])) if isinstance(body, dict) and "updates" in body else 1
+            answer = (201, json.dumps({"accepted": n, "rejected": []}), {})
+        if isinstance(answer, int):
+            answer = (answer, json.dumps({"error": {"code": "x", "message": "status %d" % answer}}), {})
+        status, body, hdrs = answer
+        if 200 <= status < 300:
+            self.delivered.append(bytes(data))
+        r = FakeResponse(status, body, hdrs)
+        self.responses.append(r)
+        return r
+
+
 class FakeSocket:
     def __init__(self):
         self.timeout = None
@@ -295,6 +347,7 @@ class World:
         self.ap_up = True
         self.ap_creds = ("lab", "secret")
         self.broker = FakeBroker(self)
+        self.http = FakeHttp(self)
         self.ntp = FakeNtp(self)
         self.wlan = FakeWLAN(self)
         self.adc_u16 = int(0.706 / 3.3 * 65535)
@@ -348,7 +401,7 @@ class World:
         client_cls = type("MQTTClient", (FakeMQTTClient,), {"broker": self.broker})
 
         m = {"platform": self.platform, "time": self.time, "machine": machine, "network": network,
-             "dht": dht, "ntptime": self.ntp, "MQTTClient": client_cls}
+             "dht": dht, "ntptime": self.ntp, "MQTTClient": client_cls, "os": os, "post": self.http.post}
         if self.platform == "esp32":
             esp32 = types.ModuleType("esp32")
             esp32.raw_temperature = lambda: world.esp32_raw_f

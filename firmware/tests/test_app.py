@@ -17,7 +17,9 @@ def cfg(**over):
     c = dict(WIFI_SSID="lab", WIFI_PASSWORD="secret", WIFI_TIMEOUT_S=10, BROKER_HOST="10.0.0.2", BROKER_PORT=1883,
              USE_TLS=False, CA_FILE="ca.der", KEEPALIVE_S=60, DEVICE_ID=DEVICE, TOKEN=TOKEN, SAMPLE_S=5, SEND_S=0,
              BUFFER_SIZE=500, MAX_BATCH=50, DHT22_PIN=None, USE_DHT22=True, USE_INTERNAL_TEMP=True,
-             NTP_HOST="ntp.lab", NTP_RESYNC_S=3600, WATCHDOG_S=8, LED=True, HTTP_FALLBACK=False)
+             NTP_HOST="ntp.lab", NTP_RESYNC_S=3600, WATCHDOG_S=8, LED=True, TRANSPORT="mqtt", SEND_MODE="batch", BUFFER_FILE=None, BUFFER_SAVE_S=300,
+             HTTP_URL="http://10.0.0.2:1880", HTTP_API="native", STREAM_ID="greenhouse",
+             THINGSPEAK_FIELDS=("temperature", "humidity", "chip_temperature"), HTTP_TIMEOUT_S=10)
     c.update(over)
     return types.SimpleNamespace(**c)
 

@@ -4,6 +4,9 @@ Each step: feed the watchdog; sample when SAMPLE_S has passed; keep Wi-Fi up; se
 NTP once online (and every NTP_RESYNC_S), stamping readings taken before it; keep the MQTT session
 up; send queued readings in order when SEND_S has passed (or at once when SEND_S is 0), at most
 MAX_BATCH a message, removing them from the ring only after the broker acknowledged (QoS 1).
+The session is MQTT (session.Session) or HTTP (http.HttpSession): the same interface. Optional:
+a Summariser (SEND_MODE "summary") closes its window at send time; a FlashBuffer keeps a copy of
+the queue on flash while it cannot be sent (every BUFFER_SAVE_S) and drops it once it is sent.
 """
 from .payload import encode, telemetry_topic, reading_object
 
@@ -11,7 +14,7 @@ MAX_MESSAGES_PER_STEP = 4  # drain a long backlog over several steps, feeding th
 
 
 class App:
-    def __init__(self, cfg, clock, sampler, wifi, session, wdt=None, led=None, log=None):
+    def __init__(self, cfg, clock, sampler, wifi, session, wdt=None, led=None, log=None, summariser=None, flash=None):
         self.cfg = cfg
         self.clock = clock
         self.sampler = sampler
@@ -21,6 +24,10 @@ class App:
         self.wdt = wdt
         self.led = led
         self.log = log
+        self.summariser = summariser
+        self.flash = flash
+        self.flash_ms = int(getattr(cfg, "BUFFER_SAVE_S", 300) * 1000)
+        self._last_flash = None
         self.topic = telemetry_topic(cfg.DEVICE_ID)
         self.sample_ms = int(cfg.SAMPLE_S * 1000)
         self.send_ms = int(cfg.SEND_S * 1000)
@@ -41,8 +48,11 @@ class App:
         if self._due(self._last_sample, self.sample_ms, now):
             self._last_sample = now
             self.sampler.sample()
+        if self.summariser is not None:
+            self.summariser.flush_due(now)
         if not self.wifi.ensure():
             self.session.lost(OSError("wifi down"))  # the socket died with the link
+            self._save_flash(now)
             return
         if not self.clock.synced or self._due(self.clock.last_sync_ticks, self.resync_ms, now):
             if self._due(self._last_sync_try, 10000 if not self.clock.synced else 60000, now):
@@ -52,11 +62,25 @@ class App:
                     if n and self.log:
                         self.log("clock set; stamped %d earlier readings" % n)
         if not self.session.ensure():
+            self._save_flash(now)
             return
         if self.send_ms == 0 or self._due(self._last_send, self.send_ms, now):
             if self.flush():
                 self._last_send = now
+            elif len(self.ring):
+                self._save_flash(now)
         self.session.keepalive()
+        if self.flash is not None and not len(self.ring):
+            self.flash.clear()
+
+    def _save_flash(self, now):
+        """Copies the waiting queue to flash, at most every BUFFER_SAVE_S (flash wears)."""
+        if self.flash is None or not len(self.ring):
+            return
+        if self._last_flash is not None and self.clock.ticks_diff(now, self._last_flash) < self.flash_ms:
+            return
+        self._last_flash = now
+        self.flash.save(self.ring)
 
     def flush(self):
         """Sends queued readings in order; True when the queue was drained (or nothing could be sent yet)."""
@@ -102,6 +126,8 @@ class App:
             "invalid_values": self.sampler.invalid_values,
             "connects": self.session.connects,
             "losses": self.session.losses,
+            "rejected": getattr(self.session, "rejected", 0),
+            "flash_saves": self.flash.saves if self.flash is not None else 0,
         }
 
     def run(self, sleep_ms, period_ms=100):

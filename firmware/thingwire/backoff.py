@@ -19,6 +19,12 @@ class Backoff:
         self._wait = min(self.max_ms, self.min_ms * (1 << min(self.failures - 1, 20)))
         return self._wait
 
+    def hold(self, now, ms):
+        """Waits at least `ms` from now (a server's Retry-After), at most an hour; returns the wait."""
+        self._since = now
+        self._wait = min(max(self._wait, ms), 3600000)
+        return self._wait
+
     def ok(self):
         self.failures = 0
         self._since = None

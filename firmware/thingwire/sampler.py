@@ -12,9 +12,11 @@ from .payload import clean_metrics
 
 
 class Sampler:
-    def __init__(self, sensors, ring, clock, log=None):
+    def __init__(self, sensors, ring, clock, log=None, sink=None):
+        """sink: where samples go (default the ring; a Summariser in SEND_MODE "summary")."""
         self.sensors = sensors
         self.ring = ring
+        self.sink = sink if sink is not None else ring
         self.clock = clock
         self.log = log
         self.sensor_errors = 0
@@ -39,7 +41,7 @@ class Sampler:
         if not metrics:
             return False
         t = self.clock.ticks_ms()
-        self.ring.push([self.clock.epoch_ms(t), t, metrics])
+        self.sink.push([self.clock.epoch_ms(t), t, metrics])
         self.samples += 1
         return True
 
