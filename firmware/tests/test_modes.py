@@ -132,6 +132,19 @@ class ThingSpeakTest(unittest.TestCase):
             back = calendar.timegm(want.timetuple()) * 1000 + ms % 1000
             self.assertEqual(back, ms)
 
+    def test_an_old_urequests_without_timeout_still_posts(self):
+        r = HttpRig(SEND_S=0)
+        calls = []
+        real = r.w.http.post
+
+        def old_post(url, data=None, headers=None):
+            calls.append(url)
+            return real(url, data=data, headers=headers)
+        r.app.session.post = old_post
+        r.run(11)
+        self.assertGreaterEqual(len(calls), 2)
+        self.assertEqual(len(r.delivered()), r.app.stats()["samples"])
+
     def test_bad_settings_are_refused_at_start(self):
         with self.assertRaises(ValueError):
             main.build(cfg(TRANSPORT="http", HTTP_API="influx"), World().modules())

@@ -98,6 +98,7 @@ class HttpSession:
         self.last_status = None
         self.last_error = None
         self._up = False
+        self._timeout_kw = True
 
     @property
     def connected(self):
@@ -123,7 +124,14 @@ class HttpSession:
             return False
         body, headers = self._body(payload)
         try:
-            r = self.post(self.url, data=body, headers=headers, timeout=self.timeout_s)
+            if self._timeout_kw:
+                try:
+                    r = self.post(self.url, data=body, headers=headers, timeout=self.timeout_s)
+                except TypeError:
+                    self._timeout_kw = False  # urequests before 2023 has no timeout argument
+                    r = self.post(self.url, data=body, headers=headers)
+            else:
+                r = self.post(self.url, data=body, headers=headers)
         except Exception as e:  # noqa: BLE001 - DNS, refused, reset, timeout
             return self._failed(e, None)
         try:
