@@ -109,21 +109,7 @@ export class StateFile<T = unknown> {
     const run = async (): Promise<number> => {
       await fs.promises.mkdir(path.dirname(this.file), { recursive: true });
       // Not the name saveSync uses: a synchronous save (a close handler) during this one cannot mix their bytes.
-      const tmp = `${this.file}.tmp-async`;
-      const fh = await fs.promises.open(tmp, 'w');
-      try {
-        try {
-          await fh.writeFile(text);
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        await fs.promises.rename(tmp, this.file);
-      } catch (e) {
-        await fs.promises.rm(tmp, { force: true });
-        throw e;
-      }
-      fsyncDir(path.dirname(this.file));
+      await writeDurable(this.file, `${this.file}.tmp-async`, text);
       return Buffer.byteLength(text);
     };
     const p = this.writing.then(run, run);
@@ -145,7 +131,29 @@ export class StateFile<T = unknown> {
   }
 }
 
-function fsyncDir(dir: string): void {
+/**
+ * Replaces `file` with `text` durably: written to `tmp` (created, or truncated when `exclusive` is false),
+ * fsynced, renamed over `file`, and the directory fsynced. On failure `tmp` is removed and `file` is untouched.
+ */
+export async function writeDurable(file: string, tmp: string, text: string, exclusive = false): Promise<void> {
+  try {
+    const fh = await fs.promises.open(tmp, exclusive ? 'wx' : 'w');
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.promises.rename(tmp, file);
+  } catch (e) {
+    await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
+    throw e;
+  }
+  fsyncDir(path.dirname(file));
+}
+
+/** fsync a directory so a rename in it is durable (best effort: not every platform can). */
+export function fsyncDir(dir: string): void {
   let fd: number | undefined;
   try {
     fd = fs.openSync(dir, 'r');

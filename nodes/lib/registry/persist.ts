@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fsyncDir } from '../state';
 
 export type ReadResult = { kind: 'missing' } | { kind: 'ok'; value: unknown } | { kind: 'corrupt'; why: string };
 
@@ -81,14 +82,3 @@ async function writeAtomic(file: string, text: string): Promise<number> {
   return Buffer.byteLength(text);
 }
 
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // Some platforms cannot open or fsync a directory: the rename is as durable as they allow.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}

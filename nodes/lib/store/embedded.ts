@@ -54,6 +54,16 @@
  *
  * A range query reads every series' rows in the time range and keeps the selected ones (no index on
  * sid): about 10 ms per million stored values in range on the bench box.
+ *
+ * Partition operations (retention tiering): a PartitionSelector (measurement, [start, end), tag
+ * equality filters) selects series ids with bound parameters as queries do, and their rows by ts.
+ * exportRange streams the rows (all four tables as one UNION ALL, sorted by device, tagset, field,
+ * ts) on a connection of its own, so a long export does not hold up queries or writes; countRange
+ * and extentOf run on the query connection. deleteRange runs in the write queue (never between the
+ * statements of a write batch) in one transaction: with `expect`, it counts first and rolls back
+ * when the count differs. Deleting can lower a series' newest stored ts: after the commit, the
+ * series whose catalogued newest ts fell inside the range have it read again from the table (a
+ * catalogued ts that is too high is always safe: such rows just take the DELETE ... USING path).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -77,9 +87,8 @@ import {
 } from '@duckdb/node-api';
 import { ThingwireError } from '../errors';
 import { parseLine, splitLines } from '../line-protocol';
-import { lttb } from './lttb';
+import { downsample, planQuery, type QueryPlan } from './query-plan';
 import {
-  AGGREGATES,
   StoreError,
   type Aggregate,
   type BackendHealth,
@@ -88,8 +97,12 @@ import {
   type Point,
   type QueryResult,
   type RangeQuery,
+  type ExportRow,
+  type PartitionSelector,
   type Series,
   type StoreBackend,
+  checkSelector,
+  type CheckedSelector,
 } from './types';
 
 export interface EmbeddedOptions {
@@ -107,9 +120,7 @@ export interface EmbeddedOptions {
 }
 
 export const SCHEMA_VERSION = '1';
-const DEFAULT_MEASUREMENT = 'telemetry';
-/** Default cap on rows per series (RangeQuery.limit). */
-export const DEFAULT_LIMIT = 100_000;
+export { DEFAULT_LIMIT } from './query-plan';
 
 const KIND_FLOAT = 0;
 const KIND_INT = 1;
@@ -125,6 +136,8 @@ const CHUNK_ROWS = 2048;
 const PREFIX_CACHE_MAX = 100_000;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
+/** Rows handed to an exportRange callback at a time (at most). */
+export const EXPORT_CHUNK_ROWS = 10_000;
 
 const SCHEMA_SQL = [
   `CREATE TABLE IF NOT EXISTS thingwire_meta (key VARCHAR PRIMARY KEY, value VARCHAR)`,
@@ -217,13 +230,19 @@ class Rows {
   }
 }
 
-/** End of a line's measurement and tags: its first unescaped space (as parseLine reads it). */
+/**
+ * End of a line's measurement and tags: its first unescaped space, as parseLine reads it: a backslash
+ * escapes the next character only when that is a space, comma or equals sign (before anything else,
+ * a backslash is itself: `a\\ b` is `a\` then an escaped space).
+ */
 function seriesPrefixEnd(line: string): number {
   const n = line.length;
   for (let i = 0; i < n; i++) {
     const c = line.charCodeAt(i);
-    if (c === 92 /* \ */) i++;
-    else if (c === 32 /* space */) return i;
+    if (c === 92 /* \ */) {
+      const next = line.charCodeAt(i + 1);
+      if (next === 32 || next === 44 || next === 61) i++;
+    } else if (c === 32 /* space */) return i;
   }
   return n;
 }
@@ -288,33 +307,6 @@ function groupKey(measurement: string, device: string, tagset: string): string {
 }
 
 type Value = number | boolean | string | null;
-
-/** At most maxPoints points, as the InfluxDB backends do it: numbers through LTTB; other series keep their newest points. */
-function downsample(points: Array<[number, Value]>, maxPoints: number): Array<[number, Value]> {
-  if (points.length <= maxPoints) return points;
-  if (maxPoints === 1) return [points[points.length - 1]];
-  const numeric = points.every((p) => typeof p[1] === 'number');
-  if (!numeric) return points.slice(points.length - maxPoints);
-  if (maxPoints === 2) return [points[0], points[points.length - 1]];
-  return lttb(points as Array<[number, number]>, maxPoints);
-}
-
-function positiveInt(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 1) throw badQuery(`${what} must be a positive number, not ${String(v)}`);
-  return Math.trunc(v);
-}
-
-function timeArg(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw badQuery(`${what} must be a finite number of ms since the epoch, not ${String(v)}`);
-  const t = Math.trunc(v);
-  if (!Number.isSafeInteger(t)) throw badQuery(`${what} ${t} is out of range`);
-  return t;
-}
-
-function text(v: unknown, what: string): string {
-  if (typeof v !== 'string') throw badQuery(`${what} must be a string, not ${v === null ? 'null' : typeof v}`);
-  return v;
-}
 
 /*
  * Query SQL. $1/$2 map the selected series ids to answer series (gid: one per device + field),
@@ -391,6 +383,8 @@ export class EmbeddedBackend implements StoreBackend {
   private instance?: DuckDBInstance;
   private writeConn?: DuckDBConnection;
   private readConn?: DuckDBConnection;
+  /** Exports stream on their own connection (opened on first use): a long export holds up neither queries nor writes. */
+  private exportConn?: DuckDBConnection;
   private opening?: Promise<void>;
   private closing?: Promise<void>;
   private closed = false;
@@ -399,6 +393,7 @@ export class EmbeddedBackend implements StoreBackend {
   /** Writes run one at a time, and so do queries (on their own connection). */
   private writeChain: Promise<unknown> = Promise.resolve();
   private readChain: Promise<unknown> = Promise.resolve();
+  private exportChain: Promise<unknown> = Promise.resolve();
   private readonly inFlight = new Set<Promise<unknown>>();
 
   // Series catalogue (committed, plus the pending series of the batch being written).
@@ -546,7 +541,7 @@ export class EmbeddedBackend implements StoreBackend {
 
   private releaseDb(): void {
     this.dropAppenders();
-    for (const c of [this.writeConn, this.readConn]) {
+    for (const c of [this.writeConn, this.readConn, this.exportConn]) {
       try {
         c?.closeSync();
       } catch {
@@ -555,6 +550,7 @@ export class EmbeddedBackend implements StoreBackend {
     }
     this.writeConn = undefined;
     this.readConn = undefined;
+    this.exportConn = undefined;
     try {
       this.instance?.closeSync();
     } catch {
@@ -566,16 +562,17 @@ export class EmbeddedBackend implements StoreBackend {
   }
 
   /** Runs fn after the previous operation of the same chain; tracked so close() can wait for it. */
-  private run<T>(chain: 'write' | 'read', fn: () => Promise<T>): Promise<T> {
+  private run<T>(chain: 'write' | 'read' | 'export', fn: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new StoreError(`${this.description} is closed`, { retryable: true }));
-    const prev = chain === 'write' ? this.writeChain : this.readChain;
+    const prev = chain === 'write' ? this.writeChain : chain === 'read' ? this.readChain : this.exportChain;
     const p = prev.then(fn, fn);
     const settled = p.then(
       () => undefined,
       () => undefined,
     );
     if (chain === 'write') this.writeChain = settled;
-    else this.readChain = settled;
+    else if (chain === 'read') this.readChain = settled;
+    else this.exportChain = settled;
     this.inFlight.add(settled);
     void settled.then(() => this.inFlight.delete(settled));
     return p;
@@ -881,7 +878,7 @@ export class EmbeddedBackend implements StoreBackend {
   query(q: RangeQuery): Promise<QueryResult> {
     let plan: QueryPlan;
     try {
-      plan = planQuery(q);
+      plan = planQuery(q, 'embedded store query');
     } catch (e) {
       return Promise.reject(e instanceof StoreError ? e : badQuery(errorMessage(e)));
     }
@@ -978,51 +975,262 @@ export class EmbeddedBackend implements StoreBackend {
       throw dbError('query', e);
     }
   }
+
+  // ---- partition operations (retention) ----------------------------------------------------
+
+  /**
+   * Streams the selection's values to `onRows` in chunks of at most EXPORT_CHUNK_ROWS, sorted by
+   * device, tagset, field, ts, each waited for before the next is read; resolves with the total.
+   * Rows of one series share their `tags` object: treat it as read-only.
+   */
+  exportRange(sel: PartitionSelector, onRows: (rows: ExportRow[]) => void | Promise<void>): Promise<number> {
+    let s: CheckedSelector;
+    try {
+      s = checkSelector(sel, 'embedded store export');
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.run('export', async () => {
+      await this.ready();
+      let conn: DuckDBConnection;
+      try {
+        this.exportConn ??= await this.instance!.connect();
+        conn = this.exportConn;
+      } catch (e) {
+        throw dbError('export', e);
+      }
+      const { range, params, types } = selection(s);
+      const nulls = ['NULL::DOUBLE', 'NULL::BIGINT', 'NULL::BOOLEAN', 'NULL::VARCHAR'];
+      const parts = KINDS.map((k) => {
+        const vs = KINDS.map((j) => (j === k ? 'v' : nulls[j]));
+        return `SELECT sid, ts, ${k} AS k, ${vs[0]} AS vf, ${vs[1]} AS vi, ${vs[2]} AS vb, ${vs[3]} AS vs FROM ${POINT_TABLES[k]} WHERE ${range}`;
+      });
+      const sql =
+        `SELECT s.device, s.tagset, s.field, p.ts, p.k, p.vf, p.vi, p.vb, p.vs FROM (${parts.join(' UNION ALL ')}) AS p ` +
+        'JOIN series AS s ON s.id = p.sid ORDER BY s.device, s.tagset, s.field, p.ts';
+      const tagsOf = new Map<string, Record<string, string>>();
+      let total = 0;
+      let buf: ExportRow[] = [];
+      const emit = async (): Promise<void> => {
+        const rows = buf;
+        buf = [];
+        total += rows.length;
+        await onRows(rows);
+      };
+      let result;
+      try {
+        result = await conn.stream(sql, params, types);
+      } catch (e) {
+        throw dbError('export', e);
+      }
+      for (;;) {
+        let chunk;
+        try {
+          chunk = await result.fetchChunk();
+        } catch (e) {
+          throw dbError('export', e);
+        }
+        if (!chunk || chunk.rowCount === 0) break;
+        if (buf.length + chunk.rowCount > EXPORT_CHUNK_ROWS && buf.length > 0) await emit();
+        const [dev, tagset, field, ts, kind, vf, vi, vb, vs] = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((c) => chunk.getColumnValues(c)) as [
+          string[],
+          string[],
+          string[],
+          bigint[],
+          number[],
+          number[],
+          bigint[],
+          boolean[],
+          string[],
+        ];
+        for (let i = 0; i < dev.length; i++) {
+          let tags = tagsOf.get(tagset[i]);
+          if (tags === undefined) {
+            tags = Object.fromEntries(JSON.parse(tagset[i]) as Array<[string, string]>);
+            tagsOf.set(tagset[i], tags);
+          }
+          const k = kind[i];
+          const value: FieldValue = k === KIND_FLOAT ? vf[i] : k === KIND_INT ? vi[i] : k === KIND_BOOL ? vb[i] : vs[i];
+          buf.push({ measurement: s.measurement, device: dev[i], tags, field: field[i], ts: Number(ts[i]), value });
+        }
+      }
+      if (buf.length > 0) await emit();
+      return total;
+    });
+  }
+
+  /** How many values the selection holds. */
+  countRange(sel: PartitionSelector): Promise<number> {
+    let s: CheckedSelector;
+    try {
+      s = checkSelector(sel, 'embedded store count');
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.run('read', async () => {
+      await this.ready();
+      try {
+        return await countIn(this.readConn!, s);
+      } catch (e) {
+        throw dbError('count', e);
+      }
+    });
+  }
+
+  /** The selection's oldest and newest ts and its count; null when it holds nothing. */
+  extentOf(sel: PartitionSelector): Promise<{ min: number; max: number; count: number } | null> {
+    let s: CheckedSelector;
+    try {
+      s = checkSelector(sel, 'embedded store extent');
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.run('read', async () => {
+      await this.ready();
+      const { range, params, types } = selection(s);
+      const sql = `SELECT min(ts), max(ts), count(*) FROM (${KINDS.map((k) => `SELECT ts FROM ${POINT_TABLES[k]} WHERE ${range}`).join(' UNION ALL ')})`;
+      try {
+        const r = await this.readConn!.runAndReadAll(sql, params, types);
+        const [min, max, count] = columnsOf(r, 3).map((c) => c[0]) as [bigint | null, bigint | null, bigint];
+        if (min === null || max === null || count === 0n) return null;
+        return { min: Number(min), max: Number(max), count: Number(count) };
+      } catch (e) {
+        throw dbError('extent', e);
+      }
+    });
+  }
+
+  /**
+   * Deletes the selection in one transaction, queued with the writes; resolves with how many values
+   * it deleted. With `expect`: counts first, and when the count is not `expect` rolls back and throws
+   * StoreError (retryable false) naming both counts.
+   */
+  deleteRange(sel: PartitionSelector, expect?: number): Promise<number> {
+    let s: CheckedSelector;
+    try {
+      s = checkSelector(sel, 'embedded store delete');
+      if (expect !== undefined && !(Number.isSafeInteger(expect) && expect >= 0)) {
+        throw new StoreError(`embedded store delete: expect must be a count (a whole number >= 0), not ${String(expect)}`, { retryable: false, status: 400 });
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.run('write', async () => {
+      await this.ready();
+      const conn = this.writeConn!;
+      const { range, params, types } = selection(s);
+      try {
+        await conn.run('BEGIN TRANSACTION');
+      } catch (e) {
+        throw dbError('delete', e);
+      }
+      let deleted = 0;
+      try {
+        if (expect !== undefined) {
+          const n = await countIn(conn, s);
+          if (n !== expect) throw countsDiffer(s, expect, n, 'holds');
+        }
+        for (const k of KINDS) deleted += (await conn.run(`DELETE FROM ${POINT_TABLES[k]} WHERE ${range}`, params, types)).rowsChanged;
+        if (expect !== undefined && deleted !== expect) throw countsDiffer(s, expect, deleted, 'deleted');
+        await conn.run('COMMIT');
+      } catch (e) {
+        try {
+          await conn.run('ROLLBACK');
+        } catch {
+          // a failed COMMIT has rolled back already
+        }
+        throw dbError('delete', e);
+      }
+      await this.refreshNewest(conn, s);
+      return deleted;
+    });
+  }
+
+  /**
+   * After a committed delete: the series of the selection whose catalogued newest ts fell inside
+   * the deleted range get their newest ts (and kinds) read from the tables again. A failure leaves
+   * the catalogue as it was, which is safe (too high only costs a DELETE ... USING on the next write).
+   */
+  private async refreshNewest(conn: DuckDBConnection, s: CheckedSelector): Promise<void> {
+    const stale = new Map<number, SeriesInfo>();
+    for (const g of this.groups.values()) {
+      if (!groupMatches(g, s)) continue;
+      for (const info of g.fields.values()) if (info.maxTs >= s.start && info.maxTs < s.end) stale.set(info.id, info);
+    }
+    if (stale.size === 0) return;
+    // Nothing at or after `start` is left in these series (their newest was before `end`).
+    const newest = new Map<number, { maxTs: number; kinds: number }>();
+    try {
+      for (const k of KINDS) {
+        const r = await conn.runAndReadAll(
+          `SELECT sid, max(ts)::DOUBLE FROM ${POINT_TABLES[k]} WHERE list_contains($1, sid) AND ts < $2 GROUP BY sid`,
+          [listValue([...stale.keys()]), BigInt(s.start)],
+          [LIST(INTEGER), BIGINT],
+        );
+        const [sids, maxes] = columnsOf(r, 2) as [number[], number[]];
+        for (let i = 0; i < sids.length; i++) {
+          const cur = newest.get(sids[i]) ?? { maxTs: -Infinity, kinds: 0 };
+          cur.kinds |= 1 << k;
+          if (maxes[i] > cur.maxTs) cur.maxTs = maxes[i];
+          newest.set(sids[i], cur);
+        }
+      }
+    } catch {
+      return;
+    }
+    for (const [id, info] of stale) {
+      const n = newest.get(id);
+      info.maxTs = n?.maxTs ?? -Infinity;
+      info.kinds = n?.kinds ?? 0;
+    }
+  }
 }
 
-interface QueryPlan {
-  measurement: string;
-  fields: string[];
-  devices: string[];
-  where: Array<[string, string]>;
-  start: number;
-  end: number;
-  agg?: Aggregate;
-  bucketMs?: number;
-  limit: number;
-  maxPoints?: number;
+/**
+ * Bound SQL for a partition selection: `range` is a condition on a points table (sid, ts) with
+ * $1 measurement, $2 start, $3 end, then the `where` tags; no value is ever part of the SQL text.
+ */
+function selection(s: CheckedSelector): { range: string; params: DuckDBValue[]; types: DuckDBType[] } {
+  const params: DuckDBValue[] = [s.measurement, BigInt(s.start), BigInt(s.end)];
+  const types: DuckDBType[] = [VARCHAR, BIGINT, BIGINT];
+  let series = 'SELECT id FROM series WHERE measurement = $1';
+  for (const [k, v] of s.where) {
+    if (k === 'device') {
+      params.push(v);
+      types.push(VARCHAR);
+      series += ` AND device = $${params.length}`;
+    } else {
+      params.push(k, v);
+      types.push(VARCHAR, VARCHAR);
+      series += ` AND tags[$${params.length - 1}] = $${params.length}`;
+    }
+  }
+  return { range: `ts >= $2 AND ts < $3 AND sid IN (${series})`, params, types };
 }
 
-/** Checks a RangeQuery (as the InfluxDB backends read it) and turns it into bound values. */
-function planQuery(q: RangeQuery): QueryPlan {
-  if (q === null || typeof q !== 'object') throw badQuery('no query');
-  const measurement = q.measurement === undefined || q.measurement === '' ? DEFAULT_MEASUREMENT : text(q.measurement, 'measurement');
-  if (!Array.isArray(q.fields) || q.fields.length === 0) throw badQuery('a query needs at least one field');
-  const fields = [...new Set(q.fields.map((f) => text(f, 'field name')))];
-  let devices: string[] = [];
-  if (q.devices !== undefined && q.devices !== null) {
-    if (!Array.isArray(q.devices)) throw badQuery('devices must be an array of device ids');
-    devices = [...new Set(q.devices.map((d) => text(d, 'device id')))];
-  }
-  const where: Array<[string, string]> = [];
-  if (q.where !== undefined && q.where !== null) {
-    if (typeof q.where !== 'object' || Array.isArray(q.where)) throw badQuery('where must be an object of tag: value');
-    for (const k of Object.keys(q.where).sort()) where.push([k, text(q.where[k], `tag ${JSON.stringify(k)} value`)]);
-  }
-  const start = timeArg(q.start, 'start');
-  const end = timeArg(q.end, 'end');
-  if (!(end > start)) throw badQuery(`empty time range: end (${q.end}) must be after start (${q.start})`);
-  let agg: Aggregate | undefined;
-  if (q.agg !== undefined && q.agg !== null) {
-    if (!AGGREGATES.includes(q.agg)) throw badQuery(`unknown aggregate ${JSON.stringify(q.agg)}; one of ${AGGREGATES.join(', ')}`);
-    agg = q.agg;
-  }
-  let bucketMs: number | undefined;
-  if (q.bucketMs !== undefined && q.bucketMs !== null) {
-    bucketMs = positiveInt(q.bucketMs, 'bucketMs');
-    agg ??= 'mean';
-  }
-  const limit = q.limit !== undefined && q.limit !== null ? positiveInt(q.limit, 'limit') : DEFAULT_LIMIT;
-  const maxPoints = q.maxPoints !== undefined && q.maxPoints !== null && q.maxPoints !== 0 ? positiveInt(q.maxPoints, 'maxPoints') : undefined;
-  return { measurement, fields, devices, where, start, end, agg, bucketMs, limit, maxPoints };
+/** Values in the selection, on the given connection (inside its transaction, if one is open). */
+async function countIn(conn: DuckDBConnection, s: CheckedSelector): Promise<number> {
+  const { range, params, types } = selection(s);
+  const sql = `SELECT ${KINDS.map((k) => `(SELECT count(*) FROM ${POINT_TABLES[k]} WHERE ${range})`).join(' + ')}`;
+  const r = await conn.runAndReadAll(sql, params, types);
+  return Number(columnsOf(r, 1)[0][0] as bigint);
 }
+
+/** Whether a catalogue group is in the selection (the same test as selection()'s SQL). */
+function groupMatches(g: Group, s: CheckedSelector): boolean {
+  if (g.measurement !== s.measurement) return false;
+  for (const [k, v] of s.where) {
+    if (k === 'device' ? g.device !== v : !g.tags.some(([tk, tv]) => tk === k && tv === v)) return false;
+  }
+  return true;
+}
+
+function countsDiffer(s: CheckedSelector, expect: number, actual: number, what: 'holds' | 'deleted'): StoreError {
+  const where = s.where.length > 0 ? ` where ${JSON.stringify(Object.fromEntries(s.where))}` : '';
+  return new StoreError(
+    `embedded store delete: counts differ, nothing deleted: expected ${expect} values but the selection ${what} ${actual} ` +
+      `(measurement ${JSON.stringify(s.measurement)}${where}, [${s.start}, ${s.end}))`,
+    { retryable: false, status: 409 },
+  );
+}
+

@@ -9,11 +9,37 @@
  * No password or token ever goes into a message or the description.
  *
  * Also exports the HTTP error helpers the 2.x/3.x backend shares (httpError, networkError, parseRetryAfter).
+ *
+ * Partition operations (retention tiering), all InfluxQL with quoted identifiers and string literals:
+ * - countRange: `SELECT count(*)` (one count per field, summed); extentOf adds the first and last row;
+ * - exportRange: `SELECT * ... GROUP BY *` over time windows whose `count(*)` is at most
+ *   EXPORT_CHUNK_ROWS (a window is narrowed until it is, down to 1 ms), so neither side holds more
+ *   than one window. `SHOW FIELD KEYS` says which fields are integers: they come back as bigint,
+ *   exactly (the answer's JSON numbers of 16 digits or more are read as text, not as doubles).
+ *   GROUP BY * lists every tag key of the measurement on every series, '' where a series lacks it:
+ *   those are left out (line protocol cannot store an empty tag value).
+ * - deleteRange: counts, then `DELETE FROM "m" WHERE <tags> AND time >= .. AND time < ..`. Not one
+ *   transaction: a value written in the range between the count and the delete is deleted uncounted.
+ *   InfluxQL's DELETE takes no retention policy: it deletes from every retention policy of the
+ *   database, also when this backend reads and writes one named `rp`.
  */
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
-import { buildRangeQuery, parseQueryResponse, quoteIdent } from './influxql';
-import { StoreError, type BackendHealth, type Batch, type QueryResult, type RangeQuery, type StoreBackend } from './types';
+import { ThingwireError } from '../errors';
+import { buildRangeQuery, parseQueryResponse, quoteIdent, quoteString } from './influxql';
+import {
+  StoreError,
+  checkSelector,
+  type BackendHealth,
+  type Batch,
+  type CheckedSelector,
+  type ExportRow,
+  type FieldValue,
+  type PartitionSelector,
+  type QueryResult,
+  type RangeQuery,
+  type StoreBackend,
+} from './types';
 
 const gzip = promisify(zlib.gzip);
 
@@ -21,6 +47,8 @@ const gzip = promisify(zlib.gzip);
 export const GZIP_THRESHOLD = 1000;
 export const DEFAULT_TIMEOUT_MS = 10_000;
 const MESSAGE_MAX = 500;
+/** Most values an export reads in one SELECT (and hands to onRows at a time). */
+export const EXPORT_CHUNK_ROWS = 10_000;
 
 // ---------------------------------------------------------------------------------------------
 // Shared HTTP helpers
@@ -180,6 +208,10 @@ export class InfluxV1Backend implements StoreBackend {
 
   /** Runs InfluxQL against the database (POSTed as a form: no user value in a URL or an access log). */
   async influxql(q: string, what = 'query'): Promise<unknown> {
+    return this.influxqlWith(q, what, (text) => JSON.parse(text) as unknown);
+  }
+
+  private async influxqlWith(q: string, what: string, parse: (text: string) => unknown): Promise<unknown> {
     const params = new URLSearchParams({ db: this.db, epoch: 'ms' });
     const res = await this.request(what, `/query?${params}`, {
       method: 'POST',
@@ -188,10 +220,149 @@ export class InfluxV1Backend implements StoreBackend {
     });
     if (res.status !== 200) throw httpError(`${this.kind} ${what}`, res.status, res.body, res.headers);
     try {
-      return JSON.parse(res.body) as unknown;
+      return parse(res.body);
     } catch {
       throw new StoreError(`${this.kind} ${what}: the answer is not JSON`, { retryable: false, status: res.status, serverMessage: serverMessageOf(res.body) });
     }
+  }
+
+  /** InfluxQL statements; their results, or StoreError for an error in the answer. */
+  private async statements(q: string, what: string, exact = false): Promise<StatementResult[]> {
+    const body = (await this.influxqlWith(q, what, exact ? parseExact : (text) => JSON.parse(text) as unknown)) as { error?: unknown; results?: StatementResult[] } | null;
+    if (body === null || typeof body !== 'object') throw new StoreError(`${this.kind} ${what}: the answer is not a JSON object`, { retryable: false });
+    const errors = [body.error, ...(body.results ?? []).map((r) => r.error)].filter((e): e is string => typeof e === 'string');
+    if (errors.length > 0) {
+      const message = errors[0].slice(0, MESSAGE_MAX);
+      const missing = /not found/i.test(message);
+      throw new StoreError(`${this.kind} ${what} failed: ${message}`, { retryable: missing, status: missing ? 404 : 400, serverMessage: message });
+    }
+    return body.results ?? [];
+  }
+
+  // ---- partition operations (retention) ----------------------------------------------------
+
+  /** `"m"` or `"rp"."m"`, and the selection's WHERE (tags and time), every name and value quoted. */
+  private partition(sel: PartitionSelector, who: string): { s: CheckedSelector; from: string; where: (start: number, end: number) => string } {
+    const s = checkSelector(sel, `${this.kind} ${who}`);
+    try {
+      const measurement = quoteIdent(s.measurement, 'measurement');
+      const from = this.rp ? `${quoteIdent(this.rp, 'retention policy')}.${measurement}` : measurement;
+      const tags = s.where.map(([k, v]) => `${quoteIdent(k, 'tag name')} = ${quoteString(v, `tag ${JSON.stringify(k)} value`)}`);
+      return { s, from, where: (start, end) => [...tags, `time >= ${start}ms`, `time < ${end}ms`].join(' AND ') };
+    } catch (e) {
+      if (e instanceof ThingwireError) throw new StoreError(`${this.kind} ${who}: ${e.message}`, { retryable: false, status: 400, cause: e });
+      throw e;
+    }
+  }
+
+  private async count(from: string, where: string, what: string): Promise<number> {
+    const [r] = await this.statements(`SELECT count(*) FROM ${from} WHERE ${where}`, what);
+    return sumCounts(r);
+  }
+
+  /** How many values the selection holds (`SELECT count(*)`: one count per field, summed). */
+  async countRange(sel: PartitionSelector): Promise<number> {
+    const { s, from, where } = this.partition(sel, 'count');
+    return this.count(from, where(s.start, s.end), 'count');
+  }
+
+  /** The selection's oldest and newest ts and its count; null when it holds nothing. */
+  async extentOf(sel: PartitionSelector): Promise<{ min: number; max: number; count: number } | null> {
+    const { s, from, where } = this.partition(sel, 'extent');
+    const w = where(s.start, s.end);
+    const [c, first, last] = await this.statements(
+      `SELECT count(*) FROM ${from} WHERE ${w}; SELECT * FROM ${from} WHERE ${w} ORDER BY time ASC LIMIT 1; SELECT * FROM ${from} WHERE ${w} ORDER BY time DESC LIMIT 1`,
+      'extent',
+    );
+    const count = sumCounts(c);
+    const min = firstTime(first);
+    const max = firstTime(last);
+    if (count === 0 || min === undefined || max === undefined) return null;
+    return { min, max, count };
+  }
+
+  /**
+   * Streams the selection to `onRows`, one time window at a time (each at most EXPORT_CHUNK_ROWS
+   * values unless more than that share one millisecond), each call waited for; resolves with the total.
+   */
+  async exportRange(sel: PartitionSelector, onRows: (rows: ExportRow[]) => void | Promise<void>): Promise<number> {
+    const { s, from, where } = this.partition(sel, 'export');
+    const extent = await this.extentOf(sel);
+    if (extent === null) return 0;
+    let types = await this.fieldTypes(from);
+    const stop = extent.max + 1;
+    let t = extent.min;
+    let width = Math.max(1, Math.floor(((stop - t) * EXPORT_CHUNK_ROWS) / extent.count));
+    let total = 0;
+    while (t < stop) {
+      let w = Math.min(width, stop - t);
+      let n = await this.count(from, where(t, t + w), 'export count');
+      while (n > EXPORT_CHUNK_ROWS && w > 1) {
+        w = Math.max(1, Math.min(Math.floor(w / 2), Math.floor((w * EXPORT_CHUNK_ROWS) / n)));
+        n = await this.count(from, where(t, t + w), 'export count');
+      }
+      if (n > 0) {
+        const results = await this.statements(`SELECT * FROM ${from} WHERE ${where(t, t + w)} GROUP BY *`, 'export', true);
+        let rows: ExportRow[];
+        try {
+          rows = exportRows(results[0], s.measurement, types);
+        } catch (e) {
+          if (!(e instanceof UnknownField)) throw e;
+          // A field written since SHOW FIELD KEYS was read.
+          types = await this.fieldTypes(from);
+          rows = exportRows(results[0], s.measurement, types);
+        }
+        for (let o = 0; o < rows.length; o += EXPORT_CHUNK_ROWS) {
+          const part = rows.length <= EXPORT_CHUNK_ROWS ? rows : rows.slice(o, o + EXPORT_CHUNK_ROWS);
+          total += part.length;
+          await onRows(part);
+        }
+      }
+      t += w;
+      width = n === 0 ? w * 4 : Math.max(1, Math.floor((w * Math.min(4 * n, EXPORT_CHUNK_ROWS)) / n));
+    }
+    return total;
+  }
+
+  /**
+   * Deletes the selection: counts it, then `DELETE FROM "m" WHERE <tags> AND time ...`; resolves with the
+   * count. With `expect`, a count other than `expect` deletes nothing and throws StoreError (retryable false).
+   * A write into the range between the count and the delete is deleted too (not one transaction).
+   */
+  async deleteRange(sel: PartitionSelector, expect?: number): Promise<number> {
+    const { s, from, where } = this.partition(sel, 'delete');
+    if (expect !== undefined && !(Number.isSafeInteger(expect) && expect >= 0)) {
+      throw new StoreError(`${this.kind} delete: expect must be a count (a whole number >= 0), not ${String(expect)}`, { retryable: false, status: 400 });
+    }
+    const w = where(s.start, s.end);
+    const n = await this.count(from, w, 'delete count');
+    if (expect !== undefined && n !== expect) {
+      const filter = s.where.length > 0 ? ` where ${JSON.stringify(Object.fromEntries(s.where))}` : '';
+      throw new StoreError(
+        `${this.kind} delete: counts differ, nothing deleted: expected ${expect} values but the selection holds ${n} ` +
+          `(measurement ${JSON.stringify(s.measurement)}${filter}, [${s.start}, ${s.end}))`,
+        { retryable: false, status: 409 },
+      );
+    }
+    if (n === 0) return 0;
+    // DELETE takes no retention policy (see the header): the measurement alone.
+    await this.statements(`DELETE FROM ${quoteIdent(s.measurement, 'measurement')} WHERE ${w}`, 'delete');
+    return n;
+  }
+
+  /** Field name -> its types (a field can have another type in another shard). */
+  private async fieldTypes(from: string): Promise<Map<string, Set<string>>> {
+    const [r] = await this.statements(`SHOW FIELD KEYS FROM ${from}`, 'export field keys');
+    const types = new Map<string, Set<string>>();
+    for (const series of r?.series ?? []) {
+      for (const [key, type] of series.values ?? []) {
+        if (typeof key !== 'string' || typeof type !== 'string') continue;
+        let set = types.get(key);
+        if (!set) types.set(key, (set = new Set()));
+        set.add(type);
+      }
+    }
+    return types;
   }
 
   async query(q: RangeQuery): Promise<QueryResult> {
@@ -235,4 +406,100 @@ export class InfluxV1Backend implements StoreBackend {
   async close(): Promise<void> {
     // Nothing held open: fetch keeps no per-backend state.
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading partition answers
+
+interface StatementResult {
+  statement_id?: number;
+  error?: string;
+  series?: Array<{ name?: string; tags?: Record<string, string>; columns?: string[]; values?: unknown[][] }>;
+}
+
+/** JSON strings, or integer-looking numbers of 16 digits or more (beyond 2^53 a double loses digits). */
+const LONG_NUMBER = /"(?:[^"\\]|\\.)*"|(?<![\w.+-])-?\d{16,}(?![\w.])/g;
+
+/**
+ * JSON.parse, except that numbers of 16 digits or more become the string NUL + digits, read back
+ * exactly by toValue for integer and float fields (a string field's value is never taken for one).
+ */
+function parseExact(text: string): unknown {
+  if (!/\d{16}/.test(text)) return JSON.parse(text) as unknown;
+  return JSON.parse(text.replace(LONG_NUMBER, (m) => (m.charCodeAt(0) === 34 ? m : `"\\u0000${m}"`))) as unknown;
+}
+
+/** Sum of the count_* columns of a `SELECT count(*)` answer (no series: 0). */
+function sumCounts(r: StatementResult | undefined): number {
+  let n = 0;
+  for (const series of r?.series ?? []) {
+    const columns = series.columns ?? [];
+    for (const row of series.values ?? []) {
+      for (let c = 0; c < columns.length; c++) {
+        if (columns[c] === 'time') continue;
+        const v = row[c];
+        if (typeof v === 'number') n += v;
+      }
+    }
+  }
+  return n;
+}
+
+/** The time of the first row of a `SELECT * ... LIMIT 1` answer. */
+function firstTime(r: StatementResult | undefined): number | undefined {
+  const series = r?.series?.[0];
+  const at = series?.columns?.indexOf('time') ?? -1;
+  const t = at >= 0 ? series?.values?.[0]?.[at] : undefined;
+  return typeof t === 'number' ? t : undefined;
+}
+
+class UnknownField extends Error {}
+
+/** A value of the answer as its field's stored type: integers as bigint, exactly. */
+function toValue(v: unknown, types: Set<string>, field: string): FieldValue {
+  if (typeof v === 'boolean') return v;
+  const numeric = types.has('integer') || types.has('float');
+  if (typeof v === 'string') {
+    // A long number read as text (parseExact); a string field's value otherwise.
+    if (numeric && v.charCodeAt(0) === 0 && /^-?\d+$/.test(v.slice(1))) return types.has('float') ? Number(v.slice(1)) : BigInt(v.slice(1));
+    return v;
+  }
+  if (typeof v === 'number') return types.has('integer') && !types.has('float') ? BigInt(v) : v;
+  throw new StoreError(`influxdb-v1 export: field ${JSON.stringify(field)} has a value of type ${v === null ? 'null' : typeof v}`, { retryable: false });
+}
+
+/** The values of a `SELECT * ... GROUP BY *` answer as export rows (tags '' are tags the series lacks). */
+function exportRows(r: StatementResult | undefined, measurement: string, types: Map<string, Set<string>>): ExportRow[] {
+  const out: ExportRow[] = [];
+  for (const series of r?.series ?? []) {
+    if (series.name !== measurement) {
+      throw new StoreError(`influxdb-v1 export: the answer holds series ${JSON.stringify(series.name)} instead of measurement ${JSON.stringify(measurement)}`, { retryable: false });
+    }
+    let device = '';
+    const tags: Record<string, string> = {};
+    for (const [k, v] of Object.entries(series.tags ?? {})) {
+      if (v === '') continue;
+      if (k === 'device') device = v;
+      else Object.defineProperty(tags, k, { value: v, enumerable: true, writable: true, configurable: true });
+    }
+    const columns = series.columns ?? [];
+    const timeAt = columns.indexOf('time');
+    if (timeAt < 0) throw new StoreError('influxdb-v1 export: the answer has no time column', { retryable: false });
+    const fieldTypes = columns.map((c, i) => {
+      if (i === timeAt) return undefined;
+      const t = types.get(c);
+      if (t === undefined) throw new UnknownField(c);
+      return t;
+    });
+    for (const row of series.values ?? []) {
+      const ts = row[timeAt];
+      if (typeof ts !== 'number') throw new StoreError(`influxdb-v1 export: a row without a usable time (${JSON.stringify(ts)})`, { retryable: false });
+      for (let c = 0; c < columns.length; c++) {
+        const v = row[c];
+        if (c === timeAt || v === null || v === undefined) continue;
+        out.push({ measurement, device, tags, field: columns[c], ts, value: toValue(v, fieldTypes[c]!, columns[c]) });
+      }
+    }
+  }
+  return out;
 }

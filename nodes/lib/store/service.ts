@@ -11,7 +11,7 @@ import { describeStoreSettings, type StoreSettings } from './env';
 import { InfluxV1Backend } from './influx-v1';
 import { InfluxV2Backend } from './influx-v2';
 import { registerStore } from './registry';
-import { StoreError, type Batch, type BackendHealth, type QueryResult, type RangeQuery, type StoreBackend } from './types';
+import { StoreError, type Batch, type BackendHealth, type ExportRow, type PartitionSelector, type QueryResult, type RangeQuery, type StoreBackend } from './types';
 import { BatchWriter, type WriteRejectedError, type WriterStats } from './writer';
 
 export interface StoreServiceOptions {
@@ -38,7 +38,11 @@ export interface StoreListener {
   onCorrupt?(message: string): void;
 }
 
-/** Opens the embedded DuckDB backend lazily (it is an async open), so the service is usable at once. */
+/**
+ * Opens the embedded DuckDB backend lazily (it is an async open), so the service is usable at once.
+ * The partition operations (optional on StoreBackend) are forwarded; both backends opened this way
+ * (embedded, InfluxDB 1.x) have them. Should the opened one lack one, the call fails with a StoreError.
+ */
 class LazyBackend implements StoreBackend {
   readonly kind: StoreBackend['kind'];
   readonly description: string;
@@ -54,6 +58,24 @@ class LazyBackend implements StoreBackend {
   ) {
     this.kind = kind;
     this.description = description;
+  }
+
+  private async partitionOps<K extends 'exportRange' | 'countRange' | 'extentOf' | 'deleteRange'>(what: K): Promise<Required<Pick<StoreBackend, K>>> {
+    const b = await this.get();
+    if (typeof b[what] !== 'function') throw new StoreError(`${this.description} has no ${what} (partition operations)`, { retryable: false });
+    return b as unknown as Required<Pick<StoreBackend, K>>;
+  }
+  async exportRange(sel: PartitionSelector, onRows: (rows: ExportRow[]) => void | Promise<void>): Promise<number> {
+    return (await this.partitionOps('exportRange')).exportRange(sel, onRows);
+  }
+  async countRange(sel: PartitionSelector): Promise<number> {
+    return (await this.partitionOps('countRange')).countRange(sel);
+  }
+  async extentOf(sel: PartitionSelector): Promise<{ min: number; max: number; count: number } | null> {
+    return (await this.partitionOps('extentOf')).extentOf(sel);
+  }
+  async deleteRange(sel: PartitionSelector, expect?: number): Promise<number> {
+    return (await this.partitionOps('deleteRange')).deleteRange(sel, expect);
   }
 
   private get(): Promise<StoreBackend> {

@@ -91,6 +91,33 @@ export interface BackendHealth {
   detail: string;
 }
 
+/**
+ * One stored value, as a retention partition holds it (the Parquet row model): the series key split
+ * into measurement, device ('' when the point had no device tag), the other tags and the field.
+ * (measurement, device, tags, field, ts) is the store's idempotent key.
+ */
+export interface ExportRow {
+  measurement: string;
+  device: string;
+  /** Tags other than `device`. */
+  tags: Record<string, string>;
+  field: string;
+  /** ms since the epoch. */
+  ts: number;
+  /** number = float, bigint = integer, boolean, string. */
+  value: FieldValue;
+}
+
+/** What a partition operation works on: one measurement, a time range, tag equality filters. */
+export interface PartitionSelector {
+  measurement: string;
+  /** [start, end) in ms since the epoch. */
+  start: number;
+  end: number;
+  /** Tag equality filters, e.g. { level: '1m' }; a `device` key filters the device tag ('' = no device tag). */
+  where?: Record<string, string>;
+}
+
 /** What every backend does. Implementations: influx-v1.ts, influx-v2.ts, embedded.ts. */
 export interface StoreBackend {
   readonly kind: BackendKind;
@@ -101,4 +128,48 @@ export interface StoreBackend {
   query(q: RangeQuery): Promise<QueryResult>;
   health(): Promise<BackendHealth>;
   close(): Promise<void>;
+
+  // Partition operations for retention tiering (embedded and InfluxDB 1.x; absent on 2.x/3.x).
+  /** Streams every stored value in the selection in chunks (at most about 10,000 rows a call); resolves with the total. */
+  exportRange?(sel: PartitionSelector, onRows: (rows: ExportRow[]) => void | Promise<void>): Promise<number>;
+  /** How many values the selection holds. */
+  countRange?(sel: PartitionSelector): Promise<number>;
+  /** The selection's oldest and newest ts and its count; null when it is empty. */
+  extentOf?(sel: PartitionSelector): Promise<{ min: number; max: number; count: number } | null>;
+  /**
+   * Deletes the selection; resolves with how many values were deleted. With `expect`, a count other
+   * than `expect` deletes nothing and throws StoreError (retryable false). The embedded store counts
+   * and deletes in one transaction; InfluxDB 1.x counts first, then deletes (a write in between races).
+   */
+  deleteRange?(sel: PartitionSelector, expect?: number): Promise<number>;
+}
+
+/** A PartitionSelector checked: where as sorted [key, value] pairs. */
+export interface CheckedSelector {
+  measurement: string;
+  start: number;
+  end: number;
+  where: Array<[string, string]>;
+}
+
+/** Checks a PartitionSelector; throws StoreError (retryable false, status 400) naming what is wrong. `who` prefixes the message. */
+export function checkSelector(sel: PartitionSelector, who: string): CheckedSelector {
+  const bad = (why: string): StoreError => new StoreError(`${who}: ${why}`, { retryable: false, status: 400 });
+  if (sel === null || typeof sel !== 'object') throw bad('no partition selector');
+  if (typeof sel.measurement !== 'string' || sel.measurement === '') throw bad('the selector needs a measurement (a non-empty string)');
+  for (const [what, v] of [['start', sel.start], ['end', sel.end]] as const) {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw bad(`${what} must be a whole number of ms since the epoch, not ${String(v)}`);
+  }
+  if (!(sel.end > sel.start)) throw bad(`empty time range: end (${sel.end}) must be after start (${sel.start})`);
+  const where: Array<[string, string]> = [];
+  if (sel.where !== undefined && sel.where !== null) {
+    if (typeof sel.where !== 'object' || Array.isArray(sel.where)) throw bad('where must be an object of tag: value');
+    for (const k of Object.keys(sel.where).sort()) {
+      const v = sel.where[k];
+      if (k === '') throw bad('where has an empty tag name');
+      if (typeof v !== 'string') throw bad(`where tag ${JSON.stringify(k)} must be a string, not ${v === null ? 'null' : typeof v}`);
+      where.push([k, v]);
+    }
+  }
+  return { measurement: sel.measurement, start: sel.start, end: sel.end, where };
 }
