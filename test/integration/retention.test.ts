@@ -74,7 +74,15 @@ const QUERIES: Array<[string, Omit<RangeQuery, 'measurement'>]> = [
 async function answers(query: (q: RangeQuery) => Promise<QueryResult>, measurement = MEAS): Promise<QueryResult[]> {
   const out: QueryResult[] = [];
   for (const [, q] of QUERIES) out.push(await query({ measurement, ...q }));
-  return out;
+  return out.map(rounded);
+}
+
+/**
+ * Numbers to 12 significant digits: a mean is a floating-point sum whose order DuckDB's parallel
+ * aggregation does not fix, so the last bits of the same mean can differ between two runs.
+ */
+function rounded(r: QueryResult): QueryResult {
+  return { series: r.series.map((s) => ({ ...s, points: s.points.map(([t, v]) => [t, typeof v === 'number' ? Number(v.toPrecision(12)) : v] as [number, typeof v]) })) };
 }
 
 /** Answers with their series in one order (InfluxDB orders series its own way; the merged answer by device and field). */
