@@ -181,6 +181,22 @@ describe('dashboard and editor in headless Chromium', () => {
       await tray.waitFor({ state: 'detached', timeout: 10_000 });
     }
     expect(await page.locator('#node-input-levels').count()).toBe(0);
+
+    // The retention node (flows/retention.json) draws its policy as a timeline per rule.
+    await page.evaluate('RED.workspaces.show("tw.ret.tab")');
+    await page.locator('.red-ui-flow-node-group', { hasText: 'tier the store' }).first().dblclick();
+    const retentionTray = page.locator('.red-ui-tray');
+    await retentionTray.getByText('Timeline (ages from today').waitFor({ timeout: 10_000 });
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: screenshotPath('editor-retention-dialog') });
+    const timeline = await page.locator('#tw-retention-timeline').innerText();
+    expect(timeline).toContain('raw');
+    expect(timeline).toContain('warm 1 y 30 d');
+    expect(timeline).toContain('cold ∞');
+    await page.locator('#node-dialog-cancel').click();
+    await retentionTray.waitFor({ state: 'detached', timeout: 10_000 });
+    expect(await page.evaluate('RED.nodes.getNodeHelp("thingwire-retention")')).toContain('manifest');
+    await page.evaluate('RED.workspaces.show("tw.starter.tab")');
     expect(await page.evaluate('RED.nodes.getNodeHelp("thingwire-window")')).toContain('event time');
     expect(await page.evaluate('RED.nodes.getNodeHelp("thingwire-anomaly")')).toContain('Scores every numeric metric');
 

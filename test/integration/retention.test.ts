@@ -68,6 +68,7 @@ const QUERIES: Array<[string, Omit<RangeQuery, 'measurement'>]> = [
   ['daily mean', { fields: ['temp °C "t"', 'count'], start: TODAY - 30 * DAY_MS, end: TODAY + DAY_MS, bucketMs: DAY_MS, agg: 'mean' }],
   ['6-hour max', { fields: ['temp °C "t"'], start: TODAY - 30 * DAY_MS, end: TODAY + DAY_MS, bucketMs: 6 * 3_600_000, agg: 'max' }],
   ['daily count, where', { fields: ['count'], where: { 'lo,c "x"': 'hall 2 =\\ x' }, start: TODAY - 30 * DAY_MS, end: TODAY + DAY_MS, bucketMs: DAY_MS, agg: 'count' }],
+  ['raw, downsampled to 40 points a series', { fields: ['temp °C "t"'], start: TODAY - 30 * DAY_MS, end: TODAY + DAY_MS, maxPoints: 40 }],
   ['sum of the whole range', { fields: ['count'], start: TODAY - 30 * DAY_MS, end: TODAY + DAY_MS, agg: 'sum' }],
 ];
 

@@ -40,7 +40,7 @@ import { encodePoint } from '../line-protocol';
 import { StoreError, type ExportRow, type PartitionSelector, type QueryResult, type RangeQuery, type StoreBackend } from '../store/types';
 import { DirectoryTarget, type ArchiveTarget } from './archive';
 import { coldKey, DAY_MS, dayOf, dayStart, partitionKey, recordHistory, startOfUtcDay, warmPath, ManifestStore, type FileEntry, type PartitionEntry, type Tier } from './manifest';
-import { readParquet, verifyParquet, withDb, writeParquet, type FileStats } from './parquet';
+import { fileSha256, readParquet, verifyParquet, withDb, writeParquet, type FileStats } from './parquet';
 import { planRun, type Action, type HotExtent } from './plan';
 import { ruleSelector, type RetentionPolicy } from './policy';
 import { mergeResults, queryParquet } from './warm-query';
@@ -367,9 +367,15 @@ export class Retention {
       }
       await this.hook('merged', a);
 
-      // 3. verify (and put a cold file into the archive)
-      const v = await verifyParquet(local, stats);
-      if (!v.ok) throw new StoreError(`${local} did not verify after writing: ${v.problems.join('; ')}`, { retryable: true });
+      // 3. verify (and put a cold file into the archive). A delta renamed into place was verified in step 1:
+      // its bytes are checked again (sha256), its content is not read twice.
+      if (base === undefined && level === undefined) {
+        const { sha256 } = await fileSha256(local);
+        if (sha256 !== stats.sha256) throw new StoreError(`${local} changed after it was verified (sha256 ${sha256}, expected ${stats.sha256})`, { retryable: true });
+      } else {
+        const v = await verifyParquet(local, stats);
+        if (!v.ok) throw new StoreError(`${local} did not verify after writing: ${v.problems.join('; ')}`, { retryable: true });
+      }
       await this.hook('verified', a);
       let file: FileEntry;
       if (tier === 'cold') {
@@ -588,7 +594,10 @@ export class Retention {
       try {
         const paths: string[] = [];
         for (const e of files) paths.push(await this.localCopy(e.file!, scratch));
-        const [w, h] = await Promise.all([queryParquet(paths, q), hot(q)]);
+        // The parts without maxPoints: the merge downsamples the whole range once, as one store would.
+        const part: RangeQuery = { ...q };
+        delete part.maxPoints;
+        const [w, h] = await Promise.all([queryParquet(paths, part), hot(part)]);
         return mergeResults([w, h], q);
       } catch (e) {
         // A run may have replaced a file between reading the manifest and opening it: read the manifest again, once.

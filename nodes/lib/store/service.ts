@@ -153,6 +153,11 @@ export function createBackend(settings: StoreSettings, dataDir: string, embedded
   }
 }
 
+/** What reads across the retention tiers: the query over the tiers' files merged with `hot`'s answer. */
+export interface TierReader {
+  query(q: RangeQuery, hot: (q: RangeQuery) => Promise<QueryResult>): Promise<QueryResult>;
+}
+
 /** Spool directory names come from node ids: keep them to safe characters. */
 function safeDirName(id: string): string {
   return id.replace(/[^A-Za-z0-9._-]/g, '_') || 'store';
@@ -166,6 +171,8 @@ export class StoreService {
   readonly spool?: DiskSpool;
   private readonly listeners = new Set<StoreListener>();
   private readonly unregister: () => void;
+  /** Reads across retention tiers, when a thingwire-retention node manages this store. */
+  private tiers?: TierReader;
   private closed?: Promise<void>;
 
   constructor(opts: StoreServiceOptions) {
@@ -225,8 +232,22 @@ export class StoreService {
     this.writer.add(lines);
   }
 
+  /** Reads the hot store, and the warm and cold tiers when a retention manager is attached. */
   query(q: RangeQuery): Promise<QueryResult> {
-    return this.backend.query(q);
+    const t = this.tiers;
+    return t ? t.query(q, (hq) => this.backend.query(hq)) : this.backend.query(q);
+  }
+
+  /**
+   * Attaches the reader of the retention tiers (one at a time: a second is refused); returns the
+   * function that detaches it.
+   */
+  attachTiers(reader: TierReader): () => void {
+    if (this.tiers !== undefined && this.tiers !== reader) throw new StoreError(`${this.description} already has a retention manager: one per store`, { retryable: false });
+    this.tiers = reader;
+    return () => {
+      if (this.tiers === reader) this.tiers = undefined;
+    };
   }
 
   stats(): WriterStats {
