@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import mqtt from 'mqtt';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, screenshotPath } from '../support/browser';
-import { requireBinary, startRuntime, type Runtime } from '../support/services';
+import { requireBinary, startRuntime, waitFor, type Runtime } from '../support/services';
 
 jest.setTimeout(90_000);
 
@@ -70,9 +70,21 @@ describe('dashboard and editor in headless Chromium', () => {
     const hour0 = Math.floor(ts / 60_000) * 60_000 - 3 * 3_600_000;
     const buffered = Array.from({ length: 181 }, (_, i) => ({ ts: hour0 + i * 60_000 + 5_000, temperature: 18 + 3 * Math.sin(i / 20) }));
     await client.publishAsync('devices/e2e-hist/telemetry', JSON.stringify(buffered), { qos: 1 });
-    await page.waitForTimeout(2500); // the store's 1 s batches
-    await page.getByRole('button', { name: '24 hours' }).click();
-    await page.getByText(/1m rollups \(mean per window\), 1[0-9]{2} points/).waitFor({ timeout: 15_000 });
+    // The rollups reach the store a moment later (the window closes them, the store writes in 1 s batches, slower on
+    // a loaded machine): ask again until the answer has them.
+    const rollups = page.getByText(/1m rollups \(mean per window\), 1[0-9]{2} points/);
+    await waitFor(
+      'the 1m rollups of the buffered upload in the history',
+      async () => {
+        await page.getByRole('button', { name: '24 hours' }).click();
+        return rollups.waitFor({ timeout: 2_500 }).then(
+          () => true,
+          () => undefined,
+        );
+      },
+      30_000,
+      100,
+    );
     await page.waitForTimeout(1500);
     await page.screenshot({ path: screenshotPath('dashboard'), fullPage: true });
     await page.close();
