@@ -13,6 +13,7 @@ import { openRegistry, type RegistryHandle } from '../nodes/lib/registry/registr
 import { SERVICE_USER, startEmbeddedBroker, type EmbeddedBroker } from './broker';
 import { ConfigError, ENV_VARS, parseConfig, type RuntimeConfig } from './config';
 import { HealthMonitor } from './health';
+import { metricsHandler, RuntimeMetrics, type HooksApi } from './metrics';
 import { seedFlowFile } from './seed';
 
 /** The package root (dist/runtime/main.js -> ../..). */
@@ -25,6 +26,7 @@ interface NodeRed {
   httpAdmin: express.Express;
   httpNode: express.Express;
   events: NodeJS.EventEmitter;
+  hooks: HooksApi;
   log: { info(m: string): void; warn(m: string): void; error(m: string): void };
 }
 
@@ -152,8 +154,12 @@ export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> 
       (e: Error) => res.status(500).json({ status: 'error', error: e.message }),
     );
   });
+  // Prometheus metrics (runtime/metrics.ts): message counts from Node-RED's hooks, stores, devices, the broker, the process.
+  const metrics = new RuntimeMetrics({ registry, broker });
+  app.get('/api/v1/metrics', metricsHandler(metrics));
 
   RED.init(server, settings);
+  metrics.attach(RED.hooks);
   app.use(settings.httpAdminRoot, RED.httpAdmin);
   app.use(settings.httpNodeRoot, RED.httpNode);
   // Errors before a flow sees the request (the http-in node's body parser: malformed JSON, a body over the limit)
@@ -196,6 +202,7 @@ export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> 
         log(`error while stopping flows: ${(e as Error).message}`);
       }
       health.close();
+      metrics.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const s of sockets) s.destroy();

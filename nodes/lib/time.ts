@@ -100,3 +100,24 @@ export function durationMs(v: unknown): number | undefined {
   }
   return ms !== undefined && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
 }
+
+/**
+ * A point in time as queries and control messages write it: ms since the epoch, an ISO 8601 time (from its
+ * YYYY-MM-DD on), "now", or "-<duration>" before now ("-1h", "-30d"). Returns ms, or undefined when `v` is none of
+ * those; each caller says what it expected.
+ */
+export function timeMs(v: unknown, now: number): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v !== 'string') return undefined;
+  const s = v.trim();
+  if (s === 'now') return now;
+  if (s.startsWith('-')) {
+    const d = durationMs(s.slice(1));
+    return d !== undefined && d > 0 ? now - d : undefined;
+  }
+  if (/^\d{4}-\d{2}-\d{2}/.test(s)) {
+    const t = Date.parse(s);
+    return Number.isNaN(t) ? undefined : t;
+  }
+  return undefined;
+}

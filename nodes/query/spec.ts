@@ -5,6 +5,7 @@
  * an invalid_query reject naming it. No Node-RED here.
  */
 import { ThingwireError } from '../lib/errors';
+import { timeMs } from '../lib/time';
 import { isValidDeviceId, isValidName, preview } from '../lib/names';
 import { AGGREGATES, type Aggregate, type RangeQuery } from '../lib/store/types';
 
@@ -80,18 +81,10 @@ export function parseDuration(v: unknown, what: string): number {
   throw bad(`${what} must be a duration such as "30s", "5m", "1h", "7d" (or ms), got ${preview(v)}`);
 }
 
-/** A time: ms since epoch, an ISO 8601 string, "now", or "-<duration>" relative to now. */
+/** A time: ms since epoch, an ISO 8601 string, "now", or "-<duration>" relative to now (nodes/lib/time.ts timeMs). */
 export function parseTime(v: unknown, now: number, what: string): number {
-  if (typeof v === 'number' && Number.isFinite(v)) return v;
-  if (typeof v === 'string') {
-    const s = v.trim();
-    if (s === 'now') return now;
-    if (s.startsWith('-')) return now - parseDuration(s.slice(1), what);
-    if (/^\d{4}-\d{2}-\d{2}/.test(s)) {
-      const t = Date.parse(s);
-      if (!Number.isNaN(t)) return t;
-    }
-  }
+  const t = timeMs(v, now);
+  if (t !== undefined) return t;
   throw bad(`${what} must be ms since epoch, an ISO 8601 time, "now" or "-1h"-style, got ${preview(v)}`);
 }
 

@@ -4,7 +4,7 @@
  * with the field it is in. No Node-RED here.
  */
 import { ThingwireError } from '../lib/errors';
-import { durationMs } from '../lib/time';
+import { durationMs, timeMs } from '../lib/time';
 import { DEFAULT_MAX_PARTITIONS } from '../lib/retention/plan';
 import { DEFAULT_POLICY, parsePolicy, type RetentionPolicy } from '../lib/retention/policy';
 import { DEFAULT_RESTORE_DAYS } from '../lib/retention/run';
@@ -90,20 +90,10 @@ export function parseRetentionConfig(c: RetentionConfig): RetentionSettings {
   return { policy, intervalMs, startDelayMs, restoreDays, maxPartitions, ...(blank(c.archiveDir) ? {} : { archiveDir: String(c.archiveDir).trim() }) };
 }
 
-/** A time in a restore request: ms since the epoch, an ISO 8601 date, or "-30d" (before now). */
+/** A time in a restore request: ms since the epoch, an ISO 8601 date, "now" or "-30d" (before now). */
 export function parseTime(v: unknown, now: number, what: string): number {
-  if (typeof v === 'number' && Number.isFinite(v)) return Math.trunc(v);
-  if (typeof v === 'string') {
-    const s = v.trim();
-    if (s.startsWith('-')) {
-      const ms = durationMs(s.slice(1));
-      if (ms !== undefined) return now - ms;
-    } else if (s === 'now') return now;
-    else {
-      const t = Date.parse(s);
-      if (Number.isFinite(t)) return t;
-    }
-  }
+  const t = timeMs(v, now);
+  if (t !== undefined) return Math.trunc(t);
   throw new ThingwireError('invalid_value', `${what} must be ms since the epoch, an ISO 8601 date or a time before now such as "-30d" (got ${JSON.stringify(v)})`);
 }
 

@@ -3,7 +3,7 @@
  * and the 2000..2100 plausibility range that catches unit mix-ups.
  */
 import { ThingwireError } from '../../nodes/lib/errors';
-import { MAX_TS, MIN_TS, TIME_UNITS, isTimeUnit, toEpochMs, typeName, type TimeUnit, durationMs } from '../../nodes/lib/time';
+import { MAX_TS, MIN_TS, TIME_UNITS, isTimeUnit, timeMs, toEpochMs, typeName, type TimeUnit, durationMs } from '../../nodes/lib/time';
 
 /** 2026-11-24T10:00:00.000Z */
 const T = Date.UTC(2026, 10, 24, 10, 0, 0);
@@ -238,5 +238,24 @@ describe('durationMs (the durations of node dialogs and control messages)', () =
 
   test.each([['-5s'], ['5 minutes'], ['1mo'], [''], ['s'], [-1], [NaN], [Infinity], [null], [undefined], [{}], ['1'.repeat(40)]])('%j is not a duration', (v) => {
     expect(durationMs(v)).toBeUndefined();
+  });
+});
+
+describe('timeMs: a point in time from a query or a control message', () => {
+  const NOW = Date.UTC(2026, 11, 1, 12);
+  test.each([
+    [NOW - 5, NOW - 5],
+    ['now', NOW],
+    [' now ', NOW],
+    ['-1h', NOW - 3_600_000],
+    ['-30d', NOW - 30 * 86_400_000],
+    ['-5min', NOW - 300_000],
+    ['2026-11-30', Date.UTC(2026, 10, 30)],
+    ['2026-11-30T06:00:00Z', Date.UTC(2026, 10, 30, 6)],
+  ])('%j is %d', (v, want) => {
+    expect(timeMs(v, NOW)).toBe(want);
+  });
+  test.each([['-0s'], ['-'], ['yesterday'], ['30d'], ['2026-13-45'], [NaN], [Infinity], [null], [undefined], [{}], [true]])('%j is not a time', (v) => {
+    expect(timeMs(v, NOW)).toBeUndefined();
   });
 });
