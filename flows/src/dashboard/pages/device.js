@@ -1,0 +1,193 @@
+// The dashboard's Device page: one device's latest values, a history chart at the chart's width from the right
+// rollup level, the anomaly band, the predicted time to threshold, and live readings pushed to the browsers that
+// watch the device. Nodes "tw.dp.*" on the starter tab (see ../gen.js for how pages are put into the flow).
+
+// ---- shared state (flow context, memory): latest reading per device, and who watches which device ----
+const STATE = `
+// latest: device -> { ts, metrics } (at most MAX_DEVICES, the least recently updated dropped);
+// watchers: socket id -> { device, at } (renewed every 60 s by the page; forgotten after 3 minutes).
+const MAX_DEVICES = 10000;
+const MAX_WATCHERS = 1000;
+const WATCH_MS = 180000;
+let st = flow.get('tw_dp_state');
+if (!st) { st = { latest: new Map(), watchers: new Map() }; flow.set('tw_dp_state', st); }`;
+
+const ROUTER = `
+// Requests from the Device page (one browser each, msg._client.socketId): the device list, watching a
+// device (its latest reading now, live readings from then on), and history for a metric and range.
+${STATE}
+const socket = msg._client && msg._client.socketId;
+const p = msg.payload || {};
+const reply = (topic, payload) => ({ topic, payload, _client: msg._client });
+if (msg.topic === 'devices') {
+    return [reply('devices', [...st.latest.keys()].sort().slice(0, 5000)), null];
+}
+if (msg.topic === 'watch' && socket && typeof p.device === 'string') {
+    if (!st.watchers.has(socket) && st.watchers.size >= MAX_WATCHERS) {
+        const now = Date.now();
+        for (const [k, w] of st.watchers) if (now - w.at > WATCH_MS) st.watchers.delete(k);
+        if (st.watchers.size >= MAX_WATCHERS) { node.warn('device page: ' + MAX_WATCHERS + ' browsers watch already; not adding one'); return null; }
+    }
+    st.watchers.set(socket, { device: p.device, at: Date.now() });
+    node.status({ fill: 'green', shape: 'dot', text: st.watchers.size + ' watching' });
+    const l = st.latest.get(p.device);
+    return [reply('latest', l ? { device: p.device, ts: l.ts, metrics: l.metrics } : { device: p.device }), null];
+}
+if (msg.topic === 'unwatch' && socket) {
+    st.watchers.delete(socket);
+    node.status({ fill: 'green', shape: 'dot', text: st.watchers.size + ' watching' });
+    return null;
+}
+if (msg.topic === 'history') {
+    const width = Math.max(50, Math.min(4000, Math.floor(Number(p.width) || 600)));
+    const start = Number(p.start); const end = Number(p.end);
+    if (typeof p.device !== 'string' || typeof p.metric !== 'string' || !(end > start)) {
+        return [reply('history', { req: p.req, device: p.device, error: 'bad history request' }), null];
+    }
+    // The chart is "width" pixels wide: never more points than that (the store downsamples).
+    msg.dp = { req: p.req, device: p.device, metric: p.metric, start, end, width };
+    msg.payload = { devices: [p.device], fields: [p.metric], start, end, level: 'auto', maxPoints: width };
+    return [null, msg];
+}
+return null;`;
+
+const LIVE = `
+// Each valid reading: remembered as its device's latest, and pushed to the browsers watching that device
+// (and to no one else: push, not poll, and no broadcast of every reading to every page).
+${STATE}
+const readings = Array.isArray(msg.payload) ? msg.payload : [msg.payload];
+const out = [];
+for (const r of readings) {
+    if (!r || typeof r.device !== 'string' || typeof r.ts !== 'number' || !r.metrics) continue;
+    const prev = st.latest.get(r.device);
+    if (prev && prev.ts > r.ts) continue; // a late reading is history, not "latest"
+    const metrics = prev ? Object.assign({}, prev.metrics, r.metrics) : Object.assign({}, r.metrics);
+    st.latest.delete(r.device);
+    st.latest.set(r.device, { ts: r.ts, metrics });
+    if (st.latest.size > MAX_DEVICES) st.latest.delete(st.latest.keys().next().value);
+    if (st.watchers.size === 0) continue;
+    for (const [socketId, w] of st.watchers) {
+        if (w.device === r.device) out.push({ topic: 'live', payload: { device: r.device, ts: r.ts, metrics: r.metrics }, _client: { socketId } });
+    }
+}
+return [out];`;
+
+const SCORES = `
+// Anomaly scores (with the maintenance estimate when there is one) for the watched devices: the page draws
+// the expected band and the predicted time to the threshold. Alert events on the same link are ignored.
+${STATE}
+if (st.watchers.size === 0) return null;
+const items = Array.isArray(msg.payload) ? msg.payload : [msg.payload];
+const out = [];
+for (const s of items) {
+    if (!s || typeof s.device !== 'string' || typeof s.metric !== 'string' || typeof s.score !== 'number') continue;
+    for (const [socketId, w] of st.watchers) {
+        if (w.device === s.device) out.push({ topic: 'score', payload: s, _client: { socketId } });
+    }
+}
+return [out];`;
+
+const BAND = `
+// Values in: keep them, then ask for the anomaly node's expected band over the same range, in as many
+// buckets as the chart has pixels.
+const d = msg.dp;
+const s = (msg.payload && msg.payload.series || [])[0];
+d.points = s ? s.points.filter((p) => typeof p[1] === 'number') : [];
+d.level = s && s.tags && s.tags.level ? s.tags.level : (msg.payload.level || 'raw');
+const bucket = Math.max(1000, Math.ceil((d.end - d.start) / d.width));
+msg.payload = { measurement: 'anomaly', devices: [d.device], where: { metric: d.metric }, fields: ['lower', 'expected', 'upper'], start: d.start, end: d.end, bucket, agg: 'mean', level: 'raw' };
+return msg;`;
+
+const REPLY = `
+// Values and band back to the page that asked (its req number lets it ignore answers it no longer wants).
+const d = msg.dp;
+const by = {};
+for (const s of (msg.payload && msg.payload.series) || []) by[s.field] = new Map(s.points);
+const band = [];
+if (by.lower && by.expected && by.upper) {
+    for (const [ts, lo] of by.lower) {
+        const e = by.expected.get(ts); const up = by.upper.get(ts);
+        if (typeof lo === 'number' && typeof e === 'number' && typeof up === 'number') band.push([ts, lo, e, up]);
+    }
+    band.sort((a, b) => a[0] - b[0]);
+}
+node.status({ text: d.device + ' ' + d.metric + ': ' + d.points.length + ' points (' + d.level + ')' });
+return { topic: 'history', payload: { req: d.req, device: d.device, metric: d.metric, level: d.level, points: d.points, band }, _client: msg._client };`;
+
+const FAILED = `
+// A query failed (bad request or store down): the page shows why instead of waiting.
+const d = msg.dp || {};
+return { topic: 'history', payload: { req: d.req, device: d.device, metric: d.metric, level: '', points: d.points || [], band: [], error: msg.error && msg.error.message }, _client: msg._client };`;
+
+module.exports = function devicePage(ctx) {
+  const { Z, add, fn, vue } = ctx;
+  const Y0 = ctx.y;
+  // ---- the page -----------------------------------------------------------------------------------------
+  add({
+    id: 'tw.dp.page',
+    type: 'ui-page',
+    name: 'Device',
+    ui: 'tw.ui.base',
+    path: '/device',
+    icon: 'chip',
+    layout: 'grid',
+    theme: 'tw.ui.theme',
+    breakpoints: ctx.breakpoints,
+    order: 2,
+    className: '',
+    visible: 'true',
+    disabled: 'false',
+  });
+  add({ id: 'tw.dp.group', type: 'ui-group', name: 'Device', page: 'tw.dp.page', width: '12', height: '1', order: 1, showTitle: false, className: '', visible: 'true', disabled: 'false', groupType: 'default' });
+  add({
+    id: 'tw.dp.comment',
+    type: 'comment',
+    z: Z,
+    name: 'Device page: history at the chart\'s width from the right rollup level, then live readings pushed to the browsers that watch the device',
+    info: 'The ui-template (flows/src/dashboard/device.vue, put here by flows/src/dashboard/gen.js) asks for the device list, watches one device and asks for history with its chart width in pixels. The query node reads raw readings up to 6 hours and 1m/1h/1d rollups beyond, downsampled on the server to at most that many points. Valid readings and anomaly scores reach the page through the link nodes, only for the browsers watching that device.',
+    x: 460,
+    y: Y0 - 40,
+    wires: [],
+  });
+  add({
+    id: 'tw.dp.template',
+    type: 'ui-template',
+    z: Z,
+    group: 'tw.dp.group',
+    page: '',
+    ui: '',
+    name: 'device view',
+    order: 1,
+    width: '12',
+    height: '8',
+    head: '',
+    format: vue('device.vue'),
+    storeOutMessages: false,
+    passthru: false,
+    resendOnRefresh: false,
+    templateScope: 'local',
+    className: '',
+    x: 140,
+    y: Y0 + 40,
+    wires: [['tw.dp.router']],
+  });
+  fn('tw.dp.router', 'device page: requests', ROUTER, 2, 360, Y0 + 40, [['tw.dp.template'], ['tw.dp.values']]);
+  add({ id: 'tw.dp.values', type: 'thingwire-query', z: Z, name: 'history at chart width', v: 1, store: 'tw.store', measurement: 'telemetry', fields: '', start: '-24h', bucket: '', agg: 'mean', maxPoints: 1000, level: 'auto', levels: '1m,1h,1d', catchRejects: false, x: 600, y: Y0 + 80, wires: [['tw.dp.band'], ['tw.dp.failed']] });
+  fn('tw.dp.band', 'device page: band request', BAND, 1, 830, Y0 + 80, [['tw.dp.bandq']]);
+  add({ id: 'tw.dp.bandq', type: 'thingwire-query', z: Z, name: 'expected band', v: 1, store: 'tw.store', measurement: 'anomaly', fields: 'lower,expected,upper', start: '-24h', bucket: '', agg: 'mean', maxPoints: 0, level: 'raw', levels: '1m,1h,1d', catchRejects: false, x: 1040, y: Y0 + 80, wires: [['tw.dp.reply'], ['tw.dp.failed']] });
+  fn('tw.dp.reply', 'device page: history reply', REPLY, 1, 1260, Y0 + 80, [['tw.dp.template']]);
+  fn('tw.dp.failed', 'device page: history failed', FAILED, 1, 1040, Y0 + 140, [['tw.dp.template']]);
+  add({ id: 'tw.dp.linkin', type: 'link in', z: Z, name: 'valid readings to the device page', links: ['tw.starter.linkout'], x: 175, y: Y0 + 200, wires: [['tw.dp.live']] });
+  fn('tw.dp.live', 'device page: live readings', LIVE, 1, 420, Y0 + 200, [['tw.dp.template']]);
+  add({ id: 'tw.dp.scorein', type: 'link in', z: Z, name: 'scores to the device page', links: ['tw.al.fromanomaly'], x: 175, y: Y0 + 260, wires: [['tw.dp.scores']] });
+  fn('tw.dp.scores', 'device page: scores', SCORES, 1, 420, Y0 + 260, [['tw.dp.template']]);
+
+
+  return {
+    height: 320,
+    links: [
+      ['tw.starter.linkout', 'tw.dp.linkin'],
+      ['tw.al.fromanomaly', 'tw.dp.scorein'],
+    ],
+  };
+};
