@@ -1,9 +1,11 @@
 // Puts the dashboard's pages into flows/starter.json from the sources kept in pages/ (one module per page, with
 // its Vue components and function bodies as code), so they can be read and edited as code: `npm run flows:dashboard`
 // writes it, `npm run flows:dashboard -- --check` (run by the tests) fails when the committed flow differs.
-// A page module exports (ctx) => { height, links }: it adds its nodes with ctx.add / ctx.fn (ids "tw.d<page>.*",
-// e.g. tw.dp. for the Device page; tw.dev. is the starter's own Devices section and not a page module's), placed
-// from ctx.y down, and names the link outs of the starter flow that must also target its link ins.
+// A page module exports (ctx) => { height, links, taps }: it adds its nodes with ctx.add / ctx.fn (ids
+// "tw.d<page>.*", e.g. tw.dp. for the Device page; tw.dev. is the starter's own Devices section and not a page
+// module's), placed from ctx.y down; `links` ([link out id, page link in id]) are link outs of the starter flow that
+// must also target its link ins; `taps` ([starter node id, output index, page node id]) wire a page node to an
+// output of a starter node. Its own nodes may wire into starter nodes directly.
 // The generator owns those nodes, the link targets, and ui-template in the ui-base's client constraints (so a
 // template's answers go to the asking browser only).
 const fs = require('fs');
@@ -21,6 +23,7 @@ const fn = (id, name, func, outputs, x, y, wires, extra = {}) =>
 // ---- the pages: every module in pages/ (loaded in name order), each adding its nodes below the last ----
 const PAGES_DIR = path.join(__dirname, 'pages');
 const links = [];
+const taps = [];
 const owned = new Set();
 let y = Y0;
 for (const file of fs.readdirSync(PAGES_DIR).filter((f) => f.endsWith('.js')).sort()) {
@@ -41,6 +44,7 @@ for (const file of fs.readdirSync(PAGES_DIR).filter((f) => f.endsWith('.js')).so
     owned.add(prefix[0]);
   }
   links.push(...(page.links || []));
+  taps.push(...(page.taps || []));
   y += page.height || 300;
 }
 
@@ -57,6 +61,13 @@ const linkTo = (id, target) => {
 // Links into pages that are gone (a page module removed) are dropped; each page's links are added.
 for (const n of out) if (Array.isArray(n.links)) n.links = n.links.filter((id) => !PAGE_ID.test(id) || id.startsWith('tw.dev.') || nodes.some((x) => x.id === id));
 for (const [from, to] of links) linkTo(from, to);
+// Taps: a page's node also wired to an output of a starter node ([starter node id, output index, page node id]).
+for (const n of out) if (Array.isArray(n.wires)) n.wires = n.wires.map((w) => w.filter((id) => !PAGE_ID.test(id) || id.startsWith('tw.dev.') || nodes.some((x) => x.id === id)));
+for (const [from, port, to] of taps) {
+  const n = out.find((x) => x.id === from);
+  if (!n || !Array.isArray(n.wires) || !n.wires[port]) throw new Error(`tap: flows/starter.json has no output ${port} on node ${from}`);
+  if (!n.wires[port].includes(to)) n.wires[port] = [...n.wires[port], to];
+}
 // Config nodes (page, group) go with the other config nodes, before the first node on a tab; the rest at the end.
 const firstOnTab = out.findIndex((n) => n.z);
 const configs = nodes.filter((n) => !n.z);
