@@ -1,7 +1,7 @@
 /**
  * Build step after tsc: copies each node's editor files (.html, locales/,
  * icons/) next to its compiled .js in dist/, where Node-RED looks for them,
- * and the shipped flows to examples/ so they appear under Import > Examples.
+ * and the shipped flows (flows/*.json, flows/examples/*.json) to examples/ so they appear under Import > Examples.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -31,9 +31,13 @@ const examples = path.join(root, 'examples');
 fs.rmSync(examples, { recursive: true, force: true });
 fs.mkdirSync(examples);
 let flows = 0;
-for (const f of fs.readdirSync(path.join(root, 'flows'))) {
-  if (!f.endsWith('.json')) continue;
-  fs.copyFileSync(path.join(root, 'flows', f), path.join(examples, f));
-  flows++;
+// flows/*.json are seeded into the runtime and are examples; flows/examples/*.json are examples only (import them).
+for (const dir of [path.join(root, 'flows'), path.join(root, 'flows', 'examples')]) {
+  for (const f of fs.readdirSync(dir)) {
+    if (!f.endsWith('.json')) continue;
+    if (fs.existsSync(path.join(examples, f))) throw new Error(`two example flows named ${f}`);
+    fs.copyFileSync(path.join(dir, f), path.join(examples, f));
+    flows++;
+  }
 }
 if (process.env.npm_config_loglevel !== 'silent') process.stdout.write(`copied ${copied} editor files and ${flows} example flows\n`);

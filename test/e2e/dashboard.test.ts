@@ -3,10 +3,12 @@
  * MQTT publishers, and headless Chromium watching the dashboard and the editor.
  */
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import mqtt from 'mqtt';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, screenshotPath } from '../support/browser';
-import { requireBinary, startRuntime, waitFor, type Runtime } from '../support/services';
+import { ROOT, requireBinary, startRuntime, waitFor, type Runtime } from '../support/services';
 
 jest.setTimeout(90_000);
 
@@ -217,6 +219,36 @@ describe('dashboard and editor in headless Chromium', () => {
     await page.locator('#red-ui-workspace-chart').evaluate((el) => el.scrollTo(0, 0));
     await page.waitForTimeout(500);
     await page.screenshot({ path: screenshotPath('editor-flow') });
+    await page.close();
+  });
+
+  test('every shipped flow opens in the editor (pictures for the README)', async () => {
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    await page.goto(`${rt.url}/`);
+    await page.locator('.red-ui-flow-node-group', { hasText: 'reading schema' }).first().waitFor({ timeout: 30_000 });
+    const shoot = async (name: string, zoomOuts: number): Promise<void> => {
+      await page.evaluate(`RED.actions.invoke('core:zoom-reset')`);
+      for (let i = 0; i < zoomOuts; i++) await page.evaluate(`RED.actions.invoke('core:zoom-out')`);
+      await page.evaluate(`document.querySelectorAll('.red-ui-notification').forEach((n) => n.remove())`);
+      await page.locator('#red-ui-workspace-chart').evaluate((el) => el.scrollTo(0, 0));
+      await page.waitForTimeout(600);
+      await page.screenshot({ path: screenshotPath(`flow-${name}`) });
+    };
+    for (const [tab, name, text, zoomOuts] of [
+      ['tw.http.tab', 'api', 'POST /api/v1/devices', 4],
+      ['tw.nt.tab', 'notify', 'notifiable only', 2],
+      ['tw.ret.tab', 'retention', 'tier the store', 0],
+    ] as const) {
+      await page.evaluate(`RED.workspaces.show(${JSON.stringify(tab)})`);
+      await page.locator('.red-ui-flow-node-group', { hasText: text }).first().waitFor({ timeout: 10_000 });
+      await shoot(name, zoomOuts);
+    }
+    // The import-only example: imported into the editor (not deployed), as a user would from Import > Examples.
+    const flow = fs.readFileSync(path.join(ROOT, 'flows', 'examples', 'one-sensor.json'), 'utf8');
+    await page.evaluate(`RED.view.importNodes(${flow}, { generateIds: true, addFlow: false })`);
+    await page.evaluate(`(() => { let id; RED.nodes.eachWorkspace((w) => { if (w.label === 'Thingwire: one sensor, one chart') id = w.id; }); RED.workspaces.show(id); })()`);
+    await page.locator('.red-ui-flow-node-group', { hasText: 'temperature per device' }).first().waitFor({ timeout: 10_000 });
+    await shoot('one-sensor', 0);
     await page.close();
   });
 });

@@ -9,7 +9,11 @@ import { ROOT, sleep, startRuntime, waitFor, type Runtime } from '../support/ser
 jest.setTimeout(60_000);
 
 const FLOWS_DIR = path.join(ROOT, 'flows');
-const flowFiles = fs.readdirSync(FLOWS_DIR).filter((f) => f.endsWith('.json')).sort();
+// flows/*.json (seeded into the runtime) and flows/examples/*.json (import only), as paths under flows/.
+const flowFiles = [
+  ...fs.readdirSync(FLOWS_DIR).filter((f) => f.endsWith('.json')),
+  ...fs.readdirSync(path.join(FLOWS_DIR, 'examples')).filter((f) => f.endsWith('.json')).map((f) => `examples/${f}`),
+].sort();
 
 type FlowNode = { id: string; type: string; z?: string; name?: string; [k: string]: unknown };
 
