@@ -37,3 +37,13 @@ export function preview(v: unknown, max = 40): string {
   if (s.length > max) s = `${s.slice(0, max)}...`;
   return JSON.stringify(s);
 }
+
+/**
+ * A plain object (a JSON object): not null, not an array, its prototype Object.prototype or null. Objects made in a
+ * Function node live in another vm realm with its own Object.prototype: they count too.
+ */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v) as object | null;
+  return proto === null || proto === Object.prototype || (Object.getPrototypeOf(proto) === null && Object.prototype.toString.call(v) === '[object Object]');
+}

@@ -1,6 +1,6 @@
 import type { MetricValue, Reading, Reject } from './contract';
 import { ThingwireError } from './errors';
-import { isValidDeviceId, isValidName, preview } from './names';
+import { isPlainObject, isValidDeviceId, isValidName, preview } from './names';
 import { toEpochMs, typeName, type TimeUnit } from './time';
 
 /** What string fields of a flat device object become. */
@@ -232,9 +232,3 @@ function checkValue(name: string, v: MetricValue): void {
   }
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v) as object | null;
-  // Objects from a Function node live in another vm realm, with its own Object.prototype.
-  return proto === null || (Object.getPrototypeOf(proto) === null && Object.prototype.toString.call(v) === '[object Object]');
-}

@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as vm from 'node:vm';
 import { openRegistry, openRegistryFiles, RegistryError, type RegistryHandle } from '../../nodes/lib/registry/registry';
 import { hashToken, isTokenHash, verifyToken, TOKEN_LENGTH } from '../../nodes/lib/registry/tokens';
 import type { RegistryChange } from '../../nodes/lib/registry/types';
@@ -478,6 +479,16 @@ describe('provisioning', () => {
 
 describe('streams', () => {
   const SCHEMA = { type: 'object', required: ['temperature'], properties: { temperature: { type: 'number', maximum: 100 }, at: { type: 'string', format: 'date-time' } } };
+
+  // Regression, fixed: a schema (or any object) made in a Function node's sandbox, another vm realm, was refused as
+  // "must be a JSON Schema object or null, got an object" (its prototype is that realm's Object.prototype).
+  test('a schema made in another realm (a Function node) is taken', () => {
+    const r = reg();
+    r.createDevice({ id: 'd1' });
+    const schema = vm.runInNewContext(`(${JSON.stringify(SCHEMA)})`) as Record<string, unknown>;
+    const s = r.createStream({ id: 'from-a-function', schema, device: 'd1' });
+    expect(s.schema).toEqual(SCHEMA);
+  });
 
   test('create, get, replace (PUT), delete, list with filters', () => {
     const r = reg();

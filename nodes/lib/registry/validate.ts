@@ -4,7 +4,7 @@
  * hostile keys (`__proto__`) are refused with RegistryError('invalid'), never a crash, and only
  * copies built here (from checked keys) are stored.
  */
-import { isValidDeviceId, isValidName, preview } from '../names';
+import { isPlainObject, isValidDeviceId, isValidName, preview } from '../names';
 import { RegistryError } from './errors';
 import type { DeviceLocation } from './types';
 
@@ -35,11 +35,7 @@ export function invalid(message: string, field?: string): RegistryError {
   return new RegistryError('invalid', message, field === undefined ? undefined : { field });
 }
 
-export function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v) as unknown;
-  return proto === Object.prototype || proto === null;
-}
+export { isPlainObject };
 
 /** Refuses keys outside `allowed`, naming read-only ones as such. */
 export function checkKeys(input: Record<string, unknown>, allowed: ReadonlySet<string>, readOnly: ReadonlySet<string>, what: string): void {
