@@ -12,7 +12,7 @@ import { createSettings } from '../settings';
 import { openRegistry, type RegistryHandle } from '../nodes/lib/registry/registry';
 import { SERVICE_USER, startEmbeddedBroker, type EmbeddedBroker } from './broker';
 import { ConfigError, ENV_VARS, parseConfig, type RuntimeConfig } from './config';
-import { HealthMonitor } from './health';
+import { HealthMonitor, type HealthReport } from './health';
 import { metricsHandler, RuntimeMetrics, type HooksApi } from './metrics';
 import { seedFlowFile } from './seed';
 
@@ -148,6 +148,8 @@ export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> 
   });
 
   const health = new HealthMonitor({ broker, mqttUrl: cfg.mqttUrl ? mqttUrl : undefined, events: RED.events });
+  // The same report for the flows (the dashboard's Overview page): global.get('thingwireHealth')() in a function node.
+  settings.functionGlobalContext = { thingwireHealth: (): Promise<HealthReport> => health.report() };
   app.get('/api/v1/health', (_req, res) => {
     health.report().then(
       (h) => res.status(h.status === 'ok' ? 200 : 503).json(h),

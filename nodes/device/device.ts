@@ -169,10 +169,14 @@ export = function register(RED: NodeAPI): void {
     const showCounts = (): void => status.mark();
     node.status({ fill: 'green', shape: 'ring', text: `${TYPE}.status.ready` });
 
-    onInput(node, (msg, send) => {
+    onInput(node, async (msg, send) => {
       let r;
       try {
         r = runManage(registry, msg.payload);
+        // A token leaves only once the registry file holds its hash: a crash right after the answer must not
+        // lose a device whose token the client already has.
+        const op = (msg.payload as { op?: unknown } | null)?.op;
+        if (r.ok && (op === 'create' || op === 'rotate')) await registry.flush();
       } catch (e) {
         // Not the request's fault (the registry failed): a 500 for the HTTP flow, and the error to Catch nodes.
         failed++;

@@ -30,8 +30,7 @@ describe('dashboard and editor in headless Chromium', () => {
 
   async function openDashboard(): Promise<Page> {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    await page.goto(`${rt.url}/dashboard`);
-    await page.waitForURL(/\/dashboard\/live/, { timeout: 20_000 });
+    await page.goto(`${rt.url}/dashboard/live`);
     await page.getByText('Latest values').first().waitFor({ timeout: 20_000 });
     return page;
   }

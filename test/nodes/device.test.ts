@@ -282,6 +282,8 @@ describe('manage', () => {
     const { device, token } = m.payload as { device: DeviceRecord; token: string };
     expect(device).toMatchObject({ id: 'd1', name: 'One', hasToken: true });
     expect(registry().authenticate('d1', token).ok).toBe(true);
+    // The answer left only after the registry file held the device (a crash now would not lose it).
+    expect(fs.readFileSync(path.join(dataDir, 'registry', 'registry.json'), 'utf8')).toContain('"d1"');
 
     m = await ask(o, { op: 'get', id: 'd1' });
     expect(m).toMatchObject({ statusCode: 200, payload: { id: 'd1' } });
