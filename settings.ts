@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import type { RuntimeConfig } from './runtime/config';
+import { dashboardAuth, type DashboardAuth } from './runtime/dashboard-auth';
 
 export interface ThingwireSettings {
   userDir: string;
@@ -21,6 +22,10 @@ export interface ThingwireSettings {
  * @param pkgDir  the package's own directory (loaded as a Node-RED module, with its examples)
  * @param secret  the credential secret to use
  */
+function dashboardSettings(auth: DashboardAuth): { middleware: DashboardAuth['http']; ioMiddleware: DashboardAuth['io'] } {
+  return { middleware: auth.http, ioMiddleware: auth.io };
+}
+
 export function createSettings(cfg: RuntimeConfig, pkgDir: string, secret: string): ThingwireSettings {
   const userDir = path.join(cfg.dataDir, 'node-red');
   return {
@@ -69,5 +74,8 @@ export function createSettings(cfg: RuntimeConfig, pkgDir: string, secret: strin
     ...(cfg.adminPasswordHash
       ? { adminAuth: { type: 'credentials', users: [{ username: cfg.adminUser, password: cfg.adminPasswordHash, permissions: '*' }] } }
       : {}),
+    // With that login, the dashboard asks for it too (HTTP Basic on its pages and its socket.io connection): it can
+    // register devices and show their tokens (runtime/dashboard-auth.ts; FlowFuse Dashboard's middleware settings).
+    ...(cfg.adminPasswordHash ? { dashboard: dashboardSettings(dashboardAuth(cfg.adminUser, cfg.adminPasswordHash)) } : {}),
   };
 }

@@ -239,7 +239,7 @@ describe('embedded broker with device authentication (no anonymous publishing)',
     await waitFor('the command from the flow', () => got.some(([t, p]) => t === 'devices/dev-a/commands' && p === 'reboot'), 15_000);
   });
 
-  test('the editor asks for a login: /flows is 401 without a token; the password grant gives one', async () => {
+  test('the editor asks for a login: /flows is 401 without a token; the password grant gives one; the dashboard asks too', async () => {
     expect((await fetch(`${rt.url}/flows`)).status).toBe(401);
     const bad = await fetch(`${rt.url}/auth/token`, {
       method: 'POST',
@@ -251,8 +251,27 @@ describe('embedded broker with device authentication (no anonymous publishing)',
     const res = await fetch(`${rt.url}/flows`, { headers: { Authorization: `Bearer ${token}` } });
     expect(res.status).toBe(200);
     expect(Array.isArray(await res.json())).toBe(true);
-    // The dashboard and the HTTP API are not behind the editor login.
-    expect((await fetch(`${rt.url}/dashboard`)).status).toBe(200);
+    // The dashboard asks for the same login (HTTP Basic): it can register devices and show their tokens.
+    const open = await fetch(`${rt.url}/dashboard`);
+    expect(open.status).toBe(401);
+    expect(open.headers.get('www-authenticate')).toMatch(/^Basic realm="Thingwire dashboard"/);
+    const basic = (user: string, pw: string): Record<string, string> => ({ Authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}` });
+    expect((await fetch(`${rt.url}/dashboard/overview`, { headers: basic('admin', 'wrong') })).status).toBe(401);
+    expect((await fetch(`${rt.url}/dashboard/overview`, { headers: basic('root', ADMIN_PASSWORD) })).status).toBe(401);
+    expect((await fetch(`${rt.url}/dashboard/overview`, { headers: basic('admin', ADMIN_PASSWORD) })).status).toBe(200);
+    // Its socket.io connection (Engine.IO polling, as the browser starts it): the namespace connect is refused
+    // without the login, accepted with it.
+    const connectAnswer = async (headers: Record<string, string>): Promise<string> => {
+      const base = `${rt.url}/dashboard/socket.io/?EIO=4&transport=polling`;
+      const open = await (await fetch(base, { headers })).text();
+      const sid = (JSON.parse(open.slice(1)) as { sid: string }).sid;
+      expect((await fetch(`${base}&sid=${sid}`, { method: 'POST', headers: { ...headers, 'Content-Type': 'text/plain;charset=UTF-8' }, body: '40' })).status).toBe(200);
+      return (await fetch(`${base}&sid=${sid}`, { headers })).text();
+    };
+    expect(await connectAnswer({})).toMatch(/^44\{"message":"unauthorized/);
+    expect(await connectAnswer(basic('admin', 'wrong'))).toMatch(/^44\{"message":"unauthorized/);
+    expect(await connectAnswer(basic('admin', ADMIN_PASSWORD))).toMatch(/^40\{"sid":/);
+    // The HTTP API is not behind it (it has its own keys and device tokens).
     expect((await fetch(`${rt.url}/api/v1/health`)).status).not.toBe(401);
   });
 });
