@@ -77,6 +77,8 @@ describe('dashboard and editor in headless Chromium', () => {
     await waitFor(
       'the 1m rollups of the buffered upload in the history',
       async () => {
+        // The button group sends only when its value changes: another range first, so "24 hours" asks again.
+        await page.getByRole('button', { name: '1 hour' }).click();
         await page.getByRole('button', { name: '24 hours' }).click();
         return rollups.waitFor({ timeout: 2_500 }).then(
           () => true,
