@@ -130,6 +130,20 @@ describe('HTTP API /api/v1', () => {
       expect(s.body).toMatchObject({ id: 'kitchen', device: 'kitchen-1', deviceType: null });
     });
 
+    test('entries go through the same pipeline as MQTT readings: the window node rolls them up', async () => {
+      // Three minutes of readings an hour ago: the window node closes the first minutes on their event time.
+      const t0 = Math.floor((Date.now() - 3_600_000) / 60_000) * 60_000;
+      const batch = Array.from({ length: 19 }, (_, i) => ({ ts: t0 + i * 10_000, temperature: 20 + i / 10 }));
+      expect((await post('kitchen', token, batch)).body).toEqual({ accepted: 19, rejected: [] });
+      const rolled = await waitFor('the 1m rollups of the HTTP entries', async () => {
+        const r = await api(`/series?devices=kitchen-1&fields=temperature&start=${t0}&end=${t0 + 180_000}&level=1m`);
+        return r.status === 200 && (r.body.series[0]?.points.length ?? 0) >= 2 ? r : undefined;
+      }, 15_000, 250);
+      // The first minute's mean: readings 0..5 (20.0 .. 20.5).
+      expect(rolled.body.series[0].points[0][0]).toBe(t0);
+      expect(rolled.body.series[0].points[0][1]).toBeCloseTo(20.25, 9);
+    });
+
     test('the token is shown once: reading the device never returns it', async () => {
       const r = await api('/devices/kitchen-1');
       expect(r.status).toBe(200);

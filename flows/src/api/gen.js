@@ -651,8 +651,23 @@ return msg;
   1,
   1790,
   620,
-  [['tw.http.write.store']],
+  [['tw.http.write.store', 'tw.http.write.pipeline']],
 );
+
+fn(
+  'tw.http.write.pipeline',
+  'to the pipeline',
+  `
+// The same readings into the starter flow's pipeline (rollups, anomaly scores, alerts, liveness, the dashboard),
+// as readings that came over MQTT go: a new message, without the HTTP request and response.
+return { topic: 'http', payload: msg.payload };
+`,
+  1,
+  2000,
+  560,
+  [['tw.http.topipeline']],
+);
+add({ id: 'tw.http.topipeline', type: 'link out', z: Z, name: 'readings to the pipeline', mode: 'link', links: ['tw.starter.fromhttp'], x: 2175, y: 560, wires: [] });
 
 add({
   id: 'tw.http.write.store',
