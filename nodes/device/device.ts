@@ -20,7 +20,7 @@ import { findProvisioningKey, findToken, stripCredentials } from './credentials'
 import { deviceIdsOf } from './ids';
 import { runManage } from './manage';
 import { isMonitorState, LivenessMonitor, type MonitorChange, type MonitorState } from './monitor';
-import { LazyStatus } from './status';
+import { LazyStatus } from '../lib/lazy-status';
 
 const TYPE = 'thingwire-device';
 /** A save after liveness events or device changes waits this long (more changes share it); after data only, longer. */

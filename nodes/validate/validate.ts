@@ -7,7 +7,8 @@
 import type { Reject } from '../lib/contract';
 import { ThingwireError } from '../lib/errors';
 import { parsePayload, DEFAULT_MAX_BYTES } from '../lib/payload';
-import { configBool, configInt, onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
+import { LazyStatus } from '../lib/lazy-status';
+import { configBool, configInt, onInput, rejectError, RejectedError, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
 import type { SchemasNode } from '../schemas/schema-set';
 import type { SchemaSource, ValidateConfig } from './config';
 import { ValidatorEngine, describeIssues, type CompiledSchema, type ValidationIssue } from './engine';
@@ -29,9 +30,10 @@ export = function register(RED: NodeAPI): void {
       useDefaults: configBool(config.useDefaults, false),
       allErrors: configBool(config.allErrors, true),
     });
-    const status = new ThrottledStatus(node);
     let valid = 0;
     let invalid = 0;
+    // Counted per message, shown at most every 500 ms (the text is a catalogue lookup).
+    const status = new LazyStatus(node, () => ({ fill: invalid > 0 ? 'yellow' : 'green', shape: 'dot', text: RED._(`${TYPE}.status.counts`, { valid, invalid }) }));
 
     // Schema from the dialog: compiled once, at deploy. A bad schema is a config error, shown at once.
     let configSchema: CompiledSchema | undefined;
@@ -59,11 +61,7 @@ export = function register(RED: NodeAPI): void {
     }
 
     function showCounts(): void {
-      status.set({
-        fill: invalid > 0 ? 'yellow' : 'green',
-        shape: 'dot',
-        text: RED._(`${TYPE}.status.counts`, { valid, invalid }),
-      });
+      status.mark();
     }
 
     function schemaFor(msg: NodeMessage): CompiledSchema {

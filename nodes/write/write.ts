@@ -10,7 +10,9 @@ import type { Reject } from '../lib/contract';
 import { encodeBatch } from '../lib/line-protocol';
 import { DEFAULT_POINT_SCHEMA, toPoints, type PointSchema } from '../lib/store/points';
 import type { StoreListener } from '../lib/store/service';
-import { configBool, configList, onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI } from '../lib/red';
+import type { WriterStats } from '../lib/store/writer';
+import { LazyStatus } from '../lib/lazy-status';
+import { configBool, configList, onInput, rejectError, RejectedError, type Node, type NodeAPI } from '../lib/red';
 import type { StoreNode } from '../store/config';
 import type { WriteConfig } from './config';
 import { statusOf } from './status';
@@ -31,8 +33,19 @@ export = function register(RED: NodeAPI): void {
     const catchRejects = configBool(config.catchRejects, false);
     const storeNode = config.store ? (RED.nodes.getNode(config.store) as StoreNode | null) : null;
     const service = storeNode?.service;
-    const status = new ThrottledStatus(node, 1000);
     let mappingRejects = 0;
+    // The status shows the latest of: the writer's figures, or the count of payloads that could not be mapped. Its
+    // text is built at most once a second (the writer reports figures on every message).
+    let lastStats: WriterStats | undefined;
+    let showUnmappable = false;
+    const status = new LazyStatus(
+      node,
+      () =>
+        showUnmappable || lastStats === undefined
+          ? { fill: 'yellow', shape: 'dot', text: RED._(`${TYPE}.status.unmappable`, { count: mappingRejects }) }
+          : statusOf(lastStats, RED._),
+      1000,
+    );
 
     if (!service) {
       const why = !storeNode ? RED._(`${TYPE}.errors.no-store`) : storeNode.storeError ?? RED._(`${TYPE}.errors.no-store`);
@@ -45,7 +58,11 @@ export = function register(RED: NodeAPI): void {
     // Events that belong to no message (server rejects, spool full, drops) leave on output 2 of one
     // write node per store: the first to register, so they are reported once.
     const listener: StoreListener = {
-      onStats: (s) => status.set(statusOf(s, RED._)),
+      onStats: (s) => {
+        lastStats = s;
+        showUnmappable = false;
+        status.mark();
+      },
       onReject: (lines, err) => {
         if (!service?.isPrimary(listener)) return;
         const msg = {
@@ -80,7 +97,8 @@ export = function register(RED: NodeAPI): void {
         bad.rejects = rejects;
         if (encoded.lines.length > 0) send([msg, null]);
         send([null, bad]);
-        status.set({ fill: 'yellow', shape: 'dot', text: RED._(`${TYPE}.status.unmappable`, { count: mappingRejects }) });
+        showUnmappable = true;
+        status.mark();
         if (catchRejects) throw new RejectedError(TYPE, rejects[0]);
         return;
       }

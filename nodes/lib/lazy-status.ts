@@ -2,7 +2,7 @@
  * A node status rendered only when it is shown: mark() on every message costs a flag, and the
  * text (catalogue lookup, number formatting) is built at most once per interval. No Node-RED import.
  */
-import type { Node, NodeStatus } from '../lib/red';
+import type { Node, NodeStatus } from './red';
 
 export class LazyStatus {
   private timer: NodeJS.Timeout | undefined;
