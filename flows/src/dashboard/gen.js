@@ -36,6 +36,9 @@ for (const file of fs.readdirSync(PAGES_DIR).filter((f) => f.endsWith('.js')).so
     flow,
     breakpoints: flow.find((n) => n.id === 'tw.ui.page').breakpoints,
     vue: (name) => fs.readFileSync(path.join(PAGES_DIR, name), 'utf8'),
+    /** A page's Vue component: a ui-template node in `group` whose format is pages/<vue> (height '0' = as tall as its content). */
+    template: (id, { group, name, height, vue, x, y, wires }) =>
+      add({ id, type: 'ui-template', z: Z, group, page: '', ui: '', name, order: 1, width: '12', height, head: '', format: fs.readFileSync(path.join(PAGES_DIR, vue), 'utf8'), storeOutMessages: false, passthru: false, resendOnRefresh: false, templateScope: 'local', className: '', x, y, wires }),
   };
   const page = require(path.join(PAGES_DIR, file))(ctx);
   for (const n of nodes.slice(before)) {

@@ -70,7 +70,7 @@ if (kind === 'addStream') {
 return null;`;
 
 module.exports = function registryPage(ctx) {
-  const { Z, add, fn, vue } = ctx;
+  const { Z, add, fn, template } = ctx;
   const Y0 = ctx.y;
   add({
     id: 'tw.dr.page',
@@ -98,28 +98,7 @@ module.exports = function registryPage(ctx) {
     y: Y0 - 40,
     wires: [],
   });
-  add({
-    id: 'tw.dr.template',
-    type: 'ui-template',
-    z: Z,
-    group: 'tw.dr.group',
-    page: '',
-    ui: '',
-    name: 'registry view',
-    order: 1,
-    width: '12',
-    height: '0', // auto: as tall as the lists
-    head: '',
-    format: vue('admin.vue'),
-    storeOutMessages: false,
-    passthru: false,
-    resendOnRefresh: false,
-    templateScope: 'local',
-    className: '',
-    x: 140,
-    y: Y0 + 40,
-    wires: [['tw.dr.router']],
-  });
+  template('tw.dr.template', { group: 'tw.dr.group', name: 'registry view', height: '0', vue: 'admin.vue', x: 140, y: Y0 + 40, wires: [['tw.dr.router']] });
   fn('tw.dr.router', 'registry page: requests', ROUTER, 2, 370, Y0 + 40, [['tw.dr.manage'], ['tw.dr.template']]);
   add({ id: 'tw.dr.manage', type: 'thingwire-device', z: Z, name: 'manage devices and streams', v: 1, registry: 'tw.http.registry', mode: 'manage', requireToken: true, idFrom: 'msg', tokenFrom: 'msg', topicPrefix: 'devices', provision: false, persist: false, catchRejects: false, x: 610, y: Y0 + 40, wires: [['tw.dr.reply'], ['tw.dr.reply']] });
   fn('tw.dr.reply', 'registry page: answers', REPLY, 1, 850, Y0 + 40, [['tw.dr.template']]);

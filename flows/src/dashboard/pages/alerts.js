@@ -96,7 +96,7 @@ const e = msg.error || {};
 return { topic: 'error', payload: { id: msg.payload && msg.payload.id, code: e.code || 'invalid', message: e.message || 'refused' }, _client: msg._client };`;
 
 module.exports = function alertsPage(ctx) {
-  const { Z, add, fn, vue } = ctx;
+  const { Z, add, fn, template } = ctx;
   const Y0 = ctx.y;
   add({
     id: 'tw.da.page',
@@ -124,28 +124,7 @@ module.exports = function alertsPage(ctx) {
     y: Y0 - 40,
     wires: [],
   });
-  add({
-    id: 'tw.da.template',
-    type: 'ui-template',
-    z: Z,
-    group: 'tw.da.group',
-    page: '',
-    ui: '',
-    name: 'alerts view',
-    order: 1,
-    width: '12',
-    height: '0', // auto: as tall as the lists
-    head: '',
-    format: vue('alerts.vue'),
-    storeOutMessages: false,
-    passthru: false,
-    resendOnRefresh: false,
-    templateScope: 'local',
-    className: '',
-    x: 140,
-    y: Y0 + 40,
-    wires: [['tw.da.router']],
-  });
+  template('tw.da.template', { group: 'tw.da.group', name: 'alerts view', height: '0', vue: 'alerts.vue', x: 140, y: Y0 + 40, wires: [['tw.da.router']] });
   fn('tw.da.router', 'alerts page: requests', ROUTER, 2, 370, Y0 + 40, [['tw.al.alert'], ['tw.da.template']]);
   fn('tw.da.active', 'alerts page: active list and answers', ACTIVE, 1, 420, Y0 + 100, [['tw.da.template']]);
   fn('tw.da.changes', 'alerts page: resolved alerts', CHANGES, 1, 400, Y0 + 160, [['tw.da.template']]);

@@ -120,7 +120,7 @@ const d = msg.dp || {};
 return { topic: 'history', payload: { req: d.req, device: d.device, metric: d.metric, level: '', points: d.points || [], band: [], error: msg.error && msg.error.message }, _client: msg._client };`;
 
 module.exports = function devicePage(ctx) {
-  const { Z, add, fn, vue } = ctx;
+  const { Z, add, fn, template } = ctx;
   const Y0 = ctx.y;
   // ---- the page -----------------------------------------------------------------------------------------
   add({
@@ -149,28 +149,7 @@ module.exports = function devicePage(ctx) {
     y: Y0 - 40,
     wires: [],
   });
-  add({
-    id: 'tw.dp.template',
-    type: 'ui-template',
-    z: Z,
-    group: 'tw.dp.group',
-    page: '',
-    ui: '',
-    name: 'device view',
-    order: 1,
-    width: '12',
-    height: '8',
-    head: '',
-    format: vue('device.vue'),
-    storeOutMessages: false,
-    passthru: false,
-    resendOnRefresh: false,
-    templateScope: 'local',
-    className: '',
-    x: 140,
-    y: Y0 + 40,
-    wires: [['tw.dp.router']],
-  });
+  template('tw.dp.template', { group: 'tw.dp.group', name: 'device view', height: '8', vue: 'device.vue', x: 140, y: Y0 + 40, wires: [['tw.dp.router']] });
   fn('tw.dp.router', 'device page: requests', ROUTER, 2, 360, Y0 + 40, [['tw.dp.template'], ['tw.dp.values']]);
   add({ id: 'tw.dp.values', type: 'thingwire-query', z: Z, name: 'history at chart width', v: 1, store: 'tw.store', measurement: 'telemetry', fields: '', start: '-24h', bucket: '', agg: 'mean', maxPoints: 1000, level: 'auto', levels: '1m,1h,1d', catchRejects: false, x: 600, y: Y0 + 80, wires: [['tw.dp.band'], ['tw.dp.failed']] });
   fn('tw.dp.band', 'device page: band request', BAND, 1, 830, Y0 + 80, [['tw.dp.bandq']]);

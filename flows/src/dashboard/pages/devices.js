@@ -160,7 +160,7 @@ if (st.live.size > MAX_DEVICES) st.live.delete(st.live.keys().next().value);
 return null;`;
 
 function devicesPage(ctx) {
-  const { Z, add, fn, vue } = ctx;
+  const { Z, add, fn, template } = ctx;
   const Y0 = ctx.y;
   add({
     id: 'tw.dl.page',
@@ -188,28 +188,7 @@ function devicesPage(ctx) {
     y: Y0 - 40,
     wires: [],
   });
-  add({
-    id: 'tw.dl.template',
-    type: 'ui-template',
-    z: Z,
-    group: 'tw.dl.group',
-    page: '',
-    ui: '',
-    name: 'devices table',
-    order: 1,
-    width: '12',
-    height: '0', // 0: as high as its content
-    head: '',
-    format: vue('devices.vue'),
-    storeOutMessages: false,
-    passthru: false,
-    resendOnRefresh: false,
-    templateScope: 'local',
-    className: '',
-    x: 140,
-    y: Y0 + 40,
-    wires: [['tw.dl.router']],
-  });
+  template('tw.dl.template', { group: 'tw.dl.group', name: 'devices table', height: '0', vue: 'devices.vue', x: 140, y: Y0 + 40, wires: [['tw.dl.router']] });
   fn('tw.dl.router', 'devices page: rows', ROUTER, 2, 360, Y0 + 40, [['tw.dl.template'], ['tw.dl.manage']]);
   add({ id: 'tw.dl.manage', type: 'thingwire-device', z: Z, name: 'list registered devices', v: 1, registry: 'tw.http.registry', mode: 'manage', requireToken: false, idFrom: 'payload', tokenFrom: 'msg', topicPrefix: 'devices', provision: false, persist: false, catchRejects: false, x: 600, y: Y0 + 100, wires: [['tw.dl.registry'], ['tw.dl.registry']] });
   fn('tw.dl.registry', 'devices page: registry list', registryHandler(STATE), 2, 840, Y0 + 100, [['tw.dl.router'], ['tw.dl.manage']]);

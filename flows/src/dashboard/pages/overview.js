@@ -136,7 +136,7 @@ Promise.race([report(), new Promise((resolve, reject) => { timer = setTimeout(()
 return null;`;
 
 module.exports = function overviewPage(ctx) {
-  const { Z, add, fn, vue } = ctx;
+  const { Z, add, fn, template } = ctx;
   const Y0 = ctx.y;
   add({
     id: 'tw.do.page',
@@ -165,28 +165,7 @@ module.exports = function overviewPage(ctx) {
     y: Y0 - 40,
     wires: [],
   });
-  add({
-    id: 'tw.do.template',
-    type: 'ui-template',
-    z: Z,
-    group: 'tw.do.group',
-    page: '',
-    ui: '',
-    name: 'overview',
-    order: 1,
-    width: '12',
-    height: '0', // 0: as high as its content
-    head: '',
-    format: vue('overview.vue'),
-    storeOutMessages: false,
-    passthru: false,
-    resendOnRefresh: false,
-    templateScope: 'local',
-    className: '',
-    x: 130,
-    y: Y0 + 40,
-    wires: [['tw.do.stats']],
-  });
+  template('tw.do.template', { group: 'tw.do.group', name: 'overview', height: '0', vue: 'overview.vue', x: 130, y: Y0 + 40, wires: [['tw.do.stats']] });
   add({ id: 'tw.do.tick', type: 'inject', z: Z, name: 'every 2 s', props: [{ p: 'topic', vt: 'str' }], repeat: '2', crontab: '', once: true, onceDelay: '1', topic: 'tick', x: 130, y: Y0 + 100, wires: [['tw.do.stats']] });
   fn('tw.do.stats', 'overview: summary to open pages', STATS, 2, 370, Y0 + 60, [['tw.do.template'], ['tw.do.manage']]);
   add({ id: 'tw.do.manage', type: 'thingwire-device', z: Z, name: 'list registered devices', v: 1, registry: 'tw.http.registry', mode: 'manage', requireToken: false, idFrom: 'payload', tokenFrom: 'msg', topicPrefix: 'devices', provision: false, persist: false, catchRejects: false, x: 620, y: Y0 + 100, wires: [['tw.do.registry'], ['tw.do.registry']] });
