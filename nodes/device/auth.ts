@@ -2,7 +2,10 @@
  * The thingwire-device node's "authenticate and enrich" step, without Node-RED: which device a
  * message speaks for (its payload's Reading.device, a devices/{id}/... topic or msg.deviceId),
  * whether the registry lets it in (token, or only registered and enabled), provisioning with a
- * provisioning key, and which readings of a batch go on and which are rejected, with why.
+ * provisioning key, and which readings of a batch go on and which are rejected, with why. With
+ * unknown 'pass', data of devices that are not registered at all goes on without metadata (a
+ * pipeline that enriches what it knows and stores the rest); disabled devices and wrong tokens of
+ * registered devices are still rejected.
  */
 import type { Reject, RejectCode } from '../lib/contract';
 import { isValidDeviceId, preview } from '../lib/names';
@@ -10,7 +13,7 @@ import { parseDeviceTopic } from '../lib/normalise';
 import { isRegistryError } from '../lib/registry/errors';
 import type { DeviceRecord, DeviceRegistry, RegistryErrorCode } from '../lib/registry/types';
 import { MAX_TS, MIN_TS } from '../lib/time';
-import type { IdSource } from './config';
+import type { IdSource, UnknownDevices } from './config';
 
 /** Largest batch (array payload) looked at; larger ones are rejected whole. */
 export const MAX_BATCH = 10_000;
@@ -53,6 +56,12 @@ export interface AuthOptions {
   topicPrefix: string;
   /** An unknown device with a provisioning key is registered (registry.provision). */
   provision: boolean;
+  /**
+   * A device that is not registered (and not provisioned): 'reject' it with unknown_device (the
+   * default), or 'pass' its data on without metadata. Never applies to a disabled device or to a
+   * wrong token of a registered one.
+   */
+  unknown?: UnknownDevices;
   maxBatch?: number;
 }
 
@@ -77,15 +86,20 @@ export interface AuthOutcome {
   rejects: Reject[];
   /** The whole message was rejected (source unknown, not authenticated, batch too large...). */
   whole: boolean;
-  /** The devices the accepted elements belong to, in order of first appearance. */
+  /** The registered devices the accepted elements belong to, in order of first appearance. */
   devices: DeviceRecord[];
+  /** Indexes (a subset of `accepted`, in order) of elements from devices that are not registered, let through by unknown 'pass'. */
+  passed: number[];
+  /** Those unregistered devices, in order of first appearance. */
+  unknown: string[];
   /** Devices registered on the way with the provisioning key, with their new tokens (shown once). */
   provisioned: Array<{ device: DeviceRecord; token: string }>;
-  /** Newest event time (ms) per accepted device, for registry.seen(). */
+  /** Newest event time (ms) per accepted registered device, for registry.seen(). */
   seen: Map<string, number>;
 }
 
-type Check = { ok: true; device: DeviceRecord } | { ok: false; code: RejectCode; message: string };
+/** The registry's answer for one device; device null: not registered, let through by unknown 'pass'. */
+type Check = { ok: true; device: DeviceRecord | null } | { ok: false; code: RejectCode; message: string };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v);
@@ -127,16 +141,21 @@ function idOfSource(input: AuthInput, opts: AuthOptions): { id?: string; reject?
  *   `device` (else 'invalid_device'). With a token, the first such device is the one authenticated
  *   (a failure rejects the message whole) and elements of any other device are 'device_mismatch';
  *   without a token, each device is checked (registered and enabled) and its elements rejected alone.
+ * - unknown 'pass': where a device would be rejected as unknown_device, its elements are accepted
+ *   (and listed in `passed`) instead; with a token, an unregistered first device passes the same way
+ *   and readings of other devices in its batch are still device_mismatch.
  * Throws only on errors that are not the message's fault (a broken registry).
  */
 export function authenticate(registry: DeviceRegistry, input: AuthInput, opts: AuthOptions): AuthOutcome {
   const batch = Array.isArray(input.payload);
-  const out: AuthOutcome = { batch, accepted: [], rejects: [], whole: false, devices: [], provisioned: [], seen: new Map() };
+  const out: AuthOutcome = { batch, accepted: [], rejects: [], whole: false, devices: [], passed: [], unknown: [], provisioned: [], seen: new Map() };
   const rejectWhole = (reject: Reject): AuthOutcome => {
     out.accepted = [];
     out.rejects = [reject];
     out.whole = true;
     out.devices = [];
+    out.passed = [];
+    out.unknown = [];
     out.seen.clear();
     return out;
   };
@@ -156,13 +175,13 @@ export function authenticate(registry: DeviceRegistry, input: AuthInput, opts: A
       if (!c.ok) return rejectWhole({ code: c.code, message: c.message });
       const named = classify(item, source);
       if (typeof named !== 'string') return rejectWhole(named);
-      return acceptOne(out, c.device, item, input.now);
+      return acceptOne(out, source, c.device, item, input.now);
     }
     const named = classify(item, undefined);
     if (typeof named !== 'string') return rejectWhole(named);
     const c = checkDevice(registry, named, input, opts, out);
     if (!c.ok) return rejectWhole({ code: c.code, message: c.message });
-    return acceptOne(out, c.device, item, input.now);
+    return acceptOne(out, named, c.device, item, input.now);
   }
 
   const items = input.payload as unknown[];
@@ -225,11 +244,15 @@ export function authenticate(registry: DeviceRegistry, input: AuthInput, opts: A
       continue;
     }
     out.accepted.push(i);
-    const c = checks.get(id) as { ok: true; device: DeviceRecord };
-    if (!seenDevices.has(id)) {
-      seenDevices.add(id);
-      out.devices.push(c.device);
+    const c = checks.get(id) as { ok: true; device: DeviceRecord | null };
+    const first = !seenDevices.has(id);
+    if (first) seenDevices.add(id);
+    if (c.device === null) {
+      out.passed.push(i);
+      if (first) out.unknown.push(id);
+      continue;
     }
+    if (first) out.devices.push(c.device);
     const ts = eventTime(items[i], input.now);
     const prev = out.seen.get(id);
     if (prev === undefined || ts > prev) out.seen.set(id, ts);
@@ -250,8 +273,13 @@ function classify(item: unknown, source: string | undefined): string | Reject {
   return d === undefined ? { code: 'invalid_device', message: 'the reading has no "device" id' } : { code: 'invalid_device', message: `device id ${preview(d)} is not a valid device id` };
 }
 
-function acceptOne(out: AuthOutcome, device: DeviceRecord, item: unknown, now: number): AuthOutcome {
+function acceptOne(out: AuthOutcome, id: string, device: DeviceRecord | null, item: unknown, now: number): AuthOutcome {
   out.accepted.push(0);
+  if (device === null) {
+    out.passed.push(0);
+    out.unknown.push(id);
+    return out;
+  }
   out.devices.push(device);
   out.seen.set(device.id, eventTime(item, now));
   return out;
@@ -267,18 +295,23 @@ function checkDevice(registry: DeviceRegistry, id: string, input: AuthInput, opt
     const d = registry.getDevice(id);
     c = d === undefined ? unknown(id) : !d.enabled ? disabled(id) : { ok: true, device: d };
   }
-  if (c.ok || c.code !== 'unknown_device' || !opts.provision || input.provisioningKey === undefined) return c;
+  // Only a device the registry does not have at all is unknown: disabled devices and wrong tokens never pass.
+  if (c.ok || c.code !== 'unknown_device') return c;
 
-  try {
-    const p = registry.provision(input.provisioningKey, { id });
-    out.provisioned.push(p);
-    return { ok: true, device: p.device };
-  } catch (e) {
-    const code = registryErrorCode(e);
-    if (code === 'forbidden') return { ok: false, code: 'unauthorized', message: `device ${JSON.stringify(id)} could not be provisioned: ${(e as Error).message}` };
-    if (code === 'invalid') return { ok: false, code: 'invalid_device', message: (e as Error).message };
-    throw e;
+  if (opts.provision && input.provisioningKey !== undefined) {
+    // A device that asks to be registered gets registered, or refused: never passed on as unknown.
+    try {
+      const p = registry.provision(input.provisioningKey, { id });
+      out.provisioned.push(p);
+      return { ok: true, device: p.device };
+    } catch (e) {
+      const code = registryErrorCode(e);
+      if (code === 'forbidden') return { ok: false, code: 'unauthorized', message: `device ${JSON.stringify(id)} could not be provisioned: ${(e as Error).message}` };
+      if (code === 'invalid') return { ok: false, code: 'invalid_device', message: (e as Error).message };
+      throw e;
+    }
   }
+  return opts.unknown === 'pass' ? { ok: true, device: null } : c;
 }
 
 function unknown(id: string): Check {

@@ -11,6 +11,8 @@ export type DeviceMode = 'auth' | 'liveness' | 'manage';
 export type IdSource = 'payload' | 'topic' | 'msg';
 /** Where the token comes from: msg.token, else the HTTP request in msg.req (headers, ?api_key=). */
 export type TokenSource = 'msg';
+/** What authenticate does with a device that is not registered: reject it (unknown_device), or pass its data on without msg.device. */
+export type UnknownDevices = 'reject' | 'pass';
 
 export interface DeviceConfig {
   id: string;
@@ -26,6 +28,8 @@ export interface DeviceConfig {
   /** First topic segment of device topics (idFrom 'topic'): `{prefix}/{id}/...`. */
   topicPrefix?: string;
   provision?: boolean | string;
+  /** Mode auth: 'reject' (default) or 'pass' devices that are not registered. */
+  unknown?: string;
   persist?: boolean | string;
   catchRejects?: boolean | string;
 }
@@ -37,6 +41,7 @@ export interface DeviceSettings {
   tokenFrom: TokenSource;
   topicPrefix: string;
   provision: boolean;
+  unknown: UnknownDevices;
   persist: boolean;
   catchRejects: boolean;
 }
@@ -49,6 +54,7 @@ export const DEVICE_DEFAULTS: DeviceSettings = {
   tokenFrom: 'msg',
   topicPrefix: 'devices',
   provision: false,
+  unknown: 'reject',
   persist: true,
   catchRejects: false,
 };
@@ -64,6 +70,7 @@ export function deviceSettings(config: DeviceConfig): DeviceSettings {
     tokenFrom: d.tokenFrom,
     topicPrefix: prefix === '' ? d.topicPrefix : prefix,
     provision: configBool(config.provision, d.provision),
+    unknown: config.unknown === 'pass' ? 'pass' : d.unknown,
     persist: configBool(config.persist, d.persist),
     catchRejects: configBool(config.catchRejects, d.catchRejects),
   };

@@ -2,6 +2,7 @@
  * thingwire-device: the device registry's node (issue 4), in one of three modes.
  * - auth: checks the device a message comes from (its token, or only that it is registered and
  *   enabled) and enriches the message with msg.device; rejects leave on output 2 with msg.error.
+ *   With unknown 'pass', data of unregistered devices goes on output 1 without msg.device.
  * - liveness: online/offline events judged from data arrival, per device timeout, one timer.
  * - manage: CRUD of devices and streams from msg.payload = { op, ... }, with HTTP status codes.
  * The logic lives in ./auth, ./monitor and ./manage (no Node-RED); this file only wires it in.
@@ -83,8 +84,14 @@ export = function register(RED: NodeAPI): void {
 
   function authMode(node: Node, registry: DeviceRegistry, settings: DeviceSettings): void {
     let ok = 0;
+    let passed = 0;
     let rejected = 0;
-    const status = new LazyStatus(node, () => ({ fill: rejected > 0 ? 'yellow' : 'green', shape: 'dot', text: RED._(`${TYPE}.status.auth`, { ok: fmt.format(ok), rejected: fmt.format(rejected) }) }));
+    const statusKey = settings.unknown === 'pass' ? 'auth-pass' : 'auth';
+    const status = new LazyStatus(node, () => ({
+      fill: rejected > 0 ? 'yellow' : 'green',
+      shape: 'dot',
+      text: RED._(`${TYPE}.status.${statusKey}`, { ok: fmt.format(ok), passed: fmt.format(passed), rejected: fmt.format(rejected) }),
+    }));
     const showCounts = (): void => status.mark();
     node.status({ fill: 'green', shape: 'ring', text: `${TYPE}.status.ready` });
 
@@ -118,10 +125,11 @@ export = function register(RED: NodeAPI): void {
       const r = authenticate(
         registry,
         { payload, topic: msg.topic, deviceId: msg.deviceId, token: found?.token, provisioningKey, now: Date.now() },
-        { requireToken: settings.requireToken, idFrom: settings.idFrom, topicPrefix: settings.topicPrefix, provision: settings.provision },
+        { requireToken: settings.requireToken, idFrom: settings.idFrom, topicPrefix: settings.topicPrefix, provision: settings.provision, unknown: settings.unknown },
       );
       for (const [id, ts] of r.seen) registry.seen(id, ts);
-      ok += r.accepted.length;
+      ok += r.accepted.length - r.passed.length;
+      passed += r.passed.length;
       rejected += r.rejects.length;
 
       const items: unknown[] = r.batch ? (payload as unknown[]) : [payload];
@@ -129,10 +137,16 @@ export = function register(RED: NodeAPI): void {
       if (r.accepted.length > 0) {
         good = r.rejects.length > 0 ? RED.util.cloneMessage(msg) : msg;
         if (r.batch && r.rejects.length > 0) good.payload = r.accepted.map((i) => items[i]);
-        if (r.devices.length === 1) {
+        if (r.devices.length === 1 && r.passed.length === 0) {
           good.device = deviceInfo(r.devices[0]);
           delete good.devices;
+        } else if (r.devices.length === 0) {
+          // Only unregistered devices (unknown 'pass'): no metadata, and none left over from upstream.
+          delete good.device;
+          delete good.devices;
         } else {
+          // Several devices, or a registered one mixed with unregistered ones: by id, so that no reading
+          // is taken for another device's (msg.device applies to the whole payload downstream).
           const all: Record<string, DeviceInfo> = {};
           for (const d of r.devices) all[d.id] = deviceInfo(d);
           good.devices = all;

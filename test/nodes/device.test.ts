@@ -2,7 +2,7 @@
  * thingwire-device in a real Node-RED runtime (node-red-node-test-helper) with a real
  * thingwire-registry config node in a temp DATA_DIR: authenticate and enrich (tokens from msg and
  * HTTP requests, unknown/disabled devices, batches with foreign devices, no-token mode,
- * provisioning, Catch), manage (CRUD, paging, 4xx), liveness (online/offline once, never-seen,
+ * provisioning, unknown devices passed on, Catch), manage (CRUD, paging, 4xx), liveness (online/offline once, never-seen,
  * registry changes, restart without repeats or losses, the timer cleared on close), config errors.
  * Liveness timeouts are the registry's minimum (1 s); waits are generous and only "eventually".
  */
@@ -254,6 +254,59 @@ describe('auth', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(registry().size.devices).toBe(before);
     expect(o.caught).toEqual([]);
+  });
+
+  test("unknown 'pass': unregistered devices go on without msg.device, registered ones are enriched, disabled ones rejected", async () => {
+    const o = await startAuth({ requireToken: false, unknown: 'pass' });
+    send({ payload: reading('ghost', { t: 1 }), device: { id: 'stale' } });
+    send({ payload: reading('a', { t: 2 }) });
+    send({ payload: reading('off', { t: 3 }) });
+    // A batch of one registered and one unregistered device: by id, never msg.device for the whole payload.
+    const mixed = [reading('a', { t: 4 }), reading('ghost', { t: 5 }), reading('off', { t: 6 }), reading('ghost-2', { t: 7 })];
+    send({ payload: mixed });
+    send({ payload: [reading('ghost', { t: 8 }), reading('ghost-2', { t: 9 })] });
+    send({ payload: [reading('a', { t: 10 }), reading('b', { t: 11 }), reading('ghost', { t: 12 })] });
+    await handled(o);
+
+    expect(o.out).toHaveLength(5);
+    const [single, known, batch, unknownOnly, several] = o.out;
+    expect(single.payload).toEqual(reading('ghost', { t: 1 }, (single.payload as { ts: number }).ts));
+    expect('device' in single).toBe(false);
+    expect('devices' in single).toBe(false);
+    expect(known.device).toMatchObject({ id: 'a', type: 'pico-w', location: { name: 'lab' }, tags: { site: 'mad' } });
+    expect((batch.payload as Array<{ metrics: { t: number } }>).map((r) => r.metrics.t)).toEqual([4, 5, 7]);
+    expect('device' in batch).toBe(false);
+    expect(Object.keys(batch.devices as object)).toEqual(['a']);
+    expect((batch.devices as Record<string, { type: string }>).a.type).toBe('pico-w');
+    expect((unknownOnly.payload as unknown[]).length).toBe(2);
+    expect('device' in unknownOnly || 'devices' in unknownOnly).toBe(false);
+    expect(Object.keys(several.devices as object)).toEqual(['a', 'b']);
+    expect((several.payload as unknown[]).length).toBe(3);
+
+    expect(o.bad.map((m) => (m.error as { code: string }).code)).toEqual(['device_disabled', 'device_disabled']);
+    expect(o.bad[1].payload).toEqual([mixed[2]]);
+    expect(o.bad[1].rejects).toEqual([expect.objectContaining({ code: 'device_disabled', index: 2 })]);
+    expect(registry().getDevice('ghost')).toBeUndefined();
+    // ok: a, a (batch), a and b; passed: ghost, ghost and ghost-2 (batch), 2 + 1 (later batches); rejected: off twice.
+    await until('the status', () => lastStatusText() === '4 ok · 6 unknown passed · 2 rejected');
+    expect(statusCalls(getNode('n1')).at(-1)?.fill).toBe('yellow');
+  });
+
+  test("unknown 'pass' with a token: an unregistered device passes, a registered one with a wrong or no token does not", async () => {
+    const o = await startAuth({ unknown: 'pass' });
+    send({ payload: reading('ghost'), token: 'whatever' });
+    send({ payload: reading('a'), token: tokens.b });
+    send({ payload: reading('a') });
+    send({ payload: reading('off'), token: tokens.off });
+    send({ payload: reading('a'), token: tokens.a });
+    await handled(o);
+    expect(o.out.map((m) => [(m.payload as { device: string }).device, (m.device as { id?: string } | undefined)?.id])).toEqual([
+      ['ghost', undefined],
+      ['a', 'a'],
+    ]);
+    expect(o.out.every((m) => !('token' in m))).toBe(true);
+    expect(o.bad.map((m) => (m.error as { code: string }).code)).toEqual(['unauthorized', 'unauthorized', 'device_disabled']);
+    await until('the status', () => lastStatusText() === '1 ok · 1 unknown passed · 3 rejected');
   });
 
   test('catchRejects: a reject also reaches Catch nodes, with its code', async () => {

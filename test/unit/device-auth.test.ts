@@ -2,12 +2,13 @@
  * The thingwire-device node's authenticate step (nodes/device/auth.ts) against a real registry
  * (nodes/lib/registry/registry.ts, in a temp file): tokens, unknown and disabled devices, the three
  * id sources, batches (several devices, foreign devices, bad elements), provisioning, event times
- * for registry.seen(), and the enrichment copy.
+ * for registry.seen(), the enrichment copy, and unknown devices passed on (unknown 'pass').
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { authenticate, deviceInfo, eventTime, MAX_BATCH, type AuthInput, type AuthOptions } from '../../nodes/device/auth';
+import { DEVICE_DEFAULTS, deviceSettings } from '../../nodes/device/config';
 import { openRegistry, type RegistryHandle } from '../../nodes/lib/registry/registry';
 
 const NOW = Date.UTC(2026, 10, 24, 12);
@@ -181,5 +182,80 @@ describe('eventTime and deviceInfo', () => {
     info.tags.site = 'bcn';
     expect(reg.getDevice('a')!.metadata).toEqual({ fw: { v: 2 } });
     expect(reg.getDevice('a')!.tags).toEqual({ site: 'mad' });
+  });
+});
+
+describe("unknown devices: 'pass'", () => {
+  const PASS: Partial<AuthOptions> = { unknown: 'pass' };
+
+  test('the setting: reject unless the dialog says pass', () => {
+    expect(DEVICE_DEFAULTS.unknown).toBe('reject');
+    expect(deviceSettings({ id: 'n', unknown: 'pass' }).unknown).toBe('pass');
+    for (const unknown of [undefined, '', 'reject', 'PASS', '__proto__']) expect(deviceSettings({ id: 'n', unknown }).unknown).toBe('reject');
+  });
+
+  test('by default an unregistered device is still unknown_device', () => {
+    const r = authenticate(reg, { payload: reading('ghost'), now: NOW }, BROKER_OPTS);
+    expect(r).toMatchObject({ whole: true, accepted: [], passed: [], unknown: [], rejects: [{ code: 'unknown_device' }] });
+  });
+
+  test('without a token: a mixed batch keeps registered devices with their records, passes unregistered ones, rejects disabled ones', () => {
+    const r = authenticate(reg, { payload: [reading('a', NOW - 3000), reading('ghost'), reading('b'), reading('off'), reading('ghost-2'), reading('ghost'), reading('a', NOW - 2000)], now: NOW }, { ...BROKER_OPTS, ...PASS });
+    expect(r.whole).toBe(false);
+    expect(r.accepted).toEqual([0, 1, 2, 4, 5, 6]);
+    expect(r.passed).toEqual([1, 4, 5]);
+    expect(r.unknown).toEqual(['ghost', 'ghost-2']);
+    expect(r.devices.map((d) => d.id)).toEqual(['a', 'b']);
+    expect(r.rejects).toEqual([{ code: 'device_disabled', message: expect.stringContaining('"off"'), index: 3 }]);
+    // Nothing to note for devices the registry does not have.
+    expect([...r.seen]).toEqual([
+      ['a', NOW - 2000],
+      ['b', NOW - 1000],
+    ]);
+    expect(reg.getDevice('ghost')).toBeUndefined();
+  });
+
+  test('one reading of an unregistered device passes; a disabled one is still rejected', () => {
+    expect(authenticate(reg, { payload: reading('ghost'), now: NOW }, { ...BROKER_OPTS, ...PASS })).toMatchObject({ whole: false, accepted: [0], passed: [0], unknown: ['ghost'], devices: [], rejects: [] });
+    expect(authenticate(reg, { payload: reading('off'), now: NOW }, { ...BROKER_OPTS, ...PASS })).toMatchObject({ whole: true, accepted: [], passed: [], rejects: [{ code: 'device_disabled' }] });
+  });
+
+  test('with a token: only an unregistered device passes; a wrong or missing token of a registered one is still unauthorized', () => {
+    expect(run({ payload: reading('ghost'), token: 'anything' }, PASS)).toMatchObject({ accepted: [0], passed: [0], unknown: ['ghost'], devices: [] });
+    expect(run({ payload: reading('ghost') }, PASS)).toMatchObject({ accepted: [0], passed: [0] });
+    for (const token of [tokens.b, 'wrong', undefined]) {
+      const r = run({ payload: reading('a'), token }, PASS);
+      expect(r).toMatchObject({ whole: true, accepted: [], passed: [], unknown: [] });
+      expect(r.rejects[0].code).toBe('unauthorized');
+    }
+    expect(run({ payload: reading('off'), token: tokens.off }, PASS).rejects[0].code).toBe('device_disabled');
+    expect(run({ payload: reading('a'), token: tokens.a }, PASS)).toMatchObject({ accepted: [0], passed: [], unknown: [] });
+  });
+
+  test('with a token, a batch led by an unregistered device passes its own readings; readings of registered devices in it are device_mismatch', () => {
+    const r = run({ payload: [reading('ghost'), reading('a'), reading('ghost')], token: tokens.a }, PASS);
+    expect(r.accepted).toEqual([0, 2]);
+    expect(r.passed).toEqual([0, 2]);
+    expect(r.rejects.map((x) => [x.index, x.code])).toEqual([[1, 'device_mismatch']]);
+    expect(r.devices).toEqual([]);
+  });
+
+  test('from the topic: an unregistered source passes the message whole, readings naming another device are still device_mismatch', () => {
+    const opts = { ...BROKER_OPTS, ...PASS, idFrom: 'topic' as const };
+    expect(authenticate(reg, { topic: 'devices/ghost/temperature', payload: 21.5, now: NOW }, opts)).toMatchObject({ accepted: [0], passed: [0], unknown: ['ghost'], rejects: [] });
+    const r = authenticate(reg, { topic: 'devices/ghost/telemetry', payload: [reading('ghost'), reading('a')], now: NOW }, opts);
+    expect(r).toMatchObject({ accepted: [0], passed: [0], rejects: [{ code: 'device_mismatch', index: 1 }] });
+    expect(authenticate(reg, { topic: 'devices/off/temperature', payload: 1, now: NOW }, opts)).toMatchObject({ whole: true, rejects: [{ code: 'device_disabled' }] });
+  });
+
+  test('provisioning comes first: the right key registers the device, a wrong key is unauthorized, no key passes', () => {
+    const opts = { ...PASS, provision: true };
+    const ok = run({ payload: reading('new-1'), provisioningKey: 'prov-key' }, opts);
+    expect(ok).toMatchObject({ accepted: [0], passed: [], unknown: [] });
+    expect(ok.provisioned.map((p) => p.device.id)).toEqual(['new-1']);
+    expect(run({ payload: reading('new-2'), provisioningKey: 'nope' }, opts).rejects[0].code).toBe('unauthorized');
+    expect(reg.getDevice('new-2')).toBeUndefined();
+    expect(run({ payload: reading('new-3') }, opts)).toMatchObject({ accepted: [0], passed: [0], unknown: ['new-3'], provisioned: [] });
+    expect(reg.getDevice('new-3')).toBeUndefined();
   });
 });

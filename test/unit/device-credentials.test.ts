@@ -100,6 +100,7 @@ describe('deviceSettings', () => {
       tokenFrom: 'msg',
       topicPrefix: 'site/devices',
       provision: true,
+      unknown: 'reject',
       persist: false,
       catchRejects: true,
     });
