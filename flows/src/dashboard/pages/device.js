@@ -93,7 +93,7 @@ const BAND = `
 const d = msg.dp;
 const s = (msg.payload && msg.payload.series || [])[0];
 d.points = s ? s.points.filter((p) => typeof p[1] === 'number') : [];
-d.level = s && s.tags && s.tags.level ? s.tags.level : (msg.payload.level || 'raw');
+d.level = msg.level || (s && s.tags && s.tags.level) || 'raw'; // the level the query node read, with or without data
 const bucket = Math.max(1000, Math.ceil((d.end - d.start) / d.width));
 msg.payload = { measurement: 'anomaly', devices: [d.device], where: { metric: d.metric }, fields: ['lower', 'expected', 'upper'], start: d.start, end: d.end, bucket, agg: 'mean', level: 'raw' };
 return msg;`;
