@@ -1,0 +1,639 @@
+/**
+ * End to end through the whole shipped pipeline (issue 11, item 3; a standalone script, not a registry case):
+ *
+ *   npm run build && node dist/test/bench/e2e.js [--quick] [--step-seconds N] [--devices N] [--connections N]
+ *                                                [--qos 0|1] [--lag S] [--no-baseline] [--no-batch]
+ *
+ * Starts the built runtime (dist/runtime/main.js as `npm start` does: embedded broker, shipped flows, embedded
+ * DuckDB store, the anonymous demo switch on) and drives it with runtime/loadgen.ts from this process over
+ * loopback: --devices load devices (default 1,000) over --connections MQTT connections, one reading a message
+ * ({ts, seq, temperature, humidity, vibration}), QoS 0 by default.
+ *
+ * The knee. The rate steps up (500, 1,000, 2,000, 4,000, 8,000... readings/s, --step-seconds each) until a step
+ * is behind, then one step between the last good rate and that one (the geometric mean) is tried. A step is
+ * BEHIND when, --lag seconds (default 5: the store writes in 1 s batches) after its last publish, either
+ *   - the runtime's MQTT ingress has not taken in every message of the step (the normaliser's received count,
+ *     thingwire_node_messages_received_total{type="thingwire-normalise"}, short of what was published), or
+ *   - the store does not hold the step's last reading of every probe device (16 devices spread over the fleet),
+ * or when the publisher reached less than 90 % of the asked rate (held up by the broker's backpressure or
+ * by its own CPU: the line says which figures). Sustained readings/s = the highest step that was not behind,
+ * measured as readings taken in by the normaliser over the step's duration.
+ *
+ * Latency publish -> stored. The probe devices' seq are read back from the store every 250 ms through GET
+ * /api/v1/series (a few points per device since the step began); a reading's latency is the time from its
+ * publish call to the end of the first poll that returned it. So each figure is an upper bound, over by at
+ * most the poll period plus the query's time (~250-300 ms); the store's 1 s batches dominate it. (Why poll:
+ * nothing in the pipeline signals "stored": the write node passes a message on once its points are queued.)
+ * Reported per step: p50, p99, max over the probe readings; the runtime's CPU (% of one core) and RSS.
+ *
+ * Batched payloads: the same steps in readings/s with 100 readings a message (a JSON array of one device's
+ * readings), from 10,000 readings/s doubling.
+ *
+ * The baseline. A second runtime, all of its flows replaced (a full deploy through the admin API) by one tab
+ * of stock Node-RED nodes: mqtt in (devices/+/+, QoS 1, same broker node settings as the starter) > json >
+ * function (a reading object from topic and payload) > change (sets msg.topic) > function counting in flow
+ * context, read by GET /bench/count (an http in > function > http response beside it). It is fed the same
+ * way (same devices, connections, payloads, QoS) and stepped the same way; behind = the count at the end of
+ * the flow short of the published count --lag seconds after the step. Thingwire's sustained rate is printed
+ * as a ratio of the baseline's.
+ *
+ * At the end the whole run's readings are checked in the store (runtime/loadgen.ts's checker: per device,
+ * none missing, duplicated or unexpected), after the runtime is given up to 120 s to catch up. A table is
+ * printed and test-output/e2e-bench.json written. --quick: 2 s steps, fewer of them (about a minute).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  LoadGenerator,
+  expectedOf,
+  failedOf,
+  fetchMetric,
+  loadDeviceId,
+  readSeqsViaApi,
+  reportLine,
+  tally,
+  type CheckReport,
+  type PhaseResult,
+} from '../../runtime/loadgen';
+import { sleep, tmpDir, waitFor } from '../support/services';
+import { ROOT } from './node-red';
+
+const OUT_FILE = path.join(ROOT, 'test-output', 'e2e-bench.json');
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+interface Args {
+  quick: boolean;
+  stepSeconds: number;
+  devices: number;
+  connections: number;
+  qos: 0 | 1;
+  lagS: number;
+  baseline: boolean;
+  batch: boolean;
+}
+
+const USAGE = 'usage: node dist/test/bench/e2e.js [--quick] [--step-seconds N] [--devices N] [--connections N] [--qos 0|1] [--lag S] [--no-baseline] [--no-batch]';
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { quick: false, stepSeconds: 10, devices: 1000, connections: 4, qos: 0, lagS: 5, baseline: true, batch: true };
+  const num = (v: string | undefined, name: string, min: number, max: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      console.error(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}\n${USAGE}`);
+      process.exit(2);
+    }
+    return n;
+  };
+  let stepGiven = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--quick') a.quick = true;
+    else if (arg === '--step-seconds') {
+      a.stepSeconds = num(argv[++i], arg, 1, 600);
+      stepGiven = true;
+    } else if (arg === '--devices') a.devices = num(argv[++i], arg, 16, 99_999);
+    else if (arg === '--connections') a.connections = num(argv[++i], arg, 1, 100);
+    else if (arg === '--qos') a.qos = num(argv[++i], arg, 0, 1) as 0 | 1;
+    else if (arg === '--lag') a.lagS = num(argv[++i], arg, 1, 120);
+    else if (arg === '--no-baseline') a.baseline = false;
+    else if (arg === '--no-batch') a.batch = false;
+    else if (arg === '--help' || arg === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else {
+      console.error(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);
+      process.exit(2);
+    }
+  }
+  if (a.quick && !stepGiven) a.stepSeconds = 2;
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+const cleanups: Array<() => void> = [];
+
+function cleanupAll(): void {
+  for (const c of cleanups.splice(0).reverse()) {
+    try {
+      c();
+    } catch {
+      // best effort on the way out
+    }
+  }
+}
+
+function log(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function loadavg(): string {
+  return os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+}
+
+interface Runtime {
+  pid: number;
+  url: string;
+  mqttPort: number;
+  dataDir: string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The built runtime on free ports, as test/support/services.ts startRuntime starts it (whose ROOT is the
+ * source tree's: this script runs from dist/), anonymous demo switch on; resolves once its flows run.
+ */
+async function startRuntime(label: string): Promise<Runtime> {
+  const main = path.join(ROOT, 'dist', 'runtime', 'main.js');
+  if (!fs.existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
+  const dataDir = tmpDir(`e2e-${label}`);
+  const proc: ChildProcess = spawn(process.execPath, [main], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', MQTT_PORT: '0', DATA_DIR: dataDir, THINGWIRE_LOG_LEVEL: 'warn', THINGWIRE_MQTT_ANONYMOUS: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const kill = (): void => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+  cleanups.push(kill);
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-200_000)));
+  proc.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-200_000)));
+  const ready = await waitFor(
+    'the runtime to print its ready line',
+    () => {
+      if (proc.exitCode !== null) throw new Error(`runtime exited with ${proc.exitCode}:\n${out}`);
+      return /\[thingwire\] ready editor=(\S+)\/ .* mqtt=mqtt:\/\/[^:]+:(\d+)/.exec(out);
+    },
+    30_000,
+  );
+  const url = ready[1];
+  await waitFor(
+    'the runtime to start its flows',
+    async () => {
+      const res = await fetch(`${url}/api/v1/health`).catch(() => undefined);
+      const body = res ? ((await res.json().catch(() => ({}))) as { components?: { flows?: { state?: string } } }) : {};
+      return body.components?.flows?.state === 'up';
+    },
+    30_000,
+  );
+  return {
+    pid: proc.pid ?? 0,
+    url,
+    mqttPort: Number(ready[2]),
+    dataDir,
+    output: () => out,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        const i = cleanups.indexOf(kill);
+        if (i >= 0) cleanups.splice(i, 1);
+        const done = (): void => {
+          fs.rmSync(dataDir, { recursive: true, force: true });
+          resolve();
+        };
+        if (proc.exitCode !== null || proc.signalCode !== null) return done();
+        const t = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+        proc.once('exit', () => {
+          clearTimeout(t);
+          done();
+        });
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+/** user + system CPU time of a process (ms), from /proc. */
+function cpuMs(pid: number): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+function rssMB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stepping
+
+interface Step {
+  what: string;
+  askedRate: number;
+  batch: number;
+  seconds: number;
+  published: number;
+  achievedRate: number;
+  /** Readings the runtime took in during the step (normaliser messages x batch, or the baseline's count). */
+  ingested: number;
+  ingestRate: number;
+  /** Wall-clock ms of the step's last publish. */
+  endedAt: number;
+  /** Seconds after the step's end until ingress and store (probes) had everything; undefined when not within the lag. */
+  caughtUpS?: number;
+  behind: boolean;
+  why: string;
+  cpuPct: number;
+  rssMB: number;
+  /** Lines the store wrote a second (readings, rollups, scores, alerts), from the step's start to its check. */
+  storeLinesPerS: number;
+  /** The store writer's queue when the step was judged: lines queued and batches held in memory. */
+  storeQueue?: { queuedLines: number; memoryBatches: number };
+  /** Seconds from the step's end until a step that was behind had caught up. */
+  drainedAfterS?: number;
+  latency?: { n: number; p50: number; p99: number; max: number };
+}
+
+interface Target {
+  label: string;
+  rt: Runtime;
+  /** The count of readings taken in so far. */
+  ingress(): Promise<number>;
+  /** Store probe: newest stored seq per probe device (undefined: no store to probe). */
+  probe?: (since: number) => Promise<Map<string, number[]>>;
+}
+
+const PROBES = 16;
+
+/** Lines written by the runtime's stores so far (0 for the baseline, which has none). */
+async function storeWritten(t: Target): Promise<number> {
+  if (!t.probe) return 0;
+  const m = await fetchMetric(t.rt.url, 'thingwire_store_written_lines_total');
+  return [...m.values()].reduce((a, b) => a + b, 0);
+}
+
+async function storeQueue(t: Target): Promise<{ queuedLines: number; memoryBatches: number }> {
+  const q = await fetchMetric(t.rt.url, 'thingwire_store_queued_lines');
+  const b = await fetchMetric(t.rt.url, 'thingwire_store_memory_batches');
+  const sum = (m: Map<string, number>): number => [...m.values()].reduce((a, c) => a + c, 0);
+  return { queuedLines: sum(q), memoryBatches: sum(b) };
+}
+
+async function normaliserReceived(url: string): Promise<number> {
+  const m = await fetchMetric(url, 'thingwire_node_messages_received_total');
+  return m.get('{type="thingwire-normalise"}') ?? 0;
+}
+
+/** One step: publish at `rate` for the step, poll the store for the probes, wait up to lag for the catch-up. */
+async function runStep(t: Target, gen: LoadGenerator, probes: number[], rate: number, batch: number, args: Args): Promise<Step> {
+  const seconds = args.stepSeconds;
+  const ingress0 = await t.ingress();
+  const written0 = await storeWritten(t);
+  const cpu0 = cpuMs(t.rt.pid);
+  const seqBefore = probes.map((i) => gen.lastSeq[i]);
+  const start = Date.now();
+  const probeIds = probes.map(loadDeviceId);
+  const seen = new Map<string, Set<number>>(probeIds.map((d) => [d, new Set<number>()]));
+  const lat: number[] = [];
+  let polling = t.probe !== undefined;
+  const poller = (async (): Promise<void> => {
+    while (polling) {
+      const t0 = Date.now();
+      try {
+        const got = await t.probe!(start - 2000);
+        const at = Date.now();
+        for (const [dev, seqs] of got) {
+          const s = seen.get(dev);
+          const idx = probes[probeIds.indexOf(dev)];
+          const times = gen.publishedAt.get(idx);
+          if (!s || !times) continue;
+          for (const q of seqs) {
+            if (s.has(q)) continue;
+            s.add(q);
+            const p = times.get(q);
+            if (p !== undefined && p >= start) lat.push(at - p);
+          }
+        }
+      } catch {
+        // a slow answer under load: try again
+      }
+      await sleep(Math.max(0, 250 - (Date.now() - t0)));
+    }
+  })();
+  let res: PhaseResult;
+  try {
+    res = await gen.run({ rate, durationMs: seconds * 1000, batch });
+  } catch (e) {
+    polling = false;
+    await poller;
+    throw e;
+  }
+  const endAt = Date.now();
+  const cpu1 = cpuMs(t.rt.pid);
+  // The probes that published in this step (with batches, a device may get no message in a short step).
+  const lastSeq = new Map(probes.filter((i, k) => gen.lastSeq[i] !== seqBefore[k]).map((i) => [loadDeviceId(i), gen.lastSeq[i]]));
+  // Wait up to the lag for ingress and the probes to have everything of this step.
+  let caughtUpS: number | undefined;
+  let ingested: number;
+  let why = '';
+  const deadline = endAt + args.lagS * 1000;
+  for (;;) {
+    ingested = ((await t.ingress()) - ingress0) * batch;
+    const ingressOk = ingested >= res.readings;
+    const storeOk = !t.probe || [...lastSeq].every(([d, q]) => seen.get(d)!.has(q));
+    if (ingressOk && storeOk) {
+      caughtUpS = (Date.now() - endAt) / 1000;
+      break;
+    }
+    if (Date.now() > deadline) {
+      why = !ingressOk ? `ingress ${ingested} of ${res.readings} after ${args.lagS} s` : `store behind by more than ${args.lagS} s (probe devices' last readings not stored)`;
+      break;
+    }
+    await sleep(100);
+  }
+  polling = false;
+  await poller;
+  const queue = t.probe ? await storeQueue(t) : undefined;
+  const written = (await storeWritten(t)) - written0;
+  const publisherShort = res.achievedRate < 0.9 * rate;
+  if (!why && publisherShort) why = `publisher reached ${res.achievedRate.toFixed(0)}/s of ${rate}/s`;
+  lat.sort((a, b) => a - b);
+  return {
+    what: t.label,
+    askedRate: rate,
+    batch,
+    seconds,
+    published: res.readings,
+    achievedRate: res.achievedRate,
+    ingested,
+    ingestRate: ingested / seconds,
+    endedAt: endAt,
+    ...(caughtUpS !== undefined ? { caughtUpS } : {}),
+    behind: why !== '',
+    why,
+    cpuPct: (cpu1 - cpu0) / 10 / ((endAt - start) / 1000),
+    storeLinesPerS: written / ((Date.now() - start) / 1000),
+    ...(queue ? { storeQueue: queue } : {}),
+    rssMB: rssMB(t.rt.pid),
+    ...(lat.length > 0 ? { latency: { n: lat.length, p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1] } } : {}),
+  };
+}
+
+/** Waits until the target has taken in everything published (and the probes are stored), at most maxMs. */
+async function drain(t: Target, gen: LoadGenerator, probes: number[], ingressBase: number, publishedBase: number, batch: number, maxMs: number): Promise<boolean> {
+  return waitFor(
+    'the runtime to catch up',
+    async () => {
+      const ing = ((await t.ingress()) - ingressBase) * batch;
+      if (ing < gen.totalReadings - publishedBase) return false;
+      if (!t.probe) return true;
+      const got = await t.probe(0);
+      return probes.every((i) => gen.lastSeq[i] === 0 || (got.get(loadDeviceId(i)) ?? []).includes(gen.lastSeq[i]));
+    },
+    maxMs,
+    500,
+  )
+    .then(() => true)
+    .catch(() => false);
+}
+
+function stepLine(s: Step): string {
+  const l = s.latency ? `p50 ${(s.latency.p50 / 1000).toFixed(2)} s p99 ${(s.latency.p99 / 1000).toFixed(2)} s (${s.latency.n})` : '';
+  return (
+    `  ${s.what.padEnd(10)} ${String(s.askedRate).padStart(7)}/s asked  ${s.achievedRate.toFixed(0).padStart(7)}/s sent  ${s.ingestRate.toFixed(0).padStart(7)}/s in  ` +
+    `${s.behind ? `BEHIND: ${s.why}` : `ok, caught up ${s.caughtUpS?.toFixed(1)} s after`}  cpu ${s.cpuPct.toFixed(0)}%  rss ${s.rssMB.toFixed(0)} MB  ` +
+    `${s.storeQueue ? `store ${s.storeLinesPerS.toFixed(0)} lines/s, queue ${s.storeQueue.queuedLines} lines ${s.storeQueue.memoryBatches} batches  ` : ''}${l}`
+  );
+}
+
+/** Steps up from `first` doubling until behind (or `max`), then tries the geometric midpoint; returns the steps and the knee step. */
+async function ramp(t: Target, gen: LoadGenerator, probes: number[], first: number, max: number, batch: number, args: Args): Promise<{ steps: Step[]; knee?: Step }> {
+  const steps: Step[] = [];
+  let good: Step | undefined;
+  let bad: Step | undefined;
+  const one = async (rate: number): Promise<Step> => {
+    const ingressBase = await t.ingress();
+    const publishedBase = gen.totalReadings;
+    const s = await runStep(t, gen, probes, rate, batch, args);
+    steps.push(s);
+    log(stepLine(s));
+    if (s.behind) {
+      // Let the backlog drain before anything else runs (and count how long it took).
+      const ok = await drain(t, gen, probes, ingressBase, publishedBase, batch, 120_000);
+      if (ok) s.drainedAfterS = (Date.now() - s.endedAt) / 1000;
+      log(`             backlog ${ok ? `caught up ${s.drainedAfterS!.toFixed(1)} s after the step's end` : 'NOT caught up 120 s later'}`);
+    }
+    return s;
+  };
+  for (let rate = first; rate <= max; rate *= 2) {
+    const s = await one(rate);
+    if (s.behind) {
+      bad = s;
+      break;
+    }
+    good = s;
+  }
+  if (good && bad && !args.quick) {
+    const mid = Math.round(Math.sqrt(good.askedRate * bad.askedRate) / 100) * 100;
+    if (mid > good.askedRate && mid < bad.askedRate) {
+      const s = await one(mid);
+      if (!s.behind) good = s;
+    }
+  }
+  return { steps, ...(good ? { knee: good } : {}) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The baseline flow: stock nodes only
+
+const B = 'tw.bench.e2e';
+
+function baselineFlows(): object[] {
+  const z = `${B}.tab`;
+  const COUNT = `const n = (flow.get('count') || 0) + 1;\nflow.set('count', n);\nreturn null;`;
+  const TO_READING = `const parts = msg.topic.split('/');\nmsg.payload = { device: parts[1], ts: msg.payload.ts, metrics: msg.payload };\nreturn msg;`;
+  return [
+    { id: z, type: 'tab', label: 'bench: stock baseline' },
+    { id: `${B}.broker`, type: 'mqtt-broker', name: 'bench broker', broker: '${THINGWIRE_MQTT_HOST}', port: '${THINGWIRE_MQTT_PORT}', clientid: '', autoConnect: true, usetls: false, protocolVersion: '4', keepalive: '60', cleansession: true, autoUnsubscribe: true },
+    { id: `${B}.in`, type: 'mqtt in', z, name: 'readings', topic: 'devices/+/+', qos: '1', datatype: 'utf8', broker: `${B}.broker`, nl: false, rap: true, rh: 0, inputs: 0, wires: [[`${B}.json`]] },
+    { id: `${B}.json`, type: 'json', z, name: 'parse', property: 'payload', action: 'obj', pretty: false, wires: [[`${B}.fn`]] },
+    { id: `${B}.fn`, type: 'function', z, name: 'to a reading', func: TO_READING, outputs: 1, timeout: 0, noerr: 0, initialize: '', finalize: '', libs: [], wires: [[`${B}.change`]] },
+    { id: `${B}.change`, type: 'change', z, name: 'topic', rules: [{ t: 'set', p: 'topic', pt: 'msg', to: 'reading', tot: 'str' }], wires: [[`${B}.count`]] },
+    { id: `${B}.count`, type: 'function', z, name: 'count', func: COUNT, outputs: 1, timeout: 0, noerr: 0, initialize: '', finalize: '', libs: [], wires: [[]] },
+    { id: `${B}.httpin`, type: 'http in', z, name: 'GET /bench/count', url: '/bench/count', method: 'get', upload: false, wires: [[`${B}.read`]] },
+    { id: `${B}.read`, type: 'function', z, name: 'read count', func: `msg.payload = { count: flow.get('count') || 0 };\nreturn msg;`, outputs: 1, timeout: 0, noerr: 0, initialize: '', finalize: '', libs: [], wires: [[`${B}.httpout`]] },
+    { id: `${B}.httpout`, type: 'http response', z, name: 'answer', statusCode: '', headers: {}, wires: [] },
+  ];
+}
+
+async function deployBaseline(rt: Runtime): Promise<string> {
+  const res = await fetch(`${rt.url}/flows`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': 'full' }, body: JSON.stringify(baselineFlows()) });
+  if (!res.ok) throw new Error(`deploying the baseline flow answered ${res.status}: ${await res.text()}`);
+  // httpNodeRoot: the count endpoint is where GET /api/v1/health's flows are served; find it.
+  for (const base of [rt.url, `${rt.url}/api`]) {
+    const ok = await waitFor(
+      'the baseline flow to answer',
+      async () => {
+        const r = await fetch(`${base}/bench/count`).catch(() => undefined);
+        return r?.status === 200;
+      },
+      5000,
+      100,
+    ).catch(() => false);
+    if (ok) return `${base}/bench/count`;
+  }
+  throw new Error('the baseline flow does not answer GET /bench/count');
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const watchdog = setTimeout(
+    () => {
+      console.error(`e2e bench: not finished after ${args.quick ? 5 : 40} min; stopping (load average ${loadavg()})`);
+      cleanupAll();
+      process.exit(1);
+    },
+    (args.quick ? 5 : 40) * 60_000,
+  );
+  watchdog.unref();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      cleanupAll();
+      process.exit(130);
+    });
+  }
+  process.once('exit', cleanupAll);
+
+  const probes = Array.from({ length: PROBES }, (_, i) => Math.floor((i * args.devices) / PROBES));
+  const loadStart = os.loadavg();
+  log(`e2e bench: ${args.devices} devices over ${args.connections} connections, qos ${args.qos}, ${args.stepSeconds} s steps, behind = not caught up ${args.lagS} s after a step; load average ${loadavg()} on ${os.cpus().length} cores`);
+
+  // ---- Thingwire, the full shipped pipeline
+  const rt = await startRuntime('thingwire');
+  const url = rt.url;
+  const runStart = Date.now();
+  const gen = new LoadGenerator({ url: `mqtt://127.0.0.1:${rt.mqttPort}`, devices: args.devices, prefix: 'devices', qos: args.qos, connections: args.connections, metrics: 3, padBytes: 0, maxInFlight: 900, track: probes });
+  await gen.connect();
+  const probe = async (since: number): Promise<Map<string, number[]>> => {
+    const rows = await readSeqsViaApi(url, probes.map(loadDeviceId), since, Date.now() + 60_000, { group: PROBES });
+    const m = new Map<string, number[]>();
+    for (const [d, q] of rows) {
+      let l = m.get(d);
+      if (!l) m.set(d, (l = []));
+      l.push(q);
+    }
+    return m;
+  };
+  const tw: Target = { label: 'thingwire', rt, ingress: () => normaliserReceived(url), probe };
+  // Warm-up: every device once, then a few seconds at a low rate.
+  await gen.run({ rate: 500, durationMs: args.quick ? 2000 : 4000, batch: 1 });
+  await drain(tw, gen, probes, 0, 0, 1, 30_000);
+
+  log('single readings (one JSON object a message):');
+  const single = await ramp(tw, gen, probes, 500, args.quick ? 8000 : 64_000, 1, args);
+  let batched: { steps: Step[]; knee?: Step } | undefined;
+  if (args.batch) {
+    log('batched readings (100 a message):');
+    batched = await ramp(tw, gen, probes, 10_000, args.quick ? 40_000 : 640_000, 100, args);
+  }
+  // Everything published must end up in the store.
+  const publishedAll = gen.totalReadings;
+  await gen.close();
+  log(`checking all ${publishedAll} readings in the store...`);
+  let check: CheckReport | undefined;
+  const expected = expectedOf(gen);
+  await waitFor(
+    'every reading in the store',
+    async () => {
+      check = tally(expected, await readSeqsViaApi(url, [...expected.keys()], runStart - 60_000, Date.now() + 120_000, { group: 100 }), failedOf(gen));
+      return check.missing === 0;
+    },
+    120_000,
+    3000,
+  ).catch(() => undefined);
+  log(`  store: ${check ? reportLine(check) : 'not read'}`);
+  const twRss = rssMB(rt.pid);
+  await rt.stop();
+
+  // ---- The stock baseline
+  let base: { steps: Step[]; knee?: Step } | undefined;
+  if (args.baseline) {
+    const brt = await startRuntime('baseline');
+    try {
+      const countUrl = await deployBaseline(brt);
+      const bgen = new LoadGenerator({ url: `mqtt://127.0.0.1:${brt.mqttPort}`, devices: args.devices, prefix: 'devices', qos: args.qos, connections: args.connections, metrics: 3, padBytes: 0, maxInFlight: 900 });
+      await sleep(1000); // the mqtt in node subscribing
+      await bgen.connect();
+      const count = async (): Promise<number> => ((await (await fetch(countUrl)).json()) as { count: number }).count;
+      const bt: Target = { label: 'baseline', rt: brt, ingress: count };
+      await bgen.run({ rate: 500, durationMs: 2000, batch: 1 });
+      await drain(bt, bgen, [], 0, 0, 1, 30_000);
+      log('stock baseline (mqtt in > json > function > change > count):');
+      base = await ramp(bt, bgen, [], 2000, args.quick ? 64_000 : 256_000, 1, args);
+      await bgen.close();
+    } finally {
+      await brt.stop();
+    }
+  }
+
+  // ---- Report
+  const knee = single.knee;
+  const ratio = knee && base?.knee ? knee.ingestRate / base.knee.ingestRate : undefined;
+  const f0 = (v: number | undefined): string => (v === undefined ? '-' : v.toFixed(0));
+  const lat = (s?: Step): string => (s?.latency ? `${(s.latency.p50 / 1000).toFixed(2)} s / ${(s.latency.p99 / 1000).toFixed(2)} s` : '-');
+  log('');
+  log('| measure | figure |');
+  log('|---|---|');
+  log(`| Thingwire full pipeline, 1 reading a message: sustained readings/s (knee) | ${f0(knee?.ingestRate)} (step ${f0(knee?.askedRate)}/s; first behind: ${single.steps.find((s) => s.behind)?.askedRate ?? 'none'}/s) |`);
+  log(`| publish -> stored p50 / p99 at the knee (upper bounds, 250 ms polls) | ${lat(knee)} |`);
+  const at2000 = single.steps.find((s) => s.askedRate === 2000);
+  log(`| publish -> stored p50 / p99 at 2,000 readings/s | ${lat(at2000)} |`);
+  log(`| runtime CPU / RSS at the knee | ${f0(knee?.cpuPct)} % of a core / ${f0(knee?.rssMB)} MB (RSS at the end ${f0(twRss)} MB) |`);
+  if (batched) log(`| Thingwire, 100 readings a message: sustained readings/s | ${f0(batched.knee?.ingestRate)} (first behind: ${batched.steps.find((s) => s.behind)?.askedRate ?? 'none'}/s; CPU ${f0(batched.knee?.cpuPct)} %) |`);
+  if (base) log(`| stock Node-RED flow (mqtt in > json > function > change): messages/s | ${f0(base.knee?.ingestRate)} (first behind: ${base.steps.find((s) => s.behind)?.askedRate ?? 'none'}/s; CPU ${f0(base.knee?.cpuPct)} %) |`);
+  if (ratio !== undefined) log(`| Thingwire / stock baseline | ${ratio.toFixed(2)}x (target >= 1.5x: ${ratio >= 1.5 ? 'met' : 'NOT met'}) |`);
+  log(`| readings published / stored, missing, duplicates | ${publishedAll} / ${check?.storedDistinct ?? '-'}, ${check?.missing ?? '-'}, ${check?.duplicates ?? '-'} |`);
+  log(`| load average at start / end | ${loadStart.map((l) => l.toFixed(2)).join(' ')} / ${loadavg()} (${os.cpus().length} cores) |`);
+
+  fs.mkdirSync(path.dirname(OUT_FILE), { recursive: true });
+  fs.writeFileSync(
+    OUT_FILE,
+    JSON.stringify(
+      {
+        at: new Date().toISOString(),
+        args,
+        loadAverage: { start: loadStart, end: os.loadavg() },
+        cores: os.cpus().length,
+        single,
+        batched,
+        baseline: base,
+        ratio,
+        check: check ? { ...check, problems: check.problems.slice(0, 10) } : undefined,
+      },
+      null,
+      2,
+    ),
+  );
+  log(`written ${path.relative(ROOT, OUT_FILE)}`);
+  if (!check || check.missing > 0 || check.duplicates > 0 || check.unexpected > 0) process.exitCode = 1;
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  cleanupAll();
+  process.exit(1);
+});
