@@ -6,7 +6,7 @@ over a plain socket with umqtt.simple's interface (connect with last will and us
 publish that waits for its PUBACK, ping, disconnect); HTTP goes through urllib with requests.post's
 interface. The firmware itself (main.build, thingwire/*) runs unchanged.
 
-    python3 firmware/tests/host.py --device ID --token TOKEN --samples N [--transport mqtt|http]
+    python3 firmware/tests/host.py --device ID --token=TOKEN --samples N [--transport mqtt|http]
         [--broker HOST:PORT] [--http-url URL --http-api native|thingspeak --stream ID]
         [--sample-ms 200] [--send-s 1] [--send-mode batch|summary] [--timeout-s 60]
 

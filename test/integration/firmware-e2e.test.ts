@@ -104,12 +104,13 @@ describe('firmware (under CPython) against the real runtime', () => {
     await stream(rt, 'pico-http-s', 'pico-http');
     await stream(rt, 'pico-ts-s', 'pico-ts');
     const broker = `127.0.0.1:${rt.mqttPort}`;
+    // --token=<token>: a token may start with '-' (base64url), which argparse would take for an option after a space.
     const common = ['--samples', '15', '--sample-ms', '200', '--send-s', '1', '--timeout-s', '60'];
     const [mqttRun, summaryRun, httpRun, tsRun] = await Promise.all([
-      runDevice(['--device', 'pico-mqtt', '--token', tokens['pico-mqtt'], '--broker', broker, ...common]),
-      runDevice(['--device', 'pico-summary', '--token', tokens['pico-summary'], '--broker', broker, '--send-mode', 'summary', ...common]),
-      runDevice(['--device', 'pico-http', '--token', tokens['pico-http'], '--transport', 'http', '--http-url', rt.url, '--stream', 'pico-http-s', ...common]),
-      runDevice(['--device', 'pico-ts', '--token', tokens['pico-ts'], '--transport', 'http', '--http-api', 'thingspeak', '--http-url', rt.url, '--stream', 'pico-ts-s', ...common]),
+      runDevice(['--device', 'pico-mqtt', `--token=${tokens['pico-mqtt']}`, '--broker', broker, ...common]),
+      runDevice(['--device', 'pico-summary', `--token=${tokens['pico-summary']}`, '--broker', broker, '--send-mode', 'summary', ...common]),
+      runDevice(['--device', 'pico-http', `--token=${tokens['pico-http']}`, '--transport', 'http', '--http-url', rt.url, '--stream', 'pico-http-s', ...common]),
+      runDevice(['--device', 'pico-ts', `--token=${tokens['pico-ts']}`, '--transport', 'http', '--http-api', 'thingspeak', '--http-url', rt.url, '--stream', 'pico-ts-s', ...common]),
     ]);
     for (const [name, r] of Object.entries({ mqttRun, summaryRun, httpRun, tsRun })) {
       if (r.code !== 0) throw new Error(`${name} exited ${String(r.code)}: ${JSON.stringify(r.stats)}\n${r.stderr}`);
@@ -137,7 +138,7 @@ describe('firmware (under CPython) against the real runtime', () => {
 
   it('a device with a wrong token keeps its readings and says why', async () => {
     await register(rt, 'pico-bad');
-    const r = await runDevice(['--device', 'pico-bad', '--token', 'not-the-token', '--broker', `127.0.0.1:${rt.mqttPort}`, '--samples', '3', '--sample-ms', '200', '--timeout-s', '4']);
+    const r = await runDevice(['--device', 'pico-bad', '--token=not-the-token', '--broker', `127.0.0.1:${rt.mqttPort}`, '--samples', '3', '--sample-ms', '200', '--timeout-s', '4']);
     expect(r.code).toBe(1);
     expect(r.sent).toEqual([]);
     expect(r.stats.queued).toBe(3);
