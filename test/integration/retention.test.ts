@@ -239,6 +239,41 @@ describe('retention on the embedded store', () => {
     expectFilesMatchManifest(r, root);
   });
 
+  it('a pending move whose hot rows were replaced (same count, other rows) is moved again, not deleted uncopied', async () => {
+    const { backend, root } = await setup(points(8));
+    const day = new Date(TODAY - 7 * DAY_MS).toISOString().slice(0, 10);
+    let fail = true;
+    const r1 = await retention(backend, root, policy(30, null), {
+      failAt: (p, a) => {
+        if (p === 'recorded' && a.day === day && fail) {
+          fail = false;
+          throw new Error('injected');
+        }
+      },
+    });
+    expect((await r1.run()).errors).toHaveLength(1);
+    await r1.close();
+    // Meanwhile one hot value of that day goes and another comes: the count stays, the rows do not.
+    const gone = TODAY - 7 * DAY_MS + 123; // the first reading time of the day
+    const sel = { measurement: MEAS, start: gone, end: gone + 1, where: { device: 'plain' } };
+    const removed = await backend.deleteRange!(sel);
+    expect(removed).toBe(4);
+    const fresh = TODAY - 7 * DAY_MS + 999;
+    await write(backend, [{ measurement: MEAS, tags: { device: 'plain', 'lo,c "x"': 'hall 2 =\\ x' }, fields: { count: 1n, on: true, note: 'new', 'temp °C "t"': 1.5 }, ts: fresh }]);
+    const perDay = 12 * 3 * 4;
+    expect(await backend.countRange!({ measurement: MEAS, start: TODAY - 7 * DAY_MS, end: TODAY - 6 * DAY_MS })).toBe(perDay);
+    const r2 = await retention(backend, root, policy(30, null));
+    expect((await r2.run()).errors).toEqual([]);
+    // The new reading was copied before the hot rows went, and the removed one is still in the file (it was copied first).
+    const e = r2.entries().find((x) => x.day === day)!;
+    expect(e.pending).toBeUndefined();
+    expect(e.file!.rows).toBe(perDay + 4);
+    expect(await backend.countRange!({ measurement: MEAS, start: TODAY - 7 * DAY_MS, end: TODAY - 6 * DAY_MS })).toBe(0);
+    const res = await r2.query({ measurement: MEAS, fields: ['note'], devices: ['plain'], start: fresh, end: fresh + 1 }, (q) => backend.query(q));
+    expect(res.series[0].points).toEqual([[fresh, 'new']]);
+    expectFilesMatchManifest(r2, root);
+  });
+
   it('late rows for a moved day are read at once and folded into the next generation', async () => {
     const { backend, root } = await setup(points(8));
     const r = await retention(backend, root, policy(30, null));

@@ -54,7 +54,14 @@ export interface PartitionEntry {
   /** The current verified copy (absent when deleted, and before the first move finished). */
   file?: FileEntry;
   /** A move in progress: `file` is written and verified, the hot rows (hotRows of them) not yet deleted. */
-  pending?: { step: 'copied'; file: FileEntry; hotRows: number; previous?: FileEntry };
+  pending?: {
+    step: 'copied';
+    file: FileEntry;
+    hotRows: number;
+    /** Content checksum of the hot rows exported (absent in manifests written before it was recorded). */
+    hotChecksum?: string;
+    previous?: FileEntry;
+  };
   /** Rehydrated into hot: hot is authoritative for reads until `until` (ms). */
   restored?: { at: number; until: number };
   /** Short audit trail, oldest first, at most HISTORY_LIMIT items. */
@@ -170,6 +177,7 @@ export function entryProblem(key: string, e: unknown): string | undefined {
     const p = fileProblem(pd.file, 'pending.file') ?? (pd.previous !== undefined ? fileProblem(pd.previous, 'pending.previous') : undefined);
     if (p) return p;
     if (!isCount(pd.hotRows)) return 'pending.hotRows must be a whole number >= 0';
+    if (pd.hotChecksum !== undefined && (typeof pd.hotChecksum !== 'string' || !/^[0-9a-f]{16}$/.test(pd.hotChecksum))) return 'pending.hotChecksum must be 16 hex digits';
   }
   if (e.tier === 'deleted') {
     if (e.file !== undefined || e.pending !== undefined) return 'a deleted partition has no file and nothing pending';

@@ -24,9 +24,10 @@
  *   - temporary files (tmp/) are removed when the manifest opens; files no entry references
  *     (a file written before its `record`, an old file left before `clean`) are removed by the
  *     run's garbage collection;
- *   - an entry with `pending` is finished first: its hot rows are counted again; the expected count
- *     (or none left: the delete happened) finishes it; any other count (new rows arrived, a partial
- *     delete) moves the partition again on top of the pending file, which holds everything exported.
+ *   - an entry with `pending` is finished first: its hot rows are counted and checksummed again; exactly the
+ *     rows exported (same count and content checksum), or none left (the delete happened), finish it; anything
+ *     else (new or replaced rows, a partial delete) moves the partition again on top of the pending file,
+ *     which holds everything exported.
  *
  * Reads across tiers (query()): the hot store for the whole range, plus the warm and cold files of the
  * partitions in range whose entry matches the query (measurement, where, devices) and is not restored;
@@ -40,7 +41,7 @@ import { encodePoint } from '../line-protocol';
 import { StoreError, type ExportRow, type PartitionSelector, type QueryResult, type RangeQuery, type StoreBackend } from '../store/types';
 import { DirectoryTarget, type ArchiveTarget } from './archive';
 import { coldKey, DAY_MS, dayOf, dayStart, partitionKey, recordHistory, startOfUtcDay, warmPath, ManifestStore, type FileEntry, type PartitionEntry, type Tier } from './manifest';
-import { fileSha256, readParquet, verifyParquet, withDb, writeParquet, type FileStats } from './parquet';
+import { Checksum, fileSha256, readParquet, verifyParquet, withDb, writeParquet, type FileStats } from './parquet';
 import { planRun, type Action, type HotExtent } from './plan';
 import { ruleSelector, type RetentionPolicy } from './policy';
 import { mergeResults, queryParquet } from './warm-query';
@@ -279,11 +280,14 @@ export class Retention {
     const pending = entry.pending!;
     const sel = a.selector;
     const left = await this.backend.countRange!(sel);
-    if (left === pending.hotRows && left > 0) {
+    // The same count is not enough: rows may have been replaced meanwhile (as many arrived as went). The hot rows
+    // must be exactly those exported (same content checksum) before they are deleted without another copy.
+    const same = left === pending.hotRows && left > 0 && (pending.hotChecksum === undefined || (await this.hotChecksum(sel)) === pending.hotChecksum);
+    if (same) {
       await this.backend.deleteRange!(sel, left);
       await this.hook('hot-deleted', a);
     } else if (left !== 0) {
-      // Rows arrived (or a delete stopped half way): move again on top of the pending file, which holds
+      // Rows arrived or changed (or a delete stopped half way): move again on top of the pending file, which holds
       // everything exported the first time.
       this.log(`retention: ${a.rule} ${a.day}: ${left} hot rows where ${pending.hotRows} were exported; moving again`);
       return this.move(a, entry, entry.tier === 'deleted' ? 'warm' : entry.tier, pending.file, !!entry.restored, [entry.file, pending.file]);
@@ -397,7 +401,7 @@ export class Retention {
           ? { ...e, history: [...e.history] }
           : { rule: a.rule, measurement: sel.measurement, ...(sel.where ? { where: { ...sel.where } } : {}), day: a.day, start: dayStart(a.day), end: dayStart(a.day) + DAY_MS, tier, generation, history: [] };
         next.generation = generation;
-        next.pending = { step: 'copied', file, hotRows, ...(e?.file ? { previous: e.file } : {}) };
+        next.pending = { step: 'copied', file, hotRows, ...(hot && hotRows > 0 ? { hotChecksum: hot.checksum } : {}), ...(e?.file ? { previous: e.file } : {}) };
         return recordHistory(next, at, `copied ${hotRows} hot rows${base ? ` and ${base.rows} rows of ${base.path}` : ''} to ${file.path} (${file.rows} rows, ${file.bytes} bytes, verified)`);
       });
       await this.hook('recorded', a);
@@ -450,6 +454,15 @@ export class Retention {
 
   private async hook(phase: Phase, a: Action): Promise<void> {
     if (this.failAt) await this.failAt(phase, a);
+  }
+
+  /** The content checksum of a selection's hot rows (parquet.ts Checksum), read without writing a file. */
+  private async hotChecksum(sel: PartitionSelector): Promise<string> {
+    const sum = new Checksum();
+    await this.backend.exportRange!(sel, (rows) => {
+      for (const r of rows) sum.add(r);
+    });
+    return sum.hex();
   }
 
   /** Removes files no longer referenced (never `keep`); failures are logged (the GC tries again). */
