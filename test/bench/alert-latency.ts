@@ -25,65 +25,12 @@
  * than 20 ms with when it was sent (s from the start), to tell periodic stalls from load. The target (issue 7) is p99 < 10 ms at 1,000 readings/s.
  */
 import mqtt from 'mqtt';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { AlertEvent } from '../../nodes/lib/contract';
-import { sleep, tmpDir, waitFor } from '../support/services';
-import { ROOT } from './node-red';
-
-interface Runtime {
-  pid: number;
-  url: string;
-  mqttPort: number;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-/**
- * The built runtime on free ports, as test/support/services.ts startRuntime starts it (whose ROOT
- * is the source tree's: this script runs from dist/), with the anonymous demo switch on.
- */
-async function startRuntime(): Promise<Runtime> {
-  const main = path.join(ROOT, 'dist', 'runtime', 'main.js');
-  if (!fs.existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
-  const dataDir = tmpDir('alert-latency');
-  const proc = spawn(process.execPath, [main], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', MQTT_PORT: '0', DATA_DIR: dataDir, THINGWIRE_LOG_LEVEL: 'warn', THINGWIRE_MQTT_ANONYMOUS: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const ready = await waitFor(
-    'the runtime to print its ready line',
-    () => {
-      if (proc.exitCode !== null) throw new Error(`runtime exited with ${proc.exitCode}:\n${out}`);
-      return /\[thingwire\] ready editor=(\S+)\/ .* mqtt=mqtt:\/\/[^:]+:(\d+)/.exec(out);
-    },
-    30_000,
-  );
-  return {
-    pid: proc.pid ?? 0,
-    url: ready[1],
-    mqttPort: Number(ready[2]),
-    output: () => out,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-        const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-        proc.once('exit', () => {
-          clearTimeout(t);
-          fs.rmSync(dataDir, { recursive: true, force: true });
-          resolve();
-        });
-        proc.kill('SIGTERM');
-      }),
-  };
-}
+import { sleep, startRuntime, tmpDir, waitFor } from '../support/services';
+import { cpuMs, pct } from './proc';
 
 interface Args {
   rate: number;
@@ -153,24 +100,11 @@ function benchFlow(): object {
   };
 }
 
-/** user + system CPU time of a process (ms), from /proc (NaN elsewhere). */
-function cpuMs(pid: number): number {
-  try {
-    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const rt = await startRuntime();
+  const dataDir = tmpDir('alert-latency');
+  const rt = await startRuntime({ THINGWIRE_LOG_LEVEL: 'warn' }, dataDir);
+  const pid = rt.proc.pid ?? 0;
   let pub: mqtt.MqttClient | undefined;
   let sub: mqtt.MqttClient | undefined;
   try {
@@ -248,7 +182,7 @@ async function main(): Promise<void> {
     const total = args.rate * args.seconds;
     const warm = args.rate * args.warmup;
     const base = seq;
-    const cpu0 = cpuMs(rt.pid);
+    const cpu0 = cpuMs(pid);
     const start = performance.now();
     let i = 0;
     await new Promise<void>((resolve) => {
@@ -264,7 +198,7 @@ async function main(): Promise<void> {
       step();
     });
     const elapsed = (performance.now() - start) / 1000;
-    const cpu = (cpuMs(rt.pid) - cpu0) / 10 / elapsed;
+    const cpu = (cpuMs(pid) - cpu0) / 10 / elapsed;
     await waitFor('the last events', () => sentAt.size === 0, 10_000).catch(() => undefined);
     await sleep(200);
 
@@ -287,6 +221,7 @@ async function main(): Promise<void> {
     await pub?.endAsync();
     await sub?.endAsync();
     await rt.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }
 

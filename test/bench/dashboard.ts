@@ -50,7 +50,6 @@
  * repetitions and one cold restart for the 1 year range only (under a minute).
  */
 import mqtt from 'mqtt';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -64,8 +63,8 @@ import { defaultEmbeddedFile } from '../../nodes/lib/store/service';
 import { loadShippedFlows } from '../../runtime/seed';
 import { createFleet, deviceId, reading, type SimFleet, type SimPayload } from '../../runtime/sim-model';
 import { launchChromium } from '../support/browser';
-import { sleep, tmpDir, waitFor } from '../support/services';
-import { ROOT } from './node-red';
+import { ROOT, sleep, startRuntime as startBuiltRuntime, tmpDir, waitFor } from '../support/services';
+import { cpuMs, loadavg, machineCpu, pct, rssMB } from './proc';
 
 const OUT_FILE = path.join(ROOT, 'test-output', 'dashboard-bench.json');
 const SCREENSHOT = path.join(ROOT, 'test-output', 'dashboard-bench-1y.png');
@@ -154,13 +153,6 @@ function cleanupAll(): void {
   }
 }
 
-function loadavg(): string {
-  return os
-    .loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ');
-}
-
 function startWatchdog(ms: number): void {
   const t = setTimeout(() => {
     console.error(`dashboard bench: not finished after ${Math.round(ms / 1000)} s; stopping (load average ${loadavg()})`);
@@ -199,86 +191,26 @@ interface Runtime {
 }
 
 /**
- * The built runtime on free ports, as test/support/services.ts startRuntime starts it (whose ROOT is the
- * source tree's: this script runs from dist/), on the given data directory (kept when it stops), with the
- * anonymous demo switch on.
+ * The built runtime on free ports (test/support/services.ts, anonymous demo switch on) on the given data directory
+ * (kept when it stops), killed on an early exit; startMs = until its flows run.
  */
 async function startRuntime(dataDir: string): Promise<Runtime> {
-  const main = path.join(ROOT, 'dist', 'runtime', 'main.js');
-  if (!fs.existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
   const t0 = performance.now();
-  const proc: ChildProcess = spawn(process.execPath, [main], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', MQTT_PORT: '0', DATA_DIR: dataDir, THINGWIRE_LOG_LEVEL: 'warn', THINGWIRE_MQTT_ANONYMOUS: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const kill = (): void => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-  };
+  const rt = await startBuiltRuntime({ THINGWIRE_LOG_LEVEL: 'warn' }, dataDir);
+  const kill = (): void => void rt.proc.kill('SIGKILL');
   cleanups.push(kill);
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-200_000)));
-  proc.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-200_000)));
-  const ready = await waitFor(
-    'the runtime to print its ready line',
-    () => {
-      if (proc.exitCode !== null) throw new Error(`runtime exited with ${proc.exitCode}:\n${out}`);
-      return /\[thingwire\] ready editor=(\S+)\/ .* mqtt=mqtt:\/\/[^:]+:(\d+)/.exec(out);
-    },
-    30_000,
-    20,
-  );
   return {
-    pid: proc.pid ?? 0,
-    url: ready[1],
-    mqttPort: Number(ready[2]),
+    pid: rt.proc.pid ?? 0,
+    url: rt.url,
+    mqttPort: rt.mqttPort,
     startMs: performance.now() - t0,
-    output: () => out,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        const i = cleanups.indexOf(kill);
-        if (i >= 0) cleanups.splice(i, 1);
-        if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-        const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-        proc.once('exit', () => {
-          clearTimeout(t);
-          resolve();
-        });
-        proc.kill('SIGTERM');
-      }),
+    output: rt.output,
+    stop: async () => {
+      const i = cleanups.indexOf(kill);
+      if (i >= 0) cleanups.splice(i, 1);
+      await rt.stop();
+    },
   };
-}
-
-/** user + system CPU time of a process (ms), from /proc (NaN elsewhere). */
-function cpuMs(pid: number): number {
-  try {
-    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-/** Resident set size of a process in MB, from /proc (NaN elsewhere). */
-function rssMB(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-/** Busy and total CPU time of the whole machine (ms, all cores). */
-function machineCpu(): { busy: number; total: number } {
-  let busy = 0;
-  let total = 0;
-  for (const c of os.cpus()) {
-    const t = c.times;
-    busy += t.user + t.nice + t.sys + t.irq;
-    total += t.user + t.nice + t.sys + t.irq + t.idle;
-  }
-  return { busy, total };
 }
 
 /** Sums the samples of one metric (optionally with a label filter) in the runtime's Prometheus text. */
@@ -558,11 +490,6 @@ async function clockOffset(page: Page): Promise<{ offset: number; rtt: number }>
 
 // ---------------------------------------------------------------------------------------------
 // Statistics
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
 
 function median(xs: number[]): number {
   return pct([...xs].sort((a, b) => a - b), 50);

@@ -41,7 +41,6 @@
  * none missing, duplicated or unexpected), after the runtime is given up to 120 s to catch up. A table is
  * printed and test-output/e2e-bench.json written. --quick: 2 s steps, fewer of them (about a minute).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -57,8 +56,8 @@ import {
   type CheckReport,
   type PhaseResult,
 } from '../../runtime/loadgen';
-import { sleep, tmpDir, waitFor } from '../support/services';
-import { ROOT } from './node-red';
+import { ROOT, sleep, startRuntime as startBuiltRuntime, tmpDir, waitFor } from '../support/services';
+import { cpuMs, loadavg, pct, rssMB } from './proc';
 
 const OUT_FILE = path.join(ROOT, 'test-output', 'e2e-bench.json');
 
@@ -132,13 +131,6 @@ function log(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-function loadavg(): string {
-  return os
-    .loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ');
-}
-
 interface Runtime {
   pid: number;
   url: string;
@@ -149,91 +141,30 @@ interface Runtime {
 }
 
 /**
- * The built runtime on free ports, as test/support/services.ts startRuntime starts it (whose ROOT is the
- * source tree's: this script runs from dist/), anonymous demo switch on; resolves once its flows run.
+ * The built runtime on free ports (test/support/services.ts: resolves once its flows run; anonymous demo switch on)
+ * on a fresh data directory, removed when it stops; killed on an early exit.
  */
 async function startRuntime(label: string): Promise<Runtime> {
-  const main = path.join(ROOT, 'dist', 'runtime', 'main.js');
-  if (!fs.existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
   const dataDir = tmpDir(`e2e-${label}`);
-  const proc: ChildProcess = spawn(process.execPath, [main], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', MQTT_PORT: '0', DATA_DIR: dataDir, THINGWIRE_LOG_LEVEL: 'warn', THINGWIRE_MQTT_ANONYMOUS: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const rt = await startBuiltRuntime({ THINGWIRE_LOG_LEVEL: 'warn' }, dataDir);
   const kill = (): void => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    rt.proc.kill('SIGKILL');
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
   cleanups.push(kill);
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-200_000)));
-  proc.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-200_000)));
-  const ready = await waitFor(
-    'the runtime to print its ready line',
-    () => {
-      if (proc.exitCode !== null) throw new Error(`runtime exited with ${proc.exitCode}:\n${out}`);
-      return /\[thingwire\] ready editor=(\S+)\/ .* mqtt=mqtt:\/\/[^:]+:(\d+)/.exec(out);
-    },
-    30_000,
-  );
-  const url = ready[1];
-  await waitFor(
-    'the runtime to start its flows',
-    async () => {
-      const res = await fetch(`${url}/api/v1/health`).catch(() => undefined);
-      const body = res ? ((await res.json().catch(() => ({}))) as { components?: { flows?: { state?: string } } }) : {};
-      return body.components?.flows?.state === 'up';
-    },
-    30_000,
-  );
   return {
-    pid: proc.pid ?? 0,
-    url,
-    mqttPort: Number(ready[2]),
+    pid: rt.proc.pid ?? 0,
+    url: rt.url,
+    mqttPort: rt.mqttPort,
     dataDir,
-    output: () => out,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        const i = cleanups.indexOf(kill);
-        if (i >= 0) cleanups.splice(i, 1);
-        const done = (): void => {
-          fs.rmSync(dataDir, { recursive: true, force: true });
-          resolve();
-        };
-        if (proc.exitCode !== null || proc.signalCode !== null) return done();
-        const t = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-        proc.once('exit', () => {
-          clearTimeout(t);
-          done();
-        });
-        proc.kill('SIGTERM');
-      }),
+    output: rt.output,
+    stop: async () => {
+      const i = cleanups.indexOf(kill);
+      if (i >= 0) cleanups.splice(i, 1);
+      await rt.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
   };
-}
-
-/** user + system CPU time of a process (ms), from /proc. */
-function cpuMs(pid: number): number {
-  try {
-    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-function rssMB(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,9 +12,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { benchNode, type BenchNode } from './flow-nodes';
+import { ROOT } from '../support/services';
 
-/** Repository root, from dist/test/bench/node-red.js (or test/bench/node-red.ts). */
-export const ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..');
 
 export interface FlowNode {
   id: string;

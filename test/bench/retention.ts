@@ -27,8 +27,7 @@
  *    would keep only the first ~69 days), (c) the last 30 days (all hot) raw with maxPoints 1000; (b) and (c)
  *    must be identical.
  * 4. --influx: the same two moves of a smaller day (--influx-values, default 200,000) against a real
- *    influxd 1.x started with test/support/tsdb.ts (its helpers use only os.tmpdir(), never services.ts's
- *    ROOT, which is wrong when compiled into dist/; this script finds the repository root itself).
+ *    influxd 1.x started with test/support/tsdb.ts.
  *
  * Every move is checked before its figures count: no errors, one partition, all N values in the file,
  * none left hot. Everything runs under a watchdog; temp dirs (and influxd) are removed on every exit.
@@ -46,11 +45,10 @@ import { Retention, type Phase, type RunReport } from '../../nodes/lib/retention
 import { EmbeddedBackend } from '../../nodes/lib/store/embedded';
 import { InfluxV1Backend } from '../../nodes/lib/store/influx-v1';
 import type { Point, QueryResult, RangeQuery, StoreBackend } from '../../nodes/lib/store/types';
-import { tmpDir } from '../support/services';
+import { ROOT, tmpDir } from '../support/services';
 import { removeDataDir, startInfluxV1, type InfluxV1Service } from '../support/tsdb';
 
 /** Repository root, from dist/test/bench/retention.js (or test/bench/retention.ts). */
-const ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..');
 const OUT_FILE = path.join(ROOT, 'test-output', 'retention-bench.json');
 
 // ---------------------------------------------------------------------------------------------

@@ -16,9 +16,8 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { caseId, fmtNum, FULL, linkBaselines, QUICK, resultsTable, runCases, type BenchCase } from './harness';
 import { ALL_CASES, checkRegistry } from './registry';
+import { ROOT } from '../support/services';
 
-/** Repository root, from dist/test/bench/run.js (or test/bench/run.ts). */
-const ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..');
 const OUT_FILE = path.join(ROOT, 'test-output', 'bench.json');
 
 interface Args {

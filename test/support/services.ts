@@ -9,7 +9,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-export const ROOT = path.resolve(__dirname, '..', '..');
+/** The repository root, from test/support/ or from its compiled copy in dist/test/support/. */
+export const ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..');
 export const OUTPUT_DIR = path.join(ROOT, 'test-output');
 
 /** Fails (never skips) when a binary the test needs is missing. */

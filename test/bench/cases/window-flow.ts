@@ -38,7 +38,8 @@ import { isMainThread, MessageChannel, parentPort, receiveMessageOnPort, Worker,
 import type { NodeMessage } from '../../../nodes/lib/red';
 import type { BenchCase } from '../harness';
 import { rng } from '../fixtures';
-import { ROOT, startNodeRed, type EmbeddedNodeRed, type FlowNode } from '../node-red';
+import { startNodeRed, type EmbeddedNodeRed, type FlowNode } from '../node-red';
+import { ROOT } from '../../support/services';
 
 const SERIES = 1000;
 const MSGS_PER_OP = 100_000;
