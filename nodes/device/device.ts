@@ -7,6 +7,7 @@
  * - manage: CRUD of devices and streams from msg.payload = { op, ... }, with HTTP status codes.
  * The logic lives in ./auth, ./monitor and ./manage (no Node-RED); this file only wires it in.
  */
+import { ACK_PROPERTY, settleAck } from '../lib/ack';
 import type { Reject } from '../lib/contract';
 import { ThingwireError } from '../lib/errors';
 import { DEFAULT_MAX_BYTES, parsePayload } from '../lib/payload';
@@ -97,6 +98,8 @@ export = function register(RED: NodeAPI): void {
 
     function rejectAll(msg: NodeMessage, send: SendFn, reject: Reject): void {
       rejected++;
+      // Refused for good: its MQTT delivery is settled (see ../lib/ack).
+      settleAck(msg, 'rejected');
       msg.error = rejectError(TYPE, reject);
       msg.rejects = [reject];
       send([null, msg]);
@@ -157,6 +160,9 @@ export = function register(RED: NodeAPI): void {
       let bad: NodeMessage | null = null;
       if (r.rejects.length > 0) {
         bad = msg;
+        // The MQTT delivery goes on with the accepted part, or is settled here when nothing is accepted.
+        if (good === null) settleAck(bad, 'rejected');
+        else delete bad[ACK_PROPERTY];
         if (r.batch && !r.whole) bad.payload = r.rejects.map((x) => items[x.index!]);
         bad.error = rejectError(TYPE, r.rejects[0]);
         bad.rejects = r.rejects;

@@ -4,6 +4,7 @@
  * readings leave on output 1; rejects on output 2 with msg.error and msg.rejects.
  * The logic lives in ../lib/normalise (no Node-RED); this file only wires it in.
  */
+import { ACK_PROPERTY, settleAck } from '../lib/ack';
 import { ThingwireError } from '../lib/errors';
 import { normalise, DEFAULT_NORMALISE_OPTIONS, type NormaliseOptions, type StringFieldPolicy } from '../lib/normalise';
 import { parsePayload, DEFAULT_MAX_BYTES } from '../lib/payload';
@@ -62,6 +63,9 @@ export = function register(RED: NodeAPI): void {
       }
       if (hasBad) {
         const bad = msg;
+        // The MQTT delivery goes on with the accepted readings, or is settled here when there are none.
+        if (result.readings.length === 0) settleAck(bad, 'rejected');
+        else delete bad[ACK_PROPERTY];
         if (result.batch && Array.isArray(value)) bad.payload = result.rejects.map((r) => (r.index === undefined ? value : (value as unknown[])[r.index]));
         bad.error = rejectError(TYPE, result.rejects[0]);
         bad.rejects = result.rejects;

@@ -4,6 +4,7 @@
  * oversize ones on output 2 with msg.error and msg.errors.
  * The logic lives in ./engine (no Node-RED); this file only wires it in.
  */
+import { ACK_PROPERTY, settleAck } from '../lib/ack';
 import type { Reject } from '../lib/contract';
 import { ThingwireError } from '../lib/errors';
 import { parsePayload, DEFAULT_MAX_BYTES } from '../lib/payload';
@@ -90,8 +91,11 @@ export = function register(RED: NodeAPI): void {
       return compiled;
     }
 
-    function reject(msg: NodeMessage, send: SendFn, rejects: Reject[], errors: ValidationIssue[], payload: unknown): void {
+    /** `rest`: true when the message's valid part went on (with its MQTT delivery token), false when all failed. */
+    function reject(msg: NodeMessage, send: SendFn, rejects: Reject[], errors: ValidationIssue[], payload: unknown, rest = false): void {
       invalid += rejects.length;
+      if (rest) delete msg[ACK_PROPERTY];
+      else settleAck(msg, 'rejected');
       const first = rejects[0];
       const out = msg;
       RED.util.setMessageProperty(out, property, payload, true);
@@ -138,7 +142,7 @@ export = function register(RED: NodeAPI): void {
             send([ok, null]);
           }
           const bad = r.rejects.map((rj) => value[rj.index!]);
-          reject(msg, send, r.rejects, errors, bad);
+          reject(msg, send, r.rejects, errors, bad, r.valid.length > 0);
         }
         return;
       }

@@ -13,4 +13,6 @@ export interface WriteConfig {
   /** Comma-separated metric names written as integers. */
   intFields?: string;
   catchRejects?: boolean | string;
+  /** Settle msg.mqttAck (thingwire-mqtt-in's at-least-once delivery) once the points are durable. */
+  confirm?: boolean | string;
 }

@@ -5,7 +5,11 @@
  * Output 1: the message, once its points are queued. Output 2: rejects (points
  * that cannot be mapped or encoded, and lines the server refused or the spool
  * could not take).
+ * With "confirm delivery" on, a message's MQTT delivery token (msg.mqttAck, from
+ * thingwire-mqtt-in) is settled once its points are in the store or its disk
+ * spool (or refused for good), so the broker's PUBACK means "stored".
  */
+import { ACK_PROPERTY, settleAck, type AckOutcome } from '../lib/ack';
 import type { Reject } from '../lib/contract';
 import { encodeBatch } from '../lib/line-protocol';
 import { DEFAULT_POINT_SCHEMA, toPoints, type PointSchema } from '../lib/store/points';
@@ -31,6 +35,8 @@ export = function register(RED: NodeAPI): void {
       intFields: configList(config.intFields),
     };
     const catchRejects = configBool(config.catchRejects, false);
+    // Saved flows from before the option have no `confirm`: off for them (the editor's default for new nodes is on).
+    const confirm = configBool(config.confirm, false);
     const storeNode = config.store ? (RED.nodes.getNode(config.store) as StoreNode | null) : null;
     const service = storeNode?.service;
     let mappingRejects = 0;
@@ -84,12 +90,19 @@ export = function register(RED: NodeAPI): void {
 
     onInput(node, (msg, send) => {
       if (!service) throw new Error(RED._(`${TYPE}.errors.no-store`));
+      // The token is taken now: the message may change downstream before the points are durable.
+      const ack = confirm ? msg[ACK_PROPERTY] : undefined;
       const mapped = toPoints(msg.payload, msg.device, schema);
       const encoded = encodeBatch(mapped.points);
       // The common case has no rejects: no array is built for it.
       const rejects: Reject[] = encoded.rejects.length === 0 ? mapped.rejects : [...mapped.rejects];
       for (const r of encoded.rejects) rejects.push(r.error.toReject(mapped.batch ? mapped.indexes[r.index] : undefined));
-      if (encoded.lines.length > 0) service.write(encoded.lines);
+      if (encoded.lines.length > 0) {
+        service.write(encoded.lines, ack === undefined ? undefined : (outcome: AckOutcome) => settleAck({ [ACK_PROPERTY]: ack }, outcome));
+      } else if (ack !== undefined) {
+        // Nothing to store (every point refused, or an empty batch): settled, the rejects say why.
+        settleAck({ [ACK_PROPERTY]: ack }, 'rejected');
+      }
       if (rejects.length > 0) {
         mappingRejects += rejects.length;
         const bad = encoded.lines.length > 0 ? RED.util.cloneMessage(msg) : msg;

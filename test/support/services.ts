@@ -104,17 +104,53 @@ function stopProc(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', timeou
   });
 }
 
-/** mosquitto on a free loopback port, anonymous, no persistence. */
-export async function startMosquitto(): Promise<Service> {
+export interface MosquittoOptions {
+  /** Keep sessions and queued messages on disk (in `dir`) across a restart; saved on stop and every 5 s. */
+  persistence?: boolean;
+  /** Reuse a directory (and its persistence file); a fresh temp dir by default. */
+  dir?: string;
+  /** Reuse a port (a restart); a free one by default. */
+  port?: number;
+  /**
+   * Settings at-least-once ingest needs (see the README's reliability section): no cap on QoS 1
+   * messages queued for a client while it is away or slow (mosquitto's default drops past 1,000),
+   * and 3.1.1 clients may have this many unacknowledged messages (default 20). Default true.
+   */
+  forIngest?: boolean;
+}
+
+export interface Mosquitto extends Service {
+  dir: string;
+  /** SIGTERM (persistence saved) or SIGKILL, then start again on the same port and dir. */
+  restart(signal?: NodeJS.Signals): Promise<Mosquitto>;
+}
+
+/** mosquitto on a loopback port, anonymous; no persistence unless asked. */
+export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosquitto> {
   const bin = requireBinary('mosquitto', 'mosquitto');
-  const port = await freePort();
-  const dir = tmpDir('mosquitto');
+  const port = opts.port ?? (await freePort());
+  const dir = opts.dir ?? tmpDir('mosquitto');
   const conf = path.join(dir, 'mosquitto.conf');
-  fs.writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+  const lines = [`listener ${port} 127.0.0.1`, 'allow_anonymous true'];
+  if (opts.persistence) lines.push('persistence true', `persistence_location ${dir}/`, 'autosave_interval 5');
+  else lines.push('persistence false');
+  if (opts.forIngest ?? true) lines.push('max_queued_messages 0', 'max_queued_bytes 0', 'max_inflight_messages 10000');
+  fs.writeFileSync(conf, lines.join('\n') + '\n');
   const proc = spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   const t = track(proc);
   await waitForPort(port);
-  return { port, proc, output: t.output, stop: () => stopProc(proc) };
+  const self: Mosquitto = {
+    port,
+    proc,
+    dir,
+    output: t.output,
+    stop: () => stopProc(proc),
+    restart: async (signal = 'SIGTERM') => {
+      await stopProc(proc, signal);
+      return startMosquitto({ ...opts, dir, port });
+    },
+  };
+  return self;
 }
 
 export interface Runtime extends Service {

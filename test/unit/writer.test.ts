@@ -828,3 +828,113 @@ describe('stats', () => {
 
 /** Seeded [0, 1) random, so jittered runs are reproducible. */
 const mulberry = mulberry32;
+
+describe('add(lines, onSettled): told when the lines are durable, refused or lost', () => {
+  type Outcome = 'durable' | 'rejected' | 'lost';
+  const track = (): { seen: Array<[string, Outcome]>; cb: (name: string) => (o: Outcome) => void } => {
+    const seen: Array<[string, Outcome]> = [];
+    return { seen, cb: (name) => (o) => seen.push([name, o]) };
+  };
+
+  test('durable once the batch holding the lines is written, not before; in order', async () => {
+    const r = rig({ batchSize: 4, flushIntervalMs: 100 });
+    r.backend.hold = true;
+    const t = track();
+    r.w.add(range(0, 3), t.cb('a'));
+    r.w.add(range(3, 3), t.cb('b')); // spans the first batch (cut at 4) and the second
+    r.w.add(range(6, 1), t.cb('c'));
+    await settle();
+    expect(t.seen).toEqual([]);
+    expect(r.backend.held).toHaveLength(1);
+    r.backend.held[0].resolve();
+    await settle();
+    expect(t.seen).toEqual([['a', 'durable']]); // b's last line is still buffered
+    await r.clock.advance(100); // the flush timer cuts the second batch
+    expect(t.seen).toEqual([['a', 'durable']]);
+    r.backend.held[1].resolve();
+    await settle();
+    expect(t.seen).toEqual([
+      ['a', 'durable'],
+      ['b', 'durable'],
+      ['c', 'durable'],
+    ]);
+  });
+
+  test('durable when a failing write puts the batch in the (fsynced) spool, before the store is back', async () => {
+    const r = rig({ batchSize: 2, retry: { initialMs: 1000, jitter: 0 } });
+    r.backend.fail = () => unavailable();
+    const t = track();
+    r.w.add(range(0, 2), t.cb('a'));
+    await settle();
+    expect(r.w.stats()).toMatchObject({ spooledBatches: 1, state: 'retrying' });
+    expect(t.seen).toEqual([['a', 'durable']]);
+    expect(r.backend.accepted).toEqual([]);
+  });
+
+  test('a memory batch that spills to the spool behind an outage is durable; one the full spool refuses is lost', async () => {
+    const batchBytes = encodeSpoolFile({ lines: range(0, 10).join('\n'), count: 10 }).length;
+    const r = rig({ batchSize: 10, maxMemoryBatches: 1, spoolOpts: { maxBytes: batchBytes * 2, policy: 'reject-new' } });
+    r.backend.fail = () => unavailable();
+    const t = track();
+    for (let b = 0; b < 5; b++) r.w.add(range(b * 10, 10), t.cb(`b${b}`));
+    await settle();
+    // b0 in the spool (failed head), b1 spilled; b2 waits in memory; b3, b4 refused by the full spool.
+    expect(t.seen).toEqual([
+      ['b0', 'durable'],
+      ['b1', 'durable'],
+    ]);
+    r.backend.fail = () => undefined;
+    await drain(r);
+    expect(t.seen.slice(2).sort()).toEqual([
+      ['b2', 'durable'],
+      ['b3', 'lost'],
+      ['b4', 'lost'],
+    ]);
+  });
+
+  test('lines the server refuses (400) are "rejected"; a later good batch is still durable', async () => {
+    const r = rig({ batchSize: 2 });
+    r.backend.script = [status(400, 'bad line')];
+    const t = track();
+    r.w.add(range(0, 2), t.cb('bad'));
+    r.w.add(range(2, 2), t.cb('good'));
+    await settle();
+    await settle();
+    expect(t.seen).toEqual([
+      ['bad', 'rejected'],
+      ['good', 'durable'],
+    ]);
+  });
+
+  test('close() without a spool: what is not written in time is lost; with a spool it is durable', async () => {
+    const a = rig({ spool: false, batchSize: 10 });
+    a.backend.hold = true;
+    const ta = track();
+    a.w.add(range(0, 3), ta.cb('x'));
+    const closedA = a.w.close(0);
+    await a.clock.advance(1);
+    await closedA;
+    expect(ta.seen).toEqual([['x', 'lost']]);
+
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir);
+    const b = rig({ batchSize: 10 });
+    b.backend.hold = true;
+    const tb = track();
+    b.w.add(range(0, 3), tb.cb('y'));
+    const closedB = b.w.close(0);
+    await b.clock.advance(1);
+    await closedB;
+    expect(tb.seen).toEqual([['y', 'durable']]);
+    expect(b.spool?.size().batches).toBe(1);
+  });
+
+  test('only empty lines: durable at once (asynchronously)', async () => {
+    const r = rig();
+    const t = track();
+    r.w.add(['', ''], t.cb('e'));
+    expect(t.seen).toEqual([]);
+    await settle();
+    expect(t.seen).toEqual([['e', 'durable']]);
+  });
+});

@@ -12,7 +12,7 @@ import { InfluxV1Backend } from './influx-v1';
 import { InfluxV2Backend } from './influx-v2';
 import { registerStore } from './registry';
 import { StoreError, type Batch, type BackendHealth, type ExportRow, type PartitionSelector, type QueryResult, type RangeQuery, type StoreBackend } from './types';
-import { BatchWriter, type WriteRejectedError, type WriterStats } from './writer';
+import { BatchWriter, type SettleOutcome, type WriteRejectedError, type WriterStats } from './writer';
 
 export interface StoreServiceOptions {
   /** The config node's id: names the spool directory and the registry entry. */
@@ -228,8 +228,9 @@ export class StoreService {
     return this.listeners.values().next().value === l;
   }
 
-  write(lines: readonly string[]): void {
-    this.writer.add(lines);
+  /** Queues lines; onSettled (optional) is told when they are durable, refused or lost (BatchWriter.add). */
+  write(lines: readonly string[], onSettled?: (outcome: SettleOutcome) => void): void {
+    this.writer.add(lines, onSettled);
   }
 
   /** Reads the hot store, and the warm and cold tiers when a retention manager is attached. */

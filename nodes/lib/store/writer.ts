@@ -38,6 +38,16 @@
  * is harmless; VictoriaMetrics keeps both samples unless it runs with
  * -dedup.minScrapeInterval=1ms (see the README).
  *
+ * Settled callbacks (at-least-once delivery upstream): add(lines, onSettled)
+ * calls onSettled once every batch holding those lines has left memory: 'durable'
+ * when each was written or appended to the (fsynced) spool, 'rejected' when the
+ * server refused some of them (400/422: sending again would not help), 'lost'
+ * when some could not be kept (spool or memory full, closed without a spool).
+ * The MQTT input acknowledges a message to its broker on 'durable' and
+ * 'rejected' and leaves it unacknowledged on 'lost', so the broker delivers it
+ * again. Batches are ordered by ordinal and leave memory oldest first (except a
+ * rejected newest one), so settling is a scan of a short FIFO list.
+ *
  * Memory bound: buffered lines < batchSize, memory batches <= maxMemoryBatches,
  * plus the batch being sent: at most batchSize * (maxMemoryBatches + 2) lines,
  * however long the outage. When the spool cannot take a batch (full under
@@ -192,6 +202,16 @@ interface Current {
   parts: Batch[];
 }
 
+/** What add()'s onSettled receives; see the file comment. */
+export type SettleOutcome = 'durable' | 'rejected' | 'lost';
+
+interface SettleWaiter {
+  /** The ordinals of the batches holding the lines: from..to. */
+  from: number;
+  to: number;
+  cb: (outcome: SettleOutcome) => void;
+}
+
 interface FlushWaiter {
   target: number;
   resolve: (r: FlushResult) => void;
@@ -245,6 +265,10 @@ export class BatchWriter {
   /** Ordinals of batches this writer spooled (earlier runs' batches are 0). */
   private readonly spoolOrdinals = new Map<number, number>();
   private waiters: FlushWaiter[] = [];
+  /** add() callbacks in ordinal order, waiting for their batches to leave memory. */
+  private addWaiters: SettleWaiter[] = [];
+  /** Batches that were not written as sent: ordinal -> outcome ('rejected' or 'lost'); pruned as callbacks settle. */
+  private readonly outcomes = new Map<number, SettleOutcome>();
   /** Why the last spill failed, as the error the lines it rejects carry. */
   private spoolError = new WriteRejectedError('spool_full', 'spool full');
 
@@ -291,9 +315,15 @@ export class BatchWriter {
 
   // ---- input ------------------------------------------------------------------------------
 
-  /** Buffers encoded lines (one point each, no trailing newline); empty strings are skipped. */
-  add(lines: readonly string[]): void {
+  /**
+   * Buffers encoded lines (one point each, no trailing newline); empty strings are skipped.
+   * onSettled, when given, is called once when the lines are durable, refused or lost (see the
+   * file comment): usually later; before add() returns only when the spool or memory refuses
+   * them at once.
+   */
+  add(lines: readonly string[], onSettled?: (outcome: SettleOutcome) => void): void {
     if (this.closing) throw new Error('BatchWriter is closed');
+    const from = this.lastOrdinal + 1;
     const size = this.options.batchSize;
     for (let i = 0; i < lines.length; i++) {
       const l = lines[i];
@@ -308,7 +338,50 @@ export class BatchWriter {
         this.emitStats();
       }, this.options.flushIntervalMs);
     }
+    if (onSettled) {
+      const to = this.buffer.length > 0 ? this.lastOrdinal + 1 : this.lastOrdinal;
+      // Nothing buffered (all lines empty): still answered asynchronously, like every other call.
+      if (to < from) queueMicrotask(() => onSettled('durable'));
+      else this.addWaiters.push({ from, to, cb: onSettled });
+    }
     this.emitStats();
+  }
+
+  /** The oldest ordinal whose batch is still in memory or the buffer (Infinity when none). */
+  private lowestUnsettled(): number {
+    let low = this.buffer.length > 0 ? this.lastOrdinal + 1 : Infinity;
+    for (const m of this.memory) if (m.ordinal < low) low = m.ordinal;
+    return low;
+  }
+
+  /** Calls the add() callbacks whose batches all left memory (written, spooled, refused or lost). */
+  private settleAdds(): void {
+    if (this.addWaiters.length === 0) {
+      if (this.outcomes.size > 0) this.outcomes.clear();
+      return;
+    }
+    const low = this.lowestUnsettled();
+    let n = 0;
+    while (n < this.addWaiters.length && this.addWaiters[n].to < low) n++;
+    if (n === 0) return;
+    const done = this.addWaiters.splice(0, n);
+    for (const w of done) {
+      let outcome: SettleOutcome = 'durable';
+      if (this.outcomes.size > 0) {
+        for (let o = w.from; o <= w.to; o++) {
+          const x = this.outcomes.get(o);
+          if (x === 'lost') outcome = 'lost';
+          else if (x === 'rejected' && outcome === 'durable') outcome = 'rejected';
+        }
+      }
+      try {
+        w.cb(outcome);
+      } catch {
+        // A callback must not break the writer (see BatchWriterConfig): ignore its failure.
+      }
+    }
+    const next = this.addWaiters.length > 0 ? this.addWaiters[0].from : Infinity;
+    for (const o of this.outcomes.keys()) if (o < next) this.outcomes.delete(o);
   }
 
   /** Cuts the buffer into a batch at the memory tail, spills past the bound, and starts a send. */
@@ -333,16 +406,18 @@ export class BatchWriter {
         // The spool cannot take it: keep the older data, reject the newest batch
         // (memory.length >= 2 here, so the newest is never the batch being sent).
         const newest = this.memory.pop() as MemBatch;
-        this.rejectLines(newest.batch, this.spoolError);
+        this.rejectLines(newest.batch, this.spoolError, newest.ordinal);
       } else if (this.options.overflow === 'drop-oldest') {
         const i = this.current?.mem === oldest ? 1 : 0;
         const [d] = this.memory.splice(i, 1);
+        this.outcomes.set(d.ordinal, 'lost');
         this.drop(d.batch.count, `memory full (${this.options.maxMemoryBatches} batches, no spool): dropped the oldest batch of ${d.batch.count} points`);
       } else {
         const newest = this.memory.pop() as MemBatch;
         this.rejectLines(
           newest.batch,
           new WriteRejectedError('memory_full', `memory full (${this.options.maxMemoryBatches} batches waiting, no spool): ${newest.batch.count} lines not written`),
+          newest.ordinal,
         );
       }
     }
@@ -374,7 +449,8 @@ export class BatchWriter {
     return true;
   }
 
-  private rejectLines(batch: Batch, err: WriteRejectedError): void {
+  private rejectLines(batch: Batch, err: WriteRejectedError, ordinal?: number): void {
+    if (ordinal !== undefined && ordinal > 0) this.outcomes.set(ordinal, err.code === 'server_rejected' ? 'rejected' : 'lost');
     this.rejected += batch.count;
     this.onReject?.(splitLines(batch.lines), err);
   }
@@ -484,6 +560,7 @@ export class BatchWriter {
           serverMessage: se?.serverMessage,
           cause: err,
         }),
+        cur.ordinal,
       );
       this.partDone(cur);
       return;
@@ -607,20 +684,27 @@ export class BatchWriter {
 
     // What is left, oldest first: the unsent parts of a head batch from memory, then memory.
     const left: Batch[] = [];
+    const leftOrdinals: number[] = [];
     const cur = this.current;
     let memory = this.memory;
     if (cur?.origin === 'memory' && memory[0] === cur.mem) {
       left.push(...cur.parts);
+      for (let i = 0; i < cur.parts.length; i++) leftOrdinals.push(cur.ordinal);
       memory = memory.slice(1);
     }
-    for (const m of memory) left.push(m.batch);
+    for (const m of memory) {
+      left.push(m.batch);
+      leftOrdinals.push(m.ordinal);
+    }
     this.memory = [];
     this.current = undefined;
     this.inFlight = undefined;
     this.spool?.pin(undefined);
 
     const result: CloseResult = { complete, spooledBatches: 0, spooledPoints: 0, lostPoints: 0 };
-    for (const b of left) {
+    for (let i = 0; i < left.length; i++) {
+      const b = left[i];
+      const ordinal = leftOrdinals[i];
       if (this.spool) {
         try {
           const r = this.spool.append(b);
@@ -634,12 +718,12 @@ export class BatchWriter {
         } catch (e) {
           const msg = e instanceof SpoolFullError ? e.message : `spool write failed: ${errMessage(e)}`;
           result.lostPoints += b.count;
-          this.rejectLines(b, new WriteRejectedError('closed_unsent', `closing: not written in time and not spooled (${msg})`, { cause: e }));
+          this.rejectLines(b, new WriteRejectedError('closed_unsent', `closing: not written in time and not spooled (${msg})`, { cause: e }), ordinal);
           continue;
         }
       }
       result.lostPoints += b.count;
-      this.rejectLines(b, new WriteRejectedError('closed_unsent', `closing: ${b.count} lines not written in time and there is no spool to keep them`));
+      this.rejectLines(b, new WriteRejectedError('closed_unsent', `closing: ${b.count} lines not written in time and there is no spool to keep them`), ordinal);
     }
     this.settleWaiters(true);
     this.emitStats();
@@ -672,6 +756,7 @@ export class BatchWriter {
   }
 
   private emitStats(): void {
+    this.settleAdds();
     if (!this.onStats) return;
     const s = this.stats();
     const l = this.lastStats;

@@ -1,0 +1,255 @@
+/**
+ * At-least-once delivery from an MQTT input to the store: the broker keeps a
+ * QoS 1 message until it gets the PUBACK, so the input (thingwire-mqtt-in)
+ * sends the PUBACK only once the flow says the message is settled:
+ * - 'durable': its points are written to the store or its fsynced disk spool
+ *   (a thingwire-write node with "confirm delivery" on, see BatchWriter.add);
+ * - 'rejected': a Thingwire node refused it for good (malformed, fails its
+ *   schema, unknown device...): counted with its reason on a reject output, and
+ *   delivering it again would not help;
+ * - 'lost': the store could not keep it (spool full, closed): NOT acknowledged,
+ *   so the broker delivers it again on the next session.
+ *
+ * A message that nothing settles (a flow that drops it, e.g. a switch with no
+ * matching rule) is released after the input's timeout: acknowledged and
+ * counted as timed out, so one mis-wired branch cannot stall ingest forever.
+ *
+ * The link between the two ends is a token in `msg.mqttAck` ("<window>#<seq>",
+ * or an array of them for a message that merges several); Node-RED clones it
+ * with the message on every wire, and settling is idempotent (the first settle
+ * of a token wins), so a message fanned out to several branches is settled by
+ * the one branch that confirms. One AckWindow per input node; the process-wide
+ * table below finds it from the token. No Node-RED import.
+ *
+ * PUBACKs go out in the order the messages arrived (MQTT 3.1.1 4.6 asks a client
+ * to acknowledge QoS 1 messages in order): a settled message waits for the ones
+ * before it. After a reconnect the messages of the old connection can no
+ * longer be acknowledged (their packet ids belong to a connection that is
+ * gone); the broker delivers them again, and the store's writes are idempotent
+ * (series + timestamp), so they are stored once.
+ */
+
+/** The message property that carries the token. */
+export const ACK_PROPERTY = 'mqttAck';
+
+export type AckOutcome = 'durable' | 'rejected' | 'lost';
+
+export interface AckWindowOptions {
+  /** Messages tracked at once (received, not yet acknowledged); full() says when to stop reading. */
+  maxInFlight: number;
+  /** Unsettled messages older than this are released by sweep(); 0 = never. */
+  timeoutMs: number;
+  /** Sends the PUBACK of a message id on the current connection. */
+  sendAck: (messageId: number) => void;
+  now?: () => number;
+}
+
+export interface AckStats {
+  /** Messages received and not yet released (acknowledged, or given up because their connection closed). */
+  inFlight: number;
+  received: number;
+  /** PUBACKs sent. */
+  acknowledged: number;
+  /** Of those, for messages a node refused. */
+  rejected: number;
+  /** Released without a PUBACK: the store could not keep them, or their connection closed first (redelivered). */
+  unacknowledged: number;
+  /** Released by the timeout, unsettled (acknowledged; at-least-once does not hold for them). */
+  timedOut: number;
+}
+
+interface Entry {
+  seq: number;
+  messageId: number;
+  epoch: number;
+  at: number;
+  topic: string;
+  outcome: AckOutcome | 'timeout' | undefined;
+}
+
+const windows = new Map<string, AckWindow>();
+let instances = 0;
+
+export class AckWindow {
+  /** Unique in the process: a redeployed node gets a new one, so old tokens never settle new messages. */
+  readonly id: string;
+  private readonly opts: Required<AckWindowOptions>;
+  private queue: Entry[] = [];
+  private head = 0;
+  private readonly bySeq = new Map<number, Entry>();
+  private seq = 0;
+  private epoch = 0;
+  private connected = false;
+  private roomWaiters: Array<() => void> = [];
+  private readonly counts = { received: 0, acknowledged: 0, rejected: 0, unacknowledged: 0, timedOut: 0 };
+  /** The topic of the last message released by the timeout, for the warning. */
+  lastTimedOutTopic: string | undefined;
+
+  constructor(name: string, opts: AckWindowOptions) {
+    if (!(Number.isInteger(opts.maxInFlight) && opts.maxInFlight >= 1 && opts.maxInFlight <= 65535)) {
+      throw new RangeError(`maxInFlight must be an integer from 1 to 65535, got ${opts.maxInFlight}`);
+    }
+    if (!(opts.timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${opts.timeoutMs}`);
+    this.opts = { now: Date.now, ...opts };
+    this.id = `${name}.${++instances}`;
+    windows.set(this.id, this);
+  }
+
+  /** A new connection is up: messages received before it can no longer be acknowledged. */
+  connect(): void {
+    this.epoch++;
+    this.connected = true;
+  }
+
+  disconnect(): void {
+    this.connected = false;
+  }
+
+  /** Starts tracking a received QoS 1 message; returns the token for msg.mqttAck. */
+  track(messageId: number, topic: string): string {
+    const e: Entry = { seq: ++this.seq, messageId, epoch: this.epoch, at: this.opts.now(), topic, outcome: undefined };
+    this.queue.push(e);
+    this.bySeq.set(e.seq, e);
+    this.counts.received++;
+    return `${this.id}#${e.seq}`;
+  }
+
+  /** Settles one of this window's messages by its sequence number; false when unknown or already settled. */
+  settle(seq: number, outcome: AckOutcome): boolean {
+    const e = this.bySeq.get(seq);
+    if (!e || e.outcome !== undefined) return false;
+    e.outcome = outcome;
+    this.release();
+    return true;
+  }
+
+  /** Releases unsettled messages older than the timeout; returns how many. */
+  sweep(): number {
+    if (this.opts.timeoutMs <= 0) return 0;
+    const limit = this.opts.now() - this.opts.timeoutMs;
+    let n = 0;
+    for (let i = this.head; i < this.queue.length && this.queue[i].at <= limit; i++) {
+      const e = this.queue[i];
+      if (e.outcome === undefined) {
+        e.outcome = 'timeout';
+        this.lastTimedOutTopic = e.topic;
+        n++;
+      }
+    }
+    if (n > 0) this.release();
+    return n;
+  }
+
+  inFlight(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** True when maxInFlight messages are in flight: stop reading until whenRoom() calls back. */
+  full(): boolean {
+    return this.inFlight() >= this.opts.maxInFlight;
+  }
+
+  /** Calls fn once there is room (at once when there is). */
+  whenRoom(fn: () => void): void {
+    if (!this.full()) fn();
+    else this.roomWaiters.push(fn);
+  }
+
+  stats(): AckStats {
+    return { inFlight: this.inFlight(), ...this.counts };
+  }
+
+  /** Stops tracking: the pending messages stay unacknowledged (the broker delivers them again). */
+  close(): void {
+    windows.delete(this.id);
+    this.counts.unacknowledged += this.inFlight();
+    this.queue = [];
+    this.head = 0;
+    this.bySeq.clear();
+    this.roomWaiters = [];
+    this.connected = false;
+  }
+
+  /** Acknowledges the settled prefix of the queue, in arrival order. */
+  private release(): void {
+    const q = this.queue;
+    while (this.head < q.length && q[this.head].outcome !== undefined) {
+      const e = q[this.head++];
+      this.bySeq.delete(e.seq);
+      const ackable = e.outcome !== 'lost' && e.epoch === this.epoch && this.connected;
+      if (ackable) {
+        this.counts.acknowledged++;
+        if (e.outcome === 'rejected') this.counts.rejected++;
+        this.opts.sendAck(e.messageId);
+      } else {
+        this.counts.unacknowledged++;
+      }
+      if (e.outcome === 'timeout') this.counts.timedOut++;
+    }
+    if (this.head > 1024 && this.head * 2 > q.length) {
+      this.queue = q.slice(this.head);
+      this.head = 0;
+    }
+    while (this.roomWaiters.length > 0 && !this.full()) (this.roomWaiters.shift() as () => void)();
+  }
+}
+
+function settleToken(token: unknown, outcome: AckOutcome): boolean {
+  if (typeof token !== 'string') return false;
+  const hash = token.lastIndexOf('#');
+  if (hash < 0) return false;
+  const w = windows.get(token.slice(0, hash));
+  const seq = Number(token.slice(hash + 1));
+  return w !== undefined && Number.isInteger(seq) && w.settle(seq, outcome);
+}
+
+/**
+ * Settles the message's MQTT delivery (msg.mqttAck, one token or an array), if it
+ * has one. Returns how many tokens this call settled (0 when none, or all were
+ * already settled).
+ */
+export function settleAck(msg: { [key: string]: unknown } | null | undefined, outcome: AckOutcome): number {
+  const t = msg?.[ACK_PROPERTY];
+  if (t === undefined) return 0;
+  if (!Array.isArray(t)) return settleToken(t, outcome) ? 1 : 0;
+  let n = 0;
+  for (const x of t) if (settleToken(x, outcome)) n++;
+  return n;
+}
+
+/** True when the message carries an MQTT delivery token. */
+export function hasAck(msg: { [key: string]: unknown } | null | undefined): boolean {
+  return msg?.[ACK_PROPERTY] !== undefined;
+}
+
+/** The stats of every open window (for /api/v1/metrics), by window id. */
+export function ackWindowStats(): Array<{ id: string; stats: AckStats }> {
+  return [...windows.values()].map((w) => ({ id: w.id, stats: w.stats() }));
+}
+
+/** MQTT topic filter matching (+ one level, # the rest; $-topics only match filters that name them). */
+export function topicMatches(filter: string, topic: string): boolean {
+  if (topic.startsWith('$') && !filter.startsWith('$')) return false;
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return i === f.length - 1;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+/** Checks one MQTT topic filter; returns why it is invalid, or undefined. */
+export function topicFilterProblem(filter: string): string | undefined {
+  if (filter.length === 0) return 'is empty';
+  if (Buffer.byteLength(filter) > 65535) return 'is longer than 65535 bytes';
+  if (filter.includes('\u0000')) return 'contains a NUL character';
+  const levels = filter.split('/');
+  for (let i = 0; i < levels.length; i++) {
+    const l = levels[i];
+    if (l.includes('#') && (l !== '#' || i !== levels.length - 1)) return "uses '#' other than as the whole last level";
+    if (l.includes('+') && l !== '+') return "uses '+' other than as a whole level";
+  }
+  return undefined;
+}

@@ -1,0 +1,170 @@
+/**
+ * thingwire-mqtt-in: an MQTT subscriber with at-least-once delivery into the
+ * store. Unlike Node-RED's own mqtt in node, it keeps a persistent session
+ * (clean session off, a stable client id), subscribes at QoS 1 and sends each
+ * PUBACK only when the flow has settled the message (../lib/ack.ts): its points
+ * are durable in the store or its disk spool (a thingwire-write node with
+ * "confirm delivery"), or a Thingwire node refused it for good. Until then the
+ * broker keeps the message and delivers it again after a crash or disconnect.
+ *
+ * Backpressure: at most maxInFlight messages are tracked; past that the node
+ * stops reading from the connection (mqtt.js handleMessage's callback is held),
+ * so memory stays bounded and the broker holds the rest. Subscriptions are sent
+ * again after every connect the broker answers without a session.
+ */
+import * as mqtt from 'mqtt';
+import { ACK_PROPERTY, AckWindow, topicMatches } from '../lib/ack';
+import { LazyStatus } from '../lib/lazy-status';
+import type { Node, NodeAPI, NodeMessage, NodeStatus } from '../lib/red';
+import type { MqttInConfig } from './config';
+import { mqttInOptions } from './options';
+
+const TYPE = 'thingwire-mqtt-in';
+/** Given to mqtt.js's handleMessage callback: it then skips its own PUBACK (we send it when settled). */
+const DEFERRED = new Error('PUBACK deferred until the message is settled');
+const WARN_EVERY_MS = 60_000;
+
+interface MqttInNode extends Node {
+  credentials: { user?: string; password?: string };
+}
+
+/** mqtt.js's packet writer: public enough (used by its own handlers) and the only way to send a PUBACK later. */
+type PacketSender = { _sendPacket(packet: { cmd: 'puback'; messageId: number }, cb?: () => void): void };
+
+export = function register(RED: NodeAPI): void {
+  function MqttInNode(this: MqttInNode, config: MqttInConfig): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const { options: o, problems } = mqttInOptions(config);
+    if (problems.length > 0) {
+      node.error(RED._(`${TYPE}.errors.config`, { error: problems.join('; ') }));
+      node.status({ fill: 'red', shape: 'ring', text: `${TYPE}.status.config` });
+      return;
+    }
+
+    let client: mqtt.MqttClient | undefined;
+    let state: 'connecting' | 'connected' | 'disconnected' = 'connecting';
+    let lastError = '';
+    let lastWarn = 0;
+    const window = new AckWindow(node.id, {
+      maxInFlight: o.maxInFlight,
+      timeoutMs: o.ackTimeoutMs,
+      sendAck: (messageId) => {
+        if (client?.connected) (client as unknown as PacketSender)._sendPacket({ cmd: 'puback', messageId });
+      },
+    });
+    const confirmAtOnce = (topic: string): boolean => o.confirmOnReceipt.some((f) => topicMatches(f, topic));
+
+    const status = new LazyStatus(node, (): NodeStatus => {
+      const s = window.stats();
+      const counts = { inFlight: s.inFlight, acknowledged: s.acknowledged, timedOut: s.timedOut };
+      if (state !== 'connected') {
+        return { fill: 'red', shape: 'ring', text: RED._(`${TYPE}.status.${state}`, { error: lastError, ...counts }) };
+      }
+      const full = s.inFlight >= o.maxInFlight;
+      return {
+        fill: full || s.timedOut > 0 ? 'yellow' : 'green',
+        shape: 'dot',
+        text: RED._(`${TYPE}.status.${full ? 'full' : 'connected'}`, counts),
+      };
+    }, 1000);
+
+    const sweeper = setInterval(() => {
+      const n = window.sweep();
+      if (n > 0) {
+        status.mark();
+        const now = Date.now();
+        if (now - lastWarn >= WARN_EVERY_MS) {
+          lastWarn = now;
+          node.warn(RED._(`${TYPE}.errors.timeout`, { count: n, seconds: o.ackTimeoutMs / 1000, topic: window.lastTimedOutTopic ?? '' }));
+        }
+      }
+    }, Math.max(250, Math.min(5000, o.ackTimeoutMs / 4 || 5000)));
+
+    const connectOpts: mqtt.IClientOptions = {
+      clientId: o.clientId,
+      clean: false,
+      protocolVersion: o.protocolVersion,
+      keepalive: o.keepaliveS,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      resubscribe: false,
+    };
+    if (node.credentials?.user) connectOpts.username = node.credentials.user;
+    if (node.credentials?.password) connectOpts.password = node.credentials.password;
+    if (o.protocolVersion === 5) {
+      // Without a session expiry an MQTT 5 broker ends the session at disconnect (and with it the queued messages);
+      // Receive Maximum lets the broker send as many unacknowledged messages as this node tracks.
+      connectOpts.properties = { sessionExpiryInterval: o.sessionExpiryS, receiveMaximum: o.maxInFlight };
+    }
+
+    client = mqtt.connect(o.url, connectOpts);
+
+    client.handleMessage = (packet, cb) => {
+      const topic = packet.topic;
+      const msg: NodeMessage = { topic, payload: packet.payload, qos: packet.qos, retain: packet.retain };
+      if (packet.qos !== 1 || packet.messageId === undefined || confirmAtOnce(topic)) {
+        node.send(msg);
+        cb();
+        return;
+      }
+      msg[ACK_PROPERTY] = window.track(packet.messageId, topic);
+      node.send(msg);
+      status.mark();
+      // Hold mqtt.js's reading while the window is full: the broker keeps what we cannot take yet.
+      window.whenRoom(() => cb(DEFERRED));
+    };
+
+    client.on('connect', (connack) => {
+      window.connect();
+      state = 'connected';
+      lastError = '';
+      status.mark();
+      if (connack.sessionPresent) return;
+      client?.subscribe(
+        o.topics.map((t) => ({ [t]: { qos: 1 as const } })).reduce((a, b) => ({ ...a, ...b }), {}),
+        (err, granted) => {
+          const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
+          if (err || refused.length > 0) {
+            lastError = err ? err.message : RED._(`${TYPE}.errors.refused`, { topics: refused.join(', ') });
+            node.error(RED._(`${TYPE}.errors.subscribe`, { error: lastError }));
+            status.mark();
+          }
+        },
+      );
+    });
+    client.on('close', () => {
+      window.disconnect();
+      if (state === 'connected') state = 'disconnected';
+      status.mark();
+    });
+    client.on('offline', () => {
+      state = 'disconnected';
+      status.mark();
+    });
+    client.on('error', (err) => {
+      lastError = err.message;
+      state = 'disconnected';
+      status.mark();
+      node.debug(RED._(`${TYPE}.errors.connection`, { url: o.url, error: err.message }));
+    });
+    status.mark();
+
+    node.on('close', (_removed, done) => {
+      clearInterval(sweeper);
+      status.close();
+      // Whatever is still in flight stays unacknowledged: the broker delivers it again to the next session.
+      window.close();
+      const c = client;
+      client = undefined;
+      if (!c) {
+        done();
+        return;
+      }
+      c.end(true, {}, () => done());
+    });
+  }
+  RED.nodes.registerType(TYPE, MqttInNode, {
+    credentials: { user: { type: 'text' }, password: { type: 'password' } },
+  });
+};
