@@ -149,9 +149,20 @@ export class FlowCounters {
   }
 }
 
+/** Adds n to map[key], or to map[OTHER] when key is new and the map holds `max` keys already (two Map lookups, not three: it runs per message). */
 function bump(map: Map<string, number>, key: string, n: number, max: number): void {
-  const k = typeof key === 'string' && (map.has(key) || map.size < max) ? key : OTHER;
-  map.set(k, (map.get(k) ?? 0) + n);
+  if (typeof key === 'string') {
+    const v = map.get(key);
+    if (v !== undefined) {
+      map.set(key, v + n);
+      return;
+    }
+    if (map.size < max) {
+      map.set(key, n);
+      return;
+    }
+  }
+  map.set(OTHER, (map.get(OTHER) ?? 0) + n);
 }
 
 /** What RuntimeMetrics reads the device figures from (a RegistryHandle). */

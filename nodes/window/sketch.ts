@@ -84,22 +84,37 @@ function storeBytes(c: Counts): number {
   return Array.isArray(c) ? 48 + 8 * c.length : 150 + c.byteLength;
 }
 
-/** A store of `len` zeroed buckets able to hold counts up to `max`. */
+/**
+ * A store of `len` zeroed buckets able to hold counts up to `max`. The small plain array is built
+ * packed (push), not as `new Array(len).fill(0)`: a holey array filled was 4x slower inside the
+ * runtime than in a bare process (measured 385 vs 100 ns for 40 slots), and it sat on the
+ * per-reading path (a series whose values drift opens new buckets every few readings).
+ */
 function alloc(len: number, max: number): Counts {
-  if (len <= SMALL_STORE) return new Array<number>(len).fill(0);
+  if (len <= SMALL_STORE) {
+    const a: number[] = [];
+    for (let i = 0; i < len; i++) a.push(0);
+    return a;
+  }
   if (max <= 0xffff) return new Uint16Array(len);
   if (max <= 0xffffffff) return new Uint32Array(len);
   return new Float64Array(len);
 }
 
-/** `v` (plain numbers) in the most compact store that holds them. */
-function pack(v: readonly number[]): Counts {
+/** The first `len` numbers of `v` in the most compact store that holds them (`len` defaults to all of `v`). */
+function pack(v: ArrayLike<number>, len = v.length): Counts {
   let max = 0;
-  for (let i = 0; i < v.length; i++) if (v[i] > max) max = v[i];
-  const c = alloc(v.length, max);
-  for (let i = 0; i < v.length; i++) c[i] = v[i];
+  for (let i = 0; i < len; i++) if (v[i] > max) max = v[i];
+  const c = alloc(len, max);
+  for (let i = 0; i < len; i++) c[i] = v[i];
   return c;
 }
+
+/**
+ * Scratch space grow() adds the counts up in before packing them (a store never has more than
+ * maxBuckets slots): reused, so a grow allocates only the store it returns.
+ */
+let scratch = new Float64Array(64);
 
 /** JSON-safe state: [count, zeroCount, posOffset, posCounts, negOffset, negCounts, collapsed(0|1)]. */
 export type SketchState = [number, number, number, number[], number, number[], number];
@@ -175,7 +190,10 @@ export class LogSketch {
       lo = hi - max + 1;
       this.collapsed = true;
     }
-    const out = new Array<number>(hi - lo + 1).fill(0);
+    const len = hi - lo + 1;
+    if (scratch.length < len) scratch = new Float64Array(Math.max(len, 2 * scratch.length));
+    const out = scratch;
+    out.fill(0, 0, len);
     for (let j = 0; j < c.length; j++) {
       const idx = off + j;
       if (idx < lo) fold += c[j];
@@ -186,7 +204,7 @@ export class LogSketch {
     out[0] += fold;
     if (positive) this.pOff = lo;
     else this.nOff = lo;
-    return pack(out);
+    return pack(out, len);
   }
 
   /**

@@ -169,6 +169,40 @@ describe('bounded size', () => {
     expect(d.toJSON()[3][j]).toBe(0x100000000);
   });
 
+  test('every bucket holds exactly the values of its index while stores grow up and down, interleaved across sketches', () => {
+    // grow() adds the counts up in scratch space shared by all sketches: interleaved growth of several
+    // sketches (drifting counters up, values drifting down, both signs, small and typed stores) must not mix them.
+    const map = new SketchMapping();
+    const r = mulberry32(11);
+    const feeds: Array<(i: number) => number> = [(i) => i + 1, (i) => 5000 / (i + 1), (i) => -(1 + (i % 300)) * 1.7, () => (r() - 0.5) * 10 ** (1 + 3 * r())];
+    const sketches = feeds.map(() => new LogSketch(map));
+    const want = feeds.map(() => ({ pos: new Map<number, number>(), neg: new Map<number, number>(), zero: 0 }));
+    for (let i = 0; i < 3000; i++) {
+      for (let s = 0; s < feeds.length; s++) {
+        const v = feeds[s](i);
+        sketches[s].add(v);
+        const w = want[s];
+        if (v === 0) w.zero++;
+        else {
+          const m = v > 0 ? w.pos : w.neg;
+          const idx = map.index(Math.abs(v));
+          m.set(idx, (m.get(idx) ?? 0) + 1);
+        }
+      }
+      if (i === 40) for (const sk of sketches) expect(sk.buckets).toBeGreaterThan(0);
+    }
+    for (let s = 0; s < feeds.length; s++) {
+      const [count, zero, pOff, pos, nOff, neg, collapsed] = sketches[s].toJSON();
+      expect(count).toBe(3000);
+      expect(zero).toBe(want[s].zero);
+      expect(collapsed).toBe(0);
+      const got = (off: number, counts: number[]): Map<number, number> => new Map(counts.map((c, j) => [off + j, c] as [number, number]).filter(([, c]) => c > 0));
+      expect(got(pOff, pos)).toEqual(want[s].pos);
+      expect(got(nOff, neg)).toEqual(want[s].neg);
+    }
+    expect(sketches[0].pos).toBeInstanceOf(Uint16Array);
+  });
+
   test('clear() keeps small arrays zeroed and forgets everything else', () => {
     const sk = new LogSketch(new SketchMapping());
     for (const v of [1, 2, 3, -1]) sk.add(v);
