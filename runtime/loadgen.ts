@@ -96,6 +96,11 @@ export interface LoadOptions {
   provisioningKey?: string;
   /** Device indexes whose publish times are kept (for latency): seq -> wall-clock ms. */
   track?: readonly number[];
+  /**
+   * Reconnect after a lost connection (a broker restart) and send the unacknowledged QoS 1 publishes
+   * again, as a device with a persistent outbox does. Default false: a lost connection fails them.
+   */
+  reconnect?: boolean;
 }
 
 export interface PhaseOptions {
@@ -281,13 +286,13 @@ export function expectedRejects(sent: Record<string, number>, kinds: readonly Ho
 // The generator
 
 /** Connects once, without retries; rejects with a clear message (the URL shown without its password). */
-function connectClient(url: string, clientId: string, login?: { username: string; password: string }): Promise<MqttClient> {
+function connectClient(url: string, clientId: string, login?: { username: string; password: string }, reconnect = false): Promise<MqttClient> {
   const opts: IClientOptions = {
     clientId,
     ...(login ?? {}),
     clean: true,
     connectTimeout: 5000,
-    reconnectPeriod: 0,
+    reconnectPeriod: reconnect ? 250 : 0,
     queueQoSZero: false,
     keepalive: 30,
   };
@@ -299,13 +304,16 @@ function connectClient(url: string, clientId: string, login?: { username: string
       c.end(true);
       reject(new Error(`cannot connect to ${redactUrl(url)} as ${clientId}: ${why}`));
     };
+    const onError = (e: Error): void => fail(e.message);
+    const onClose = (): void => fail('closed before the broker accepted the connection');
     c.once('connect', () => {
-      c.removeAllListeners('error');
+      c.removeListener('error', onError);
+      c.removeListener('close', onClose);
       c.on('error', () => undefined);
       resolve(c);
     });
-    c.once('error', (e) => fail(e.message));
-    c.once('close', () => fail('closed before the broker accepted the connection'));
+    c.once('error', onError);
+    c.once('close', onClose);
   });
 }
 
@@ -361,14 +369,14 @@ export class LoadGenerator {
       const worker = async (): Promise<void> => {
         while (next < ids.length) {
           const i = next++;
-          out[i] = { client: await connectClient(this.opts.url, `tw-load-${tag}-${ids[i]}`, { username: ids[i], password: `provision:${key}` }), inFlight: 0 };
+          out[i] = { client: await connectClient(this.opts.url, `tw-load-${tag}-${ids[i]}`, { username: ids[i], password: `provision:${key}` }, this.opts.reconnect), inFlight: 0 };
         }
       };
       await Promise.all(Array.from({ length: Math.min(20, ids.length) }, worker));
       this.conns = out;
     } else {
       this.conns = await Promise.all(
-        Array.from({ length: Math.min(this.opts.connections, this.opts.devices) }, async (_, k) => ({ client: await connectClient(this.opts.url, `tw-load-${tag}-${k}`), inFlight: 0 })),
+        Array.from({ length: Math.min(this.opts.connections, this.opts.devices) }, async (_, k) => ({ client: await connectClient(this.opts.url, `tw-load-${tag}-${k}`, undefined, this.opts.reconnect), inFlight: 0 })),
       );
     }
     if (withHostile) {

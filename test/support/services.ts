@@ -132,7 +132,11 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   const dir = opts.dir ?? tmpDir('mosquitto');
   const conf = path.join(dir, 'mosquitto.conf');
   const lines = [`listener ${port} 127.0.0.1`, 'allow_anonymous true'];
-  if (opts.persistence) lines.push('persistence true', `persistence_location ${dir}/`, 'autosave_interval 5');
+  if (opts.persistence) {
+    lines.push('persistence true', `persistence_location ${dir}/`, 'autosave_interval 5');
+    // Started as root, mosquitto drops to its own user: it must be able to write its database here.
+    fs.chmodSync(dir, 0o777);
+  }
   else lines.push('persistence false');
   if (opts.forIngest ?? true) lines.push('max_queued_messages 0', 'max_queued_bytes 0', 'max_inflight_messages 10000');
   fs.writeFileSync(conf, lines.join('\n') + '\n');
