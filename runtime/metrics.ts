@@ -19,6 +19,9 @@
  * - stores: each running store's writer figures (nodes/lib/store/registry.ts listStores), read at
  *   scrape time: sizes as gauges, written/rejected/dropped as counters (they restart from 0 when the
  *   store is redeployed, which Prometheus' rate() treats as a counter reset).
+ * - at-least-once MQTT ingest: each running thingwire-mqtt-in node's delivery window (nodes/lib/ack.ts),
+ *   read at scrape time: messages in flight, and messages received / acknowledged / refused /
+ *   left unacknowledged / released by the timeout since the node started (labelled by node id).
  * - devices: registered and enabled devices and streams, from the runtime's registry handle.
  *   Online/offline is not here: the liveness tracker lives inside each thingwire-device node.
  * - the embedded MQTT broker: connected clients (runtime/broker.ts exposes no message count).
@@ -36,6 +39,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Request, Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { ackWindowStats } from '../nodes/lib/ack';
 import { secretsEqual } from '../nodes/lib/registry/tokens';
 import { listStores, type RegisteredStore } from '../nodes/lib/store/registry';
 
@@ -224,6 +228,7 @@ export class RuntimeMetrics {
     });
 
     this.storeMetrics(opts.stores ?? listStores);
+    this.ingestMetrics();
     if (opts.registry) this.deviceMetrics(opts.registry);
     const broker = opts.broker;
     if (broker) {
@@ -296,6 +301,42 @@ export class RuntimeMetrics {
     counter(`${p}store_written_lines_total`, 'Lines written to the store since it started (restarts at a redeploy).', 'written');
     counter(`${p}store_rejected_lines_total`, 'Lines the store server refused since the store started.', 'rejected');
     counter(`${p}store_dropped_lines_total`, 'Lines dropped because the spool was full, since the store started.', 'dropped');
+  }
+
+  private ingestMetrics(): void {
+    const registers = [this.registry];
+    const p = METRIC_PREFIX;
+    // A window id is "<node id>.<instance>": the node id is the stable label.
+    const windows = (): Array<{ node: string; stats: ReturnType<typeof ackWindowStats>[number]['stats'] }> =>
+      ackWindowStats().map((w) => ({ node: w.id.replace(/\.\d+$/, ''), stats: w.stats }));
+    new Gauge({
+      name: `${p}ingest_in_flight`,
+      help: 'MQTT messages a thingwire-mqtt-in node has received and not yet acknowledged (waiting for the store), per node.',
+      labelNames: ['node'],
+      registers,
+      collect() {
+        this.reset();
+        for (const w of windows()) this.set({ node: w.node }, w.stats.inFlight);
+      },
+    });
+    new Counter({
+      name: `${p}ingest_messages_total`,
+      help:
+        'MQTT messages of a thingwire-mqtt-in node since it started, by outcome: received; acknowledged (stored, or refused for good: also counted under refused); unacknowledged (left for the broker to deliver again); timed_out (acknowledged unconfirmed after the timeout).',
+      labelNames: ['node', 'outcome'],
+      registers,
+      collect() {
+        this.reset();
+        for (const w of windows()) {
+          const s = w.stats;
+          this.inc({ node: w.node, outcome: 'received' }, s.received);
+          this.inc({ node: w.node, outcome: 'acknowledged' }, s.acknowledged);
+          this.inc({ node: w.node, outcome: 'refused' }, s.rejected);
+          this.inc({ node: w.node, outcome: 'unacknowledged' }, s.unacknowledged);
+          this.inc({ node: w.node, outcome: 'timed_out' }, s.timedOut);
+        }
+      },
+    });
   }
 
   private deviceMetrics(reg: DeviceCounts): void {

@@ -4,6 +4,7 @@
  * message per input message; output 2: rejects; output 3: alert events (state changes only).
  * The logic lives in ./scorer (no Node-RED); this file wires it in and keeps its state on disk.
  */
+import { ACK_PROPERTY } from '../lib/ack';
 import type { AlertEvent } from '../lib/contract';
 import { LazyStatus } from '../lib/lazy-status';
 import { onInput, rejectError, RejectedError, type Node, type NodeAPI, type NodeMessage } from '../lib/red';
@@ -191,6 +192,8 @@ export = function register(RED: NodeAPI): void {
       if (out.scores.length > 0 || !hasBad) {
         ok = msg;
         ok.payload = out.scores;
+        // Scores are not the reading: storing them must not confirm the reading's MQTT delivery.
+        delete ok[ACK_PROPERTY];
       }
       send([ok, bad, eventMessages(out.events)]);
       showStatus();

@@ -8,7 +8,8 @@ import { ACK_PROPERTY, settleAck } from '../lib/ack';
 import { ThingwireError } from '../lib/errors';
 import { normalise, DEFAULT_NORMALISE_OPTIONS, type NormaliseOptions, type StringFieldPolicy } from '../lib/normalise';
 import { parsePayload, DEFAULT_MAX_BYTES } from '../lib/payload';
-import { configBool, configInt, onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI } from '../lib/red';
+import { LazyStatus } from '../lib/lazy-status';
+import { configBool, configInt, onInput, rejectError, RejectedError, type Node, type NodeAPI } from '../lib/red';
 import { isTimeUnit } from '../lib/time';
 import type { NormaliseConfig } from './config';
 
@@ -28,9 +29,14 @@ export = function register(RED: NodeAPI): void {
     };
     const maxBytes = configInt(config.maxBytes, DEFAULT_MAX_BYTES);
     const catchRejects = configBool(config.catchRejects, false);
-    const status = new ThrottledStatus(node);
     let accepted = 0;
     let rejected = 0;
+    // Built at most once a second: a catalogue lookup per message was ~10 % of the pipeline's CPU (profiled).
+    const status = new LazyStatus(node, () => ({
+      fill: rejected > 0 ? 'yellow' : 'green',
+      shape: 'dot',
+      text: RED._(`${TYPE}.status.counts`, { accepted, rejected }),
+    }), 1000);
 
     node.status({});
 
@@ -48,11 +54,7 @@ export = function register(RED: NodeAPI): void {
       }
       accepted += result.readings.length;
       rejected += result.rejects.length;
-      status.set({
-        fill: rejected > 0 ? 'yellow' : 'green',
-        shape: 'dot',
-        text: RED._(`${TYPE}.status.counts`, { accepted, rejected }),
-      });
+      status.mark();
 
       const hasBad = result.rejects.length > 0;
       if (result.readings.length > 0) {

@@ -5,6 +5,7 @@
  * 'output'). A timer advances the wall clock (idle timeouts, eviction); the state is kept in a
  * StateFile (./persist) across redeploys and restarts. This file only wires the engine in.
  */
+import { ACK_PROPERTY } from '../lib/ack';
 import type { Reject } from '../lib/contract';
 import { preview } from '../lib/names';
 import { onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
@@ -139,9 +140,12 @@ export = function register(RED: NodeAPI): void {
       if (settings.output === 'batch') {
         if (base === undefined) return { payload: rollups };
         base.payload = rollups;
+        // Rollups are not the reading: storing them must not confirm the reading's MQTT delivery.
+        delete base[ACK_PROPERTY];
         return base;
       }
-      const skeleton = base === undefined ? undefined : RED.util.cloneMessage({ ...base, payload: undefined, _msgid: undefined });
+      const skeleton: NodeMessage | undefined = base === undefined ? undefined : RED.util.cloneMessage({ ...base, payload: undefined, _msgid: undefined });
+      if (skeleton !== undefined) delete skeleton[ACK_PROPERTY];
       return rollups.map((r) => {
         const m: NodeMessage = skeleton === undefined ? {} : RED.util.cloneMessage(skeleton);
         delete m._msgid;

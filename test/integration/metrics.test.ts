@@ -119,7 +119,7 @@ describe('GET /api/v1/metrics without API keys (open on loopback)', () => {
     // Hooks: three messages into thingwire-normalise (all three from the mqtt in node), two readings out of it and one reject.
     expect(valueOf(s, 'thingwire_node_messages_received_total', { type: 'thingwire-normalise' })).toBe(3);
     expect(valueOf(s, 'thingwire_node_messages_sent_total', { type: 'thingwire-normalise' })).toBe(3);
-    expect(valueOf(s, 'thingwire_node_messages_sent_total', { type: 'mqtt in' })).toBeGreaterThanOrEqual(3);
+    expect(valueOf(s, 'thingwire_node_messages_sent_total', { type: 'thingwire-mqtt-in' })).toBeGreaterThanOrEqual(3);
     expect(valueOf(s, 'thingwire_node_messages_received_total', { type: 'thingwire-validate' })).toBe(2);
     // Only the malformed payload was rejected, by the normaliser.
     expect(s.filter((x) => x.name === 'thingwire_rejects_total').map((x) => [x.labels, x.value])).toEqual([[{ node_type: 'thingwire-normalise', code: 'malformed_json' }, 1]]);
@@ -133,6 +133,17 @@ describe('GET /api/v1/metrics without API keys (open on loopback)', () => {
     expect(valueOf(s, 'thingwire_store_written_lines_total', { store: 'tw.store' })).toBeGreaterThanOrEqual(2);
     expect(valueOf(s, 'thingwire_store_rejected_lines_total', { store: 'tw.store' })).toBe(0);
     expect(valueOf(s, 'thingwire_store_dropped_lines_total', { store: 'tw.store' })).toBe(0);
+
+    // The starter's at-least-once ingest: three QoS 1 messages, each acknowledged once settled (the
+    // malformed one refused by the normaliser, the other two stored), none left in flight.
+    const ingest = await waitFor('the ingest to acknowledge all three', async () => {
+      const got = parseExposition((await scrape(rt.url)).text);
+      return valueOf(got, 'thingwire_ingest_messages_total', { node: 'tw.starter.mqttin', outcome: 'acknowledged' }) === 3 ? got : undefined;
+    });
+    expect(valueOf(ingest, 'thingwire_ingest_messages_total', { node: 'tw.starter.mqttin', outcome: 'received' })).toBe(3);
+    expect(valueOf(ingest, 'thingwire_ingest_messages_total', { node: 'tw.starter.mqttin', outcome: 'refused' })).toBe(1);
+    expect(valueOf(ingest, 'thingwire_ingest_messages_total', { node: 'tw.starter.mqttin', outcome: 'timed_out' })).toBe(0);
+    expect(valueOf(ingest, 'thingwire_ingest_in_flight', { node: 'tw.starter.mqttin' })).toBe(0);
 
     // Broker (the flows' own client at least), devices (none registered: anonymous publishing), the process.
     expect(valueOf(s, 'thingwire_mqtt_clients_connected')).toBeGreaterThanOrEqual(1);

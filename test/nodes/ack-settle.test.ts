@@ -8,6 +8,8 @@ import deviceNode from '../../nodes/device/device';
 import normaliseNode from '../../nodes/normalise/normalise';
 import registryNode from '../../nodes/registry/registry';
 import validateNode from '../../nodes/validate/validate';
+import windowNode from '../../nodes/window/window';
+import anomalyNode from '../../nodes/anomaly/anomaly';
 import { ACK_PROPERTY, AckWindow } from '../../nodes/lib/ack';
 import { TAB, getNode, helper, record, setDataDir, settle, until, useHelper, useTempDirs, withCatalogue, type FlowNodeConfig, type NodeMsg } from './harness';
 
@@ -86,4 +88,29 @@ test('device (authenticate): an unknown device is refused and settled; a registe
   expect(acks).toEqual([1]);
   expect(bad.map((m) => (m.error as { code: string }).code)).toEqual(['unknown_device']);
   expect(ok.map((m) => m[ACK_PROPERTY])).toEqual([t[1]]);
+});
+
+test('window and anomaly outputs (rollups, scores) do not carry the reading\'s token: storing them must not confirm it', async () => {
+  setDataDir(tempDir());
+  await helper.load(
+    [withCatalogue(windowNode), withCatalogue(anomalyNode)],
+    [
+      TAB,
+      { id: 'win', type: 'thingwire-window', z: 'tab1', name: '', v: 1, levels: '1m', lateness: '0', wires: [['rollups'], [], []] },
+      { id: 'an', type: 'thingwire-anomaly', z: 'tab1', name: '', v: 1, threshold: 0.57, warmup: 10, wires: [['scores'], [], []] },
+      { id: 'rollups', type: 'helper', z: 'tab1' },
+      { id: 'scores', type: 'helper', z: 'tab1' },
+    ],
+  );
+  const rollups = record('rollups');
+  const scores = record('scores');
+  const t0 = Math.floor(Date.now() / 60_000) * 60_000 - 10 * 60_000;
+  // Two readings a minute apart: the second closes the first minute's window.
+  for (const [i, ts] of [t0 + 1000, t0 + 61_000].entries()) {
+    const tok = win.track(i + 1, 't');
+    getNode('win').receive({ payload: { device: 'd1', ts, metrics: { v: i } }, [ACK_PROPERTY]: tok });
+    getNode('an').receive({ payload: { device: 'd1', ts, metrics: { v: i } }, [ACK_PROPERTY]: tok });
+  }
+  await until('a rollup and two scores', () => rollups.length >= 1 && scores.length >= 2);
+  for (const m of [...rollups, ...scores]) expect(m[ACK_PROPERTY]).toBeUndefined();
 });
