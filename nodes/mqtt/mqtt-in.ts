@@ -7,6 +7,10 @@
  * "confirm delivery"), or a Thingwire node refused it for good. Until then the
  * broker keeps the message and delivers it again after a crash or disconnect.
  *
+ * Output 1: messages to process (QoS 1 ones carry msg.mqttAck). Output 2: messages on
+ * the "confirm at once" topics (device status, last will), acknowledged on receipt,
+ * so a flow routes them without a switch node.
+ *
  * Backpressure: at most maxInFlight messages are tracked; past that the node
  * stops reading from the connection (mqtt.js handleMessage's callback is held),
  * so memory stays bounded and the broker holds the rest. Subscriptions are sent
@@ -103,13 +107,18 @@ export = function register(RED: NodeAPI): void {
     client.handleMessage = (packet, cb) => {
       const topic = packet.topic;
       const msg: NodeMessage = { topic, payload: packet.payload, qos: packet.qos, retain: packet.retain };
-      if (packet.qos !== 1 || packet.messageId === undefined || confirmAtOnce(topic)) {
-        node.send(msg);
+      if (o.confirmOnReceipt.length > 0 && confirmAtOnce(topic)) {
+        node.send([null, msg]);
+        cb();
+        return;
+      }
+      if (packet.qos !== 1 || packet.messageId === undefined) {
+        node.send([msg, null]);
         cb();
         return;
       }
       msg[ACK_PROPERTY] = window.track(packet.messageId, topic);
-      node.send(msg);
+      node.send([msg, null]);
       status.mark();
       // Hold mqtt.js's reading while the window is full: the broker keeps what we cannot take yet.
       window.whenRoom(() => cb(DEFERRED));

@@ -92,7 +92,7 @@ export = function register(RED: NodeAPI): void {
       if (!service) throw new Error(RED._(`${TYPE}.errors.no-store`));
       // The token is taken now: the message may change downstream before the points are durable.
       const ack = confirm ? msg[ACK_PROPERTY] : undefined;
-      const mapped = toPoints(msg.payload, msg.device, schema);
+      const mapped = toPoints(msg.payload, msg.device, schema, msg.devices);
       const encoded = encodeBatch(mapped.points);
       // The common case has no rejects: no array is built for it.
       const rejects: Reject[] = encoded.rejects.length === 0 ? mapped.rejects : [...mapped.rejects];

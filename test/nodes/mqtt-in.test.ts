@@ -12,6 +12,7 @@ import normaliseNode from '../../nodes/normalise/normalise';
 import storeNode from '../../nodes/store/store';
 import writeNode from '../../nodes/write/write';
 import queryNode from '../../nodes/query/query';
+import batchNode from '../../nodes/batch/batch';
 import { ACK_PROPERTY, ackWindowStats, settleAck, type AckStats } from '../../nodes/lib/ack';
 import { freePort, startMosquitto, type Mosquitto } from '../support/services';
 import { errorCalls, getNode, helper, record, setDataDir, sleep, until, useHelper, useTempDirs, withCatalogue, type FlowNodeConfig, type NodeMsg } from './harness';
@@ -20,7 +21,7 @@ jest.setTimeout(60_000);
 
 useHelper();
 const tempDir = useTempDirs('mqtt-in');
-const NODES = [withCatalogue(mqttInNode), withCatalogue(normaliseNode), withCatalogue(storeNode), withCatalogue(writeNode), withCatalogue(queryNode)];
+const NODES = [withCatalogue(mqttInNode), withCatalogue(normaliseNode), withCatalogue(storeNode), withCatalogue(writeNode), withCatalogue(queryNode), withCatalogue(batchNode)];
 
 let broker: Mosquitto;
 let pub: mqtt.MqttClient;
@@ -141,18 +142,17 @@ test('at most maxInFlight messages wait for confirmation: reading pauses, then g
   expect(windowStats()).toMatchObject({ inFlight: 0, acknowledged: 6 });
 });
 
-test('QoS 0 messages and "confirm at once" topics carry no token and are not tracked', async () => {
+test('QoS 0 messages carry no token; "confirm at once" topics leave on output 2, untracked', async () => {
   const id = freshClientId();
-  await load([inNode(id, { confirmOnReceipt: 'devices/+/status' }), { id: 'out', type: 'helper', z: 'tab1' }]);
+  await load([inNode(id, { confirmOnReceipt: 'devices/+/status' }, [['out'], ['status']]), { id: 'out', type: 'helper', z: 'tab1' }, { id: 'status', type: 'helper', z: 'tab1' }]);
   await connected();
   const out = record('out');
+  const st = record('status');
   await publish('devices/d/status', 'offline', 1);
   await publish('devices/d/telemetry', '{"q":0}', 0);
-  await until('2 messages', () => out.length === 2);
-  expect(out.map((m) => [m.topic, m[ACK_PROPERTY]])).toEqual([
-    ['devices/d/status', undefined],
-    ['devices/d/telemetry', undefined],
-  ]);
+  await until('2 messages', () => out.length + st.length === 2);
+  expect(out.map((m) => [m.topic, m[ACK_PROPERTY]])).toEqual([['devices/d/telemetry', undefined]]);
+  expect(st.map((m) => [m.topic, (m.payload as Buffer).toString(), m[ACK_PROPERTY]])).toEqual([['devices/d/status', 'offline', undefined]]);
   expect(windowStats()).toMatchObject({ inFlight: 0, received: 0 });
 });
 
@@ -236,5 +236,22 @@ describe('mqtt-in > normalise > write (confirm delivery)', () => {
     const store = helper.getNode('store1') as unknown as { service: { stats(): { spooledBatches: number; written: number } } };
     expect(store.service.stats().spooledBatches).toBeGreaterThan(0);
     expect(store.service.stats().written).toBe(0);
+  });
+
+  test('with thingwire-batch between: fewer, bigger writes, and every message in a batch is confirmed', async () => {
+    setDataDir(tempDir());
+    const id = freshClientId();
+    const flow = pipeline(id, { backend: 'embedded' }).map((n) => (n.id === 'norm' ? { ...n, wires: [['bat'], ['rej']] } : n));
+    flow.push({ id: 'bat', type: 'thingwire-batch', z: 'tab1', v: 1, maxItems: 1000, maxWaitMs: 50, wires: [['w1']] });
+    await load(flow);
+    await connected();
+    const ok = record('ok');
+    const t0 = Date.now() - 60_000;
+    await Promise.all(Array.from({ length: 50 }, (_, i) => publish(`devices/b${i % 5}/telemetry`, JSON.stringify({ ts: t0 + i, v: i }))));
+    await until('all 50 confirmed', () => windowStats().acknowledged === 50, 10_000);
+    expect(windowStats()).toMatchObject({ inFlight: 0, received: 50, rejected: 0, timedOut: 0 });
+    // The write node saw batches, not 50 messages, and they hold all 50 readings.
+    expect(ok.length).toBeLessThan(50);
+    expect(ok.map((m) => (m.payload as unknown[]).length).reduce((a, b) => a + b, 0)).toBe(50);
   });
 });

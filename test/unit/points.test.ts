@@ -469,3 +469,22 @@ describe('toPoints', () => {
     expect(() => toPoints(evil, undefined, schema())).toThrow(TypeError);
   });
 });
+
+describe('toPoints with a map of several devices (a batch)', () => {
+  test('each reading takes its own device\'s metadata; a device not in the map falls back to msg.device', () => {
+    const s = schema({ deviceTags: ['type'] });
+    const items = [reading({ device: 'a' }), reading({ device: 'b' }), reading({ device: 'c' })];
+    const r = toPoints(items, { type: 'fallback' }, s, { a: { id: 'a', type: 'pico-w' }, b: { id: 'b', type: 'esp32' } });
+    expect(r.points.map((p) => [p.tags.device, p.tags.type])).toEqual([
+      ['a', 'pico-w'],
+      ['b', 'esp32'],
+      ['c', 'fallback'],
+    ]);
+  });
+
+  test('an inherited key (__proto__, toString) is never taken for a device', () => {
+    const s = schema({ deviceTags: ['type'] });
+    const r = toPoints([reading({ device: 'toString' })], undefined, s, { a: { type: 'x' } });
+    expect(r.points[0].tags).toEqual({ device: 'toString' });
+  });
+});

@@ -173,9 +173,17 @@ export function anomalyToPoint(a: AnomalyScore, device: unknown, s: PointSchema)
 
 /**
  * Maps a payload (one Reading, Rollup, Alert event or AnomalyScore, or an array of them) to points.
- * Elements that cannot be mapped become rejects with their index; the rest go on.
+ * Elements that cannot be mapped become rejects with their index; the rest go on. Device metadata
+ * (for deviceTags) is `devices[element.device]` when a map of several devices is given (a batch from
+ * thingwire-batch or thingwire-device), else `device` for every element.
  */
-export function toPoints(payload: unknown, device: unknown, s: PointSchema): { points: Point[]; indexes: number[]; rejects: Reject[]; batch: boolean } {
+export function toPoints(
+  payload: unknown,
+  deviceMeta: unknown,
+  s: PointSchema,
+  devices?: unknown,
+): { points: Point[]; indexes: number[]; rejects: Reject[]; batch: boolean } {
+  const byId = isObject(devices) && s.deviceTags.length > 0 ? devices : undefined;
   const batch = Array.isArray(payload);
   const items: unknown[] = batch ? (payload as unknown[]) : [payload];
   const points: Point[] = [];
@@ -183,6 +191,8 @@ export function toPoints(payload: unknown, device: unknown, s: PointSchema): { p
   const rejects: Reject[] = [];
   for (let i = 0; i < items.length; i++) {
     const item = items[i];
+    const id = byId !== undefined && isObject(item) ? item.device : undefined;
+    const device = typeof id === 'string' && Object.prototype.hasOwnProperty.call(byId, id) ? (byId as Record<string, unknown>)[id] : deviceMeta;
     try {
       switch (kindOf(item)) {
         case 'reading':
