@@ -615,3 +615,34 @@ describe('embedded store (DuckDB file)', () => {
     });
   });
 });
+
+describe('queries read one snapshot', () => {
+  test('while batches that create new series commit, every answer has all fields of a point or none of them', async () => {
+    const store = new EmbeddedBackend({ path: newFile() });
+    try {
+      await store.write(batchOf([point('d', T0, { a: 0 })]));
+      // Each batch writes one point with field a and a field that is new (its series is created by that batch).
+      const fields = ['a', ...Array.from({ length: 60 }, (_, i) => `f${i}`)];
+      const torn: string[] = [];
+      const writes: Array<Promise<void>> = [];
+      const reads: Array<Promise<void>> = [];
+      for (let i = 0; i < 60; i++) {
+        writes.push(store.write(batchOf([point('d', T0 + 1 + i, { a: i + 1, [`f${i}`]: i })])));
+        reads.push(
+          store.query(q({ fields, start: T0, end: T0 + 1000, devices: ['d'] })).then((r) => {
+            const a = find(r.series, 'd', 'a')?.points.map((p) => p[0]) ?? [];
+            for (const ts of a) {
+              if (ts === T0) continue;
+              const f = `f${ts - T0 - 1}`;
+              if (!find(r.series, 'd', f)?.points.some((p) => p[0] === ts)) torn.push(`${ts - T0}: a without ${f}`);
+            }
+          }),
+        );
+      }
+      await Promise.all([...writes, ...reads]);
+      expect(torn).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+});

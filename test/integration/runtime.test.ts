@@ -69,7 +69,7 @@ describe('bundled runtime with the embedded broker', () => {
     expect((await fetch(`${rt.url}/dashboard`)).status).toBe(200);
     const nodes = (await (await fetch(`${rt.url}/nodes`, { headers: { Accept: 'application/json' } })).json()) as Array<{ module: string; types: string[]; enabled: boolean; err?: string }>;
     const ours = nodes.filter((n) => n.module === 'node-red-contrib-thingwire');
-    expect(ours.flatMap((n) => n.types).sort()).toEqual(['thingwire-alert', 'thingwire-anomaly', 'thingwire-device', 'thingwire-normalise', 'thingwire-query', 'thingwire-registry', 'thingwire-retention', 'thingwire-schemas', 'thingwire-store', 'thingwire-validate', 'thingwire-window', 'thingwire-write']);
+    expect(ours.flatMap((n) => n.types).sort()).toEqual(['thingwire-alert', 'thingwire-anomaly', 'thingwire-batch', 'thingwire-device', 'thingwire-mqtt-in', 'thingwire-normalise', 'thingwire-query', 'thingwire-registry', 'thingwire-retention', 'thingwire-schemas', 'thingwire-store', 'thingwire-validate', 'thingwire-window', 'thingwire-write']);
     for (const n of ours) expect(n.err).toBeUndefined();
     const ex = await fetch(`${rt.url}/library/examples/flows/node-red-contrib-thingwire/starter`);
     expect(ex.status).toBe(200);

@@ -888,6 +888,27 @@ export class EmbeddedBackend implements StoreBackend {
   private async runQuery(plan: QueryPlan): Promise<QueryResult> {
     await this.ready();
     const conn = this.readConn!;
+    // One snapshot for the series lookup and the point reads: as separate statements, a batch committed between
+    // them showed its rows for series found earlier but not for the series it created (a point's new field
+    // missing from the answer while its other fields were there).
+    try {
+      await conn.run('BEGIN TRANSACTION');
+    } catch (e) {
+      throw dbError('query', e);
+    }
+    try {
+      return await this.readQuery(conn, plan);
+    } finally {
+      try {
+        await conn.run('COMMIT');
+      } catch {
+        // A read-only transaction that fails to commit has nothing to undo; the next query begins a new one.
+        await conn.run('ROLLBACK').catch(() => undefined);
+      }
+    }
+  }
+
+  private async readQuery(conn: DuckDBConnection, plan: QueryPlan): Promise<QueryResult> {
     try {
       // 1. The series: every user value is a bound parameter.
       const sparams: DuckDBValue[] = [plan.measurement, listValue(plan.fields)];
