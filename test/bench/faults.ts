@@ -1,0 +1,279 @@
+/**
+ * The long forms of issue 11's fault tests (the short ones run in `npm test`: test/integration/ingest-faults,
+ * store-faults, load-faults). A standalone script:
+ *
+ *   npm run build && node dist/test/bench/faults.js [--store-down S] [--kill N] [--broker-restart N] [--soak S]
+ *                                                   [--rate R] [--devices N]
+ *
+ * Every scenario runs the built runtime with the shipped flows against an external mosquitto (persistence on,
+ * no queue cap: the README's settings), so its ingest is the starter's at-least-once thingwire-mqtt-in, and a
+ * load generator publishing numbered QoS 1 readings (--devices, default 200, at --rate readings/s, default 500).
+ * At the end every reading is looked for in the store through GET /api/v1/series (missing / duplicated /
+ * unexpected, per device), and the runtime's memory (RSS, from /proc) is reported as sampled every 5 s.
+ *
+ * --store-down S   the store is InfluxDB 1.x (influxd on loopback); it is stopped 30 s into the load for S seconds
+ *                  (default 300), then started again; the load runs on for 60 s after. Reported: RSS before, at
+ *                  the end of the outage and after; the store's spool; readings lost (must be 0).
+ * --kill N         the runtime is SIGKILLed N times under load (every 20 s) and started again on the same DATA_DIR.
+ * --broker-restart N   mosquitto is stopped (2 s down) and started again on its persistence N times (every 20 s).
+ * --soak S         S seconds (default 3600) at the rate, embedded store; RSS every 5 s; the growth is the slope of
+ *                  a least-squares line through the samples after the first 10 minutes (or the first third of a
+ *                  shorter run), in MB per hour. The target is under 1 MB/h.
+ *
+ * Results are printed and written to test-output/faults-<scenario>.json.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { LoadGenerator, expectedOf, failedOf, readSeqsViaApi, reportLine, tally, type CheckReport, type PhaseResult } from '../../runtime/loadgen';
+import { ROOT, sleep, startMosquitto, startRuntime, tmpDir, waitFor, type Mosquitto, type Runtime } from '../support/services';
+import { startInfluxV1, type InfluxV1Service } from '../support/tsdb';
+import { rssMB } from './proc';
+
+interface Args {
+  storeDown?: number;
+  kill?: number;
+  brokerRestart?: number;
+  soak?: number;
+  rate: number;
+  devices: number;
+}
+
+const USAGE = 'usage: node dist/test/bench/faults.js [--store-down S] [--kill N] [--broker-restart N] [--soak S] [--rate R] [--devices N]';
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { rate: 500, devices: 200 };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const num = (dflt?: number): number => {
+      const v = argv[i + 1];
+      if (v !== undefined && /^\d+$/.test(v)) {
+        i++;
+        return Number(v);
+      }
+      if (dflt === undefined) throw new Error(`${k} needs a number\n${USAGE}`);
+      return dflt;
+    };
+    if (k === '--store-down') a.storeDown = num(300);
+    else if (k === '--kill') a.kill = num(3);
+    else if (k === '--broker-restart') a.brokerRestart = num(3);
+    else if (k === '--soak') a.soak = num(3600);
+    else if (k === '--rate') a.rate = num();
+    else if (k === '--devices') a.devices = num();
+    else if (k === '--help' || k === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else throw new Error(`unknown option ${k}\n${USAGE}`);
+  }
+  if (a.storeDown === undefined && a.kill === undefined && a.brokerRestart === undefined && a.soak === undefined) throw new Error(`choose a scenario\n${USAGE}`);
+  return a;
+}
+
+/** RSS samples of the runtime process(es) every 5 s: [seconds since start, MB]. */
+class Sampler {
+  readonly samples: Array<[number, number]> = [];
+  private readonly t0 = Date.now();
+  private timer: NodeJS.Timeout;
+  constructor(private readonly pid: () => number | undefined) {
+    this.timer = setInterval(() => this.take(), 5000);
+    this.take();
+  }
+  take(): number {
+    const p = this.pid();
+    const mb = p === undefined ? NaN : rssMB(p);
+    if (Number.isFinite(mb)) this.samples.push([(Date.now() - this.t0) / 1000, mb]);
+    return mb;
+  }
+  stop(): void {
+    clearInterval(this.timer);
+  }
+  max(fromS = 0, toS = Infinity): number {
+    return Math.max(...this.samples.filter(([t]) => t >= fromS && t <= toS).map(([, m]) => m));
+  }
+}
+
+/** Least-squares slope of MB over seconds, as MB per hour. */
+function slopePerHour(points: Array<[number, number]>): number {
+  const n = points.length;
+  if (n < 2) return NaN;
+  const mx = points.reduce((s, [x]) => s + x, 0) / n;
+  const my = points.reduce((s, [, y]) => s + y, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of points) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  }
+  return (num / den) * 3600;
+}
+
+async function ingestReady(rt: Runtime, gen: LoadGenerator): Promise<void> {
+  // The runtime's session must exist before the load starts (QoS 1 messages are queued for a known session only).
+  const probe = gen.deviceIds()[0];
+  await waitFor(
+    'the ingest to take a first reading',
+    async () => {
+      await gen.run({ rate: 50, durationMs: 200, batch: 1 });
+      return (await readSeqsViaApi(rt.url, [probe], Date.now() - 600_000, Date.now() + 60_000)).length > 0;
+    },
+    60_000,
+    500,
+  );
+}
+
+async function check(rt: Runtime, gen: LoadGenerator, start: number, timeoutMs: number): Promise<CheckReport> {
+  const expected = expectedOf(gen);
+  let report: CheckReport | undefined;
+  await waitFor(
+    'every reading in the store',
+    async () => {
+      report = tally(expected, await readSeqsViaApi(rt.url, [...expected.keys()], start - 600_000, Date.now() + 60_000), failedOf(gen));
+      return report.missing === 0;
+    },
+    timeoutMs,
+    2000,
+  ).catch(() => undefined);
+  return report as CheckReport;
+}
+
+function save(name: string, result: object): void {
+  const file = path.join(ROOT, 'test-output', `faults-${name}.json`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(result, null, 2));
+  console.log(`written ${path.relative(ROOT, file)}`);
+}
+
+async function scenario(name: string, args: Args, opts: { influx?: boolean; seconds: number; during: (ctx: Ctx) => Promise<void> }): Promise<void> {
+  const broker = await startMosquitto({ persistence: true });
+  const mqttUrl = `mqtt://127.0.0.1:${broker.port}`;
+  const influx = opts.influx ? await startInfluxV1() : undefined;
+  const env: Record<string, string> = { MQTT_URL: mqttUrl };
+  if (influx) Object.assign(env, { INFLUX_URL: influx.url, INFLUX_VERSION: '1', INFLUX_DB: 'thingwire' });
+  const dataDir = tmpDir(`faults-${name}`);
+  const ctx: Ctx = { broker, influx, env, dataDir, rt: await startRuntime(env, dataDir), mqttUrl, log: (s) => console.log(`  [${((Date.now() - t0) / 1000).toFixed(0)} s] ${s}`) };
+  const sampler = new Sampler(() => ctx.rt.proc.pid);
+  const gen = new LoadGenerator({ url: mqttUrl, devices: args.devices, prefix: 'devices', qos: 1, connections: 4, metrics: 3, padBytes: 0, maxInFlight: 2000, reconnect: true });
+  await gen.connect();
+  await ingestReady(ctx.rt, gen);
+  const t0 = Date.now();
+  console.log(`${name}: ${args.devices} devices, ${args.rate} readings/s for ${opts.seconds} s, QoS 1, external mosquitto with persistence${influx ? ', InfluxDB 1.x store' : ', embedded store'}`);
+  let lastReport = Date.now();
+  const phase: Promise<PhaseResult> = gen.run({
+    rate: args.rate,
+    durationMs: opts.seconds * 1000,
+    batch: 1,
+    onProgress: (p) => {
+      if (Date.now() - lastReport >= 60_000) {
+        lastReport = Date.now();
+        ctx.log(`${p.readings} readings published, runtime RSS ${sampler.take().toFixed(0)} MB`);
+      }
+    },
+  });
+  await opts.during(ctx);
+  const res = await phase;
+  await gen.close();
+  ctx.log(`load done: ${res.readings} readings published (${res.failed} failed); checking the store...`);
+  const report = await check(ctx.rt, gen, t0, 600_000);
+  sampler.stop();
+  console.log(`  ${reportLine(report).slice(0, 400)}`);
+  const rss = sampler.samples;
+  const result: Record<string, unknown> = { scenario: name, args, published: res.readings, failed: res.failed, check: { ...report, perDevice: undefined }, rss };
+  if (name === 'soak') {
+    const warm = Math.min(600, opts.seconds / 3);
+    const after = rss.filter(([t]) => t >= warm && t <= opts.seconds);
+    result.growthMBPerHour = slopePerHour(after);
+    result.rssAtWarmup = after[0]?.[1];
+    result.rssAtEnd = after[after.length - 1]?.[1];
+    console.log(`  RSS after ${warm} s warm-up: ${after[0]?.[1].toFixed(1)} MB -> ${after[after.length - 1]?.[1].toFixed(1)} MB at ${opts.seconds} s; growth (least squares) ${(result.growthMBPerHour as number).toFixed(2)} MB/h (target < 1)`);
+  } else {
+    console.log(`  RSS max ${sampler.max().toFixed(0)} MB (samples every 5 s)`);
+  }
+  Object.assign(result, ctx.extra ?? {});
+  save(name, result);
+  await ctx.rt.stop();
+  await influx?.stop();
+  await ctx.broker.stop();
+  if (report.missing !== 0) process.exitCode = 1;
+}
+
+interface Ctx {
+  broker: Mosquitto;
+  influx?: InfluxV1Service;
+  env: Record<string, string>;
+  dataDir: string;
+  rt: Runtime;
+  mqttUrl: string;
+  log: (s: string) => void;
+  extra?: Record<string, unknown>;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.storeDown !== undefined) {
+    const down = args.storeDown;
+    await scenario('store-down', args, {
+      influx: true,
+      seconds: 30 + down + 60,
+      during: async (ctx) => {
+        await sleep(30_000);
+        const before = rssMB(ctx.rt.proc.pid as number);
+        await ctx.influx?.stop();
+        ctx.log(`influxd stopped (RSS ${before.toFixed(0)} MB)`);
+        let maxSpool = 0;
+        const end = Date.now() + down * 1000;
+        while (Date.now() < end) {
+          await sleep(5000);
+          const m = await fetch(`${ctx.rt.url}/api/v1/metrics`).then((r) => r.text());
+          const spool = /thingwire_store_spooled_bytes\{store="tw.store"\} (\d+)/.exec(m);
+          if (spool) maxSpool = Math.max(maxSpool, Number(spool[1]));
+        }
+        const during = rssMB(ctx.rt.proc.pid as number);
+        await ctx.influx?.restart();
+        ctx.log(`influxd started again (RSS ${during.toFixed(0)} MB, spool peaked at ${(maxSpool / 1e6).toFixed(1)} MB)`);
+        ctx.extra = { rssBeforeOutageMB: before, rssEndOfOutageMB: during, spoolPeakBytes: maxSpool };
+      },
+    });
+  }
+  if (args.kill !== undefined) {
+    const n = args.kill;
+    await scenario('kill', args, {
+      seconds: 20 * (n + 1),
+      during: async (ctx) => {
+        for (let i = 0; i < n; i++) {
+          await sleep(20_000);
+          const p = ctx.rt.proc;
+          const exited = new Promise((r) => p.once('exit', r));
+          p.kill('SIGKILL');
+          await exited;
+          ctx.log(`runtime SIGKILLed (${i + 1}/${n})`);
+          ctx.rt = await startRuntime(ctx.env, ctx.dataDir);
+          ctx.log('runtime started again');
+        }
+      },
+    });
+  }
+  if (args.brokerRestart !== undefined) {
+    const n = args.brokerRestart;
+    await scenario('broker-restart', args, {
+      seconds: 20 * (n + 1),
+      during: async (ctx) => {
+        for (let i = 0; i < n; i++) {
+          await sleep(20_000);
+          const { dir, port } = ctx.broker;
+          await ctx.broker.stop();
+          await sleep(2000);
+          ctx.broker = await startMosquitto({ persistence: true, dir, port });
+          ctx.log(`mosquitto restarted (${i + 1}/${n})`);
+        }
+      },
+    });
+  }
+  if (args.soak !== undefined) {
+    const s = args.soak;
+    await scenario('soak', args, { seconds: s, during: async () => undefined });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});
