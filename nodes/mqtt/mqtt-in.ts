@@ -121,8 +121,30 @@ export = function register(RED: NodeAPI): void {
       node.send([msg, null]);
       status.mark();
       // Hold mqtt.js's reading while the window is full: the broker keeps what we cannot take yet.
-      window.whenRoom(() => cb(DEFERRED));
+      if (!window.full()) {
+        cb(DEFERRED);
+        return;
+      }
+      paused(true);
+      window.whenRoom(() => {
+        paused(false);
+        cb(DEFERRED);
+      });
     };
+
+    // While reading is held, mqtt.js handles no packet, PINGRESP included, and would take the connection for dead
+    // after 1.5 keepalives (then reconnect, and get the whole window delivered again). The wait is for this flow,
+    // not the network, so the keepalive clock is held too; a connection that dies meanwhile shows when reading
+    // resumes, or when a PUBACK cannot be written.
+    let keepAwake: NodeJS.Timeout | undefined;
+    function paused(on: boolean): void {
+      if (on && keepAwake === undefined && o.keepaliveS > 0) {
+        keepAwake = setInterval(() => client?.reschedulePing(true), Math.max(500, (o.keepaliveS * 1000) / 3));
+      } else if (!on && keepAwake !== undefined) {
+        clearInterval(keepAwake);
+        keepAwake = undefined;
+      }
+    }
 
     client.on('connect', (connack) => {
       window.connect();
@@ -161,6 +183,7 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (_removed, done) => {
       clearInterval(sweeper);
+      paused(false);
       status.close();
       // Whatever is still in flight stays unacknowledged: the broker delivers it again to the next session.
       window.close();

@@ -41,6 +41,8 @@ export interface WindowConfig {
   snapshotInterval?: string | number;
   output?: string;
   catchRejects?: boolean | string;
+  /** Drop redelivered readings (same device, metric and ts among the last 16); absent in older flows: off. */
+  dedupe?: boolean | string;
 }
 
 /** The dialog's defaults (window.html uses the same values). */
@@ -287,6 +289,7 @@ function parse(config: WindowConfig): Parsed {
     counters,
     percentiles,
     booleans,
+    dedupe: configBool(c.dedupe, false),
   };
   if (groupTag !== '') engine.groupBy = groupByTag(groupTag);
 

@@ -104,6 +104,11 @@ export interface WindowEngineOptions {
   maxCounterPoints?: number;
   /** Booleans: counted as non-numeric (default) or aggregated as 1/0. */
   booleans?: 'count' | 'number';
+  /**
+   * Drop a value whose (series, ts) was taken already among the series' last 16 (a redelivered reading:
+   * at-least-once ingest). Default false: two readings with the same ts both count (first = earlier arrival).
+   */
+  dedupe?: boolean;
   /** Keep the latest-value view. Default true. */
   latest?: boolean;
 }
@@ -158,6 +163,8 @@ export interface WindowStats {
   corrections: number;
   late: { dropped: number; output: number; reopened: number; tooLate: number };
   evicted: number;
+  /** Values of a (series, ts) already taken: redeliveries, not counted again. */
+  duplicates: number;
 }
 
 export interface SeriesState {
@@ -192,7 +199,15 @@ export interface WindowSnapshot {
 const EMPTY_OUTPUT: WindowOutput = Object.freeze({ rollups: Object.freeze([]), late: Object.freeze([]), rejects: Object.freeze([]) }) as WindowOutput;
 
 /** Bytes-estimate constants (V8, 64-bit, no pointer compression), calibrated by the bench's memory case. */
-const BYTES = { series: 420, acc: 420, sketch: 90, counter: 120, point: 18 };
+const BYTES = { series: 420, acc: 420, sketch: 90, counter: 120, point: 18, recent: 200 };
+
+/**
+ * With `dedupe`, how many of a series' latest event times are remembered to recognise a redelivered reading
+ * (at-least-once ingest delivers a message again after a reconnect; the store keeps one copy of a series at a
+ * time, and so does the window): a value whose (series, ts) is among them is a duplicate and is not counted
+ * again. Not kept in saved state: after a restart the first redeliveries are not recognised.
+ */
+const RECENT = 16;
 
 class Series {
   readonly group: string;
@@ -217,6 +232,22 @@ class Series {
   due = Infinity;
   /** A closed level-0 window to reuse for the next one (not kept, nothing refers to it). */
   spare: Acc | null = null;
+  /** The last RECENT event times taken (a ring, next write at `ri`): a value at one of them is a duplicate. */
+  recent: Float64Array | null = null;
+  ri = 0;
+
+  /** True when ts was taken before (among the remembered ones); otherwise remembers it. */
+  duplicate(ts: number): boolean {
+    let r = this.recent;
+    if (r === null) {
+      r = this.recent = new Float64Array(RECENT).fill(NaN);
+    } else if (ts <= this.maxTs) {
+      for (let i = 0; i < RECENT; i++) if (r[i] === ts) return true;
+    }
+    r[this.ri] = ts;
+    this.ri = this.ri === RECENT - 1 ? 0 : this.ri + 1;
+    return false;
+  }
 
   constructor(group: string, metric: string, counter: boolean, levels: number, now: number, touch: number) {
     this.group = group;
@@ -355,7 +386,8 @@ const C_OUTPUT = 7;
 const C_REOPENED = 8;
 const C_TOOLATE = 9;
 const C_EVICTED = 10;
-const N_COUNTS = 11;
+const C_DUPLICATES = 11;
+const N_COUNTS = 12;
 
 export class WindowEngine {
   readonly levels: readonly WindowLevel[];
@@ -372,6 +404,7 @@ export class WindowEngine {
   private readonly sketch: SketchMapping | null;
   private readonly maxPts: number;
   private readonly boolNumbers: boolean;
+  private readonly dedupe: boolean;
   private readonly keepLatest: boolean;
   /** keepLatest without groupBy: the latest value lives on the series. */
   private readonly latestInSeries: boolean;
@@ -436,6 +469,7 @@ export class WindowEngine {
     this.sketch = pct ? new SketchMapping(options.relativeAccuracy ?? 0.01, options.maxSketchBuckets ?? 2048) : null;
     this.maxPts = opt(options.maxCounterPoints, 'maxCounterPoints', 4096);
     this.boolNumbers = options.booleans === 'number';
+    this.dedupe = options.dedupe === true;
     this.keepLatest = options.latest ?? true;
     this.latestMap = this.keepLatest && this.groupBy !== null ? new Map() : null;
     this.latestInSeries = this.keepLatest && this.groupBy === null;
@@ -505,6 +539,10 @@ export class WindowEngine {
       if (s === undefined) {
         s = this.newSeries(group, m);
         g = this.groups.get(group);
+      }
+      if (this.dedupe && s.duplicate(ts)) {
+        this.counts[C_DUPLICATES]++;
+        continue;
       }
       const raw = metrics[m];
       const a = s.cur;
@@ -1113,6 +1151,7 @@ export class WindowEngine {
     for (const g of this.groups.values()) {
       for (const s of g.values()) {
         bytes += BYTES.series;
+        if (s.recent !== null) bytes += BYTES.recent;
         for (const l of s.open) for (const a of l) {
           open++;
           bytes += accBytes(a);
@@ -1141,6 +1180,7 @@ export class WindowEngine {
       corrections: c[C_CORRECTIONS],
       late: { dropped: c[C_DROPPED], output: c[C_OUTPUT], reopened: c[C_REOPENED], tooLate: c[C_TOOLATE] },
       evicted: c[C_EVICTED],
+      duplicates: c[C_DUPLICATES],
     };
   }
 

@@ -142,6 +142,24 @@ test('at most maxInFlight messages wait for confirmation: reading pauses, then g
   expect(windowStats()).toMatchObject({ inFlight: 0, acknowledged: 6 });
 });
 
+test('a full window holds reading longer than the keepalive without the connection being taken for dead', async () => {
+  const id = freshClientId();
+  await load([inNode(id, { maxInFlight: 2, keepalive: 1 }), { id: 'out', type: 'helper', z: 'tab1' }]);
+  await connected();
+  const out = record('out');
+  for (let n = 0; n < 4; n++) await publish('devices/k/telemetry', `{"n":${n}}`);
+  await until('2 messages', () => out.length === 2);
+  // 3 s held: twice mqtt.js's keepalive timeout (1.5 x 1 s) for a client that handles no packet.
+  await sleep(3000);
+  for (let i = 0; i < 4; i++) {
+    await until(`message ${i + 1}`, () => out.length > i);
+    settleAck(out[i], 'durable');
+  }
+  expect(texts(out)).toEqual([0, 1, 2, 3].map((n) => `{"n":${n}}`));
+  // No reconnect in between: every message was acknowledged on the connection it came on.
+  expect(windowStats()).toMatchObject({ inFlight: 0, received: 4, acknowledged: 4, unacknowledged: 0 });
+});
+
 test('QoS 0 messages carry no token; "confirm at once" topics leave on output 2, untracked', async () => {
   const id = freshClientId();
   await load([inNode(id, { confirmOnReceipt: 'devices/+/status' }, [['out'], ['status']]), { id: 'out', type: 'helper', z: 'tab1' }, { id: 'status', type: 'helper', z: 'tab1' }]);

@@ -57,6 +57,7 @@ describe('engineOptions and parseWindowConfig', () => {
       counters: [],
       percentiles: true,
       booleans: 'count',
+      dedupe: false,
     });
     expect(parseWindowConfig(cfg()).node).toEqual({ tickMs: 1000, persist: true, snapshotMs: 60_000, output: 'batch', catchRejects: false, timeZone: 'UTC' });
   });
@@ -83,8 +84,10 @@ describe('engineOptions and parseWindowConfig', () => {
       snapshotInterval: '60s',
       output: 'batch',
       catchRejects: false,
+      dedupe: true,
     });
-    expect(engineOptions(dialog)).toEqual(engineOptions(cfg()));
+    // New nodes drop redelivered readings; a saved flow without the setting (older) keeps counting them.
+    expect(engineOptions(dialog)).toEqual(engineOptions(cfg({ dedupe: true })));
     expect(parseWindowConfig(dialog).node).toEqual(parseWindowConfig(cfg()).node);
   });
 
@@ -96,7 +99,7 @@ describe('engineOptions and parseWindowConfig', () => {
     new Function('RED', js)(RED);
     const saved = Object.fromEntries(Object.entries(def!.defaults).map(([k, d]) => [k, d.value])) as unknown as WindowConfig;
     expect(saved).toMatchObject({ levels: '1m,1h,1d', lateness: '30s', latePolicy: 'reopen', tick: '1s', snapshotInterval: '60s', v: 1 });
-    expect(engineOptions({ ...saved, id: 'n1' })).toEqual(engineOptions(cfg()));
+    expect(engineOptions({ ...saved, id: 'n1' })).toEqual(engineOptions(cfg({ dedupe: true })));
     expect(parseWindowConfig({ ...saved, id: 'n1' }).node).toEqual(parseWindowConfig(cfg()).node);
     // The editor's own checks agree with the runtime's on the defaults.
     for (const [k, d] of Object.entries(def!.defaults)) if (d.validate) expect([k, d.validate.call({}, d.value)]).toEqual([k, true]);
@@ -124,6 +127,7 @@ describe('engineOptions and parseWindowConfig', () => {
         snapshotInterval: '10s',
         output: 'each',
         catchRejects: 'true',
+        dedupe: 'true',
       }),
     );
     expect(p.engine).toEqual({
@@ -140,6 +144,7 @@ describe('engineOptions and parseWindowConfig', () => {
       counters: ['energy', 'packets'],
       percentiles: false,
       booleans: 'number',
+      dedupe: true,
     });
     expect(p.node).toEqual({ tickMs: 250, persist: false, snapshotMs: 10_000, output: 'each', catchRejects: true, timeZone: 'Europe/Madrid' });
   });
@@ -355,6 +360,7 @@ describe('status line', () => {
     corrections: 0,
     late: { dropped: 0, output: 0, reopened: 0, tooLate: 0 },
     evicted: 0,
+    duplicates: 0,
     ...over,
   });
   const _ = (key: string, subs?: Record<string, unknown>): string => (subs ? `${key} ${JSON.stringify(subs)}` : key);

@@ -516,3 +516,42 @@ describe('cascade 1m > 1h > 1d equals aggregating the raw data directly', () => 
     }
   });
 });
+
+describe('redelivered readings (at-least-once ingest delivers a message again after a reconnect)', () => {
+  test('a value at a (series, ts) already taken is not counted again; other series and newer times are', () => {
+    const e = new WindowEngine({ levels: ['1m'], lateness: 0, dedupe: true });
+    const rs: Reading[] = [
+      { device: 'd', ts: T0 + 1000, metrics: { v: 1, w: 5 } },
+      { device: 'd', ts: T0 + 2000, metrics: { v: 2 } },
+      { device: 'd', ts: T0 + 1000, metrics: { v: 1, w: 5 } },
+      { device: 'e', ts: T0 + 1000, metrics: { v: 10 } },
+      { device: 'd', ts: T0 + 2000, metrics: { v: 2, w: 6 } },
+    ];
+    for (const r of rs) e.ingest(r);
+    const out = e.flush().rollups;
+    const of = (device: string, metric: string): WindowRollup | undefined => out.find((r) => r.device === device && r.metric === metric);
+    expect([of('d', 'v')?.count, of('d', 'v')?.sum]).toEqual([2, 3]);
+    // w at T0+2000 is new for series w, even though v was already seen at that time.
+    expect([of('d', 'w')?.count, of('d', 'w')?.sum]).toEqual([2, 11]);
+    expect([of('e', 'v')?.count, of('e', 'v')?.sum]).toEqual([1, 10]);
+    expect(e.stats().duplicates).toBe(3);
+  });
+
+  test('only the last 16 times of a series are remembered', () => {
+    const e = new WindowEngine({ levels: ['1m'], lateness: 60_000, dedupe: true });
+    for (let i = 0; i < 20; i++) e.ingest({ device: 'd', ts: T0 + i * 100, metrics: { v: 1 } });
+    e.ingest({ device: 'd', ts: T0 + 19 * 100, metrics: { v: 1 } }); // remembered: a duplicate
+    e.ingest({ device: 'd', ts: T0, metrics: { v: 1 } }); // forgotten: counted again
+    const out = e.flush().rollups;
+    expect(out.find((r) => r.metric === 'v')?.count).toBe(21);
+    expect(e.stats().duplicates).toBe(1);
+  });
+
+  test('without dedupe (the default) two readings at one time both count', () => {
+    const e = new WindowEngine({ levels: ['1m'], lateness: 0 });
+    e.ingest({ device: 'd', ts: T0 + 1000, metrics: { v: 1 } });
+    e.ingest({ device: 'd', ts: T0 + 1000, metrics: { v: 1 } });
+    expect(e.flush().rollups.find((r) => r.metric === 'v')?.count).toBe(2);
+    expect(e.stats().duplicates).toBe(0);
+  });
+});
