@@ -41,6 +41,11 @@ export interface AckWindowOptions {
   timeoutMs: number;
   /** Sends the PUBACK of a message id on the current connection. */
   sendAck: (messageId: number) => void;
+  /**
+   * Called when a message of the current connection is released 'lost' (the store could not keep it): the
+   * broker delivers it again only on a new connection, so the input reconnects.
+   */
+  onLost?: () => void;
   now?: () => number;
 }
 
@@ -90,7 +95,7 @@ export class AckWindow {
       throw new RangeError(`maxInFlight must be an integer from 1 to 65535, got ${opts.maxInFlight}`);
     }
     if (!(opts.timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${opts.timeoutMs}`);
-    this.opts = { now: Date.now, ...opts };
+    this.opts = { now: Date.now, onLost: () => undefined, ...opts };
     this.id = `${name}.${++instances}`;
     windows.set(this.id, this);
   }
@@ -173,6 +178,7 @@ export class AckWindow {
   /** Acknowledges the settled prefix of the queue, in arrival order. */
   private release(): void {
     const q = this.queue;
+    let lost = false;
     while (this.head < q.length && q[this.head].outcome !== undefined) {
       const e = q[this.head++];
       this.bySeq.delete(e.seq);
@@ -183,6 +189,7 @@ export class AckWindow {
         this.opts.sendAck(e.messageId);
       } else {
         this.counts.unacknowledged++;
+        if (e.outcome === 'lost' && e.epoch === this.epoch && this.connected) lost = true;
       }
       if (e.outcome === 'timeout') this.counts.timedOut++;
     }
@@ -191,6 +198,7 @@ export class AckWindow {
       this.head = 0;
     }
     while (this.roomWaiters.length > 0 && !this.full()) (this.roomWaiters.shift() as () => void)();
+    if (lost) this.opts.onLost();
   }
 }
 

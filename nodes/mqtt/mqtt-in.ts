@@ -56,7 +56,18 @@ export = function register(RED: NodeAPI): void {
       sendAck: (messageId) => {
         if (client?.connected) (client as unknown as PacketSender)._sendPacket({ cmd: 'puback', messageId });
       },
+      // The store could not keep a message (its spool full): it stays unacknowledged, and the broker sends it again
+      // on a new connection, so the connection is dropped (once a second at most) and mqtt.js reconnects.
+      onLost: () => {
+        if (lostTimer !== undefined) return;
+        lostTimer = setTimeout(() => {
+          lostTimer = undefined;
+          node.warn(RED._(`${TYPE}.errors.lost`));
+          client?.stream?.destroy();
+        }, 1000);
+      },
     });
+    let lostTimer: NodeJS.Timeout | undefined;
     const confirmAtOnce = (topic: string): boolean => o.confirmOnReceipt.some((f) => topicMatches(f, topic));
 
     const status = new LazyStatus(node, (): NodeStatus => {
@@ -183,6 +194,7 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (_removed, done) => {
       clearInterval(sweeper);
+      if (lostTimer !== undefined) clearTimeout(lostTimer);
       paused(false);
       status.close();
       // Whatever is still in flight stays unacknowledged: the broker delivers it again to the next session.

@@ -8,7 +8,9 @@
  * - the runtime killed with SIGKILL under load and started again on the same DATA_DIR: nothing lost
  *   (what it held unacknowledged comes again from the broker's session; the store keeps one copy);
  * - mosquitto stopped under load, down for 2 s, and started again on its persistence file: nothing lost
- *   (publishers and the runtime reconnect; the broker delivers what it had queued or in flight).
+ *   (publishers and the runtime reconnect; the broker delivers what it had queued or in flight);
+ * - a burst faster than the store (embedded broker and store): the writer spills to its disk spool instead of
+ *   refusing the newest batch, every message is acknowledged, every reading stored.
  */
 import * as mqtt from 'mqtt';
 import { LoadGenerator, expectedOf, failedOf, readSeqsViaApi, reportLine, tally, type CheckReport } from '../../runtime/loadgen';
@@ -117,4 +119,21 @@ test('mosquitto stopped under load and started again (persistence): every readin
   expect(res.failed).toBe(0);
   expect(res.readings).toBeGreaterThanOrEqual(RATE * (SECONDS - 4) * 0.9);
   await everyReadingStored(rt, gen, start, res.readings);
+});
+
+test('a burst faster than the store (batches of 100 readings at 20,000 readings/s, embedded broker and store): nothing refused, every reading stored', async () => {
+  rt = await startRuntime();
+  const runtime = rt;
+  const gen = new LoadGenerator({ url: `mqtt://127.0.0.1:${runtime.mqttPort}`, devices: DEVICES, prefix: 'devices', qos: 1, connections: 4, metrics: 3, padBytes: 0, maxInFlight: 900 });
+  await gen.connect();
+  const start = Date.now();
+  const res = await gen.run({ rate: 20_000, durationMs: 3000, batch: 100 });
+  await gen.close();
+  expect(res.failed).toBe(0);
+  await everyReadingStored(runtime, gen, start, res.readings);
+  const m = await (await fetch(`${runtime.url}/api/v1/metrics`)).text();
+  const value = (re: RegExp): number => Number(re.exec(m)?.[1]);
+  expect(value(/thingwire_store_rejected_lines_total\{store="tw.store"\} (\S+)/)).toBe(0);
+  expect(value(/thingwire_ingest_messages_total\{node="tw.starter.mqttin",outcome="unacknowledged"\} (\S+)/)).toBe(0);
+  expect(value(/thingwire_ingest_messages_total\{node="tw.starter.mqttin",outcome="acknowledged"\} (\S+)/)).toBe(res.messages);
 });

@@ -55,6 +55,25 @@ describe('AckWindow', () => {
     expect(w.stats()).toMatchObject({ inFlight: 0, acknowledged: 1, unacknowledged: 1 });
   });
 
+  test("a 'lost' message of the current connection calls onLost once per release (the input reconnects)", () => {
+    let lost = 0;
+    const w = new AckWindow('x', { maxInFlight: 10, timeoutMs: 0, sendAck: () => undefined, onLost: () => lost++ });
+    windowsToClose.push(w);
+    w.connect();
+    const a = w.track(1, 't');
+    const b = w.track(2, 't');
+    settleAck({ [ACK_PROPERTY]: b }, 'lost');
+    expect(lost).toBe(0); // not released yet: a is still in flight before it
+    settleAck({ [ACK_PROPERTY]: a }, 'lost');
+    expect(lost).toBe(1);
+    // A message of an old connection lost: it comes again anyway, no reconnect asked.
+    const c = w.track(3, 't');
+    w.disconnect();
+    w.connect();
+    settleAck({ [ACK_PROPERTY]: c }, 'lost');
+    expect(lost).toBe(1);
+  });
+
   test('messages of an earlier connection are never acknowledged on the new one (their packet ids are stale)', () => {
     const { w, acks } = open();
     const old = w.track(7, 't');

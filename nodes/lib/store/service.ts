@@ -179,8 +179,10 @@ export class StoreService {
     this.id = opts.id;
     this.backend = createBackend(opts.settings, opts.dataDir, opts.embeddedFile, opts.createDatabase);
     this.description = opts.settings.backend === 'embedded' ? this.backend.description : describeStoreSettings(opts.settings);
-    // The embedded store is a local file: a spool in front of it would only write the data twice.
-    if (opts.settings.backend !== 'embedded') {
+    // Every store has a spool, the embedded one too: it is touched only when memory holds more batches than
+    // allowed (a burst faster than the store, or an outage); without it the embedded store's writer refused the
+    // newest batch (memory_full), data lost under a burst that a disk spool keeps.
+    {
       this.spool = new DiskSpool(path.join(opts.dataDir, 'spool', safeDirName(opts.id)), {
         maxBytes: opts.spoolMaxBytes,
         policy: opts.spoolPolicy ?? 'reject-new',
