@@ -645,7 +645,9 @@ export async function readSeqsViaApi(
   while (todo.length > 0) {
     const next: typeof todo = [];
     for (const t of todo) {
-      const u = `${apiBase}/api/v1/series?devices=${encodeURIComponent(t.devices.join(','))}&fields=${encodeURIComponent(field)}&start=${t.from}&end=${end}`;
+      // maxPoints=0: every point (the API downsamples to 1,000 points a series by default, which hid readings from
+      // the checker once a device had more than that in the range: a one-hour soak at 2.5 readings/s per device).
+      const u = `${apiBase}/api/v1/series?devices=${encodeURIComponent(t.devices.join(','))}&fields=${encodeURIComponent(field)}&start=${t.from}&end=${end}&maxPoints=0`;
       const res = await fetch(u, { headers: opts.headers, signal: AbortSignal.timeout(60_000) });
       const text = await res.text();
       if (res.status !== 200) throw new Error(`GET ${u} answered ${res.status}: ${text.slice(0, 300)}`);
