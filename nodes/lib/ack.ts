@@ -225,11 +225,6 @@ export function settleAck(msg: { [key: string]: unknown } | null | undefined, ou
   return n;
 }
 
-/** True when the message carries an MQTT delivery token. */
-export function hasAck(msg: { [key: string]: unknown } | null | undefined): boolean {
-  return msg?.[ACK_PROPERTY] !== undefined;
-}
-
 /** The stats of every open window (for /api/v1/metrics), by window id. */
 export function ackWindowStats(): Array<{ id: string; stats: AckStats }> {
   return [...windows.values()].map((w) => ({ id: w.id, stats: w.stats() }));

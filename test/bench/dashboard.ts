@@ -64,7 +64,7 @@ import { loadShippedFlows } from '../../runtime/seed';
 import { createFleet, deviceId, reading, type SimFleet, type SimPayload } from '../../runtime/sim-model';
 import { launchChromium } from '../support/browser';
 import { ROOT, sleep, startRuntime as startBuiltRuntime, tmpDir, waitFor } from '../support/services';
-import { cpuMs, loadavg, machineCpu, pct, rssMB } from './proc';
+import { cleanupAll, cpuMs, guardProcess, loadavg, machineCpu, onCleanup, pct, rssMB } from './proc';
 
 const OUT_FILE = path.join(ROOT, 'test-output', 'dashboard-bench.json');
 const SCREENSHOT = path.join(ROOT, 'test-output', 'dashboard-bench-1y.png');
@@ -137,38 +137,6 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Clean-up and the watchdog
-
-const cleanups: Array<() => void> = [];
-
-/** Synchronous, best effort: kills what is still running and removes the data directory. */
-function cleanupAll(): void {
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      c();
-    } catch {
-      // best effort on the way out
-    }
-  }
-}
-
-function startWatchdog(ms: number): void {
-  const t = setTimeout(() => {
-    console.error(`dashboard bench: not finished after ${Math.round(ms / 1000)} s; stopping (load average ${loadavg()})`);
-    cleanupAll();
-    process.exit(1);
-  }, ms);
-  t.unref();
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      cleanupAll();
-      process.exit(130);
-    });
-  }
-  process.once('exit', cleanupAll);
-}
-
 function log(line: string): void {
   process.stdout.write(`${line}\n`);
 }
@@ -198,7 +166,7 @@ async function startRuntime(dataDir: string): Promise<Runtime> {
   const t0 = performance.now();
   const rt = await startBuiltRuntime({ THINGWIRE_LOG_LEVEL: 'warn' }, dataDir);
   const kill = (): void => void rt.proc.kill('SIGKILL');
-  cleanups.push(kill);
+  const forget = onCleanup(kill);
   return {
     pid: rt.proc.pid ?? 0,
     url: rt.url,
@@ -206,8 +174,7 @@ async function startRuntime(dataDir: string): Promise<Runtime> {
     startMs: performance.now() - t0,
     output: rt.output,
     stop: async () => {
-      const i = cleanups.indexOf(kill);
-      if (i >= 0) cleanups.splice(i, 1);
+      forget();
       await rt.stop();
     },
   };
@@ -747,14 +714,14 @@ async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h:
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  startWatchdog((args.quick ? 2 : 15) * 60_000);
+  guardProcess('dashboard bench', (args.quick ? 2 : 15) * 60_000);
   const started = performance.now();
   const cpus = os.cpus();
   log(`dashboard bench${args.quick ? ' (quick)' : ''}${args.noLiveCharts ? ', the starter\'s per-reading charts unwired' : ''}: node ${process.version}, ${cpus.length} cpu(s) ${cpus[0]?.model ?? ''}, load average ${loadavg()}`);
 
   fs.mkdirSync(path.dirname(OUT_FILE), { recursive: true });
   const dataDir = tmpDir('dashboard-bench');
-  cleanups.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  onCleanup(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   const fleet = createFleet({ count: args.devices, seed: 1, origin: Date.now() - 365 * DAY });
   const device = deviceId(0, args.devices);
   seedFlows(dataDir, args.noLiveCharts);
@@ -763,7 +730,7 @@ async function main(): Promise<void> {
   log(`  ${written.lines.toLocaleString('en')} points, ${written.values.toLocaleString('en')} values in ${written.seconds.toFixed(1)} s; file ${written.fileMB.toFixed(0)} MB`);
 
   const browser = await launchChromium();
-  cleanups.push(() => void browser.close().catch(() => undefined));
+  onCleanup(() => void browser.close().catch(() => undefined));
   const h: HistoryResult = { cold: {}, warm: {}, underLoad: {}, runtimeStartMs: [], pageLoadMs: [] };
   for (const r of RANGES) {
     h.cold[r.id] = { page: [], api: [] };

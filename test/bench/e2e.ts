@@ -57,7 +57,7 @@ import {
   type PhaseResult,
 } from '../../runtime/loadgen';
 import { ROOT, sleep, startRuntime as startBuiltRuntime, tmpDir, waitFor } from '../support/services';
-import { cpuMs, loadavg, pct, rssMB } from './proc';
+import { cleanupAll, cpuMs, guardProcess, loadavg, onCleanup, pct, rssMB } from './proc';
 
 const OUT_FILE = path.join(ROOT, 'test-output', 'e2e-bench.json');
 
@@ -115,17 +115,6 @@ function parseArgs(argv: string[]): Args {
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-const cleanups: Array<() => void> = [];
-
-function cleanupAll(): void {
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      c();
-    } catch {
-      // best effort on the way out
-    }
-  }
-}
 
 function log(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -151,7 +140,7 @@ async function startRuntime(label: string): Promise<Runtime> {
     rt.proc.kill('SIGKILL');
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
-  cleanups.push(kill);
+  const forget = onCleanup(kill);
   return {
     pid: rt.proc.pid ?? 0,
     url: rt.url,
@@ -159,8 +148,7 @@ async function startRuntime(label: string): Promise<Runtime> {
     dataDir,
     output: rt.output,
     stop: async () => {
-      const i = cleanups.indexOf(kill);
-      if (i >= 0) cleanups.splice(i, 1);
+      forget();
       await rt.stop();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
@@ -432,22 +420,7 @@ async function deployBaseline(rt: Runtime): Promise<string> {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const watchdog = setTimeout(
-    () => {
-      console.error(`e2e bench: not finished after ${args.quick ? 5 : 40} min; stopping (load average ${loadavg()})`);
-      cleanupAll();
-      process.exit(1);
-    },
-    (args.quick ? 5 : 40) * 60_000,
-  );
-  watchdog.unref();
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      cleanupAll();
-      process.exit(130);
-    });
-  }
-  process.once('exit', cleanupAll);
+  guardProcess('e2e bench', (args.quick ? 5 : 40) * 60_000);
 
   const probes = Array.from({ length: PROBES }, (_, i) => Math.floor((i * args.devices) / PROBES));
   const loadStart = os.loadavg();

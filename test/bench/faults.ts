@@ -30,7 +30,7 @@ import * as path from 'node:path';
 import { LoadGenerator, expectedOf, failedOf, readSeqsViaApi, reportLine, tally, type CheckReport, type PhaseResult } from '../../runtime/loadgen';
 import { ROOT, sleep, startMosquitto, startRuntime, tmpDir, waitFor, type Mosquitto, type Runtime } from '../support/services';
 import { startInfluxV1, type InfluxV1Service } from '../support/tsdb';
-import { rssMB } from './proc';
+import { guardProcess, onCleanup, rssMB } from './proc';
 
 interface Args {
   warmup: number;
@@ -167,6 +167,10 @@ async function scenario(name: string, args: Args, opts: { influx?: boolean; seco
   if (influx) Object.assign(env, { INFLUX_URL: influx.url, INFLUX_VERSION: '1', INFLUX_DB: 'thingwire' });
   const dataDir = tmpDir(`faults-${name}`);
   const ctx: Ctx = { broker, influx, env, dataDir, rt: await startRuntime(env, dataDir), mqttUrl, log: (s) => console.log(`  [${((Date.now() - t0) / 1000).toFixed(0)} s] ${s}`) };
+  // Killed on an early exit (an exception, Ctrl-C, the watchdog); stopped the normal way at the end.
+  const forget = onCleanup(() => {
+    for (const p of [ctx.rt.proc, ctx.broker.proc, ctx.influx?.proc]) p?.kill('SIGKILL');
+  });
   const sampler = new Sampler(
     () => ctx.rt.proc.pid,
     () => ctx.rt.url,
@@ -225,6 +229,7 @@ async function scenario(name: string, args: Args, opts: { influx?: boolean; seco
   await ctx.rt.stop();
   await influx?.stop();
   await ctx.broker.stop();
+  forget();
   if (report.missing !== 0) process.exitCode = 1;
 }
 
@@ -241,6 +246,8 @@ interface Ctx {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  // The long loads, plus an hour for the short scenarios, start-ups and checking the store.
+  guardProcess('faults', ((args.soak ?? 0) + (args.storeDown ?? 0) + 3600) * 1000);
   if (args.storeDown !== undefined) {
     const down = args.storeDown;
     await scenario('store-down', args, {

@@ -1,6 +1,7 @@
 /**
- * What the standalone bench scripts (alert-latency, dashboard, e2e) measure about processes and the machine, and
- * their percentile: one copy instead of one per script. Linux /proc; NaN where it is not there.
+ * What the standalone bench scripts (alert-latency, dashboard, e2e, retention, faults) measure about processes and
+ * the machine, their percentile, and the clean-up they need however they end: one copy instead of one per script.
+ * Linux /proc; NaN where it is not there.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -49,4 +50,52 @@ export function loadavg(): string {
 export function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+// ---- clean-up on the way out -------------------------------------------------------------------------------------
+
+/**
+ * What a bench script must undo however it ends (servers to kill, directories to remove): run newest first, each
+ * best effort, by cleanupAll() and, once guardProcess() is called, on exit, SIGINT/SIGTERM and the watchdog.
+ */
+const cleanups: Array<() => void> = [];
+
+/** Registers `fn`; the returned function unregisters it (when the thing was stopped the normal way). */
+export function onCleanup(fn: () => void): () => void {
+  cleanups.push(fn);
+  return () => {
+    const i = cleanups.indexOf(fn);
+    if (i >= 0) cleanups.splice(i, 1);
+  };
+}
+
+/** Runs every registered clean-up, newest first, synchronously and best effort. */
+export function cleanupAll(): void {
+  for (const c of cleanups.splice(0).reverse()) {
+    try {
+      c();
+    } catch {
+      // best effort on the way out
+    }
+  }
+}
+
+/**
+ * Cleans up on SIGINT/SIGTERM (exit 130) and on exit, and stops the script with exit 1 when it has not finished
+ * after `watchdogMs` (saying so on stderr with the load average).
+ */
+export function guardProcess(name: string, watchdogMs: number): void {
+  const t = setTimeout(() => {
+    console.error(`${name}: not finished after ${Math.round(watchdogMs / 1000)} s; stopping (load average ${loadavg()})`);
+    cleanupAll();
+    process.exit(1);
+  }, watchdogMs);
+  t.unref();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      cleanupAll();
+      process.exit(130);
+    });
+  }
+  process.once('exit', cleanupAll);
 }

@@ -47,6 +47,7 @@ import { InfluxV1Backend } from '../../nodes/lib/store/influx-v1';
 import type { Point, QueryResult, RangeQuery, StoreBackend } from '../../nodes/lib/store/types';
 import { ROOT, tmpDir } from '../support/services';
 import { removeDataDir, startInfluxV1, type InfluxV1Service } from '../support/tsdb';
+import { cleanupAll, guardProcess, loadavg, onCleanup } from './proc';
 
 /** Repository root, from dist/test/bench/retention.js (or test/bench/retention.ts). */
 const OUT_FILE = path.join(ROOT, 'test-output', 'retention-bench.json');
@@ -116,38 +117,12 @@ function parseArgs(argv: string[]): Args {
 // ---------------------------------------------------------------------------------------------
 // Clean-up and the watchdog
 
-const cleanups: Array<() => void> = [];
-
-function cleanupAll(): void {
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      c();
-    } catch {
-      // best effort on the way out
-    }
-  }
-}
-
 function scratchDir(prefix: string): string {
   const d = tmpDir(prefix);
-  cleanups.push(() => fs.rmSync(d, { recursive: true, force: true }));
+  onCleanup(() => fs.rmSync(d, { recursive: true, force: true }));
   return d;
 }
 
-function startWatchdog(ms: number): void {
-  const t = setTimeout(() => {
-    console.error(`retention bench: not finished after ${Math.round(ms / 1000)} s; stopping (load average ${loadavg()})`);
-    cleanupAll();
-    process.exit(1);
-  }, ms);
-  t.unref();
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      cleanupAll();
-      process.exit(130);
-    });
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Data
@@ -612,7 +587,7 @@ async function influxMoves(args: Args, dir: string): Promise<{ server: string; i
     influx?.proc.kill('SIGKILL');
     removeDataDir(influx);
   };
-  cleanups.push(kill);
+  const forget = onCleanup(kill);
   try {
     influx = await startInfluxV1();
     const server = (await fetch(`${influx.url}/ping`)).headers.get('x-influxdb-version') ?? '1.x';
@@ -634,7 +609,7 @@ async function influxMoves(args: Args, dir: string): Promise<{ server: string; i
   } finally {
     await influx?.stop();
     removeDataDir(influx);
-    cleanups.splice(cleanups.indexOf(kill), 1);
+    forget();
   }
 }
 
@@ -643,7 +618,6 @@ async function influxMoves(args: Args, dir: string): Promise<{ server: string; i
 
 const fmt = (v: number, digits = 0): string => v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const fmtBytes = (b: number): string => (b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : `${(b / 1e3).toFixed(1)} kB`);
-const loadavg = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ');
 const log = (s: string): void => console.log(s);
 
 function table(headers: string[], rows: string[][], right: boolean[]): string {
@@ -700,7 +674,7 @@ function yearTable(y: YearFigures): string {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  startWatchdog((args.quick ? 3 : 30) * 60_000 + (args.influx ? 5 * 60_000 : 0));
+  guardProcess('retention bench', (args.quick ? 3 : 30) * 60_000 + (args.influx ? 5 * 60_000 : 0));
   const cpus = os.cpus();
   const machine = { cpus: cpus.length, model: cpus[0]?.model ?? '', node: process.version, platform: `${os.platform()} ${os.release()}`, loadavgStart: os.loadavg(), loadavgEnd: [] as number[] };
   log(`retention bench${args.quick ? ' (quick)' : ''}: node ${process.version}, ${cpus.length} cpu(s) ${machine.model}, load average ${loadavg()}`);

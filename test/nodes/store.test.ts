@@ -133,7 +133,7 @@ describe('backend selection', () => {
     expect(store.service?.backend.kind).toBe('embedded');
     expect(store.service?.description).toBe(`embedded (DuckDB) ${file}`);
     // A spool there too: used only when a burst outruns the file (then nothing is refused for memory_full).
-    expect(store.service?.spool?.size()).toEqual({ batches: 0, bytes: 0 });
+    expect(store.service?.spool.size()).toEqual({ batches: 0, bytes: 0 });
     expect(errorCalls(getNode('store1'))).toEqual([]);
 
     await request('w1', { payload: reading('d1', T0, { temperature: 21.5 }) }, [out.ok, out.bad]);

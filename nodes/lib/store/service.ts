@@ -168,7 +168,7 @@ export class StoreService {
   readonly description: string;
   readonly backend: StoreBackend;
   readonly writer: BatchWriter;
-  readonly spool?: DiskSpool;
+  readonly spool: DiskSpool;
   private readonly listeners = new Set<StoreListener>();
   private readonly unregister: () => void;
   /** Reads across retention tiers, when a thingwire-retention node manages this store. */
@@ -182,16 +182,14 @@ export class StoreService {
     // Every store has a spool, the embedded one too: it is touched only when memory holds more batches than
     // allowed (a burst faster than the store, or an outage); without it the embedded store's writer refused the
     // newest batch (memory_full), data lost under a burst that a disk spool keeps.
-    {
-      this.spool = new DiskSpool(path.join(opts.dataDir, 'spool', safeDirName(opts.id)), {
-        maxBytes: opts.spoolMaxBytes,
-        policy: opts.spoolPolicy ?? 'reject-new',
-        onCorrupt: (c) => {
-          const message = `spool file ${c.file} is unreadable (${c.reason}); moved to ${c.movedTo ?? '(gone)'}`;
-          for (const l of this.listeners) l.onCorrupt?.(message);
-        },
-      });
-    }
+    this.spool = new DiskSpool(path.join(opts.dataDir, 'spool', safeDirName(opts.id)), {
+      maxBytes: opts.spoolMaxBytes,
+      policy: opts.spoolPolicy ?? 'reject-new',
+      onCorrupt: (c) => {
+        const message = `spool file ${c.file} is unreadable (${c.reason}); moved to ${c.movedTo ?? '(gone)'}`;
+        for (const l of this.listeners) l.onCorrupt?.(message);
+      },
+    });
     this.writer = new BatchWriter({
       backend: this.backend,
       spool: this.spool,
