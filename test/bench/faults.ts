@@ -18,7 +18,7 @@
  * --broker-restart N   mosquitto is stopped (2 s down) and started again on its persistence N times (every 20 s).
  * --soak S         S seconds (default 3600) at the rate, embedded store; RSS and the V8 heap (used, from
  *                  /api/v1/metrics) every 5 s; the growth is the slope of a least-squares line through the samples
- *                  after --warmup seconds (default 600, at most a third of the run), in MB per hour, for every sample
+ *                  after --warmup seconds (default 600, at most half the run), in MB per hour, for every sample
  *                  and for the lowest sample of each 5 minutes (the floor after garbage collection). The target is
  *                  under 1 MB/h. The starter's window node keeps every closed window for its 1 h correction horizon,
  *                  so its state fills for the first hour of a run: `--soak 7200 --warmup 3600` measures the second.
@@ -202,7 +202,7 @@ async function scenario(name: string, args: Args, opts: { influx?: boolean; seco
   const rss = sampler.samples;
   const result: Record<string, unknown> = { scenario: name, args, published: res.readings, failed: res.failed, check: { ...report, perDevice: undefined }, rss };
   if (name === 'soak') {
-    const warm = Math.min(args.warmup, opts.seconds / 3);
+    const warm = Math.min(args.warmup, opts.seconds / 2);
     const after = (pts: Array<[number, number]>): Array<[number, number]> => pts.filter(([t]) => t >= warm && t <= opts.seconds);
     const floors = (pts: Array<[number, number]>): Array<[number, number]> => {
       const by = new Map<number, [number, number]>();
