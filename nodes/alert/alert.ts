@@ -13,6 +13,7 @@ import { AlertConfigError, parseAlertConfig, type AlertConfig, type AlertSetting
 import { metaOf, runControl } from './control';
 import { AlertEngine, type AlertSnapshot } from './engine';
 import { statusOf } from './status';
+import { installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-alert';
 /** The active list (output 2) and the status go out at most this often. */
@@ -35,6 +36,7 @@ function idPrefixOf(id: string): string {
 }
 
 export = function register(RED: NodeAPI): void {
+  installFastClone(RED);
   const _ = (key: string, subs?: Record<string, unknown>): string => RED._(`${TYPE}.${key}`, subs);
 
   function AlertNode(this: Node, config: AlertConfig): void {

@@ -11,10 +11,12 @@ import { onInput, rejectError, RejectedError, type Node, type NodeAPI, type Node
 import { StateFile, thingwireDataDir } from '../lib/state';
 import { parseConfig, type AnomalyConfig, type AnomalySettings } from './config';
 import { AnomalyScorer, formatDuration, type EventText, type ScorerSnapshot } from './scorer';
+import { installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-anomaly';
 
 export = function register(RED: NodeAPI): void {
+  installFastClone(RED);
   const _ = (key: string, subs?: Record<string, unknown>): string => RED._(`${TYPE}.${key}`, subs);
 
   /** Values in event messages: 6 significant digits (21.79999456660126 reads 21.8). */

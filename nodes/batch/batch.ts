@@ -9,10 +9,12 @@ import { LazyStatus } from '../lib/lazy-status';
 import { configInt, onInput, type Node, type NodeAPI } from '../lib/red';
 import { BATCHER_DEFAULTS, Batcher } from './batcher';
 import type { BatchConfig } from './config';
+import { installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-batch';
 
 export = function register(RED: NodeAPI): void {
+  installFastClone(RED);
   function BatchNode(this: Node, config: BatchConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;

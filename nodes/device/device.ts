@@ -23,6 +23,7 @@ import { deviceIdsOf } from './ids';
 import { runManage } from './manage';
 import { isMonitorState, LivenessMonitor, type MonitorChange, type MonitorState } from './monitor';
 import { LazyStatus } from '../lib/lazy-status';
+import { installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-device';
 /** A save after liveness events or device changes waits this long (more changes share it); after data only, longer. */
@@ -44,6 +45,7 @@ function positive(v: unknown): number | undefined {
 }
 
 export = function register(RED: NodeAPI): void {
+  installFastClone(RED);
   function DeviceNode(this: Node, config: DeviceConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;

@@ -4,6 +4,7 @@
  * the helpers every wrapper shares: one input handler that guarantees exactly
  * one done() per message, reject routing, and a throttled status.
  */
+import type { HooksLike } from './clone';
 import type { Reject, RejectError } from './contract';
 
 export interface NodeMessage {
@@ -50,6 +51,8 @@ export interface NodeAPI {
     cloneMessage<T>(msg: T): T;
   };
   _: (key: string, subs?: Record<string, unknown>) => string;
+  /** Node-RED's message-routing hooks (Node-RED 2+); see ./clone.ts. */
+  hooks?: HooksLike;
 }
 
 /**

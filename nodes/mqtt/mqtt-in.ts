@@ -22,6 +22,7 @@ import { LazyStatus } from '../lib/lazy-status';
 import type { Node, NodeAPI, NodeMessage, NodeStatus } from '../lib/red';
 import type { MqttInConfig } from './config';
 import { mqttInOptions } from './options';
+import { installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-mqtt-in';
 /** Given to mqtt.js's handleMessage callback: it then skips its own PUBACK (we send it when settled). */
@@ -36,6 +37,7 @@ interface MqttInNode extends Node {
 type PacketSender = { _sendPacket(packet: { cmd: 'puback'; messageId: number }, cb?: () => void): void };
 
 export = function register(RED: NodeAPI): void {
+  installFastClone(RED);
   function MqttInNode(this: MqttInNode, config: MqttInConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;

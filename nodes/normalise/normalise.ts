@@ -12,10 +12,12 @@ import { LazyStatus } from '../lib/lazy-status';
 import { configBool, configInt, onInput, rejectError, RejectedError, type Node, type NodeAPI } from '../lib/red';
 import { isTimeUnit } from '../lib/time';
 import type { NormaliseConfig } from './config';
+import { installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-normalise';
 
 export = function register(RED: NodeAPI): void {
+  installFastClone(RED);
   function NormaliseNode(this: Node, config: NormaliseConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;

@@ -11,6 +11,7 @@ import type { StoreNode } from '../store/config';
 import type { QueryConfig } from './config';
 import { planQuery, type QueryDefaults, type QueryPlan } from './spec';
 import type { QueryResult, Series } from '../lib/store/types';
+import { installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-query';
 
@@ -33,6 +34,7 @@ async function run(plan: QueryPlan, query: (q: QueryPlan['queries'][number]['que
 }
 
 export = function register(RED: NodeAPI): void {
+  installFastClone(RED);
   function QueryNode(this: Node, config: QueryConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;

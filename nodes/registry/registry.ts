@@ -6,10 +6,12 @@
 import { openRegistry } from '../lib/registry/registry';
 import type { NodeAPI } from '../lib/red';
 import { defaultTimeoutOf, registryFile, type RegistryConfig, type RegistryNode } from './config';
+import { installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-registry';
 
 export = function register(RED: NodeAPI): void {
+  installFastClone(RED);
   function RegistryNodeCtor(this: RegistryNode, config: RegistryConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;

@@ -17,6 +17,7 @@ import { Retention, type RestoreReport, type RunReport } from '../lib/retention/
 import { safeFileName, thingwireDataDir } from '../lib/state';
 import type { StoreNode } from '../store/config';
 import { parseRestore, parseRetentionConfig, RetentionConfigError, type RetentionConfig, type RetentionSettings } from './config';
+import { installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-retention';
 const MAX_DELAY_MS = 2 ** 31 - 1;
@@ -28,6 +29,7 @@ function hhmm(t: number): string {
 }
 
 export = function register(RED: NodeAPI): void {
+  installFastClone(RED);
   const _ = (key: string, subs?: Record<string, unknown>): string => RED._(`${TYPE}.${key}`, subs);
 
   function RetentionNode(this: Node, config: RetentionConfig): void {

@@ -5,8 +5,10 @@
 import type { NodeAPI } from '../lib/red';
 
 import { parseSchemaSet, type SchemasConfig, type SchemasNode } from './schema-set';
+import { installFastClone } from '../lib/clone';
 
 export = function register(RED: NodeAPI): void {
+  installFastClone(RED);
   function SchemasNodeCtor(this: SchemasNode, config: SchemasConfig): void {
     RED.nodes.createNode(this, config);
     let set = new Map<string, unknown>();

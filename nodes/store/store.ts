@@ -7,6 +7,7 @@ import { storeSettingsFromEnv, type StoreSettings } from '../lib/store/env';
 import { StoreService } from '../lib/store/service';
 import { configBool, configInt, type NodeAPI } from '../lib/red';
 import { thingwireDataDir, type StoreConfig, type StoreCredentials, type StoreNode } from './config';
+import { installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-store';
 
@@ -35,6 +36,7 @@ function settingsFrom(config: StoreConfig, creds: StoreCredentials): { settings:
 }
 
 export = function register(RED: NodeAPI): void {
+  installFastClone(RED);
   function StoreNodeCtor(this: StoreNode, config: StoreConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;

@@ -13,10 +13,12 @@ import { configBool, configInt, onInput, rejectError, RejectedError, type Node, 
 import type { SchemasNode } from '../schemas/schema-set';
 import type { SchemaSource, ValidateConfig } from './config';
 import { ValidatorEngine, describeIssues, type CompiledSchema, type ValidationIssue } from './engine';
+import { installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-validate';
 
 export = function register(RED: NodeAPI): void {
+  installFastClone(RED);
   function ValidateNode(this: Node, config: ValidateConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;

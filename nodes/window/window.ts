@@ -14,6 +14,7 @@ import { MAX_BATCH, parseWindowConfig, type NodeSettings, type WindowConfig } fr
 import { WindowEngine, type WindowEngineOptions, type WindowOutput, type WindowRollup } from './engine';
 import { WindowPersistence } from './persist';
 import { statusOf } from './status';
+import { installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-window';
 /**
@@ -27,6 +28,7 @@ const STATUS_MAX_MS = 60_000;
 type Out = NodeMessage | NodeMessage[] | null;
 
 export = function register(RED: NodeAPI): void {
+  installFastClone(RED);
   function WindowNode(this: Node, config: WindowConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;

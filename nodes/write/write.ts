@@ -20,10 +20,12 @@ import { configBool, configList, onInput, rejectError, RejectedError, type Node,
 import type { StoreNode } from '../store/config';
 import type { WriteConfig } from './config';
 import { statusOf } from './status';
+import { installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-write';
 
 export = function register(RED: NodeAPI): void {
+  installFastClone(RED);
   function WriteNode(this: Node, config: WriteConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;

@@ -169,12 +169,22 @@ export interface Runtime extends Service {
  * by default (most tests publish as arbitrary devices and are about other things);
  * pass THINGWIRE_MQTT_ANONYMOUS: '0' to test the broker's device authentication.
  */
+/** env without one variable (the runtime refuses THINGWIRE_* names it does not know). */
+function withoutKey(env: NodeJS.ProcessEnv, key: string): NodeJS.ProcessEnv {
+  const out = { ...env };
+  delete out[key];
+  return out;
+}
+
 export async function startRuntime(env: Record<string, string> = {}, dataDir = tmpDir('runtime')): Promise<Runtime> {
   const main = path.join(ROOT, 'dist', 'runtime', 'main.js');
   if (!fs.existsSync(main)) throw new Error(`${main} is missing: run npm run build first (npm test does)`);
-  const proc = spawn(process.execPath, [main], {
+  // THINGWIRE_RUNTIME_NODE_ARGS: extra node options for the runtime only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p",
+  // which NODE_OPTIONS refuses), so any test or bench script can profile the runtime it starts.
+  const nodeArgs = (process.env.THINGWIRE_RUNTIME_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+  const proc = spawn(process.execPath, [...nodeArgs, main], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', MQTT_PORT: '0', DATA_DIR: dataDir, THINGWIRE_LOG_LEVEL: 'warn', THINGWIRE_MQTT_ANONYMOUS: '1', ...env },
+    env: { ...withoutKey(process.env, 'THINGWIRE_RUNTIME_NODE_ARGS'), PORT: '0', MQTT_PORT: '0', DATA_DIR: dataDir, THINGWIRE_LOG_LEVEL: 'warn', THINGWIRE_MQTT_ANONYMOUS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const t = track(proc);
