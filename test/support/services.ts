@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { RUNTIME_NODE_FLAGS } from '../../runtime/node-flags';
 
 /** The repository root, from test/support/ or from its compiled copy in dist/test/support/. */
 export const ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..');
@@ -182,7 +183,7 @@ export async function startRuntime(env: Record<string, string> = {}, dataDir = t
   // THINGWIRE_RUNTIME_NODE_ARGS: extra node options for the runtime only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p",
   // which NODE_OPTIONS refuses), so any test or bench script can profile the runtime it starts.
   const nodeArgs = (process.env.THINGWIRE_RUNTIME_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
-  const proc = spawn(process.execPath, [...nodeArgs, main], {
+  const proc = spawn(process.execPath, [...RUNTIME_NODE_FLAGS, ...nodeArgs, main], {
     cwd: ROOT,
     env: { ...withoutKey(process.env, 'THINGWIRE_RUNTIME_NODE_ARGS'), PORT: '0', MQTT_PORT: '0', DATA_DIR: dataDir, THINGWIRE_LOG_LEVEL: 'warn', THINGWIRE_MQTT_ANONYMOUS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
