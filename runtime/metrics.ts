@@ -319,6 +319,16 @@ export class RuntimeMetrics {
         for (const w of windows()) this.set({ node: w.node }, w.stats.inFlight);
       },
     });
+    new Gauge({
+      name: `${p}ingest_in_flight_bytes`,
+      help: 'Payload bytes of the MQTT messages a thingwire-mqtt-in node has received and not yet acknowledged, per node.',
+      labelNames: ['node'],
+      registers,
+      collect() {
+        this.reset();
+        for (const w of windows()) this.set({ node: w.node }, w.stats.inFlightBytes);
+      },
+    });
     new Counter({
       name: `${p}ingest_messages_total`,
       help:

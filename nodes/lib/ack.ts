@@ -37,6 +37,11 @@ export type AckOutcome = 'durable' | 'rejected' | 'lost';
 export interface AckWindowOptions {
   /** Messages tracked at once (received, not yet acknowledged); full() says when to stop reading. */
   maxInFlight: number;
+  /**
+   * Payload bytes tracked at once (as received, before parsing); full() also when this many wait. 0 or absent:
+   * no byte bound. A message larger than the bound is still taken (alone), so nothing is stuck behind it.
+   */
+  maxInFlightBytes?: number;
   /** Unsettled messages older than this are released by sweep(); 0 = never. */
   timeoutMs: number;
   /** Sends the PUBACK of a message id on the current connection. */
@@ -52,6 +57,8 @@ export interface AckWindowOptions {
 export interface AckStats {
   /** Messages received and not yet released (acknowledged, or given up because their connection closed). */
   inFlight: number;
+  /** Their payload bytes, as given to track(). */
+  inFlightBytes: number;
   received: number;
   /** PUBACKs sent. */
   acknowledged: number;
@@ -69,6 +76,7 @@ interface Entry {
   epoch: number;
   at: number;
   topic: string;
+  bytes: number;
   outcome: AckOutcome | 'timeout' | undefined;
 }
 
@@ -83,6 +91,7 @@ export class AckWindow {
   private head = 0;
   private readonly bySeq = new Map<number, Entry>();
   private seq = 0;
+  private bytes = 0;
   private epoch = 0;
   private connected = false;
   private roomWaiters: Array<() => void> = [];
@@ -95,7 +104,10 @@ export class AckWindow {
       throw new RangeError(`maxInFlight must be an integer from 1 to 65535, got ${opts.maxInFlight}`);
     }
     if (!(opts.timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${opts.timeoutMs}`);
-    this.opts = { now: Date.now, onLost: () => undefined, ...opts };
+    if (opts.maxInFlightBytes !== undefined && !(Number.isSafeInteger(opts.maxInFlightBytes) && opts.maxInFlightBytes >= 0)) {
+      throw new RangeError(`maxInFlightBytes must be a whole number >= 0, got ${opts.maxInFlightBytes}`);
+    }
+    this.opts = { now: Date.now, onLost: () => undefined, maxInFlightBytes: 0, ...opts };
     this.id = `${name}.${++instances}`;
     windows.set(this.id, this);
   }
@@ -110,9 +122,10 @@ export class AckWindow {
     this.connected = false;
   }
 
-  /** Starts tracking a received QoS 1 message; returns the token for msg.mqttAck. */
-  track(messageId: number, topic: string): string {
-    const e: Entry = { seq: ++this.seq, messageId, epoch: this.epoch, at: this.opts.now(), topic, outcome: undefined };
+  /** Starts tracking a received QoS 1 message of `bytes` payload bytes; returns the token for msg.mqttAck. */
+  track(messageId: number, topic: string, bytes = 0): string {
+    const e: Entry = { seq: ++this.seq, messageId, epoch: this.epoch, at: this.opts.now(), topic, bytes, outcome: undefined };
+    this.bytes += bytes;
     this.queue.push(e);
     this.bySeq.set(e.seq, e);
     this.counts.received++;
@@ -149,9 +162,14 @@ export class AckWindow {
     return this.queue.length - this.head;
   }
 
-  /** True when maxInFlight messages are in flight: stop reading until whenRoom() calls back. */
+  /** Payload bytes of the messages in flight. */
+  inFlightBytes(): number {
+    return this.bytes;
+  }
+
+  /** True when maxInFlight messages, or maxInFlightBytes bytes, are in flight: stop reading until whenRoom() calls back. */
   full(): boolean {
-    return this.inFlight() >= this.opts.maxInFlight;
+    return this.inFlight() >= this.opts.maxInFlight || (this.opts.maxInFlightBytes > 0 && this.bytes >= this.opts.maxInFlightBytes);
   }
 
   /** Calls fn once there is room (at once when there is). */
@@ -161,7 +179,7 @@ export class AckWindow {
   }
 
   stats(): AckStats {
-    return { inFlight: this.inFlight(), ...this.counts };
+    return { inFlight: this.inFlight(), inFlightBytes: this.bytes, ...this.counts };
   }
 
   /** Stops tracking: the pending messages stay unacknowledged (the broker delivers them again). */
@@ -170,6 +188,7 @@ export class AckWindow {
     this.counts.unacknowledged += this.inFlight();
     this.queue = [];
     this.head = 0;
+    this.bytes = 0;
     this.bySeq.clear();
     this.roomWaiters = [];
     this.connected = false;
@@ -182,6 +201,7 @@ export class AckWindow {
     while (this.head < q.length && q[this.head].outcome !== undefined) {
       const e = q[this.head++];
       this.bySeq.delete(e.seq);
+      this.bytes -= e.bytes;
       const ackable = e.outcome !== 'lost' && e.epoch === this.epoch && this.connected;
       if (ackable) {
         this.counts.acknowledged++;

@@ -18,6 +18,8 @@ export interface MqttInConfig {
   /** '4' (MQTT 3.1.1) or '5'. */
   protocol?: string;
   maxInFlight?: number | string;
+  /** Payload megabytes waiting for confirmation at most (absent: 16). */
+  maxInFlightMB?: number | string;
   /** Seconds before an unsettled message is released (0: never). */
   ackTimeout?: number | string;
   /** MQTT 5 session expiry, seconds. */

@@ -11,7 +11,7 @@
  * the "confirm at once" topics (device status, last will), acknowledged on receipt,
  * so a flow routes them without a switch node.
  *
- * Backpressure: at most maxInFlight messages are tracked; past that the node
+ * Backpressure: at most maxInFlight messages (and maxInFlightMB of payload) are tracked; past that the node
  * stops reading from the connection (mqtt.js handleMessage's callback is held),
  * so memory stays bounded and the broker holds the rest. Subscriptions are sent
  * again after every connect the broker answers without a session.
@@ -31,6 +31,12 @@ const WARN_EVERY_MS = 60_000;
 
 interface MqttInNode extends Node {
   credentials: { user?: string; password?: string };
+}
+
+/** A payload's size for the in-flight byte bound (mqtt.js gives a Buffer; a string when a custom parser did). */
+function payloadBytes(p: unknown): number {
+  if (Buffer.isBuffer(p)) return p.length;
+  return typeof p === 'string' ? Buffer.byteLength(p) : 0;
 }
 
 /** mqtt.js's packet writer: public enough (used by its own handlers) and the only way to send a PUBACK later. */
@@ -54,6 +60,7 @@ export = function register(RED: NodeAPI): void {
     let lastWarn = 0;
     const window = new AckWindow(node.id, {
       maxInFlight: o.maxInFlight,
+      maxInFlightBytes: o.maxInFlightBytes,
       timeoutMs: o.ackTimeoutMs,
       sendAck: (messageId) => {
         if (client?.connected) (client as unknown as PacketSender)._sendPacket({ cmd: 'puback', messageId });
@@ -74,11 +81,11 @@ export = function register(RED: NodeAPI): void {
 
     const status = new LazyStatus(node, (): NodeStatus => {
       const s = window.stats();
-      const counts = { inFlight: s.inFlight, acknowledged: s.acknowledged, timedOut: s.timedOut };
+      const counts = { inFlight: s.inFlight, mb: (s.inFlightBytes / 1048576).toFixed(1), acknowledged: s.acknowledged, timedOut: s.timedOut };
       if (state !== 'connected') {
         return { fill: 'red', shape: 'ring', text: RED._(`${TYPE}.status.${state}`, { error: lastError, ...counts }) };
       }
-      const full = s.inFlight >= o.maxInFlight;
+      const full = window.full();
       return {
         fill: full || s.timedOut > 0 ? 'yellow' : 'green',
         shape: 'dot',
@@ -130,7 +137,7 @@ export = function register(RED: NodeAPI): void {
         cb();
         return;
       }
-      msg[ACK_PROPERTY] = window.track(packet.messageId, topic);
+      msg[ACK_PROPERTY] = window.track(packet.messageId, topic, payloadBytes(packet.payload));
       node.send([msg, null]);
       status.mark();
       // Hold mqtt.js's reading while the window is full: the broker keeps what we cannot take yet.
@@ -152,7 +159,13 @@ export = function register(RED: NodeAPI): void {
     let keepAwake: NodeJS.Timeout | undefined;
     function paused(on: boolean): void {
       if (on && keepAwake === undefined && o.keepaliveS > 0) {
-        keepAwake = setInterval(() => client?.reschedulePing(true), Math.max(500, (o.keepaliveS * 1000) / 3));
+        keepAwake = setInterval(() => {
+          // The broker times the connection out too when nothing comes from it (no PUBACK while the flow is stuck):
+          // a PINGREQ keeps it alive (its PINGRESP waits in the socket until reading resumes), and mqtt.js's own
+          // ping timer, which would otherwise expect that PINGRESP, is restarted.
+          if (client?.connected) client.sendPing();
+          client?.reschedulePing(true);
+        }, Math.max(500, (o.keepaliveS * 1000) / 3));
       } else if (!on && keepAwake !== undefined) {
         clearInterval(keepAwake);
         keepAwake = undefined;

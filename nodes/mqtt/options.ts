@@ -12,6 +12,7 @@ export interface MqttInOptions {
   confirmOnReceipt: string[];
   protocolVersion: 4 | 5;
   maxInFlight: number;
+  maxInFlightBytes: number;
   ackTimeoutMs: number;
   sessionExpiryS: number;
   keepaliveS: number;
@@ -22,6 +23,7 @@ export const MQTT_IN_DEFAULTS = {
   port: 1883,
   topics: 'devices/+/+',
   maxInFlight: 5000,
+  maxInFlightMB: 16,
   ackTimeoutS: 60,
   sessionExpiryS: 86_400,
   keepaliveS: 30,
@@ -72,6 +74,7 @@ export function mqttInOptions(cfg: MqttInConfig): { options: MqttInOptions; prob
       confirmOnReceipt,
       protocolVersion,
       maxInFlight: int(cfg.maxInFlight, MQTT_IN_DEFAULTS.maxInFlight, 'max in flight', 1, 65535, problems),
+      maxInFlightBytes: int(cfg.maxInFlightMB, MQTT_IN_DEFAULTS.maxInFlightMB, 'max in flight MB', 1, 4096, problems) * 1024 * 1024,
       ackTimeoutMs: int(cfg.ackTimeout, MQTT_IN_DEFAULTS.ackTimeoutS, 'confirmation timeout', 0, 86_400, problems) * 1000,
       sessionExpiryS: int(cfg.sessionExpiry, MQTT_IN_DEFAULTS.sessionExpiryS, 'session expiry', 0, 4_294_967_295, problems),
       keepaliveS: int(cfg.keepalive, MQTT_IN_DEFAULTS.keepaliveS, 'keepalive', 0, 65535, problems),

@@ -144,6 +144,7 @@ describe('GET /api/v1/metrics without API keys (open on loopback)', () => {
     expect(valueOf(ingest, 'thingwire_ingest_messages_total', { node: 'tw.starter.mqttin', outcome: 'refused' })).toBe(1);
     expect(valueOf(ingest, 'thingwire_ingest_messages_total', { node: 'tw.starter.mqttin', outcome: 'timed_out' })).toBe(0);
     expect(valueOf(ingest, 'thingwire_ingest_in_flight', { node: 'tw.starter.mqttin' })).toBe(0);
+    expect(valueOf(ingest, 'thingwire_ingest_in_flight_bytes', { node: 'tw.starter.mqttin' })).toBe(0);
 
     // Broker (the flows' own client at least), devices (none registered: anonymous publishing), the process.
     expect(valueOf(s, 'thingwire_mqtt_clients_connected')).toBeGreaterThanOrEqual(1);

@@ -128,7 +128,7 @@ test('at most maxInFlight messages wait for confirmation: reading pauses, then g
   const lastStatus = (): unknown => getNode('in1').status.getCalls().at(-1)?.args[0];
   // The status is rendered at most once a second.
   await until('the status says full', () => (lastStatus() as { fill?: string }).fill === 'yellow', 3000);
-  expect(lastStatus()).toEqual({ fill: 'yellow', shape: 'dot', text: 'full: in flight 2, reading paused' });
+  expect(lastStatus()).toEqual({ fill: 'yellow', shape: 'dot', text: 'full: in flight 2 (0.0 MB), reading paused' });
   settleAck(out[0], 'durable');
   await until('the third message', () => out.length === 3);
   await sleep(200);
@@ -142,6 +142,32 @@ test('at most maxInFlight messages wait for confirmation: reading pauses, then g
   expect(windowStats()).toMatchObject({ inFlight: 0, acknowledged: 6 });
 });
 
+test('at most maxInFlightMB of payload waits for confirmation: reading pauses at the byte bound', async () => {
+  const id = freshClientId();
+  await load([inNode(id, { maxInFlight: 100, maxInFlightMB: 1 }), { id: 'out', type: 'helper', z: 'tab1' }]);
+  await connected();
+  const out = record('out');
+  // 400 KB each: the third makes 1.2 MB waiting, past the 1 MB bound.
+  const big = (n: number): string => JSON.stringify({ n, pad: 'x'.repeat(400 * 1024) });
+  for (let n = 0; n < 5; n++) await publish("devices/d/telemetry", big(n));
+  await until('3 messages', () => out.length === 3);
+  await sleep(300);
+  expect(out).toHaveLength(3);
+  expect(windowStats()).toMatchObject({ inFlight: 3 });
+  expect(windowStats().inFlightBytes).toBe(3 * Buffer.byteLength(big(0)));
+  const lastStatus = (): unknown => getNode('in1').status.getCalls().at(-1)?.args[0];
+  await until('the status says full', () => (lastStatus() as { fill?: string }).fill === 'yellow', 3000);
+  expect(lastStatus()).toEqual({ fill: 'yellow', shape: 'dot', text: 'full: in flight 3 (1.2 MB), reading paused' });
+  settleAck(out[0], 'durable');
+  await until('the fourth message', () => out.length === 4);
+  for (let i = 1; i < 5; i++) {
+    await until(`message ${i + 1}`, () => out.length > i);
+    settleAck(out[i], 'durable');
+  }
+  expect(out.map((m) => (JSON.parse(String(m.payload)) as { n: number }).n)).toEqual([0, 1, 2, 3, 4]);
+  expect(windowStats()).toMatchObject({ inFlight: 0, inFlightBytes: 0, acknowledged: 5 });
+});
+
 test('a full window holds reading longer than the keepalive without the connection being taken for dead', async () => {
   const id = freshClientId();
   await load([inNode(id, { maxInFlight: 2, keepalive: 1 }), { id: 'out', type: 'helper', z: 'tab1' }]);
@@ -149,8 +175,9 @@ test('a full window holds reading longer than the keepalive without the connecti
   const out = record('out');
   for (let n = 0; n < 4; n++) await publish('devices/k/telemetry', `{"n":${n}}`);
   await until('2 messages', () => out.length === 2);
-  // 3 s held: twice mqtt.js's keepalive timeout (1.5 x 1 s) for a client that handles no packet.
-  await sleep(3000);
+  // 5 s held: over three times the keepalive timeout (1.5 x 1 s) of mqtt.js, for a client that handles no packet,
+  // and of the broker, for a client that sends none (nothing is settled meanwhile, so no PUBACK goes out).
+  await sleep(5000);
   for (let i = 0; i < 4; i++) {
     await until(`message ${i + 1}`, () => out.length > i);
     settleAck(out[i], 'durable');

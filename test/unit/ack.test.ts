@@ -33,7 +33,7 @@ describe('AckWindow', () => {
     expect(w.inFlight()).toBe(4);
     settleAck({ [ACK_PROPERTY]: t[0] }, 'durable');
     expect(acks).toEqual([11, 12, 13]);
-    expect(w.stats()).toEqual({ inFlight: 1, received: 4, acknowledged: 3, rejected: 1, unacknowledged: 0, timedOut: 0 });
+    expect(w.stats()).toEqual({ inFlight: 1, inFlightBytes: 0, received: 4, acknowledged: 3, rejected: 1, unacknowledged: 0, timedOut: 0 });
   });
 
   test('settling is idempotent: the first settle of a token wins (fan-out clones carry the same token)', () => {
@@ -107,6 +107,37 @@ describe('AckWindow', () => {
     expect(called).toEqual(['x']);
     w.whenRoom(() => called.push('y'));
     expect(called).toEqual(['x', 'y']);
+  });
+
+  test('full() also at maxInFlightBytes of payload; a message larger than the bound is still taken, alone', () => {
+    const acks: number[] = [];
+    const w = new AckWindow('bytes', { maxInFlight: 100, maxInFlightBytes: 1000, timeoutMs: 0, sendAck: (id) => acks.push(id) });
+    windowsToClose.push(w);
+    w.connect();
+    const a = w.track(1, 't', 600);
+    expect(w.full()).toBe(false);
+    const b = w.track(2, 't', 400);
+    expect(w.full()).toBe(true);
+    expect(w.stats()).toMatchObject({ inFlight: 2, inFlightBytes: 1000 });
+    const called: string[] = [];
+    w.whenRoom(() => called.push('room'));
+    settleAck({ [ACK_PROPERTY]: b }, 'durable');
+    // Released in arrival order: b waits for a, so its bytes still count.
+    expect(called).toEqual([]);
+    expect(w.inFlightBytes()).toBe(1000);
+    settleAck({ [ACK_PROPERTY]: a }, 'durable');
+    expect(called).toEqual(['room']);
+    expect(w.stats()).toMatchObject({ inFlight: 0, inFlightBytes: 0 });
+    const big = w.track(3, 't', 5000);
+    expect(w.full()).toBe(true);
+    settleAck({ [ACK_PROPERTY]: big }, 'rejected');
+    expect(w.full()).toBe(false);
+    expect(acks).toEqual([1, 2, 3]);
+    w.track(4, 't', 2000);
+    w.close();
+    expect(w.inFlightBytes()).toBe(0);
+    expect(() => new AckWindow('x', { maxInFlight: 1, maxInFlightBytes: -1, timeoutMs: 0, sendAck: () => undefined })).toThrow(RangeError);
+    expect(() => new AckWindow('x', { maxInFlight: 1, maxInFlightBytes: 1.5, timeoutMs: 0, sendAck: () => undefined })).toThrow(RangeError);
   });
 
   test('sweep() releases (and acknowledges) messages unsettled past the timeout, oldest first, and names a topic', () => {
@@ -200,7 +231,7 @@ describe('topic filters', () => {
 });
 
 describe('mqttInOptions', () => {
-  test('defaults: loopback 1883, stable client id from the node id, devices/+/+, 5,000 in flight, 60 s', () => {
+  test('defaults: loopback 1883, stable client id from the node id, devices/+/+, 5,000 in flight (16 MB), 60 s', () => {
     const { options, problems } = mqttInOptions({ id: 'abc123' });
     expect(problems).toEqual([]);
     expect(options).toEqual({
@@ -210,6 +241,7 @@ describe('mqttInOptions', () => {
       confirmOnReceipt: [],
       protocolVersion: 4,
       maxInFlight: 5000,
+      maxInFlightBytes: 16 * 1024 * 1024,
       ackTimeoutMs: 60_000,
       sessionExpiryS: 86_400,
       keepaliveS: 30,
@@ -226,14 +258,15 @@ describe('mqttInOptions', () => {
       confirmOnReceipt: 'devices/+/status',
       protocol: '5',
       maxInFlight: '200',
+      maxInFlightMB: '2',
       ackTimeout: '0',
     });
     expect(problems).toEqual([]);
-    expect(options).toMatchObject({ url: 'mqtts://[::1]:8883', topics: ['a/+', 'b/#', 'c'], confirmOnReceipt: ['devices/+/status'], protocolVersion: 5, maxInFlight: 200, ackTimeoutMs: 0 });
+    expect(options).toMatchObject({ url: 'mqtts://[::1]:8883', topics: ['a/+', 'b/#', 'c'], confirmOnReceipt: ['devices/+/status'], protocolVersion: 5, maxInFlight: 200, maxInFlightBytes: 2 * 1024 * 1024, ackTimeoutMs: 0 });
   });
 
   test('every problem is named', () => {
-    const { problems } = mqttInOptions({ id: 'n', host: 'mqtt://x', port: '0', clientId: 'has space', topics: 'a/#/b', confirmOnReceipt: 'x+', maxInFlight: '70000', ackTimeout: 'soon' });
+    const { problems } = mqttInOptions({ id: 'n', host: 'mqtt://x', port: '0', clientId: 'has space', topics: 'a/#/b', confirmOnReceipt: 'x+', maxInFlight: '70000', maxInFlightMB: '0', ackTimeout: 'soon' });
     expect(problems).toEqual([
       'host "mqtt://x" must be a host name or address (no scheme, path or credentials)',
       'port must be a whole number from 1 to 65535, got "0"',
@@ -241,6 +274,7 @@ describe('mqttInOptions', () => {
       'topic filter "a/#/b" uses \'#\' other than as the whole last level',
       'topic filter "x+" uses \'+\' other than as a whole level',
       'max in flight must be a whole number from 1 to 65535, got "70000"',
+      'max in flight MB must be a whole number from 1 to 4096, got "0"',
       'confirmation timeout must be a whole number from 0 to 86400, got "soon"',
     ]);
     expect(mqttInOptions({ id: 'n', topics: ' , ' }).problems).toEqual(['no topic to subscribe to']);
