@@ -15,4 +15,6 @@ export interface WriteConfig {
   catchRejects?: boolean | string;
   /** Settle msg.mqttAck (thingwire-mqtt-in's at-least-once delivery) once the points are durable. */
   confirm?: boolean | string;
+  /** 'queued' (absent: the message goes on once its points are queued) or 'durable' (once written or spooled). */
+  passOn?: string;
 }

@@ -8,6 +8,11 @@
  * With "confirm delivery" on, a message's MQTT delivery token (msg.mqttAck, from
  * thingwire-mqtt-in) is settled once its points are in the store or its disk
  * spool (or refused for good), so the broker's PUBACK means "stored".
+ * With "pass on: when durable", output 1 gets the message only once its points are
+ * written or in the disk spool (an HTTP flow answers 201 then, so an accepted
+ * request is never lost); points the server refused send it to output 2
+ * (store_rejected), and points the store could not keep (spool full) send it to
+ * output 2 (store_unavailable) and end it with an error for Catch nodes.
  */
 import { ACK_PROPERTY, settleAck, type AckOutcome } from '../lib/ack';
 import type { Reject } from '../lib/contract';
@@ -16,7 +21,7 @@ import { DEFAULT_POINT_SCHEMA, toPoints, type PointSchema } from '../lib/store/p
 import type { StoreListener } from '../lib/store/service';
 import type { WriterStats } from '../lib/store/writer';
 import { LazyStatus } from '../lib/lazy-status';
-import { configBool, configList, onInput, rejectError, RejectedError, type Node, type NodeAPI } from '../lib/red';
+import { configBool, configList, onInput, rejectError, RejectedError, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
 import type { StoreNode } from '../store/config';
 import type { WriteConfig } from './config';
 import { statusOf } from './status';
@@ -39,6 +44,9 @@ export = function register(RED: NodeAPI): void {
     const catchRejects = configBool(config.catchRejects, false);
     // Saved flows from before the option have no `confirm`: off for them (the editor's default for new nodes is on).
     const confirm = configBool(config.confirm, false);
+    const whenDurable = config.passOn === 'durable';
+    /** Messages waiting for their points to be durable (whenDurable): failed at close, so none waits forever. */
+    const waiting = new Set<(err: Error) => void>();
     const storeNode = config.store ? (RED.nodes.getNode(config.store) as StoreNode | null) : null;
     const service = storeNode?.service;
     let mappingRejects = 0;
@@ -99,7 +107,17 @@ export = function register(RED: NodeAPI): void {
       // The common case has no rejects: no array is built for it.
       const rejects: Reject[] = encoded.rejects.length === 0 ? mapped.rejects : [...mapped.rejects];
       for (const r of encoded.rejects) rejects.push(r.error.toReject(mapped.batch ? mapped.indexes[r.index] : undefined));
-      if (encoded.lines.length > 0) {
+      let durable: Promise<AckOutcome> | undefined;
+      if (encoded.lines.length > 0 && whenDurable) {
+        durable = new Promise<AckOutcome>((resolve, reject) => {
+          waiting.add(reject);
+          service.write(encoded.lines, (outcome: AckOutcome) => {
+            waiting.delete(reject);
+            if (ack !== undefined) settleAck({ [ACK_PROPERTY]: ack }, outcome);
+            resolve(outcome);
+          });
+        });
+      } else if (encoded.lines.length > 0) {
         service.write(encoded.lines, ack === undefined ? undefined : (outcome: AckOutcome) => settleAck({ [ACK_PROPERTY]: ack }, outcome));
       } else if (ack !== undefined) {
         // Nothing to store (every point refused, or an empty batch): settled, the rejects say why.
@@ -110,17 +128,39 @@ export = function register(RED: NodeAPI): void {
         const bad = encoded.lines.length > 0 ? RED.util.cloneMessage(msg) : msg;
         bad.error = rejectError(TYPE, rejects[0]);
         bad.rejects = rejects;
-        if (encoded.lines.length > 0) send([msg, null]);
+        if (encoded.lines.length > 0 && durable === undefined) send([msg, null]);
         send([null, bad]);
         showUnmappable = true;
         status.mark();
+        if (durable !== undefined) return passOnWhenDurable(msg, send, durable, catchRejects ? rejects[0] : undefined);
         if (catchRejects) throw new RejectedError(TYPE, rejects[0]);
         return;
       }
+      if (durable !== undefined) return passOnWhenDurable(msg, send, durable, undefined);
       send([msg, null]);
     });
 
+    /** whenDurable: the message goes on once the store has its points (done() waits for it). */
+    async function passOnWhenDurable(msg: NodeMessage, send: SendFn, durable: Promise<AckOutcome>, reject: Reject | undefined): Promise<void> {
+      const outcome = await durable;
+      if (outcome === 'lost') {
+        // Output 2 too, so a flow that answers someone (an HTTP request) can say "not stored, send it again".
+        msg.error = { code: 'store_unavailable', message: RED._(`${TYPE}.errors.lost`), source: TYPE };
+        send([null, msg]);
+        throw new Error(RED._(`${TYPE}.errors.lost`));
+      }
+      if (outcome === 'rejected') {
+        msg.error = { code: 'store_rejected', message: RED._(`${TYPE}.errors.store-rejected`), source: TYPE };
+        send([null, msg]);
+        return;
+      }
+      send([msg, null]);
+      if (reject !== undefined) throw new RejectedError(TYPE, reject);
+    }
+
     node.on('close', (_removed, done) => {
+      for (const fail of waiting) fail(new Error(RED._(`${TYPE}.errors.closed`)));
+      waiting.clear();
       unlisten?.();
       status.close();
       done();

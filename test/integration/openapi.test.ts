@@ -352,15 +352,15 @@ describe('OpenAPI document /api/v1/openapi.json', () => {
     expect((await api('/api/v1/streams', { json: { id: 'rl-b', device: 'rl-2' } })).status).toBe(201);
     // Requests with a wrong token do not spend the device's budget.
     for (let i = 0; i < 20; i++) expect((await write('rl', 'wrong-token', { v: i })).status).toBe(401);
-    // A full bucket holds 10: a batch of 10 passes, the next entry is refused.
-    expect((await write('rl', token, Array.from({ length: 10 }, (_, i) => ({ v: i })))).status).toBe(201);
+    // A full bucket holds 10: a batch of 10 passes, the next entry is refused. (A 201 comes once the entries are
+    // stored, up to the store's 1 s flush later, while the bucket refills: so the next request goes in meanwhile.)
+    const full = write('rl', token, Array.from({ length: 10 }, (_, i) => ({ v: i })));
+    await sleep(100);
     const refused = await write('rl', token, { v: 1 });
     expect(refused.status).toBe(429);
     expect(refused.body.error.code).toBe('rate_limited');
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(refused.body.error.details).toMatchObject({ rate: 5, burst: 10 });
-    // Another device has its own bucket.
-    expect((await write('rl-b', other, { v: 1 })).status).toBe(201);
     // ThingSpeak writes count too: /update answers 429 with "0", bulk_update a JSON 429.
     const update = await call(rt.url, `/update?api_key=${encodeURIComponent(`rl-1.${token}`)}&field1=1`, { key: null });
     expect([update.status, update.text]).toEqual([429, '0']);
@@ -369,13 +369,18 @@ describe('OpenAPI document /api/v1/openapi.json', () => {
     expect([form.status, form.text]).toEqual([429, '0']);
     const bulk = await call(rt.url, '/channels/rl/bulk_update.json', { key: null, json: { write_api_key: `rl-1.${token}`, updates: [{ delta_t: 0, field1: 1 }] } });
     expect(bulk.status).toBe(429);
+    expect((await full).status).toBe(201);
+    // Another device has its own bucket.
+    expect((await write('rl-b', other, { v: 1 })).status).toBe(201);
     // The bucket refills at 5 per second: after the wait it answers, the device writes again.
     await sleep(Number(refused.headers.get('retry-after')) * 1000);
     expect((await write('rl', token, { v: 2 })).status).toBe(201);
     // A batch bigger than the burst passes from a full bucket and leaves it in debt: 25 entries at 5/s.
     await sleep(2100);
-    expect((await write('rl', token, Array.from({ length: 25 }, (_, i) => ({ v: i })))).status).toBe(201);
+    const big = write('rl', token, Array.from({ length: 25 }, (_, i) => ({ v: i })));
+    await sleep(100);
     const debt = await write('rl', token, { v: 3 });
+    expect((await big).status).toBe(201);
     expect(debt.status).toBe(429);
     expect(Number(debt.headers.get('retry-after'))).toBeGreaterThanOrEqual(3);
   });
@@ -432,7 +437,8 @@ describe('OpenAPI document /api/v1/openapi.json', () => {
       for (const m of METHODS) for (const status of Object.keys(item[m]?.responses ?? {})) documented.push(`${m.toUpperCase()} ${tpl} ${status}`);
     }
     const missed = documented.filter((d) => !covered.has(d)).sort();
-    expect(missed).toEqual(['GET /api/v1/health 503']);
+    // 503 of entries: the store's spool full, which these tests do not bring about (the write node's own tests do).
+    expect(missed).toEqual(['GET /api/v1/health 503', 'POST /api/v1/streams/{id}/entries 503']);
   });
 
   test('the runtime logged no error or warning', () => {

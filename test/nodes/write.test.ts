@@ -510,6 +510,61 @@ describe('status', () => {
   });
 });
 
+describe('pass on when durable', () => {
+  test('the message leaves output 1 only once its points are in the store: a query right after finds them', async () => {
+    // A long flush interval: queued now, written up to 1.5 s later.
+    const out = await startEmbedded({ passOn: 'durable' }, { flushInterval: 1500 });
+    const t0 = Date.now();
+    send({ payload: [reading('dd', T0, { temperature: 1 }), reading('dd', T0 + 1000, { temperature: 2 })], topic: 'x' });
+    await settle();
+    expect(out.ok).toHaveLength(0);
+    expect(out.completes).toHaveLength(0);
+    await until('output 1', () => out.ok.length === 1, 10_000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);
+    // Read at once, not polled: the points were written before the message went on.
+    const series = await query(out, { devices: 'dd', start: T0, end: T0 + 2000 });
+    expect(series).toEqual([{ device: 'dd', field: 'temperature', points: [[T0, 1], [T0 + 1000, 2]] }]);
+    await handled(out, 1);
+    expect(out.completes).toHaveLength(1);
+    expect(out.bad).toHaveLength(0);
+  });
+
+  test('a partly refused batch: the refused part leaves output 2 at once, the rest output 1 once stored', async () => {
+    const out = await startEmbedded({ passOn: 'durable' }, { flushInterval: 800 });
+    send({ payload: [reading('dp', T0, { temperature: 3 }), { nope: true }] });
+    await until('the reject', () => out.bad.length === 1);
+    expect(out.ok).toHaveLength(0);
+    expect((out.bad[0].rejects as Reject[]).map((r) => [r.code, r.index])).toEqual([['not_a_reading', 1]]);
+    await until('output 1', () => out.ok.length === 1, 10_000);
+    expect(await query(out, { devices: 'dp', start: T0, end: T0 + 1 })).toEqual([{ device: 'dp', field: 'temperature', points: [[T0, 3]] }]);
+    await handled(out, 1);
+  });
+
+  test('InfluxDB down: the points go to the disk spool, which makes them durable, so the message goes on', async () => {
+    setDataDir(tempDir());
+    const down = `http://127.0.0.1:${await freePort()}`;
+    const out = await start({ backend: 'influxdb-v1', url: down, db: 'tw', createDb: true, flushInterval: 50 }, { passOn: 'durable' });
+    send({ payload: reading('ds', T0, { temperature: 4 }) });
+    await until('output 1', () => out.ok.length === 1, 30_000);
+    expect(storeOf().service!.stats()).toMatchObject({ written: 0 });
+    expect(storeOf().service!.stats().spooledBatches).toBeGreaterThan(0);
+    await handled(out, 1);
+    expect(out.caught).toHaveLength(0);
+  });
+
+  test('the node closing while a message waits ends that message with an error, not never', async () => {
+    const out = await startEmbedded({ passOn: 'durable' }, { flushInterval: 60_000 });
+    send({ payload: reading('dc', T0, { temperature: 5 }) });
+    await settle();
+    expect(out.completes.length + out.caught.length).toBe(0);
+    const w = getNode('w1') as unknown as { close(removed: boolean): Promise<void> };
+    await w.close(false);
+    await until('the message ended', () => out.caught.length === 1);
+    expect(String((out.caught[0].error as { message: string }).message)).toMatch(/closed before the store confirmed/);
+    expect(out.ok).toHaveLength(0);
+  });
+});
+
 describe('an InfluxDB 1.x store that is down', () => {
   let influx: InfluxV1Service | undefined;
   afterEach(async () => {

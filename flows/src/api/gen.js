@@ -319,7 +319,7 @@ add({
   z: Z,
   name: 'POST /api/v1/streams/:id/entries with a device token: one entry or an array of { ts?, ...metrics }',
   info:
-    'The device token comes from "Authorization: Bearer <token>", "X-Device-Token" or ?api_key=. The device is the stream\'s owner, else the X-Device-Id header (or ?device=, or the entries\' "device"). Each entry is checked against the stream\'s JSON Schema and stored as a reading of the device with tag stream=<id>. Answers 201 { accepted, rejected: [{ index, code, message, errors? }] }; 400 when no entry is valid (details: the rejected entries), 401 without a valid token, 403 for a disabled device or one that may not write to the stream, 404 for an unknown stream, 413 for more than 10,000 entries or 1 MiB.',
+    'The device token comes from "Authorization: Bearer <token>", "X-Device-Token" or ?api_key=. The device is the stream\'s owner, else the X-Device-Id header (or ?device=, or the entries\' "device"). Each entry is checked against the stream\'s JSON Schema and stored as a reading of the device with tag stream=<id>. Answers 201 { accepted, rejected: [{ index, code, message, errors? }] } once the accepted entries are stored (written, or in the store\'s disk spool); 400 when no entry is valid (details: the rejected entries), 401 without a valid token, 403 for a disabled device or one that may not write to the stream, 404 for an unknown stream, 413 for more than 10,000 entries or 1 MiB.',
   x: 460,
   y: 600,
   wires: [],
@@ -682,6 +682,8 @@ add({
   deviceTags: '',
   intFields: '',
   catchRejects: false,
+  // 201 only once the entries are written or in the store's disk spool: a device may forget what was answered 201.
+  passOn: 'durable',
   x: 2000,
   y: 620,
   wires: [['tw.http.write.created'], ['tw.http.write.failed']],
@@ -706,8 +708,18 @@ fn(
   'tw.http.write.failed',
   'store refused all',
   `
+// The store did not keep the entries (the write node passes on only once they are durable): the device keeps them
+// and sends them again.
+if (msg.error && (msg.error.code === 'store_unavailable' || msg.error.code === 'store_rejected')) {
+    const busy = msg.error.code === 'store_unavailable';
+    msg.statusCode = busy ? 503 : 500;
+    msg.headers = { 'content-type': 'application/json', 'cache-control': 'no-store' };
+    if (busy) msg.headers['retry-after'] = '10';
+    msg.payload = { error: { code: busy ? 'store_error' : 'internal', message: msg.error.message } };
+    return msg;
+}
 // The write node refuses what this flow already checked, so this is a safety net: it answers only when
-// nothing of the request was queued (otherwise "201 accepted" has answered already).
+// nothing of the request was queued (otherwise "201 accepted" answers once the rest is stored).
 if (!Array.isArray(msg.rejects) || msg.rejects.length < msg.api.readings.length) {
     node.warn('store refused ' + (msg.rejects ? msg.rejects.length : 0) + ' entries of stream ' + msg.api.stream + ': ' + (msg.error && msg.error.message));
     return null;

@@ -328,6 +328,7 @@ const responses = {
   TooLarge: errorResponse('The body is too large: over 1 MiB or 10,000 entries for entries and bulk updates, over 5 MB (Node-RED httpNodeMaxBodySize) for anything else.'),
   RateLimited: errorResponse('The device wrote more entries than THINGWIRE_API_RATE per second allows (burst: twice that).', retryAfter),
   NotConfigured: errorResponse('The management API is off until THINGWIRE_API_KEY is set.'),
+  StoreUnavailable: errorResponse('The store could not keep the entries (its disk spool is full): nothing of the request was stored; send it again later.', { 'Retry-After': { required: true, description: 'seconds to wait before sending again', schema: { type: 'integer', minimum: 1 } } }),
 };
 
 const page = (extra) => [q('offset', 'skip this many (default 0)', { type: 'string', pattern: '^\\d+$' }), q('limit', 'page size, 1 to 1000 (default 100)', { type: 'string', pattern: '^\\d+$' }), ...extra];
@@ -409,13 +410,14 @@ const paths = {
       parameters: [{ name: 'X-Device-Id', in: 'header', required: false, description: 'the writing device, for streams without an owner', schema: { type: 'string' } }, q('device', 'the writing device (instead of X-Device-Id)')],
       requestBody: body({ oneOf: [ref('EntryInput'), { type: 'array', minItems: 1, maxItems: 10000, items: ref('EntryInput') }] }),
       responses: {
-        201: json(ref('EntriesResult'), 'Stored; rejected lists the entries refused'),
+        201: json(ref('EntriesResult'), 'Stored (written, or in the store\'s disk spool); rejected lists the entries refused'),
         400: err('BadRequest'),
         401: err('Unauthorized'),
         403: err('Forbidden'),
         404: err('NotFound'),
         413: err('TooLarge'),
         429: err('RateLimited'),
+        503: err('StoreUnavailable'),
       },
     },
   },
