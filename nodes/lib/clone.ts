@@ -12,8 +12,10 @@
  * cloneMessage() here copies what telemetry messages hold (plain objects,
  * arrays, primitives) with plain loops, and gives up (returns undefined) on
  * anything else: a Buffer, Date, Map, class instance, function, symbol key,
- * msg.req / msg.res, or nesting deeper than MAX_DEPTH (which is where a cycle
- * ends up). The caller then uses Node-RED's own copy. For what it copies, the
+ * msg.req / msg.res, nesting deeper than MAX_DEPTH (which is where a cycle
+ * ends up), or objects and arrays of another realm (a Function node's sandbox:
+ * lodash keeps their prototype, this copy would not). The caller then uses
+ * Node-RED's own copy. For what it copies, the
  * result is what lodash's is (same keys in the same order, same values,
  * objects with a null prototype become plain objects as lodash makes them,
  * array holes become undefined), with one difference: an object reached twice

@@ -101,6 +101,8 @@ describe('cloneMessage (fast copy)', () => {
     ['msg.req (kept by reference by Node-RED)', { req: { url: '/' }, payload: 1 }],
     ['msg.res', { res: {}, payload: 1 }],
     ['a typed array', { payload: new Float64Array(2) }],
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    ['an object made in another realm (a Function node\'s sandbox)', { payload: require('node:vm').runInNewContext('({ a: [1] })') }],
   ])('gives up on %s (Node-RED copies it)', (_name, msg) => {
     expect(cloneMessage(msg as object)).toBeUndefined();
   });
