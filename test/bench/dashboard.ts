@@ -558,6 +558,8 @@ interface LoadResult {
   frame: Dist;
   /** Median DOM latency of the first and of the last quarter of the window (a growing backlog shows here). */
   trend: { firstQuarter: number; lastQuarter: number };
+  /** Every sample as [ms from the window's start to its publish, DOM latency ms]: when a stall happened. */
+  timeline: Array<[number, number]>;
 }
 
 async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h: HistoryResult): Promise<LoadResult> {
@@ -656,6 +658,7 @@ async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h:
     const socket: number[] = [];
     const dom: number[] = [];
     const frame: number[] = [];
+    const timeline: Array<[number, number]> = [];
     let prevN = 0;
     let prevLive = 0;
     let mismatches = 0;
@@ -668,6 +671,7 @@ async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h:
           if (sent === undefined || sent < wStart || sent > wEnd) continue;
           socket.push(arrived - off - sent);
           dom.push(m.at - off - sent);
+          timeline.push([Math.round(sent - wStart), Math.round((m.at - off - sent) * 10) / 10]);
           if (m.raf !== null) frame.push(m.raf - off - sent);
         }
       }
@@ -704,6 +708,7 @@ async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h:
       dom: dist(dom),
       frame: dist(frame),
       trend,
+      timeline,
     };
   } finally {
     await Promise.all(clients.map((c) => c.endAsync().catch(() => undefined)));
@@ -802,6 +807,8 @@ async function main(): Promise<void> {
       log(`  ${name.padEnd(28)} ${pad(String(d.count), 6)} ${pad(f1(d.p50), 7)} ${pad(f1(d.p90), 7)} ${pad(f1(d.p99), 7)} ${pad(f1(d.max), 7)}`);
     }
     log(`  median in the DOM: ${f1(l.trend.firstQuarter)} ms in the first quarter of the window, ${f1(l.trend.lastQuarter)} ms in the last`);
+    const slowest = [...l.timeline].sort((a, b) => b[1] - a[1]).slice(0, 3);
+    log(`  slowest in the DOM: ${slowest.map(([at, ms]) => `${f1(ms)} ms (published ${f1(at / 1000)} s into the window)`).join(', ')}`);
     log(`  target p99 < 50 ms (in the DOM): ${l.dom.p99 < 50 ? 'met' : 'NOT met'}${l.dom.count < 100 ? ` (p99 of ${l.dom.count} samples is about the largest)` : ''}`);
   }
   log('');
