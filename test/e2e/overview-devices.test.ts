@@ -163,7 +163,9 @@ describe('the Overview and Devices pages', () => {
     expect((await ids()).length).toBe(100);
     await page.getByRole('button', { name: 'next page' }).click();
     await waitFor('page 2', async () => (await page.locator('.tw-dl-foot .showing').innerText()) === `Showing 101–200 of ${total} devices`, 10_000, 100);
-    expect((await ids())[0]).toBe('ov-bulk-100'); // by id: the bulk devices come before ov-fan-* and ov-pump-*
+    // The footer follows the click at once; the rows come with the server's answer (under load, a moment later).
+    await waitFor('page 2 rows', async () => (await ids())[0] === 'ov-bulk-100', 10_000, 100); // by id: bulk before ov-fan-*, ov-pump-*
+    expect((await ids()).length).toBe(100);
     await search.fill('ov-bulk-12');
     await waitFor('the search across all pages', async () => (await ids()).length === 10, 10_000, 100);
     expect(await page.locator('.tw-dl-foot .showing').innerText()).toBe(`Showing 1–10 of 10 matching (${total} devices)`);
