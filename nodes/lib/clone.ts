@@ -44,15 +44,9 @@ function copyValue(v: unknown, depth: number): Copy {
     const n = v.length;
     const out = new Array<unknown>(n);
     for (let i = 0; i < n; i++) {
-      const x = v[i];
-      if (typeof x !== 'object' || x === null) {
-        if (typeof x === 'function') return GIVE_UP;
-        out[i] = x;
-      } else {
-        const c = copyValue(x, depth + 1);
-        if (c === GIVE_UP) return GIVE_UP;
-        out[i] = c;
-      }
+      const c = copyValue(v[i], depth + 1);
+      if (c === GIVE_UP) return GIVE_UP;
+      out[i] = c;
     }
     return out;
   }
@@ -62,15 +56,9 @@ function copyValue(v: unknown, depth: number): Copy {
   const src = v as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(src)) {
-    const x = src[k];
-    if (typeof x !== 'object' || x === null) {
-      if (typeof x === 'function') return GIVE_UP;
-      out[k] = x;
-    } else {
-      const c = copyValue(x, depth + 1);
-      if (c === GIVE_UP) return GIVE_UP;
-      out[k] = c;
-    }
+    const c = copyValue(src[k], depth + 1);
+    if (c === GIVE_UP) return GIVE_UP;
+    out[k] = c;
   }
   return out;
 }
