@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { encodePoint } from '../../nodes/lib/line-protocol';
 import { EmbeddedBackend } from '../../nodes/lib/store/embedded';
+import { TimeSlicer } from '../../nodes/lib/slice';
 import { StoreError, type Aggregate, type Batch, type FieldValue, type Point, type RangeQuery, type Series } from '../../nodes/lib/store/types';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -642,6 +643,52 @@ describe('queries read one snapshot', () => {
       await Promise.all([...writes, ...reads]);
       expect(torn).toEqual([]);
     } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('a batch is written in slices (the event loop runs between them)', () => {
+  test('with a pause at every check, batches written while queries run are stored exactly, in order', async () => {
+    // Every check of the slicer says "due": the store pauses every 64 lines parsed, every 16 new series and
+    // between appended chunks, the most interleaving it can see.
+    const due = jest.spyOn(TimeSlicer.prototype, 'due').mockReturnValue(true);
+    const pause = jest.spyOn(TimeSlicer.prototype, 'pause');
+    const store = new EmbeddedBackend({ path: newFile() });
+    try {
+      const devices = Array.from({ length: 50 }, (_, d) => `dev-${d}`);
+      // Two batches of 5,000 points each (50 devices x 100 timestamps x 3 fields), the second rewriting the
+      // first's last 20 timestamps with other values (the dedupe path), and queries started meanwhile.
+      const first: Point[] = [];
+      const second: Point[] = [];
+      for (let i = 0; i < 100; i++) for (const d of devices) first.push(point(d, T0 + i * 1000, { t: i, h: d.length + i, ok: i % 2 === 0 }));
+      for (let i = 80; i < 180; i++) for (const d of devices) second.push(point(d, T0 + i * 1000, { t: -i, h: 0, ok: true }));
+      const w1 = store.write(batchOf(first));
+      let ticks = 0;
+      const tick = (): void => {
+        ticks++;
+        if (ticks < 100_000) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const during = store.query(q({ fields: ['t'], devices: ['dev-0'] }));
+      const w2 = store.write(batchOf(second));
+      await Promise.all([w1, w2, during]);
+      const ticksDuringWrites = ticks;
+      ticks = 100_000;
+      expect(pause.mock.calls.length).toBeGreaterThan((2 * 5000) / 64);
+      // The other work of the event loop ran while the batches were parsed and appended.
+      expect(ticksDuringWrites).toBeGreaterThan((2 * 5000) / 64);
+      const r = await store.query(q({ fields: ['t', 'h', 'ok'], start: T0, end: T0 + 200 * 1000 }));
+      for (const d of devices) {
+        const t = find(r.series, d, 't')!.points;
+        expect(t).toHaveLength(180);
+        expect(t.slice(0, 80).map((p) => p[1])).toEqual(Array.from({ length: 80 }, (_, i) => i));
+        expect(t.slice(80).map((p) => p[1])).toEqual(Array.from({ length: 100 }, (_, i) => -(80 + i)));
+        expect(find(r.series, d, 'ok')!.points.filter((p) => p[1] === true)).toHaveLength(40 + 100);
+      }
+      expect(due).toHaveBeenCalled();
+    } finally {
+      jest.restoreAllMocks();
       await store.close();
     }
   });
