@@ -86,9 +86,11 @@ export = function register(RED: NodeAPI): void {
       if (!state || !scorer || saving || closing || scorer.version === savedVersion) return;
       saving = true;
       const version = scorer.version;
-      const snap = scorer.snapshot();
+      const sc = scorer;
+      // In pieces, between which the node goes on scoring (one JSON.stringify of 6,000 series held the event
+      // loop for about a second); the close handler below still saves in one go, after this one.
       io = io
-        .then(() => state.save(snap))
+        .then(() => state.saveStream(() => sc.snapshotText()))
         .then(
           () => {
             savedVersion = version;

@@ -9,6 +9,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
+import { TimeSlicer } from './slice';
+
+/** saveStream writes when this many characters are held (about 1 MB of ASCII JSON). */
+const STREAM_WRITE_CHARS = 1 << 20;
 
 /** Thingwire's data directory inside Node-RED: the runtime's DATA_DIR, else <userDir>/thingwire. */
 export function thingwireDataDir(settings: Record<string, unknown>): string {
@@ -106,12 +110,51 @@ export class StateFile<T = unknown> {
    */
   save(value: T): Promise<number> {
     const text = JSON.stringify(value);
-    const run = async (): Promise<number> => {
+    return this.queue(async () => {
       await fs.promises.mkdir(path.dirname(this.file), { recursive: true });
       // Not the name saveSync uses: a synchronous save (a close handler) during this one cannot mix their bytes.
       await writeDurable(this.file, `${this.file}.tmp-async`, text);
       return Buffer.byteLength(text);
-    };
+    });
+  }
+
+  /**
+   * Writes in the background a state too large to serialise in one go (a node with thousands of series):
+   * `parts()` is called when the save starts (after the saves before it) and gives the file's JSON text in
+   * pieces, each a few hundred KB at most, which together must form one JSON value of type T. They are made,
+   * encoded and written in slices of a few ms (../slice), so the event loop keeps running between them:
+   * state that changes meanwhile lands in the pieces made after the change, so the file is not one instant's
+   * state but each piece is (the caller makes each piece whole, e.g. one device's series). Durable as save().
+   */
+  saveStream(parts: () => Iterable<string>): Promise<number> {
+    return this.queue(async () => {
+      await fs.promises.mkdir(path.dirname(this.file), { recursive: true });
+      let bytes = 0;
+      await writeDurableWith(this.file, `${this.file}.tmp-async`, false, async (fh) => {
+        const slicer = new TimeSlicer();
+        let held: string[] = [];
+        let heldLength = 0;
+        const flush = async (): Promise<void> => {
+          const buf = Buffer.from(held.join(''));
+          held = [];
+          heldLength = 0;
+          await fh.write(buf);
+          bytes += buf.length;
+          slicer.restart();
+        };
+        for (const piece of parts()) {
+          held.push(piece);
+          heldLength += piece.length;
+          if (heldLength >= STREAM_WRITE_CHARS) await flush();
+          else if (slicer.due()) await slicer.pause();
+        }
+        if (heldLength > 0) await flush();
+      });
+      return bytes;
+    });
+  }
+
+  private queue(run: () => Promise<number>): Promise<number> {
     const p = this.writing.then(run, run);
     this.writing = p.then(
       () => undefined,
@@ -136,10 +179,15 @@ export class StateFile<T = unknown> {
  * fsynced, renamed over `file`, and the directory fsynced. On failure `tmp` is removed and `file` is untouched.
  */
 export async function writeDurable(file: string, tmp: string, text: string, exclusive = false): Promise<void> {
+  await writeDurableWith(file, tmp, exclusive, (fh) => fh.writeFile(text));
+}
+
+/** writeDurable with the content written by `write` (to the open temporary file, from its start). */
+async function writeDurableWith(file: string, tmp: string, exclusive: boolean, write: (fh: fs.promises.FileHandle) => Promise<void>): Promise<void> {
   try {
     const fh = await fs.promises.open(tmp, exclusive ? 'wx' : 'w');
     try {
-      await fh.writeFile(text);
+      await write(fh);
       await fh.sync();
     } finally {
       await fh.close();

@@ -196,6 +196,31 @@ export interface WindowSnapshot {
   latest: Array<[string, Array<[string, number, MetricValue]>]> | null;
 }
 
+/** A group's series as saved state (copies: later changes to the series do not reach it). */
+function seriesStates(g: Group): SeriesState[] {
+  const list: SeriesState[] = [];
+  for (const s of g.values()) {
+    list.push({
+      m: s.metric,
+      c: s.counter ? 1 : 0,
+      mx: enc(s.maxTs),
+      fl: enc(s.floor),
+      ls: s.lastSeen,
+      t: s.touch,
+      lt: enc(s.latestTs),
+      lv: s.latestV,
+      ln: s.latestTs === -Infinity || s.latestV !== null ? null : enc(s.latestNum),
+      o: s.open.map((l) => l.map((a) => a.toJSON())),
+      k: s.kept === null ? null : s.kept.map((l) => l.map((a) => a.toJSON())),
+    });
+  }
+  return list;
+}
+
+function latestEntry(device: string, m: Map<string, { ts: number; v: MetricValue }>): [string, Array<[string, number, MetricValue]>] {
+  return [device, [...m].map(([metric, e]) => [metric, e.ts, e.v] as [string, number, MetricValue])];
+}
+
 const EMPTY_OUTPUT: WindowOutput = Object.freeze({ rollups: Object.freeze([]), late: Object.freeze([]), rejects: Object.freeze([]) }) as WindowOutput;
 
 /** Bytes-estimate constants (V8, 64-bit, no pointer compression), calibrated by the bench's memory case. */
@@ -1198,42 +1223,48 @@ export class WindowEngine {
   /** All state as a JSON-safe object (JSON.stringify it as is); restore() takes it back. */
   snapshot(): WindowSnapshot {
     const groups: Array<[string, SeriesState[]]> = [];
-    for (const [name, g] of this.groups) {
-      const list: SeriesState[] = [];
-      for (const s of g.values()) {
-        list.push({
-          m: s.metric,
-          c: s.counter ? 1 : 0,
-          mx: enc(s.maxTs),
-          fl: enc(s.floor),
-          ls: s.lastSeen,
-          t: s.touch,
-          lt: enc(s.latestTs),
-          lv: s.latestV,
-          ln: s.latestTs === -Infinity || s.latestV !== null ? null : enc(s.latestNum),
-          o: s.open.map((l) => l.map((a) => a.toJSON())),
-          k: s.kept === null ? null : s.kept.map((l) => l.map((a) => a.toJSON())),
-        });
-      }
-      groups.push([name, list]);
-    }
+    for (const [name, g] of this.groups) groups.push([name, seriesStates(g)]);
     let latest: WindowSnapshot['latest'] = null;
     if (this.latestMap !== null) {
       latest = [];
-      for (const [d, m] of this.latestMap) latest.push([d, [...m].map(([metric, e]) => [metric, e.ts, e.v] as [string, number, MetricValue])]);
+      for (const [d, m] of this.latestMap) latest.push(latestEntry(d, m));
     }
-    return {
-      v: 1,
-      config: this.fingerprint,
-      now: this.now,
-      gMax: enc(this.gMax),
-      gFloor: enc(this.gFloor),
-      lastSeen: this.lastSeen,
-      clock: this.clock,
-      counts: this.counts.slice(),
-      groups,
-      latest,
-    };
+    return { v: 1, config: this.fingerprint, ...this.clocks(), groups, latest };
+  }
+
+  /**
+   * The snapshot as JSON text in pieces (a group's series, or a device's latest values, a piece), for
+   * StateFile.saveStream: with an hour of kept windows for thousands of series, snapshot() and one
+   * JSON.stringify held the event loop for most of a second. Readings may be taken between pieces (the
+   * caller pauses): each group's piece is its state when the piece is made, a group dropped and seen again
+   * meanwhile (it moves to the end of the map) is written once, and the engine's clocks and counts are taken
+   * after the last group. A crash loses what came after each piece, as it loses what came after any
+   * snapshot; restore() takes the text's JSON.parse as it takes a snapshot().
+   */
+  *snapshotText(): Generator<string> {
+    yield `{"v":1,"config":${JSON.stringify(this.fingerprint)},"groups":[`;
+    const written = new Set<string>();
+    for (const [name, g] of this.groups) {
+      if (written.has(name)) continue;
+      yield `${written.size > 0 ? ',' : ''}${JSON.stringify([name, seriesStates(g)])}`;
+      written.add(name);
+    }
+    if (this.latestMap === null) yield '],"latest":null';
+    else {
+      yield '],"latest":[';
+      let first = true;
+      for (const [d, m] of this.latestMap) {
+        yield `${first ? '' : ','}${JSON.stringify(latestEntry(d, m))}`;
+        first = false;
+      }
+      yield ']';
+    }
+    const clocks = JSON.stringify(this.clocks());
+    yield `,${clocks.slice(1)}`;
+  }
+
+  private clocks(): Pick<WindowSnapshot, 'now' | 'gMax' | 'gFloor' | 'lastSeen' | 'clock' | 'counts'> {
+    return { now: this.now, gMax: enc(this.gMax), gFloor: enc(this.gFloor), lastSeen: this.lastSeen, clock: this.clock, counts: this.counts.slice() };
   }
 
   /**

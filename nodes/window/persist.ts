@@ -35,6 +35,13 @@ export interface RestoreResult {
   mismatch?: { error: string; movedTo: string | null };
 }
 
+/** A WindowStateDoc's JSON text in the engine's pieces. */
+function* docText(engine: Pick<WindowEngine, 'snapshotText'>, savedAt: number): Generator<string> {
+  yield `{"v":1,"savedAt":${JSON.stringify(savedAt)},"snapshot":`;
+  yield* engine.snapshotText();
+  yield '}';
+}
+
 export class WindowPersistence {
   readonly state: StateFile<WindowStateDoc>;
   private queue: Promise<void> = Promise.resolve();
@@ -93,15 +100,15 @@ export class WindowPersistence {
   }
 
   /**
-   * Saves a snapshot in the background, unless a save or delete is already queued or running
-   * (then it returns undefined: the caller keeps its "changed" mark and tries again later). The
-   * queue is idle then, so StateFile.save serialises the snapshot in this turn of the event loop
-   * (a microtask later), before any input can change the engine.
+   * Saves the engine in the background, unless a save or delete is already queued or running (then it
+   * returns undefined: the caller keeps its "changed" mark and tries again later). The snapshot is made
+   * and written in pieces (WindowEngine.snapshotText, StateFile.saveStream) while the node goes on
+   * taking readings: with an hour of kept windows for thousands of series, one snapshot() and
+   * JSON.stringify held the event loop for most of a second.
    */
-  saveInBackground(snapshot: WindowSnapshot, now = Date.now()): Promise<void> | undefined {
+  saveInBackground(engine: Pick<WindowEngine, 'snapshotText'>, now = Date.now()): Promise<void> | undefined {
     if (this.busy) return undefined;
-    const doc: WindowStateDoc = { v: 1, savedAt: now, snapshot };
-    return this.enqueue(() => this.state.save(doc));
+    return this.enqueue(() => this.state.saveStream(() => docText(engine, now)));
   }
 
   /** Deletes the file once everything queued before has finished. */

@@ -100,14 +100,8 @@ export = function register(RED: NodeAPI): void {
     function save(): void {
       if (closed || !changed || persistence === undefined || persistence.busy) return;
       changed = false;
-      let snap;
-      try {
-        snap = engine.snapshot();
-      } catch (e) {
-        node.warn(RED._(`${TYPE}.errors.save`, { error: (e as Error).message }));
-        return;
-      }
-      persistence.saveInBackground(snap)?.catch((e: Error) => {
+      // Readings taken while the save runs set `changed` again, so the next save has them.
+      persistence.saveInBackground(engine)?.catch((e: Error) => {
         changed = true;
         node.warn(RED._(`${TYPE}.errors.save`, { error: e.message }));
       });

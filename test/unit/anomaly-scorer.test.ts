@@ -430,6 +430,48 @@ describe('snapshot and restore', () => {
     expect(viaJson(b.snapshot())).toEqual(viaJson(a.snapshot()));
   });
 
+  test('snapshotText() pieces parse to snapshot(), and restore as it does', () => {
+    const bs = batches(5, 300, 4);
+    const a = new AnomalyScorer(OPTS);
+    outputs(a, bs.slice(0, 200));
+    const pieces = [...a.snapshotText()];
+    // One piece a device, plus the head and the tail.
+    expect(pieces).toHaveLength(5 + 2);
+    const parsed = JSON.parse(pieces.join('')) as ScorerSnapshot;
+    expect(parsed).toEqual(viaJson(a.snapshot()));
+    const b = new AnomalyScorer(OPTS);
+    b.restore(parsed);
+    expect(plain(outputs(b, bs.slice(200)))).toEqual(plain(outputs(a, bs.slice(200))));
+  });
+
+  test('snapshotText() while scoring goes on between pieces: each device once, in its state when its piece was made', () => {
+    const a = new AnomalyScorer({ warmup: 5, maxSeries: 4 });
+    for (let i = 0; i < 10; i++) a.score([reading('d1', i, { t: 10 + (i % 3) }), reading('d2', i, { t: 20 }), reading('d3', i, { t: 30 })]);
+    const it = a.snapshotText();
+    const pieces: string[] = [it.next().value as string, it.next().value as string]; // head, d1
+    // Between pieces (maxSeries 4, one series a device): d1 (written) and d2 (not yet) score again; d4 and d5
+    // come and d3, the least recently used, is evicted; d6 comes and evicts d1, which comes back at once (and
+    // evicts d2): a new series, at the end of the scorer's map, after the pieces still to come.
+    a.score([reading('d1', 10, { t: 11 }), reading('d2', 10, { t: 21 })]);
+    a.score([reading('d4', 10, { t: 40 }), reading('d5', 10, { t: 50 })]);
+    a.score([reading('d6', 11, { t: 60 })]);
+    a.score([reading('d1', 12, { t: 12 })]);
+    for (let r = it.next(); !r.done; r = it.next()) pieces.push(r.value);
+    const snap = JSON.parse(pieces.join('')) as ScorerSnapshot;
+    const devices = snap.groups.map(([d]) => d);
+    expect(devices).toEqual(['d1', 'd4', 'd5', 'd6']);
+    const now = viaJson(a.snapshot());
+    expect(now.groups.map(([d]) => d)).toEqual(['d4', 'd5', 'd6', 'd1']);
+    expect((now.groups[3][1] as Array<{ t: number }>)[0].t).toBe(T0 + 12 * FIVE_MIN);
+    const byDevice = (x: ScorerSnapshot, d: string): unknown => x.groups.find(([g]) => g === d)?.[1];
+    // Written after the changes: as now. Written before: as then (d1 at its 10th reading).
+    for (const d of devices.filter((x) => x !== 'd1')) expect(byDevice(snap, d)).toEqual(byDevice(now, d));
+    expect((byDevice(snap, 'd1') as Array<{ t: number }>)[0].t).toBe(T0 + 9 * FIVE_MIN);
+    // Restorable.
+    const b = new AnomalyScorer({ warmup: 5, maxSeries: 4 });
+    expect(() => b.restore(snap)).not.toThrow();
+  });
+
   test('the learning count is the same after a restore at the end of warm-up', () => {
     for (const k of [4, 5, 6]) {
       const a = new AnomalyScorer({ warmup: 5 });

@@ -289,6 +289,93 @@ describe('background saves', () => {
   });
 });
 
+describe('streamed saves (saveStream)', () => {
+  /** Busy-waits ms on the main thread (the work of making one piece). */
+  const busy = (ms: number): void => {
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      // spin
+    }
+  };
+
+  test('the pieces form the file; it is written durably in place of the old one; resolves with the bytes', async () => {
+    const s = new StateFile<{ a: number[]; s: string }>(dir, 't', 'n1');
+    s.saveSync({ a: [0], s: '' });
+    const big = 'x'.repeat(300_000);
+    // Over STREAM_WRITE_CHARS (1M characters) in all, so the file is written in more than one write.
+    const parts = ['{"a":[', ...Array.from({ length: 12 }, (_, i) => `${i > 0 ? ',' : ''}${i}`), '],"s":"', big, big, big, big, '"}'];
+    const writes: number[] = [];
+    const realOpen = fs.promises.open;
+    jest.spyOn(fs.promises, 'open').mockImplementation(async (...args: Parameters<typeof fs.promises.open>) => {
+      const fh = await realOpen(...args);
+      const realWrite = fh.write.bind(fh) as (b: Buffer) => Promise<unknown>;
+      (fh as unknown as { write: (b: Buffer) => Promise<unknown> }).write = (b: Buffer) => {
+        writes.push(b.length);
+        return realWrite(b);
+      };
+      return fh;
+    });
+    const bytes = await s.saveStream(() => parts);
+    expect(bytes).toBe(Buffer.byteLength(parts.join('')));
+    expect(writes.length).toBeGreaterThan(1);
+    expect(writes.reduce((x, y) => x + y, 0)).toBe(bytes);
+    expect(s.load().value).toEqual({ a: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], s: big.repeat(4) });
+    expect(listState()).toEqual(['n1.json']);
+  });
+
+  test('the event loop runs between pieces: work queued while the first piece is made runs before the last', async () => {
+    const s = new StateFile<number[]>(dir, 't', 'n1');
+    const ranAfter: number[] = [];
+    const made: number[] = [];
+    // 40 pieces of 1 ms each (the text is far below one write): without slices the save would hold the thread
+    // for 40 ms and the immediate would run after the last piece.
+    function* pieces(): Generator<string> {
+      yield '[';
+      for (let i = 0; i < 40; i++) {
+        if (i === 0) setImmediate(() => ranAfter.push(made.length));
+        busy(1);
+        made.push(i);
+        yield `${i > 0 ? ',' : ''}${i}`;
+      }
+      yield ']';
+    }
+    await s.saveStream(pieces);
+    expect(ranAfter).toHaveLength(1);
+    // The first pause comes after the first slice (4 ms).
+    expect(ranAfter[0]).toBeGreaterThan(0);
+    expect(ranAfter[0]).toBeLessThan(40);
+    expect(s.load().value).toEqual(made);
+  });
+
+  test('parts() is called when the save starts, after the saves queued before it', async () => {
+    const s = new StateFile<{ n: number }>(dir, 't', 'n1');
+    const order: string[] = [];
+    const first = s.save({ n: 1 }).then(() => order.push('save 1 done'));
+    const second = s.saveStream(() => {
+      order.push('parts called');
+      return ['{"n":2}'];
+    });
+    expect(order).toEqual([]);
+    await Promise.all([first, second]);
+    expect(order).toEqual(['save 1 done', 'parts called']);
+    expect(s.load().value).toEqual({ n: 2 });
+  });
+
+  test('a piece that throws fails the save and leaves the previous state and no temporary file', async () => {
+    const s = new StateFile<{ n: number }>(dir, 't', 'n1');
+    s.saveSync({ n: 1 });
+    function* broken(): Generator<string> {
+      yield '{"n":';
+      throw new Error('series state unreadable');
+    }
+    await expect(s.saveStream(broken)).rejects.toThrow('series state unreadable');
+    expect(s.load().value).toEqual({ n: 1 });
+    expect(listState()).toEqual(['n1.json']);
+    await expect(s.saveStream(() => ['{"n":', '3}'])).resolves.toBe(7);
+    expect(s.load().value).toEqual({ n: 3 });
+  });
+});
+
 describe('remove', () => {
   test('deletes the file; removing a missing file is fine', async () => {
     const s = new StateFile(dir, 't', 'n1');

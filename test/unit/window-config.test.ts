@@ -412,10 +412,12 @@ describe('WindowPersistence', () => {
   test('a background save restores into a new engine that continues where the first left off', async () => {
     const p = new WindowPersistence(dir, 'n1');
     const a = fed();
-    await p.saveInBackground(a.snapshot(), 1234);
+    await p.saveInBackground(a, 1234);
     const doc = JSON.parse(fs.readFileSync(p.file, 'utf8')) as unknown;
     expect(isWindowStateDoc(doc)).toBe(true);
     expect((doc as { savedAt: number }).savedAt).toBe(1234);
+    // The pieces written are the engine's snapshot().
+    expect((doc as { snapshot: unknown }).snapshot).toEqual(JSON.parse(JSON.stringify(a.snapshot())));
     const b = new WindowEngine(OPTS);
     expect(new WindowPersistence(dir, 'n1').restore(b)).toEqual({ restored: true, savedAt: 1234 });
     const next = { device: 'd1', ts: T0 + 60_000, metrics: { t: 9 } };
@@ -425,7 +427,7 @@ describe('WindowPersistence', () => {
 
   test('a snapshot taken with other levels is moved aside and reported; the engine stays empty', async () => {
     const p = new WindowPersistence(dir, 'n1');
-    await p.saveInBackground(fed().snapshot());
+    await p.saveInBackground(fed());
     const other = new WindowEngine({ levels: ['5m'] });
     const r = p.restore(other, 42);
     expect(r.restored).toBe(false);
@@ -466,19 +468,19 @@ describe('WindowPersistence', () => {
 
   test('one save at a time: a save asked for while one runs is skipped', async () => {
     const p = new WindowPersistence(dir, 'n1');
-    const first = p.saveInBackground(fed().snapshot());
+    const first = p.saveInBackground(fed());
     expect(first).toBeInstanceOf(Promise);
     expect(p.busy).toBe(true);
-    expect(p.saveInBackground(fed().snapshot())).toBeUndefined();
+    expect(p.saveInBackground(fed())).toBeUndefined();
     await first;
     expect(p.busy).toBe(false);
-    expect(p.saveInBackground(fed().snapshot())).toBeInstanceOf(Promise);
+    expect(p.saveInBackground(fed())).toBeInstanceOf(Promise);
     await p.close(() => undefined);
   });
 
   test('a delete queued behind a running save wins: the file is gone afterwards', async () => {
     const p = new WindowPersistence(dir, 'n1');
-    const save = p.saveInBackground(fed().snapshot());
+    const save = p.saveInBackground(fed());
     const removed = p.remove();
     await Promise.all([save, removed]);
     expect(fs.existsSync(p.file)).toBe(false);
@@ -487,7 +489,7 @@ describe('WindowPersistence', () => {
   test('close waits for a running save, then writes synchronously what the callback returns', async () => {
     const p = new WindowPersistence(dir, 'n1');
     const e = fed();
-    void p.saveInBackground(new WindowEngine(OPTS).snapshot(), 1);
+    void p.saveInBackground(new WindowEngine(OPTS), 1);
     let asked = 0;
     await p.close(() => {
       asked++;
@@ -502,7 +504,7 @@ describe('WindowPersistence', () => {
 
   test('close with a callback that returns nothing leaves the file as it was; close(null) deletes it', async () => {
     const p = new WindowPersistence(dir, 'n1');
-    await p.saveInBackground(fed().snapshot(), 5);
+    await p.saveInBackground(fed(), 5);
     await p.close(() => undefined, 6);
     expect((JSON.parse(fs.readFileSync(p.file, 'utf8')) as { savedAt: number }).savedAt).toBe(5);
     await p.close(null);
@@ -513,10 +515,10 @@ describe('WindowPersistence', () => {
     const p = new WindowPersistence(dir, 'n1');
     // A file where the state directory should be: mkdir fails.
     fs.writeFileSync(path.join(dir, 'state'), 'in the way');
-    await expect(p.saveInBackground(fed().snapshot())).rejects.toThrow(/EEXIST|ENOTDIR/);
+    await expect(p.saveInBackground(fed())).rejects.toThrow(/EEXIST|ENOTDIR/);
     expect(p.busy).toBe(false);
     fs.rmSync(path.join(dir, 'state'));
-    await p.saveInBackground(fed().snapshot());
+    await p.saveInBackground(fed());
     expect(fs.existsSync(p.file)).toBe(true);
   });
 });
