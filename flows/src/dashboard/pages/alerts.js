@@ -65,12 +65,27 @@ ${RECENT}
 const e = msg.payload;
 if (!e || typeof e !== 'object' || typeof e.id !== 'string' || e.id === '') return null;
 const open = flow.get('tw_da_open', STORE) || {};
+// How many ids open holds, kept beside it: counting the keys on every event cost ~1 ms at the cap.
+let n = flow.get('tw_da_open_n', STORE);
+if (typeof n !== 'number') n = Object.keys(open).length;
 if (e.state === 'pending' || e.state === 'firing') {
     if (open[e.id] === undefined) {
         open[e.id] = e.since;
-        const ids = Object.keys(open);
-        if (ids.length > MAX_OPEN) for (const id of ids.slice(0, ids.length - MAX_OPEN)) delete open[id];
+        n++;
+        // Over the cap (episodes that never ended here): the oldest go.
+        if (n > MAX_OPEN) for (const id in open) { delete open[id]; if (--n <= MAX_OPEN) break; }
         flow.set('tw_da_open', open, STORE);
+        flow.set('tw_da_open_n', n, STORE);
+    }
+    return null;
+}
+// A pending alert that stopped holding before it fired ends its episode with state "ok": nothing to list.
+const ended = open[e.id] !== undefined;
+if (e.state === 'ok') {
+    if (ended) {
+        delete open[e.id];
+        flow.set('tw_da_open', open, STORE);
+        flow.set('tw_da_open_n', n - 1, STORE);
     }
     return null;
 }
@@ -82,8 +97,11 @@ if (e.metric !== undefined) r.metric = e.metric;
 if (e.value !== undefined) r.value = e.value;
 if (e.message !== undefined) r.message = e.message;
 if (e.ack) r.ack = e.ack;
-delete open[e.id];
-flow.set('tw_da_open', open, STORE);
+if (ended) {
+    delete open[e.id];
+    flow.set('tw_da_open', open, STORE);
+    flow.set('tw_da_open_n', n - 1, STORE);
+}
 const recent = trimRecent([r].concat((flow.get('tw_da_recent', STORE) || []).filter((x) => x.id !== e.id)), now);
 flow.set('tw_da_recent', recent, STORE);
 return { topic: 'recent', payload: recent };`;
