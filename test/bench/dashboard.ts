@@ -560,6 +560,10 @@ interface LoadResult {
   trend: { firstQuarter: number; lastQuarter: number };
   /** Every sample as [ms from the window's start to its publish, DOM latency ms]: when a stall happened. */
   timeline: Array<[number, number]>;
+  /** Wall-clock time of the window's start (ISO), to line the timeline up with the minute (rollups) and the runtime's timers. */
+  windowStart: string;
+  /** When the runtime of the live part was started (its nodes' periodic saves count from about then). */
+  runtimeStartedAt?: string;
 }
 
 async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h: HistoryResult): Promise<LoadResult> {
@@ -709,6 +713,7 @@ async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h:
       frame: dist(frame),
       trend,
       timeline,
+      windowStart: new Date(wStart).toISOString(),
     };
   } finally {
     await Promise.all(clients.map((c) => c.endAsync().catch(() => undefined)));
@@ -747,6 +752,7 @@ async function main(): Promise<void> {
     log(`history, cold: one runtime restart per range and repetition (${args.coldReps}x)`);
     await coldRuns(args, browser, dataDir, device, h);
 
+    const runtimeReadyAt = new Date().toISOString();
     const rt = await startRuntime(dataDir);
     h.runtimeStartMs.push(rt.startMs);
     try {
@@ -758,7 +764,7 @@ async function main(): Promise<void> {
 
       log(`live latency: ${args.devices} devices at 1/s over ${args.connections} connections, ${args.warmup} s warm-up + ${args.seconds} s, page watching ${device}`);
       const { page } = await openDevicePage(browser, rt.url, device);
-      load = await liveLoad(args, page, rt, fleet, h);
+      load = { ...(await liveLoad(args, page, rt, fleet, h)), runtimeStartedAt: runtimeReadyAt };
       await page.close();
       if (load.shown < load.published * 0.9) {
         console.error(`only ${load.shown} of ${load.published} readings of ${device} were shown on the page${load.drained ? '' : ' (the last one had not arrived 60 s after the window)'}; runtime output:\n${rt.output().slice(-1500)}`);
@@ -809,6 +815,7 @@ async function main(): Promise<void> {
     log(`  median in the DOM: ${f1(l.trend.firstQuarter)} ms in the first quarter of the window, ${f1(l.trend.lastQuarter)} ms in the last`);
     const slowest = [...l.timeline].sort((a, b) => b[1] - a[1]).slice(0, 3);
     log(`  slowest in the DOM: ${slowest.map(([at, ms]) => `${f1(ms)} ms (published ${f1(at / 1000)} s into the window)`).join(', ')}`);
+    log(`  the window started at ${l.windowStart} (runtime started ${l.runtimeStartedAt ?? '?'}; rollups close at each full minute, state saves every 60 s from the start)`);
     log(`  target p99 < 50 ms (in the DOM): ${l.dom.p99 < 50 ? 'met' : 'NOT met'}${l.dom.count < 100 ? ` (p99 of ${l.dom.count} samples is about the largest)` : ''}`);
   }
   log('');
