@@ -1,0 +1,158 @@
+/**
+ * How long the runtime's heavy background jobs hold the event loop (a standalone script, not a registry case):
+ *
+ *   npm run build && node dist/test/bench/blocking.js [--devices N] [--reps N]
+ *
+ * Node-RED runs every node on one thread: while one job runs, no reading moves towards a dashboard. Each job
+ * below runs with a 1 ms interval timer beside it; "longest block" is the longest gap between its ticks (the
+ * event loop's longest stall), "CPU" the process's CPU time for the job (DuckDB's threads included).
+ *
+ * - store, new series: the first 1m rollups of N devices x 3 metrics (17 fields each: ~N x 51 new series), in
+ *   5,000-line batches into a fresh embedded store (EmbeddedBackend.write: parse, series rows, points);
+ * - store, steady: the same rollups a minute later (no new series);
+ * - anomaly save: the anomaly node's state for N devices x 3 metrics (1 reading/s, so full daily and weekly
+ *   profiles, ~24 KB a series) saved the node's way (StateFile.saveStream of snapshotText(), in ~4 ms slices)
+ *   and the old way (StateFile.save of snapshot(): one JSON.stringify), alternately.
+ *
+ * Figures are medians over --reps (default 3). Printed; written to test-output/blocking-bench.json.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { AnomalyScorer } from '../../nodes/anomaly/scorer';
+import type { Reading } from '../../nodes/lib/contract';
+import { encodePoint } from '../../nodes/lib/line-protocol';
+import { StateFile } from '../../nodes/lib/state';
+import { EmbeddedBackend } from '../../nodes/lib/store/embedded';
+import type { Batch } from '../../nodes/lib/store/types';
+import { ROOT } from '../support/services';
+
+interface Args {
+  devices: number;
+  reps: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { devices: 2000, reps: 3 };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const v = Number(argv[i + 1]);
+    if (k === '--devices' && Number.isInteger(v) && v > 0) a.devices = v;
+    else if (k === '--reps' && Number.isInteger(v) && v > 0) a.reps = v;
+    else throw new Error(`unknown or bad argument ${k}\nusage: node dist/test/bench/blocking.js [--devices N] [--reps N]`);
+    i++;
+  }
+  return a;
+}
+
+interface Measure {
+  ms: number;
+  cpuMs: number;
+  longestBlockMs: number;
+}
+
+/** Runs job with a 1 ms ticker beside it: wall time, CPU time and the longest gap between ticks. */
+async function measure(job: () => Promise<unknown>): Promise<Measure> {
+  let longest = 0;
+  let last = performance.now();
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  try {
+    await job();
+  } finally {
+    clearInterval(ticker);
+  }
+  const ms = performance.now() - t0;
+  const end = performance.now();
+  longest = Math.max(longest, end - last);
+  const cpu = process.cpuUsage(cpu0);
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, longestBlockMs: longest };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const med = (ms: Measure[]): Measure => ({ ms: median(ms.map((m) => m.ms)), cpuMs: median(ms.map((m) => m.cpuMs)), longestBlockMs: median(ms.map((m) => m.longestBlockMs)) });
+const METRICS = ['temperature', 'humidity', 'vibration'];
+const ROLLUP_FIELDS = ['count', 'sum', 'mean', 'min', 'max', 'stddev', 'first', 'last', 'p50', 'p90', 'p95', 'p99', 'first_ts', 'last_ts', 'window_ms', 'p75', 'p25'];
+const T0 = Date.UTC(2026, 0, 5);
+
+function rollupBatches(devices: number, ts: number): Batch[] {
+  const lines: string[] = [];
+  const fields: Record<string, number> = {};
+  ROLLUP_FIELDS.forEach((f, i) => (fields[f] = 1.5 + i));
+  for (let d = 0; d < devices; d++) for (const metric of METRICS) lines.push(encodePoint({ measurement: 'rollup', tags: { device: `sim-${d}`, metric, level: '1m' }, fields, ts }));
+  const out: Batch[] = [];
+  for (let i = 0; i < lines.length; i += 5000) {
+    const part = lines.slice(i, i + 5000);
+    out.push({ lines: part.join('\n'), count: part.length });
+  }
+  return out;
+}
+
+async function writeAll(store: EmbeddedBackend, batches: Batch[]): Promise<void> {
+  for (const b of batches) await store.write(b);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'thingwire-blocking-'));
+  const log = (s: string): void => void process.stdout.write(`${s}\n`);
+  log(`blocking bench: ${args.devices} devices x ${METRICS.length} metrics, ${args.reps} repetitions, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  try {
+    const newSeries: Measure[] = [];
+    const steady: Measure[] = [];
+    for (let r = 0; r < args.reps; r++) {
+      const store = new EmbeddedBackend({ path: path.join(dir, `store-${r}.duckdb`) });
+      try {
+        await store.write({ lines: encodePoint({ measurement: 'warm', tags: { device: 'x' }, fields: { a: 1 }, ts: T0 }), count: 1 });
+        const first = rollupBatches(args.devices, T0);
+        const next = rollupBatches(args.devices, T0 + 60_000);
+        newSeries.push(await measure(() => writeAll(store, first)));
+        steady.push(await measure(() => writeAll(store, next)));
+      } finally {
+        await store.close();
+      }
+    }
+
+    const scorer = new AnomalyScorer({ maxSeries: args.devices * METRICS.length + 1 });
+    // 40 readings a series at 1 s: enough to fix the cadence and allocate full daily and weekly profiles.
+    for (let i = 0; i < 40; i++) {
+      const batch: Reading[] = [];
+      for (let d = 0; d < args.devices; d++) batch.push({ device: `sim-${d}`, ts: T0 + i * 1000, metrics: { temperature: 20 + Math.sin(i + d), humidity: 50 + (i % 7), vibration: 0.1 * (d % 5) } });
+      for (let k = 0; k < batch.length; k += 1000) scorer.score(batch.slice(k, k + 1000));
+    }
+    const state = new StateFile(dir, 'thingwire-anomaly', 'bench');
+    const streamed: Measure[] = [];
+    const whole: Measure[] = [];
+    let bytes = 0;
+    for (let r = 0; r < args.reps; r++) {
+      streamed.push(await measure(async () => (bytes = await state.saveStream(() => scorer.snapshotText()))));
+      whole.push(await measure(() => state.save(scorer.snapshot())));
+    }
+
+    const rows: Array<[string, Measure]> = [
+      [`store, ${(args.devices * METRICS.length * ROLLUP_FIELDS.length).toLocaleString('en-US')} new series (first 1m rollups)`, med(newSeries)],
+      ['store, the same rollups a minute later', med(steady)],
+      [`anomaly save, ${(args.devices * METRICS.length).toLocaleString('en-US')} series (${(bytes / 1e6).toFixed(0)} MB), in slices`, med(streamed)],
+      ['anomaly save, one JSON.stringify (before)', med(whole)],
+    ];
+    log('job                                                            |   wall ms |    CPU ms | longest block ms');
+    for (const [name, m] of rows) log(`${name.padEnd(62)} | ${m.ms.toFixed(0).padStart(9)} | ${m.cpuMs.toFixed(0).padStart(9)} | ${m.longestBlockMs.toFixed(1).padStart(16)}`);
+    const out = path.join(ROOT, 'test-output', 'blocking-bench.json');
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    fs.writeFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), args, loadavg: os.loadavg(), rows: rows.map(([job, m]) => ({ job, ...m })) }, null, 2)}\n`);
+    log(`written ${path.relative(ROOT, out)}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
