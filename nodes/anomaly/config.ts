@@ -75,7 +75,7 @@ export const DEFAULTS = {
   warmup: 150,
   maxSeries: 10_000,
   clearAfter: 5,
-  snapshotInterval: 60_000,
+  snapshotInterval: 300_000,
   window: 12 * 3_600_000,
   horizon: 24 * 3_600_000,
   level: 0.5,

@@ -608,7 +608,7 @@ describe('config', () => {
       maintenance: [],
       clearAfter: 5,
       persist: true,
-      snapshotInterval: 60_000,
+      snapshotInterval: 300_000,
       catchRejects: false,
     });
   });
