@@ -22,10 +22,14 @@
  *                  and for the lowest sample of each 5 minutes (the floor after garbage collection). The target is
  *                  under 1 MB/h. The starter's window node keeps every closed window for its 1 h correction horizon,
  *                  so its state fills for the first hour of a run: `--soak 7200 --warmup 3600` measures the second.
+ *                  Heap in use sampled this way includes garbage the collector has not reached yet (it moves by tens
+ *                  of MB); for the live heap, --heap-snapshots 3900,5700 has the runtime write V8 heap snapshots
+ *                  (each after a full collection) at those seconds, to compare with dist/test/bench/heap-diff.js.
  *
  * Results are printed and written to test-output/faults-<scenario>.json.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { LoadGenerator, expectedOf, failedOf, readSeqsViaApi, reportLine, tally, type CheckReport, type PhaseResult } from '../../runtime/loadgen';
 import { ROOT, sleep, startMosquitto, startRuntime, tmpDir, waitFor, type Mosquitto, type Runtime } from '../support/services';
@@ -38,11 +42,13 @@ interface Args {
   kill?: number;
   brokerRestart?: number;
   soak?: number;
+  /** Seconds into the soak at which the runtime writes a V8 heap snapshot. */
+  heapSnapshots?: number[];
   rate: number;
   devices: number;
 }
 
-const USAGE = 'usage: node dist/test/bench/faults.js [--store-down S] [--kill N] [--broker-restart N] [--soak S] [--warmup S] [--rate R] [--devices N]';
+const USAGE = 'usage: node dist/test/bench/faults.js [--store-down S] [--kill N] [--broker-restart N] [--soak S] [--warmup S] [--heap-snapshots S,S,...] [--rate R] [--devices N]';
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { rate: 500, devices: 200, warmup: 600 };
@@ -62,6 +68,11 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--broker-restart') a.brokerRestart = num(3);
     else if (k === '--soak') a.soak = num(3600);
     else if (k === '--warmup') a.warmup = num();
+    else if (k === '--heap-snapshots') {
+      const v = argv[++i] ?? '';
+      if (!/^\d+(,\d+)*$/.test(v)) throw new Error(`--heap-snapshots needs seconds into the soak, such as 2700,3900,5700\n${USAGE}`);
+      a.heapSnapshots = v.split(',').map(Number).sort((x, y) => x - y);
+    }
     else if (k === '--rate') a.rate = num();
     else if (k === '--devices') a.devices = num();
     else if (k === '--help' || k === '-h') {
@@ -70,6 +81,7 @@ function parseArgs(argv: string[]): Args {
     } else throw new Error(`unknown option ${k}\n${USAGE}`);
   }
   if (a.storeDown === undefined && a.kill === undefined && a.brokerRestart === undefined && a.soak === undefined) throw new Error(`choose a scenario\n${USAGE}`);
+  if (a.heapSnapshots !== undefined && (a.soak === undefined || a.heapSnapshots.some((t) => t >= a.soak!))) throw new Error(`--heap-snapshots are times within --soak\n${USAGE}`);
   return a;
 }
 
@@ -309,7 +321,26 @@ async function main(): Promise<void> {
   }
   if (args.soak !== undefined) {
     const s = args.soak;
-    await scenario('soak', args, { seconds: s, during: async () => undefined });
+    const times = args.heapSnapshots ?? [];
+    let snapDir: string | undefined;
+    if (times.length > 0) {
+      // The runtime writes a snapshot (after a full GC) on SIGUSR2; they are ~150 MB each and kept for
+      // dist/test/bench/heap-diff.js, so they go to a directory of their own that is not removed.
+      snapDir = fs.mkdtempSync(path.join(os.tmpdir(), 'thingwire-heap-'));
+      process.env.THINGWIRE_RUNTIME_NODE_ARGS = `${process.env.THINGWIRE_RUNTIME_NODE_ARGS ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${snapDir}`.trim();
+    }
+    await scenario('soak', args, {
+      seconds: s,
+      during: async (ctx) => {
+        const start = Date.now();
+        for (const t of times) {
+          await sleep(Math.max(0, start + t * 1000 - Date.now()));
+          ctx.rt.proc.kill('SIGUSR2');
+          ctx.log(`heap snapshot asked for (${t} s into the soak), written to ${snapDir}`);
+        }
+      },
+    });
+    if (snapDir !== undefined) console.log(`heap snapshots: ${fs.readdirSync(snapDir).map((f) => path.join(snapDir!, f)).join(' ')}\ncompare two with: node dist/test/bench/heap-diff.js A.heapsnapshot B.heapsnapshot`);
   }
 }
 
