@@ -11,8 +11,8 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { TimeSlicer } from './slice';
 
-/** saveStream writes when this many characters are held (about 1 MB of ASCII JSON). */
-const STREAM_WRITE_CHARS = 1 << 20;
+/** saveStream writes when this many bytes are held. */
+const STREAM_WRITE_BYTES = 1 << 20;
 
 /** Thingwire's data directory inside Node-RED: the runtime's DATA_DIR, else <userDir>/thingwire. */
 export function thingwireDataDir(settings: Record<string, unknown>): string {
@@ -132,20 +132,26 @@ export class StateFile<T = unknown> {
       let bytes = 0;
       await writeDurableWith(this.file, `${this.file}.tmp-async`, false, async (fh) => {
         const slicer = new TimeSlicer();
-        let held: string[] = [];
+        // Each piece is encoded on its own (no joined megabyte strings: those go to V8's large-object space and
+        // are only freed by a full collection) and the buffers are written together.
+        let held: Buffer[] = [];
         let heldLength = 0;
         const flush = async (): Promise<void> => {
-          const buf = Buffer.from(held.join(''));
+          const bufs = held;
+          const length = heldLength;
           held = [];
           heldLength = 0;
-          await fh.write(buf);
-          bytes += buf.length;
+          const { bytesWritten } = await fh.writev(bufs);
+          // A short write (a full disk) fails this save; the previous file stays as it was.
+          if (bytesWritten !== length) throw new Error(`short write to ${this.file}: ${bytesWritten} of ${length} bytes`);
+          bytes += length;
           slicer.restart();
         };
         for (const piece of parts()) {
-          held.push(piece);
-          heldLength += piece.length;
-          if (heldLength >= STREAM_WRITE_CHARS) await flush();
+          const buf = Buffer.from(piece);
+          held.push(buf);
+          heldLength += buf.length;
+          if (heldLength >= STREAM_WRITE_BYTES) await flush();
           else if (slicer.due()) await slicer.pause();
         }
         if (heldLength > 0) await flush();

@@ -308,10 +308,10 @@ describe('streamed saves (saveStream)', () => {
     const realOpen = fs.promises.open;
     jest.spyOn(fs.promises, 'open').mockImplementation(async (...args: Parameters<typeof fs.promises.open>) => {
       const fh = await realOpen(...args);
-      const realWrite = fh.write.bind(fh) as (b: Buffer) => Promise<unknown>;
-      (fh as unknown as { write: (b: Buffer) => Promise<unknown> }).write = (b: Buffer) => {
-        writes.push(b.length);
-        return realWrite(b);
+      const realWritev = fh.writev.bind(fh) as (b: Buffer[]) => Promise<unknown>;
+      (fh as unknown as { writev: (b: Buffer[]) => Promise<unknown> }).writev = (b: Buffer[]) => {
+        writes.push(b.reduce((n, x) => n + x.length, 0));
+        return realWritev(b);
       };
       return fh;
     });
@@ -345,6 +345,20 @@ describe('streamed saves (saveStream)', () => {
     expect(ranAfter[0]).toBeGreaterThan(0);
     expect(ranAfter[0]).toBeLessThan(40);
     expect(s.load().value).toEqual(made);
+  });
+
+  test('a short write (a full disk) fails the save and leaves the previous state', async () => {
+    const s = new StateFile<{ n: number }>(dir, 't', 'n1');
+    s.saveSync({ n: 1 });
+    const realOpen = fs.promises.open;
+    jest.spyOn(fs.promises, 'open').mockImplementationOnce(async (...args: Parameters<typeof fs.promises.open>) => {
+      const fh = await realOpen(...args);
+      (fh as unknown as { writev: (b: Buffer[]) => Promise<unknown> }).writev = async (b: Buffer[]) => ({ bytesWritten: b[0].length - 1, buffers: b });
+      return fh;
+    });
+    await expect(s.saveStream(() => ['{"n":', '2}'])).rejects.toThrow(/short write .* 4 of 7 bytes/);
+    expect(s.load().value).toEqual({ n: 1 });
+    expect(listState()).toEqual(['n1.json']);
   });
 
   test('parts() is called when the save starts, after the saves queued before it', async () => {
