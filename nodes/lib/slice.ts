@@ -19,8 +19,6 @@ export const SLICE_MS = 4;
 
 export class TimeSlicer {
   private start = performance.now();
-  /** How many times pause() gave the event loop a turn (for tests and statistics). */
-  pauses = 0;
 
   constructor(readonly budgetMs: number = SLICE_MS) {}
 
@@ -31,7 +29,6 @@ export class TimeSlicer {
 
   /** Gives the event loop a turn, then starts a new slice. */
   async pause(): Promise<void> {
-    this.pauses++;
     await new Promise<void>((resolve) => setImmediate(resolve));
     this.start = performance.now();
   }
