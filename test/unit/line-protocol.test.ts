@@ -3,7 +3,7 @@
  * escaped, and the parser giving back exactly what was encoded.
  */
 import { ThingwireError } from '../../nodes/lib/errors';
-import { encodeBatch, encodePoint, escapeKey, escapeMeasurement, escapeString, msString, parseLine, splitLines } from '../../nodes/lib/line-protocol';
+import { encodeBatch, encodePoint, escapeKey, escapeMeasurement, escapeString, flatten, msString, parseLine, splitLines } from '../../nodes/lib/line-protocol';
 import type { Point } from '../../nodes/lib/store/types';
 
 const TS = 1_764_000_000_123;
@@ -127,6 +127,18 @@ describe('splitting and parsing', () => {
     expect(rejects).toEqual([]);
     const back = splitLines(lines.join('\n')).map(parseLine);
     expect(back).toEqual(points);
+  });
+});
+
+describe('flatten', () => {
+  test('returns the same text for ropes, flat and empty strings', () => {
+    let rope = 'rollup,device=d1';
+    for (let i = 0; i < 30; i++) rope += `,f${i}=${i * 1.5}`;
+    const copy = rope.split('').join('');
+    expect(flatten(rope)).toBe(copy);
+    expect(flatten(copy)).toBe(copy);
+    expect(flatten('')).toBe('');
+    expect(flatten('é"\\n')).toBe('é"\\n');
   });
 });
 
