@@ -2,7 +2,7 @@
  * thingwire-alert: alert rules over Readings, AnomalyScores, liveness events and the anomaly node's
  * alert events (./engine, ./rules), one lifecycle per alert key. Output 1: state changes, one
  * message per AlertEvent (for notifiers and the store); output 2: the active list (when it changes,
- * at most every 250 ms, always the latest) and the replies to control messages; output 3: rejects.
+ * at most every 250 ms, a long list less often: see LIST_MS; always the latest) and the replies to control messages; output 3: rejects.
  * One timer, armed at engine.nextDeadline(); the state is kept in a StateFile across redeploys and
  * restarts. Control messages are checked in ./control. This file only wires the engine in.
  */
@@ -16,8 +16,16 @@ import { statusOf } from './status';
 import { installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-alert';
-/** The active list (output 2) and the status go out at most this often. */
+/**
+ * The active list (output 2) and the status go out at most every LIST_MS, and a long list no more often than
+ * LIST_MS_PER_ALERT a row (capped at LIST_MAX_MS): each list is copied by every consumer (a dashboard table
+ * stores two deep copies of it), so 1,300 active alerts four times a second cost the runtime more than all its
+ * readings' rollups. With a thousand alerts active the list goes out once a second; alert events (output 1)
+ * are never held.
+ */
 const LIST_MS = 250;
+const LIST_MS_PER_ALERT = 1;
+const LIST_MAX_MS = 2000;
 /** Longest wait for the runtime's 'flows:started' before events due at start may leave. */
 const STARTUP_GRACE_MS = 5000;
 /** setTimeout's longest delay. */
@@ -147,6 +155,8 @@ export = function register(RED: NodeAPI): void {
     let listDirty = true;
     let statusDirty = true;
     let lastShown = -Infinity;
+    /** The wait after the last list: LIST_MS, longer for a long list. */
+    let listGap = LIST_MS;
     let showTimer: NodeJS.Timeout | undefined;
 
     function show(): void {
@@ -155,7 +165,9 @@ export = function register(RED: NodeAPI): void {
       lastShown = Date.now();
       if (listDirty && started) {
         listDirty = false;
-        node.send([null, { topic: 'active', payload: engine.active(lastShown) }, null]);
+        const active = engine.active(lastShown);
+        listGap = Math.min(LIST_MAX_MS, Math.max(LIST_MS, active.length * LIST_MS_PER_ALERT));
+        node.send([null, { topic: 'active', payload: active }, null]);
       }
       if (statusDirty) {
         statusDirty = false;
@@ -163,10 +175,10 @@ export = function register(RED: NodeAPI): void {
       }
     }
 
-    /** The list and status go out now, or LIST_MS after the last time (with whatever is latest then). */
+    /** The list and status go out now, or listGap after the last time (with whatever is latest then). */
     function showSoon(): void {
       if (closed || showTimer !== undefined) return;
-      const wait = lastShown + LIST_MS - Date.now();
+      const wait = lastShown + listGap - Date.now();
       if (wait <= 0) show();
       else showTimer = setTimeout(show, wait);
     }

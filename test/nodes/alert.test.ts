@@ -174,6 +174,32 @@ describe('lifecycle through the node', () => {
     expect(statusCalls(getNode('n1')).at(-1)?.fill).toBe('red');
   });
 
+  test('a long active list goes out less often: 1 ms a row after the last one (800 alerts: 800 ms), still the latest', async () => {
+    const out = await start({ rules: JSON.stringify(HOT_NOW) });
+    const at: number[] = [];
+    getNode('active').on('input', (m: NodeMsg) => {
+      if (m.action === undefined) at.push(Date.now());
+    });
+    await sleep(400);
+    send({ payload: Array.from({ length: 800 }, (_, i) => ({ device: `d${i}`, ts: Date.now(), metrics: { temperature: 90 } })) });
+    await until('the list of 800', () => lists(out).at(-1)?.length === 800, 3000);
+    const first = at.length;
+    const shownAt = at[first - 1];
+    // A change right after it: the next list waits 800 ms from the last one, not 250 ms.
+    send(reading('d800', 90));
+    await until('the list of 801', () => lists(out).at(-1)?.length === 801, 3000);
+    expect(at.length).toBe(first + 1);
+    expect(at[first] - shownAt).toBeGreaterThanOrEqual(700);
+    // All resolved: an empty list (after the 801 ms), then the next change waits 250 ms again.
+    send({ payload: Array.from({ length: 801 }, (_, i) => ({ device: `d${i}`, ts: Date.now(), metrics: { temperature: 20 } })) });
+    await until('the empty list', () => lists(out).at(-1)?.length === 0, 3000);
+    const emptyAt = at[at.length - 1];
+    send(reading('d0', 90));
+    await until('the list of 1', () => lists(out).at(-1)?.length === 1, 3000);
+    expect(at[at.length - 1] - emptyAt).toBeGreaterThanOrEqual(240);
+    expect(at[at.length - 1] - emptyAt).toBeLessThan(700);
+  });
+
   test('msg.device tags (thingwire-device auth mode) reach rules with tags and key templates', async () => {
     const rules = [{ id: 'site-hot', tags: { site: 'north' }, key: '{tags.site}/{rule}', metric: 'temperature', severity: 'minor', when: { above: 80 } }];
     const out = await start({ rules: JSON.stringify(rules) });
