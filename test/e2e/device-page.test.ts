@@ -12,6 +12,8 @@ jest.setTimeout(120_000);
 
 const DEVICE = 'dp-pump-1';
 const OTHER = 'dp-fan-2';
+const HTTP_DEVICE = 'dp-http-3';
+const API_KEY = 'e2e-device-page-key-0123456789';
 
 describe('the Device page', () => {
   let rt: Runtime;
@@ -19,7 +21,7 @@ describe('the Device page', () => {
   let client: mqtt.MqttClient;
 
   beforeAll(async () => {
-    rt = await startRuntime();
+    rt = await startRuntime({ THINGWIRE_API_KEY: API_KEY });
     browser = await launchChromium();
     client = await mqtt.connectAsync(`mqtt://127.0.0.1:${rt.mqttPort}`, { clientId: `e2e-dp-${process.pid}` });
     // Two days of a reading every 20 s (an uploaded backlog: one batch per hour), then a minute of recent ones.
@@ -34,7 +36,7 @@ describe('the Device page', () => {
     await waitFor(
       'the backlog in the store',
       async () => {
-        const r = (await (await fetch(`${rt.url}/api/v1/series?devices=${DEVICE}&fields=temperature&start=-2h`)).json()) as { series: Array<{ points: unknown[] }> };
+        const r = (await (await fetch(`${rt.url}/api/v1/series?devices=${DEVICE}&fields=temperature&start=-2h`, { headers: { authorization: `Bearer ${API_KEY}` } })).json()) as { series: Array<{ points: unknown[] }> };
         return (r.series[0]?.points.length ?? 0) > 150;
       },
       30_000,
@@ -117,6 +119,23 @@ describe('the Device page', () => {
     await page.getByText('77.50').first().waitFor({ timeout: 5_000 });
     // Measured for the record (the benchmark reports latency properly): publish to seen on the page.
     process.stdout.write(`device page: live reading seen ${seenAfter} ms after publishing (incl. polling)\n`);
+    await page.close();
+  });
+
+  test('appends a reading posted over the HTTP API for the watched device', async () => {
+    const api = (path: string, body: unknown, auth = API_KEY): Promise<Response> =>
+      fetch(`${rt.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${auth}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const reg = await api('/api/v1/devices', { id: HTTP_DEVICE });
+    expect(reg.status).toBe(201);
+    const { token } = (await reg.json()) as { token: string };
+    expect((await api('/api/v1/streams', { id: 'dp-http-env', device: HTTP_DEVICE })).status).toBe(201);
+    const page = await open(`device=${HTTP_DEVICE}&metric=temperature&range=1h`);
+    await waitFor('the page watching', async () => (await page.locator('.tw-dev-chart').getAttribute('data-level')) !== null, 20_000, 100);
+    await new Promise((r) => setTimeout(r, 500)); // the watch request reaches the flow
+    const posted = await api('/api/v1/streams/dp-http-env/entries', { temperature: 66.25 }, token);
+    expect(posted.status).toBe(201);
+    await waitFor('the HTTP reading on the page', async () => (await chart(page)).live === 1, 10_000, 20);
+    await page.getByText('66.25').first().waitFor({ timeout: 5_000 });
     await page.close();
   });
 });

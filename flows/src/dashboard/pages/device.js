@@ -144,7 +144,7 @@ module.exports = function devicePage(ctx) {
     type: 'comment',
     z: Z,
     name: 'Device page: history at the chart\'s width from the right rollup level, then live readings pushed to the browsers that watch the device',
-    info: 'The ui-template (flows/src/dashboard/device.vue, put here by flows/src/dashboard/gen.js) asks for the device list, watches one device and asks for history with its chart width in pixels. The query node reads raw readings up to 6 hours and 1m/1h/1d rollups beyond, downsampled on the server to at most that many points. Valid readings and anomaly scores reach the page through the link nodes, only for the browsers watching that device.',
+    info: 'The ui-template (flows/src/dashboard/device.vue, put here by flows/src/dashboard/gen.js) asks for the device list, watches one device and asks for history with its chart width in pixels. The query node reads raw readings up to 6 hours and 1m/1h/1d rollups beyond, downsampled on the server to at most that many points. Live readings are wired straight from the reading schema validator (one reading a message, before the 20 ms batch and the work done on each batch) and from the HTTP API\'s link in; anomaly scores come through a link node; both go only to the browsers watching that device.',
     x: 460,
     y: Y0 - 40,
     wires: [],
@@ -156,7 +156,6 @@ module.exports = function devicePage(ctx) {
   add({ id: 'tw.dp.bandq', type: 'thingwire-query', z: Z, name: 'expected band', v: 1, store: 'tw.store', measurement: 'anomaly', fields: 'lower,expected,upper', start: '-24h', bucket: '', agg: 'mean', maxPoints: 0, level: 'raw', levels: '1m,1h,1d', catchRejects: false, x: 1040, y: Y0 + 80, wires: [['tw.dp.reply'], ['tw.dp.failed']] });
   fn('tw.dp.reply', 'device page: history reply', REPLY, 1, 1260, Y0 + 80, [['tw.dp.template']]);
   fn('tw.dp.failed', 'device page: history failed', FAILED, 1, 1040, Y0 + 140, [['tw.dp.template']]);
-  add({ id: 'tw.dp.linkin', type: 'link in', z: Z, name: 'valid readings to the device page', links: ['tw.starter.linkout'], x: 175, y: Y0 + 200, wires: [['tw.dp.live']] });
   fn('tw.dp.live', 'device page: live readings', LIVE, 1, 420, Y0 + 200, [['tw.dp.template']]);
   add({ id: 'tw.dp.scorein', type: 'link in', z: Z, name: 'scores to the device page', links: ['tw.al.fromanomaly'], x: 175, y: Y0 + 260, wires: [['tw.dp.scores']] });
   fn('tw.dp.scores', 'device page: scores', SCORES, 1, 420, Y0 + 260, [['tw.dp.template']]);
@@ -164,9 +163,13 @@ module.exports = function devicePage(ctx) {
 
   return {
     height: 320,
-    links: [
-      ['tw.starter.linkout', 'tw.dp.linkin'],
-      ['tw.al.fromanomaly', 'tw.dp.scorein'],
+    links: [['tw.al.fromanomaly', 'tw.dp.scorein']],
+    // Live readings skip the 20 ms batch and the work done on each batch (rollups, scoring, alerts, the store):
+    // each valid reading goes to this function as it leaves the validator (and each HTTP batch as it arrives),
+    // so a watched device's reading reaches its page in milliseconds, not after the batch's cascade.
+    taps: [
+      ['tw.starter.validate', 0, 'tw.dp.live'],
+      ['tw.starter.fromhttp', 0, 'tw.dp.live'],
     ],
   };
 };
