@@ -310,13 +310,18 @@ async function writeHistory(dataDir: string, fleet: SimFleet, device: string, mi
  * A string, not a function: this project compiles without the DOM typings.
  */
 const PAGE_SCRIPT = `(() => {
-  const B = window.__twb = { frames: [], muts: [], now: () => performance.timeOrigin + performance.now() };
+  const B = window.__twb = { frames: [], muts: [], long: [], traffic: [], now: () => performance.timeOrigin + performance.now() };
+  // The page's own load: its main-thread tasks over 50 ms, and every socket frame's arrival and size.
+  try {
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) B.long.push([performance.timeOrigin + e.startTime, e.duration]); }).observe({ type: 'longtask', buffered: true });
+  } catch (e) { /* no long task API */ }
   const Native = window.WebSocket;
   class Hooked extends Native {
     constructor(...a) {
       super(...a);
       this.addEventListener('message', (ev) => {
         const d = ev.data;
+        B.traffic.push([B.now(), typeof d === 'string' ? d.length : (d.byteLength || d.size || 0)]);
         if (typeof d !== 'string' || d.indexOf('"live"') < 0) return;
         const at = B.now();
         try {
@@ -560,6 +565,8 @@ interface LoadResult {
   trend: { firstQuarter: number; lastQuarter: number };
   /** Every sample as [ms from the window's start to its publish, DOM latency ms]: when a stall happened. */
   timeline: Array<[number, number]>;
+  /** The browser's side in the window: main-thread tasks over 50 ms, socket frames and KB a second (every widget's messages reach every page), and how many samples over 50 ms overlapped a long task. */
+  page: { longTasks: number; longTaskMs: number; longestTaskMs: number; framesPerSecond: number; kbPerSecond: number; slowSamples: number; slowWithLongTask: number };
   /** Wall-clock time of the window's start (ISO), to line the timeline up with the minute (rollups) and the runtime's timers. */
   windowStart: string;
   /** When the runtime of the live part was started (its nodes' periodic saves count from about then). */
@@ -639,9 +646,11 @@ async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h:
     );
     await sleep(200);
 
-    const rec = (await page.evaluate('({ frames: window.__twb.frames, muts: window.__twb.muts })')) as {
+    const rec = (await page.evaluate('({ frames: window.__twb.frames, muts: window.__twb.muts, long: window.__twb.long, traffic: window.__twb.traffic })')) as {
       frames: Array<[number, number]>;
       muts: Array<{ live: number; at: number; n: number; raf: number | null }>;
+      long: Array<[number, number]>;
+      traffic: Array<[number, number]>;
     };
     const clock1 = await clockOffset(page);
 
@@ -686,6 +695,24 @@ async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h:
       const sent = pubAt.get(ts);
       return sent !== undefined && sent >= wStart && sent <= wEnd;
     }).length;
+    // The page's side: its long tasks and what the socket brought in the window (page clock -> this clock: - off).
+    const inWindow = (t: number): boolean => t - off >= wStart && t - off <= wEnd;
+    const longTasks = rec.long.filter(([t]) => inWindow(t)).map(([, d]) => d);
+    const traffic = rec.traffic.filter(([t]) => inWindow(t));
+    const slowWithLongTask = timeline.filter(([at, ms]) => {
+      if (ms < 50) return false;
+      const sent = wStart + at;
+      return rec.long.some(([t, d]) => t - off < sent + ms && t - off + d > sent);
+    }).length;
+    const pageSide = {
+      longTasks: longTasks.length,
+      longTaskMs: longTasks.reduce((a, b) => a + b, 0),
+      longestTaskMs: longTasks.length ? Math.max(...longTasks) : 0,
+      framesPerSecond: traffic.length / elapsed,
+      kbPerSecond: traffic.reduce((a, [, n]) => a + n, 0) / 1024 / elapsed,
+      slowSamples: timeline.filter(([, ms]) => ms >= 50).length,
+      slowWithLongTask,
+    };
     const q = Math.max(1, Math.floor(dom.length / 4));
     const trend = { firstQuarter: median(dom.slice(0, q)), lastQuarter: median(dom.slice(-q)) };
     const watchedSent = [...pubAt.values()].filter((t) => t >= wStart && t <= wEnd).length;
@@ -713,6 +740,7 @@ async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h:
       frame: dist(frame),
       trend,
       timeline,
+      page: pageSide,
       windowStart: new Date(wStart).toISOString(),
     };
   } finally {
@@ -815,6 +843,8 @@ async function main(): Promise<void> {
     log(`  median in the DOM: ${f1(l.trend.firstQuarter)} ms in the first quarter of the window, ${f1(l.trend.lastQuarter)} ms in the last`);
     const slowest = [...l.timeline].sort((a, b) => b[1] - a[1]).slice(0, 3);
     log(`  slowest in the DOM: ${slowest.map(([at, ms]) => `${f1(ms)} ms (published ${f1(at / 1000)} s into the window)`).join(', ')}`);
+    const pg = l.page;
+    log(`  the page: ${pg.longTasks} main-thread tasks over 50 ms (${f1(pg.longTaskMs)} ms in all, longest ${f1(pg.longestTaskMs)} ms); socket ${f1(pg.framesPerSecond)} frames/s, ${f1(pg.kbPerSecond)} KB/s; ${pg.slowWithLongTask} of the ${pg.slowSamples} samples over 50 ms overlapped a long task`);
     log(`  the window started at ${l.windowStart} (runtime started ${l.runtimeStartedAt ?? '?'}; rollups close at each full minute, state saves every 60 s from the start)`);
     log(`  target p99 < 50 ms (in the DOM): ${l.dom.p99 < 50 ? 'met' : 'NOT met'}${l.dom.count < 100 ? ` (p99 of ${l.dom.count} samples is about the largest)` : ''}`);
   }
