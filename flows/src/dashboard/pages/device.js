@@ -144,7 +144,7 @@ module.exports = function devicePage(ctx) {
     type: 'comment',
     z: Z,
     name: 'Device page: history at the chart\'s width from the right rollup level, then live readings pushed to the browsers that watch the device',
-    info: 'The ui-template (flows/src/dashboard/device.vue, put here by flows/src/dashboard/gen.js) asks for the device list, watches one device and asks for history with its chart width in pixels. The query node reads raw readings up to 6 hours and 1m/1h/1d rollups beyond, downsampled on the server to at most that many points. Live readings are wired straight from the reading schema validator (one reading a message, before the 20 ms batch and the work done on each batch) and from the HTTP API\'s link in; anomaly scores come through a link node; both go only to the browsers watching that device.',
+    info: 'The ui-template (flows/src/dashboard/device.vue, put here by flows/src/dashboard/gen.js) asks for the device list, watches one device and asks for history with its chart width in pixels. The query node reads raw readings up to 6 hours and 1m/1h/1d rollups beyond, downsampled on the server to at most that many points. Live readings are wired straight from the reading schema validator (one reading a message, before the 50 ms batch and the work done on each batch) and from the HTTP API\'s link in; anomaly scores come through a link node; both go only to the browsers watching that device.',
     x: 460,
     y: Y0 - 40,
     wires: [],
@@ -164,7 +164,7 @@ module.exports = function devicePage(ctx) {
   return {
     height: 320,
     links: [['tw.al.fromanomaly', 'tw.dp.scorein']],
-    // Live readings skip the 20 ms batch and the work done on each batch (rollups, scoring, alerts, the store):
+    // Live readings skip the 50 ms batch and the work done on each batch (rollups, scoring, alerts, the store):
     // each valid reading goes to this function as it leaves the validator (and each HTTP batch as it arrives),
     // so a watched device's reading reaches its page in milliseconds, not after the batch's cascade.
     taps: [
