@@ -2,7 +2,8 @@
  * thingwire-alert: alert rules over Readings, AnomalyScores, liveness events and the anomaly node's
  * alert events (./engine, ./rules), one lifecycle per alert key. Output 1: state changes, one
  * message per AlertEvent (for notifiers and the store); output 2: the active list (when it changes,
- * at most every 250 ms, a long list less often: see LIST_MS; always the latest) and the replies to control messages; output 3: rejects.
+ * at most every 250 ms, a long list less often: see LIST_MS; always the latest) and the replies to
+ * control messages; output 3: rejects.
  * One timer, armed at engine.nextDeadline(); the state is kept in a StateFile across redeploys and
  * restarts. Control messages are checked in ./control. This file only wires the engine in.
  */
@@ -19,9 +20,9 @@ const TYPE = 'thingwire-alert';
 /**
  * The active list (output 2) and the status go out at most every LIST_MS, and a long list no more often than
  * LIST_MS_PER_ALERT a row (capped at LIST_MAX_MS): each list is copied by every consumer (a dashboard table
- * stores two deep copies of it), so 1,300 active alerts four times a second cost the runtime more than all its
- * readings' rollups. With a thousand alerts active the list goes out once a second; alert events (output 1)
- * are never held.
+ * stores two deep copies of it), and 1,300 active alerts four times a second were a sixth of all the runtime's
+ * allocations at 2,000 readings/s. With a thousand alerts active the list goes out once a second; alert events
+ * (output 1) are never held.
  */
 const LIST_MS = 250;
 const LIST_MS_PER_ALERT = 1;
