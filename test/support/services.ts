@@ -177,12 +177,12 @@ function withoutKey(env: NodeJS.ProcessEnv, key: string): NodeJS.ProcessEnv {
   return out;
 }
 
-export async function startRuntime(env: Record<string, string> = {}, dataDir = tmpDir('runtime')): Promise<Runtime> {
+export async function startRuntime(env: Record<string, string> = {}, dataDir = tmpDir('runtime'), extraNodeArgs: string[] = []): Promise<Runtime> {
   const main = path.join(ROOT, 'dist', 'runtime', 'main.js');
   if (!fs.existsSync(main)) throw new Error(`${main} is missing: run npm run build first (npm test does)`);
   // THINGWIRE_RUNTIME_NODE_ARGS: extra node options for the runtime only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p",
   // which NODE_OPTIONS refuses), so any test or bench script can profile the runtime it starts.
-  const nodeArgs = (process.env.THINGWIRE_RUNTIME_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+  const nodeArgs = [...extraNodeArgs, ...(process.env.THINGWIRE_RUNTIME_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '')];
   const proc = spawn(process.execPath, [...RUNTIME_NODE_FLAGS, ...nodeArgs, main], {
     cwd: ROOT,
     env: { ...withoutKey(process.env, 'THINGWIRE_RUNTIME_NODE_ARGS'), PORT: '0', MQTT_PORT: '0', DATA_DIR: dataDir, THINGWIRE_LOG_LEVEL: 'warn', THINGWIRE_MQTT_ANONYMOUS: '1', ...env },
