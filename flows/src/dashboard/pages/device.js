@@ -31,7 +31,8 @@ if (msg.topic === 'watch' && socket && typeof p.device === 'string') {
     st.watchers.set(socket, { device: p.device, at: Date.now() });
     node.status({ fill: 'green', shape: 'dot', text: st.watchers.size + ' watching' });
     const l = st.latest.get(p.device);
-    return [reply('latest', l ? { device: p.device, ts: l.ts, metrics: l.metrics } : { device: p.device }), null];
+    // A copy: the live function updates the entry in place, and this answer is sent after a hop.
+    return [reply('latest', l ? { device: p.device, ts: l.ts, metrics: Object.assign({}, l.metrics) } : { device: p.device }), null];
 }
 if (msg.topic === 'unwatch' && socket) {
     st.watchers.delete(socket);
@@ -59,11 +60,14 @@ const readings = Array.isArray(msg.payload) ? msg.payload : [msg.payload];
 const out = [];
 for (const r of readings) {
     if (!r || typeof r.device !== 'string' || typeof r.ts !== 'number' || !r.metrics) continue;
-    const prev = st.latest.get(r.device);
-    if (prev && prev.ts > r.ts) continue; // a late reading is history, not "latest"
-    const metrics = prev ? Object.assign({}, prev.metrics, r.metrics) : Object.assign({}, r.metrics);
-    st.latest.delete(r.device);
-    st.latest.set(r.device, { ts: r.ts, metrics });
+    let e = st.latest.get(r.device);
+    if (e && e.ts > r.ts) continue; // a late reading is history, not "latest"
+    // Updated in place: a new entry a reading lived about a second, long enough for the collector to copy it.
+    if (e) st.latest.delete(r.device); // and set again below: the map stays in order of the last update
+    else e = { ts: r.ts, metrics: {} };
+    e.ts = r.ts;
+    for (const k in r.metrics) e.metrics[k] = r.metrics[k];
+    st.latest.set(r.device, e);
     if (st.latest.size > MAX_DEVICES) st.latest.delete(st.latest.keys().next().value);
     if (st.watchers.size === 0) continue;
     for (const [socketId, w] of st.watchers) {

@@ -1,0 +1,96 @@
+/**
+ * The Device page's live function (tw.dp.live) and its request router (tw.dp.router), run from flows/starter.json with
+ * the flow context as a Map: each valid reading becomes its device's latest (merged by metric, updated in place, late
+ * readings ignored, the map kept in order of the last update) and goes to the browsers watching that device only; a
+ * watch is answered with a copy of the latest entry, so a later reading cannot change an answer still on its way.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+interface FlowNode {
+  id: string;
+  func?: string;
+}
+interface Out {
+  topic: string;
+  payload: { device?: string; ts?: number; metrics?: Record<string, unknown> };
+  _client: { socketId: string };
+}
+type Fn = (msg: unknown, flow: unknown, node: unknown) => Array<Out | Out[] | null> | null;
+
+const ROOT = path.join(__dirname, '..', '..');
+const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'starter.json'), 'utf8')) as FlowNode[];
+const fnOf = (id: string): Fn => {
+  const n = flows.find((x) => x.id === id);
+  if (n?.func === undefined) throw new Error(`${id} is not a function node in flows/starter.json`);
+  return new Function('msg', 'flow', 'node', n.func) as Fn;
+};
+
+interface DpState {
+  latest: Map<string, { ts: number; metrics: Record<string, unknown> }>;
+  watchers: Map<string, unknown>;
+}
+
+function rig(): { live: (payload: unknown) => Out[]; watch: (socketId: string, device: string) => Out; state: () => DpState } {
+  const ctx = new Map<string, unknown>();
+  const flow = { get: (k: string) => ctx.get(k), set: (k: string, v: unknown) => ctx.set(k, v) };
+  const node = { status: () => undefined, warn: () => undefined };
+  const live = fnOf('tw.dp.live');
+  const router = fnOf('tw.dp.router');
+  return {
+    live: (payload) => live({ payload }, flow, node)![0] as Out[],
+    watch: (socketId, device) => router({ topic: 'watch', payload: { device }, _client: { socketId } }, flow, node)![0] as Out,
+    state: () => ctx.get('tw_dp_state') as DpState,
+  };
+}
+
+test('latest: merged by metric, late readings ignored, in order of the last update', () => {
+  const r = rig();
+  expect(r.live({ device: 'a', ts: 1000, metrics: { temperature: 20, humidity: 50 } })).toEqual([]);
+  r.live([
+    { device: 'b', ts: 1500, metrics: { temperature: 30 } },
+    { device: 'a', ts: 2000, metrics: { temperature: 21 } },
+  ]);
+  r.live({ device: 'a', ts: 1800, metrics: { temperature: 99, humidity: 99 } }); // late: history, not latest
+  const { latest } = r.state();
+  expect(latest.get('a')).toEqual({ ts: 2000, metrics: { temperature: 21, humidity: 50 } });
+  expect([...latest.keys()]).toEqual(['b', 'a']);
+  r.live({ device: 'b', ts: 2500, metrics: { humidity: 40 } });
+  expect([...latest.keys()]).toEqual(['a', 'b']);
+  expect(latest.get('b')).toEqual({ ts: 2500, metrics: { temperature: 30, humidity: 40 } });
+});
+
+test('malformed readings are skipped, the others kept', () => {
+  const r = rig();
+  r.live([null, { device: 7, ts: 1, metrics: {} }, { device: 'c', ts: 'x', metrics: {} }, { device: 'c', ts: 5 }, { device: 'd', ts: 5, metrics: { v: 1 } }]);
+  expect([...r.state().latest.keys()]).toEqual(['d']);
+});
+
+test('a reading goes to the browsers watching its device only, with its own metrics', () => {
+  const r = rig();
+  r.live({ device: 'a', ts: 1000, metrics: { temperature: 20, humidity: 50 } });
+  r.watch('s1', 'a');
+  r.watch('s2', 'b');
+  r.watch('s3', 'a');
+  const out = r.live([
+    { device: 'a', ts: 2000, metrics: { temperature: 21 } },
+    { device: 'b', ts: 2000, metrics: { temperature: 30 } },
+    { device: 'c', ts: 2000, metrics: { temperature: 40 } },
+  ]);
+  expect(out.map((m) => [m._client.socketId, m.payload.device, m.payload.metrics])).toEqual([
+    ['s1', 'a', { temperature: 21 }],
+    ['s3', 'a', { temperature: 21 }],
+    ['s2', 'b', { temperature: 30 }],
+  ]);
+});
+
+test('a watch is answered with a copy of the latest entry', () => {
+  const r = rig();
+  r.live({ device: 'a', ts: 1000, metrics: { temperature: 20, humidity: 50 } });
+  const answer = r.watch('s1', 'a');
+  expect(answer.topic).toBe('latest');
+  r.live({ device: 'a', ts: 2000, metrics: { temperature: 25 } });
+  expect(answer.payload).toEqual({ device: 'a', ts: 1000, metrics: { temperature: 20, humidity: 50 } });
+  expect(r.watch('s1', 'a').payload).toEqual({ device: 'a', ts: 2000, metrics: { temperature: 25, humidity: 50 } });
+  expect(r.watch('s1', 'nobody').payload).toEqual({ device: 'nobody' });
+});
