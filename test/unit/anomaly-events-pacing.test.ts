@@ -28,15 +28,14 @@ const byId = (id: string): FlowNode => {
 };
 
 /** Runs one function node: what it returned and what it sent later, in order. */
-function rig(id: string): { input: (payload: unknown) => void; out: unknown[] } {
-  const ctx = new Map<string, unknown>();
+function rig(id: string, ctx = new Map<string, unknown>(), timer: unknown = setTimeout): { input: (payload: unknown) => void; out: unknown[] } {
   const context = { get: (k: string) => ctx.get(k), set: (k: string, v: unknown) => ctx.set(k, v) };
   const out: unknown[] = [];
   const node = { send: (m: Out) => out.push(m.payload) };
   const fn = new Function('msg', 'context', 'node', 'setTimeout', byId(id).func!) as Fn;
   return {
     input: (payload) => {
-      const r = fn({ payload }, context, node, setTimeout);
+      const r = fn({ payload }, context, node, timer);
       if (r !== null) out.push(r.payload);
     },
     out,
@@ -107,4 +106,23 @@ test('toasts: one every 5 s at most, and one telling how many more started meanw
   r.input(event(103));
   expect(r.out[3]).toBe('d103: anomaly 103');
   expect(r.out).toHaveLength(4);
+});
+
+test('a redeploy that cancels the pending timer does not leave the table or the toasts stuck', () => {
+  for (const [id, every] of [
+    ['tw.an.events', 1000],
+    ['tw.an.notify', 5000],
+  ] as const) {
+    const ctx = new Map<string, unknown>();
+    // The node before the redeploy: its timers never fire (Node-RED clears a function node's timers on close); the
+    // context stays.
+    const before = rig(id, ctx, () => undefined);
+    before.input(event(0));
+    jest.advanceTimersByTime(10);
+    before.input(event(1)); // pending: a timer is set, and cancelled
+    jest.advanceTimersByTime(every);
+    const after = rig(id, ctx);
+    after.input(event(2));
+    expect([id, after.out.length]).toEqual([id, 1]);
+  }
 });
