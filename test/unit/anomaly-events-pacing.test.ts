@@ -3,8 +3,9 @@
  * most once a second, the last list of a burst one second after the one before; "firing events to a toast"
  * (tw.an.notify) shows at most one toast every 5 s and tells in one toast how many more started meanwhile. A
  * fleet-wide anomaly in the dashboard bench was ~100 events a second, each a list and a toast to every open page
- * (150 socket frames and 2.7 MB a second). Both functions run from flows/starter.json with their context as a Map,
- * Jest's fake clock and timers.
+ * (150 socket frames and 2.7 MB a second). The device offline toasts (tw.dev.notify) are paced the same way: a broker
+ * restart takes a whole fleet offline at once. The functions run from flows/starter.json with their context as a
+ * Map, Jest's fake clock and timers.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -54,6 +55,7 @@ afterEach(() => {
 test('wired from the anomaly node to the events table and the toast', () => {
   expect(byId('tw.an.events').wires).toEqual([['tw.an.eventtable']]);
   expect(byId('tw.an.notify').wires).toEqual([['tw.an.toast']]);
+  expect(byId('tw.dev.notify').wires).toEqual([['tw.an.toast']]);
 });
 
 test('events table: the first list at once, a burst as one list a second later, then at once again', () => {
@@ -112,6 +114,7 @@ test('a redeploy that cancels the pending timer does not leave the table or the 
   for (const [id, every] of [
     ['tw.an.events', 1000],
     ['tw.an.notify', 5000],
+    ['tw.dev.notify', 5000],
   ] as const) {
     const ctx = new Map<string, unknown>();
     // The node before the redeploy: its timers never fire (Node-RED clears a function node's timers on close); the
@@ -125,4 +128,19 @@ test('a redeploy that cancels the pending timer does not leave the table or the 
     after.input(event(2));
     expect([id, after.out.length]).toEqual([id, 1]);
   }
+});
+
+test('offline toasts: a fleet going offline at once is one toast, then one with how many more', () => {
+  const r = rig('tw.dev.notify');
+  const liveness = (i: number, state: string) => ({ device: `d${i}`, state, message: `no reading for 2m` });
+  for (let i = 0; i < 2000; i++) {
+    r.input(liveness(i, 'firing'));
+    if (i % 4 === 3) jest.advanceTimersByTime(1);
+  }
+  expect(r.out).toEqual(['d0: offline, no reading for 2m']);
+  jest.advanceTimersByTime(5000);
+  expect(r.out).toEqual(['d0: offline, no reading for 2m', '1999 more devices went offline or came back: see Devices']);
+  jest.advanceTimersByTime(5000);
+  r.input(liveness(0, 'resolved'));
+  expect(r.out[2]).toBe('d0: back online, no reading for 2m');
 });
