@@ -4,22 +4,12 @@
  * it resolves (listed, with how long it lasted) or is cancelled (state "ok": forgotten, not listed), and the
  * remembered episodes stay under their cap without counting them on every event.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { starterFunction } from '../support/starter';
 
-interface FlowNode {
-  id: string;
-  func?: string;
-}
 type Fn = (msg: unknown, flow: unknown, node: unknown) => unknown;
 
-const ROOT = path.join(__dirname, '..', '..');
-const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'starter.json'), 'utf8')) as FlowNode[];
-
 function changes(): { run: (payload: Record<string, unknown>) => unknown; ctx: Map<string, unknown> } {
-  const code = flows.find((n) => n.id === 'tw.da.changes')?.func;
-  if (code === undefined) throw new Error('tw.da.changes is not in flows/starter.json');
-  const fn = new Function('msg', 'flow', 'node', code) as Fn;
+  const fn = starterFunction<Fn>('tw.da.changes', 'msg', 'flow', 'node');
   const ctx = new Map<string, unknown>();
   const stores = new Set<string>();
   const flow = {

@@ -4,13 +4,8 @@
  * readings ignored, the map kept in order of the last update) and goes to the browsers watching that device only; a
  * watch is answered with a copy of the latest entry, so a later reading cannot change an answer still on its way.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { mapStore, starterFunction } from '../support/starter';
 
-interface FlowNode {
-  id: string;
-  func?: string;
-}
 interface Out {
   topic: string;
   payload: { device?: string; ts?: number; metrics?: Record<string, unknown> };
@@ -18,29 +13,20 @@ interface Out {
 }
 type Fn = (msg: unknown, flow: unknown, node: unknown) => Array<Out | Out[] | null> | null;
 
-const ROOT = path.join(__dirname, '..', '..');
-const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'starter.json'), 'utf8')) as FlowNode[];
-const fnOf = (id: string): Fn => {
-  const n = flows.find((x) => x.id === id);
-  if (n?.func === undefined) throw new Error(`${id} is not a function node in flows/starter.json`);
-  return new Function('msg', 'flow', 'node', n.func) as Fn;
-};
-
 interface DpState {
   latest: Map<string, { ts: number; metrics: Record<string, unknown> }>;
   watchers: Map<string, unknown>;
 }
 
 function rig(): { live: (payload: unknown) => Out[]; watch: (socketId: string, device: string) => Out; state: () => DpState } {
-  const ctx = new Map<string, unknown>();
-  const flow = { get: (k: string) => ctx.get(k), set: (k: string, v: unknown) => ctx.set(k, v) };
+  const flow = mapStore();
   const node = { status: () => undefined, warn: () => undefined };
-  const live = fnOf('tw.dp.live');
-  const router = fnOf('tw.dp.router');
+  const live = starterFunction<Fn>('tw.dp.live', 'msg', 'flow', 'node');
+  const router = starterFunction<Fn>('tw.dp.router', 'msg', 'flow', 'node');
   return {
     live: (payload) => live({ payload }, flow, node)![0] as Out[],
     watch: (socketId, device) => router({ topic: 'watch', payload: { device }, _client: { socketId } }, flow, node)![0] as Out,
-    state: () => ctx.get('tw_dp_state') as DpState,
+    state: () => flow.get('tw_dp_state') as DpState,
   };
 }
 

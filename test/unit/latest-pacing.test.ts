@@ -4,37 +4,22 @@
  * window node) lets a tick through only when 2.5 ms a row have passed since the last one it let through. Both
  * functions run from flows/starter.json with the flow and node contexts as Maps and a fake clock.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { mapStore, starterFunction, starterNode as byId } from '../support/starter';
 
-interface FlowNode {
-  id: string;
-  func?: string;
-  wires?: string[][];
-}
 type Fn = (msg: unknown, flow: unknown, context: unknown) => unknown;
 
-const ROOT = path.join(__dirname, '..', '..');
-const flows = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'starter.json'), 'utf8')) as FlowNode[];
-const byId = (id: string): FlowNode => {
-  const n = flows.find((x) => x.id === id);
-  if (n === undefined) throw new Error(`${id} is not in flows/starter.json`);
-  return n;
-};
-
 function rig(): { tick: () => boolean; table: (devices: number) => void } {
-  const flowCtx = new Map<string, unknown>();
-  const paceCtx = new Map<string, unknown>();
-  const latestCtx = new Map<string, unknown>();
-  const store = (m: Map<string, unknown>) => ({ get: (k: string) => m.get(k), set: (k: string, v: unknown) => m.set(k, v) });
-  const pace = new Function('msg', 'flow', 'context', byId('tw.win.latestpace').func!) as Fn;
-  const latest = new Function('msg', 'flow', 'context', byId('tw.starter.latest').func!) as Fn;
+  const flowCtx = mapStore();
+  const paceCtx = mapStore();
+  const latestCtx = mapStore();
+  const pace = starterFunction<Fn>('tw.win.latestpace', 'msg', 'flow', 'context');
+  const latest = starterFunction<Fn>('tw.starter.latest', 'msg', 'flow', 'context');
   return {
-    tick: () => pace({ action: 'latest' }, store(flowCtx), store(paceCtx)) !== null,
+    tick: () => pace({ action: 'latest' }, flowCtx, paceCtx) !== null,
     table: (devices) => {
       const payload = [];
       for (let i = 0; i < devices; i++) for (const metric of ['temperature', 'humidity']) payload.push({ device: `d${String(i).padStart(5, '0')}`, metric, ts: Date.now(), value: i });
-      const out = latest({ payload }, store(flowCtx), store(latestCtx)) as Array<{ payload: unknown[] } | null>;
+      const out = latest({ payload }, flowCtx, latestCtx) as Array<{ payload: unknown[] } | null>;
       expect(out[0]!.payload).toHaveLength(devices);
     },
   };
