@@ -693,3 +693,68 @@ describe('a batch is written in slices (the event loop runs between them)', () =
     }
   });
 });
+
+describe('batches of any size (the rows of a batch keep their storage from batch to batch)', () => {
+  test('a batch of 300,000 values, then 10, then 18,000: every value stored once, of its kind, duplicates resolved', async () => {
+    const store = await EmbeddedBackend.open({ path: newFile() });
+    try {
+      // 30,000 lines x 10 fields of all four kinds (300,000 rows); the last 100 lines rewrite the first 100.
+      const big: Point[] = [];
+      for (let i = 0; i < 30_000; i++) {
+        const j = i < 29_900 ? i : i - 29_900;
+        const rewrite = i >= 29_900;
+        big.push(
+          point(`big-${j % 10}`, T0 + Math.floor(j / 10) * 1000, {
+            f0: rewrite ? -j : j,
+            f1: j / 2,
+            f2: j + 0.25,
+            f3: j * 3,
+            f4: j - 7,
+            f5: 1 / (j + 1),
+            n: BigInt(j),
+            ok: j % 3 === 0,
+            s: rewrite ? `again ${j}` : `v ${j}`,
+            t: `t${j % 7}`,
+          }),
+        );
+      }
+      await store.write(batchOf(big));
+      await store.write(batchOf(Array.from({ length: 10 }, (_, i) => point('small', T0 + i, { v: i }))));
+      await store.write(batchOf(Array.from({ length: 6_000 }, (_, i) => point(`mid-${i % 3}`, T0 + i, { a: i, b: BigInt(-i), c: i % 2 === 0 }))));
+
+      const counts = await store.query(q({ fields: ['f0', 'f5', 'n', 'ok', 's', 't'], agg: 'count', devices: ['big-0'] }));
+      expect(counts.series.map((s) => [s.field, s.points.reduce((n, p) => n + (p[1] as number), 0)])).toEqual([
+        ['f0', 2_990],
+        ['f5', 2_990],
+        ['n', 2_990],
+        ['ok', 2_990],
+        ['s', 2_990],
+        ['t', 2_990],
+      ]);
+      const first = await store.query(q({ fields: ['f0', 'n', 'ok', 's'], devices: ['big-3'], start: T0, end: T0 + 1 }));
+      expect(first.series).toEqual([
+        { device: 'big-3', field: 'f0', points: [[T0, -3]] },
+        { device: 'big-3', field: 'n', points: [[T0, 3]] },
+        { device: 'big-3', field: 'ok', points: [[T0, true]] },
+        { device: 'big-3', field: 's', points: [[T0, 'again 3']] },
+      ]);
+      const last = await store.query(q({ fields: ['f0', 's'], devices: ['big-9'], start: T0 + 2_989_000, end: T0 + 2_989_001 }));
+      expect(last.series).toEqual([
+        { device: 'big-9', field: 'f0', points: [[T0 + 2_989_000, 29_899]] },
+        { device: 'big-9', field: 's', points: [[T0 + 2_989_000, 'v 29899']] },
+      ]);
+      const small = await store.query(q({ fields: ['v'], devices: ['small'] }));
+      expect(small.series[0].points).toEqual(Array.from({ length: 10 }, (_, i) => [T0 + i, i]));
+      const mid = await store.query(q({ fields: ['a', 'b', 'c'], devices: ['mid-1'] }));
+      expect(mid.series.map((s) => [s.field, s.points.length])).toEqual([
+        ['a', 2_000],
+        ['b', 2_000],
+        ['c', 2_000],
+      ]);
+      expect(mid.series[1].points[1999]).toEqual([T0 + 5_998, -5_998]);
+      expect(mid.series[2].points[1]).toEqual([T0 + 4, true]);
+    } finally {
+      await store.close();
+    }
+  });
+});
