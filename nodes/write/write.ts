@@ -107,18 +107,25 @@ export = function register(RED: NodeAPI): void {
       // The common case has no rejects: no array is built for it.
       const rejects: Reject[] = encoded.rejects.length === 0 ? mapped.rejects : [...mapped.rejects];
       for (const r of encoded.rejects) rejects.push(r.error.toReject(mapped.batch ? mapped.indexes[r.index] : undefined));
+      // The points go along with their lines when there is one line for each (no point was refused): they are
+      // this message's own objects (toPoints makes them), and the embedded store takes their values as they are.
+      const points = encoded.rejects.length === 0 ? mapped.points : undefined;
       let durable: Promise<AckOutcome> | undefined;
       if (encoded.lines.length > 0 && whenDurable) {
         durable = new Promise<AckOutcome>((resolve, reject) => {
           waiting.add(reject);
-          service.write(encoded.lines, (outcome: AckOutcome) => {
-            waiting.delete(reject);
-            if (ack !== undefined) settleAck({ [ACK_PROPERTY]: ack }, outcome);
-            resolve(outcome);
-          });
+          service.write(
+            encoded.lines,
+            (outcome: AckOutcome) => {
+              waiting.delete(reject);
+              if (ack !== undefined) settleAck({ [ACK_PROPERTY]: ack }, outcome);
+              resolve(outcome);
+            },
+            points,
+          );
         });
       } else if (encoded.lines.length > 0) {
-        service.write(encoded.lines, ack === undefined ? undefined : (outcome: AckOutcome) => settleAck({ [ACK_PROPERTY]: ack }, outcome));
+        service.write(encoded.lines, ack === undefined ? undefined : (outcome: AckOutcome) => settleAck({ [ACK_PROPERTY]: ack }, outcome), points);
       } else if (ack !== undefined) {
         // Nothing to store (every point refused, or an empty batch): settled, the rejects say why.
         settleAck({ [ACK_PROPERTY]: ack }, 'rejected');

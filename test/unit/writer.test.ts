@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { splitLines } from '../../nodes/lib/line-protocol';
 import { DiskSpool, encodeSpoolFile, spoolFileName, type SpoolOptions } from '../../nodes/lib/store/spool';
-import { StoreError, type Batch, type StoreBackend } from '../../nodes/lib/store/types';
+import { StoreError, type Batch, type Point, type StoreBackend } from '../../nodes/lib/store/types';
 import { mulberry32 } from '../../runtime/sim-model';
 import {
   BatchWriter,
@@ -76,6 +76,8 @@ class ScriptedBackend implements StoreBackend {
   readonly description = 'scripted backend';
   readonly calls: Array<{ at: number; batch: Batch; failed?: boolean }> = [];
   readonly accepted: Batch[] = [];
+  /** The batch objects themselves, as write() was given them. */
+  readonly sent: Batch[] = [];
   /** Outcomes of the next calls, in order: an error to throw, or undefined to accept. */
   script: Array<Error | undefined> = [];
   /** Asked once the script is used up. */
@@ -86,7 +88,11 @@ class ScriptedBackend implements StoreBackend {
 
   constructor(private readonly clock: ManualClock) {}
 
-  write(batch: Batch): Promise<void> {
+  write(sent: Batch): Promise<void> {
+    // What was sent, as the spool or a server would see it (a batch the writer cut also carries its lines
+    // unjoined and their points: see the points tests).
+    const batch: Batch = { lines: sent.lines, count: sent.count };
+    this.sent.push(sent);
     this.calls.push({ at: this.clock.now(), batch });
     const err = this.script.length > 0 ? this.script.shift() : this.fail(batch);
     if (this.hold) {
@@ -936,5 +942,47 @@ describe('add(lines, onSettled): told when the lines are durable, refused or los
     expect(t.seen).toEqual([]);
     await settle();
     expect(t.seen).toEqual([['e', 'durable']]);
+  });
+});
+
+describe('points given with their lines (for the embedded store)', () => {
+  /** The point of line L(i). */
+  const P = (i: number): Point => ({ measurement: 'm', tags: { dev: `d${i % 3}` }, fields: { v: 1000 + i }, ts: 100_000 + i });
+  const points = (from: number, n: number): Point[] => Array.from({ length: n }, (_, k) => P(from + k));
+
+  test('travel with their lines in the batches sent, point i with line i; a batch with a line given without its point has none', async () => {
+    const r = rig({ batchSize: 4, flushIntervalMs: 1000 });
+    r.w.add(range(0, 3), undefined, points(0, 3));
+    r.w.add(range(3, 3), undefined, points(3, 3)); // cuts [0..3], buffers 4, 5
+    r.w.add(range(6, 1)); // no point: the batch [4..7] has none
+    r.w.add(range(7, 3), undefined, points(7, 3)); // cuts [4..7], buffers 8, 9
+    r.w.add(['', L(10)], undefined, [P(99), P(10)]); // the empty line is skipped with its point
+    await drain(r);
+    const sent = r.backend.sent;
+    expect(sent.map((b) => b.count)).toEqual([4, 4, 3]);
+    expect(sent.map((b) => b.lineList)).toEqual([range(0, 4), range(4, 4), range(8, 3)]);
+    expect(sent.map((b) => b.points)).toEqual([points(0, 4), undefined, points(8, 3)]);
+    expect(sent[0].points![2]).toBe(r.backend.sent[0].points![2]);
+    expect(r.backend.lines()).toEqual(range(0, 11));
+  });
+
+  test('a 413 split keeps each half\'s points with its lines; a batch read back from the spool has lines only', async () => {
+    const r = rig({ batchSize: 4, flushIntervalMs: 1000 });
+    r.backend.fail = (b) => (b.count > 2 ? status(413, 'request entity too large') : undefined);
+    r.w.add(range(0, 4), undefined, points(0, 4));
+    await drain(r);
+    const ok = r.backend.sent.filter((b) => b.count <= 2);
+    expect(ok.map((b) => [b.lineList, b.points])).toEqual([
+      [range(0, 2), points(0, 2)],
+      [range(2, 2), points(2, 2)],
+    ]);
+
+    // Spooled by an earlier run (what a restart replays): the lines only, read back and split.
+    new DiskSpool(dir, { fsync: false }).append({ lines: range(0, 2).join('\n'), count: 2 });
+    const restarted = rig({ batchSize: 2, flushIntervalMs: 1000 });
+    await drain(restarted);
+    const last = restarted.backend.sent[0];
+    expect(last.points).toBeUndefined();
+    expect(splitLines(last.lines)).toEqual(range(0, 2));
   });
 });

@@ -285,6 +285,12 @@ class Rows {
   }
 }
 
+/** True when no field name has a backslash (see parseBatch). */
+function plainFieldNames(fields: Record<string, FieldValue>): boolean {
+  for (const f in fields) if (f.indexOf('\\') !== -1) return false;
+  return true;
+}
+
 /**
  * End of a line's measurement and tags: its first unescaped space, as parseLine reads it: a backslash
  * escapes the next character only when that is a space, comma or equals sign (before anything else,
@@ -672,8 +678,9 @@ export class EmbeddedBackend implements StoreBackend {
 
   private async writeBatch(batch: Batch): Promise<void> {
     await this.ready();
-    const lines = typeof batch.lines === 'string' && batch.lines.length > 0 ? splitLines(batch.lines) : [];
+    const lines = batch.lineList ?? (typeof batch.lines === 'string' && batch.lines.length > 0 ? splitLines(batch.lines) : []);
     if (lines.length === 0) return;
+    const points = batch.points !== undefined && batch.points.length === lines.length ? batch.points : undefined;
     const conn = this.writeConn!;
     const rows = this.rows;
     // Parsing and appending run in slices of a few ms (../slice): a 5,000-line batch in one go held the event
@@ -687,7 +694,7 @@ export class EmbeddedBackend implements StoreBackend {
     try {
       let touched: SeriesInfo[];
       try {
-        const parsed = await this.parseBatch(lines, rows, slicer);
+        const parsed = await this.parseBatch(lines, points, rows, slicer);
         touched = parsed.touched;
         if (parsed.needDedupe) rows.dedupe();
       } catch (e) {
@@ -718,8 +725,14 @@ export class EmbeddedBackend implements StoreBackend {
     }
   }
 
-  /** Parses every line into rows; throws a non-retryable StoreError on the first malformed line. */
-  private async parseBatch(lines: string[], rows: Rows, slicer: TimeSlicer): Promise<{ touched: SeriesInfo[]; needDedupe: boolean }> {
+  /**
+   * Parses every line into rows; throws a non-retryable StoreError on the first malformed line. With `points`
+   * (the points the lines were encoded from, one per line), a line of a known series takes its fields and time
+   * from its point instead of parsing them: the same values (encodePoint writes them so that parseLine reads
+   * them back exactly), except for field names with a backslash, which parseLine reads differently (see the
+   * store's tests), so those lines are parsed.
+   */
+  private async parseBatch(lines: readonly string[], points: readonly Point[] | undefined, rows: Rows, slicer: TimeSlicer): Promise<{ touched: SeriesInfo[]; needDedupe: boolean }> {
     const now = Date.now();
     const batchNo = ++this.batchNo;
     const touched: SeriesInfo[] = [];
@@ -733,13 +746,17 @@ export class EmbeddedBackend implements StoreBackend {
       const sp = seriesPrefixEnd(line);
       const prefix = line.slice(0, sp);
       let g = this.prefixCache.get(prefix);
-      let p: Point;
-      try {
-        p = parseLine(g === undefined || sp === line.length ? line : `_${line.slice(sp)}`);
-      } catch (e) {
-        throw this.lineError(line, i, e);
+      let p: Point | undefined = g !== undefined && points !== undefined ? points[i] : undefined;
+      if (p !== undefined && !plainFieldNames(p.fields)) p = undefined;
+      if (p === undefined) {
+        try {
+          p = parseLine(g === undefined || sp === line.length ? line : `_${line.slice(sp)}`);
+        } catch (e) {
+          throw this.lineError(line, i, e);
+        }
       }
-      let ts = p.ts;
+      // encodePoint writes the time truncated to whole ms; parseLine reads that.
+      let ts = Math.trunc(p.ts);
       if (Number.isNaN(ts)) ts = now;
       else if (!Number.isSafeInteger(ts)) throw malformed(i, `timestamp ${ts} is out of range`);
       const tsBig = BigInt(ts);
@@ -749,10 +766,14 @@ export class EmbeddedBackend implements StoreBackend {
         this.prefixCache.set(prefix, g);
       }
       for (const f in p.fields) {
-        const v = p.fields[f];
+        let v = p.fields[f];
+        // encodePoint leaves out fields without a value.
+        if (v === undefined || v === null) continue;
         let kind: Kind;
         switch (typeof v) {
           case 'number':
+            // encodePoint writes -0 as 0.
+            if (v === 0) v = 0;
             kind = KIND_FLOAT;
             break;
           case 'bigint':

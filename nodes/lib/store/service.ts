@@ -11,7 +11,7 @@ import { describeStoreSettings, type StoreSettings } from './env';
 import { InfluxV1Backend } from './influx-v1';
 import { InfluxV2Backend } from './influx-v2';
 import { registerStore } from './registry';
-import { StoreError, type Batch, type BackendHealth, type ExportRow, type PartitionSelector, type QueryResult, type RangeQuery, type StoreBackend } from './types';
+import { StoreError, type Batch, type BackendHealth, type ExportRow, type PartitionSelector, type Point, type QueryResult, type RangeQuery, type StoreBackend } from './types';
 import { BatchWriter, type SettleOutcome, type WriteRejectedError, type WriterStats } from './writer';
 
 export interface StoreServiceOptions {
@@ -228,9 +228,12 @@ export class StoreService {
     return this.listeners.values().next().value === l;
   }
 
-  /** Queues lines; onSettled (optional) is told when they are durable, refused or lost (BatchWriter.add). */
-  write(lines: readonly string[], onSettled?: (outcome: SettleOutcome) => void): void {
-    this.writer.add(lines, onSettled);
+  /**
+   * Queues lines; onSettled (optional) is told when they are durable, refused or lost; `points`, when given,
+   * are the points the lines were encoded from, one per line, not to be changed afterwards (BatchWriter.add).
+   */
+  write(lines: readonly string[], onSettled?: (outcome: SettleOutcome) => void, points?: readonly Point[]): void {
+    this.writer.add(lines, onSettled, points);
   }
 
   /** Reads the hot store, and the warm and cold tiers when a retention manager is attached. */

@@ -22,9 +22,21 @@ export type BackendKind = 'influxdb-v1' | 'influxdb-v2' | 'embedded';
 /** A batch as it travels and is spooled: newline-separated line protocol, ms precision. */
 export interface Batch {
   /** Line protocol, one point per line, no trailing newline. */
-  lines: string;
+  readonly lines: string;
   /** Number of lines (points). */
-  count: number;
+  readonly count: number;
+  /**
+   * The same lines one by one, when the batch still has them (a batch the writer cut from what it was given;
+   * not one read back from the spool): the embedded store reads them instead of splitting `lines`.
+   */
+  readonly lineList?: readonly string[];
+  /**
+   * The points the lines were encoded from, points[i] for lineList[i], when every line came with its point:
+   * the embedded store takes their fields and time instead of parsing them out of the line again. The lines
+   * stay the truth for everything else (the spool, InfluxDB, rejects), and a point must not change after it
+   * was given with its line.
+   */
+  readonly points?: readonly Point[];
 }
 
 /** How a write failed: whether trying again can help, and when. */

@@ -58,7 +58,7 @@
  */
 import { splitLines } from '../line-protocol';
 import { SpoolFullError, type DiskSpool, type SpoolPolicy } from './spool';
-import { StoreError, type Batch, type StoreBackend } from './types';
+import { StoreError, type Batch, type Point, type StoreBackend } from './types';
 
 /** The clock and timers the writer uses (injected, so tests control time). */
 export interface WriterClock {
@@ -233,8 +233,32 @@ export function classify(err: unknown): 'retry' | 'split' | 'reject' {
   return 'reject';
 }
 
-function makeBatch(lines: string[]): Batch {
-  return { lines: lines.join('\n'), count: lines.length };
+/**
+ * A batch cut from the buffer: its lines are joined into one string only when something reads `lines` (the
+ * spool, an InfluxDB write); the embedded store reads lineList and points instead, and joining 5,000 lines
+ * only for that store to split them again was ~6 % of the runtime's CPU at 10,000 batched readings/s.
+ */
+class CutBatch implements Batch {
+  readonly count: number;
+  private joined: string | undefined;
+  constructor(
+    readonly lineList: readonly string[],
+    readonly points: readonly Point[] | undefined,
+  ) {
+    this.count = lineList.length;
+  }
+  get lines(): string {
+    return (this.joined ??= this.lineList.join('\n'));
+  }
+}
+
+function makeBatch(lines: readonly string[], points?: readonly Point[]): Batch {
+  return new CutBatch(lines, points);
+}
+
+/** A batch's lines one by one. */
+function linesOf(batch: Batch): readonly string[] {
+  return batch.lineList ?? splitLines(batch.lines);
 }
 
 function errMessage(e: unknown): string {
@@ -252,6 +276,8 @@ export class BatchWriter {
   private readonly onStats?: BatchWriterConfig['onStats'];
 
   private buffer: string[] = [];
+  /** The points of the buffered lines, point i for line i, while every buffered line came with one. */
+  private bufferPoints: Point[] | undefined = [];
   private flushTimer: unknown;
   private memory: MemBatch[] = [];
   private current: Current | undefined;
@@ -319,16 +345,22 @@ export class BatchWriter {
    * Buffers encoded lines (one point each, no trailing newline); empty strings are skipped.
    * onSettled, when given, is called once when the lines are durable, refused or lost (see the
    * file comment): usually later; before add() returns only when the spool or memory refuses
-   * them at once.
+   * them at once. `points`, when given, are the points the lines were encoded from (points[i] for lines[i]; see
+   * Batch.points); they must not be changed afterwards.
    */
-  add(lines: readonly string[], onSettled?: (outcome: SettleOutcome) => void): void {
+  add(lines: readonly string[], onSettled?: (outcome: SettleOutcome) => void, points?: readonly Point[]): void {
     if (this.closing) throw new Error('BatchWriter is closed');
     const from = this.lastOrdinal + 1;
     const size = this.options.batchSize;
+    const withPoints = points !== undefined && points.length === lines.length;
     for (let i = 0; i < lines.length; i++) {
       const l = lines[i];
       if (l.length === 0) continue;
       this.buffer.push(l);
+      if (this.bufferPoints !== undefined) {
+        if (withPoints) this.bufferPoints.push(points[i]);
+        else this.bufferPoints = undefined;
+      }
       if (this.buffer.length >= size) this.cut();
     }
     if (this.buffer.length > 0 && this.flushTimer === undefined) {
@@ -391,8 +423,9 @@ export class BatchWriter {
       this.flushTimer = undefined;
     }
     if (this.buffer.length === 0) return;
-    const batch = makeBatch(this.buffer);
+    const batch = makeBatch(this.buffer, this.bufferPoints);
     this.buffer = [];
+    this.bufferPoints = [];
     this.memory.push({ batch, ordinal: ++this.lastOrdinal });
     this.enforceMemoryBound();
     this.pump();
@@ -452,7 +485,7 @@ export class BatchWriter {
   private rejectLines(batch: Batch, err: WriteRejectedError, ordinal?: number): void {
     if (ordinal !== undefined && ordinal > 0) this.outcomes.set(ordinal, err.code === 'server_rejected' ? 'rejected' : 'lost');
     this.rejected += batch.count;
-    this.onReject?.(splitLines(batch.lines), err);
+    this.onReject?.(linesOf(batch).slice(), err);
   }
 
   private drop(count: number, message: string): void {
@@ -537,10 +570,11 @@ export class BatchWriter {
     this.inFlight = undefined;
     const c = classify(err);
     if (c === 'split' && part.count > 1) {
-      const lines = splitLines(part.lines);
+      const lines = linesOf(part);
       if (lines.length > 1) {
         const half = Math.ceil(lines.length / 2);
-        cur.parts.splice(0, 1, makeBatch(lines.slice(0, half)), makeBatch(lines.slice(half)));
+        const p = part.points;
+        cur.parts.splice(0, 1, makeBatch(lines.slice(0, half), p?.slice(0, half)), makeBatch(lines.slice(half), p?.slice(half)));
         this.pump();
         this.emitStats();
         return;
