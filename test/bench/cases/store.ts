@@ -12,6 +12,11 @@
  *   the next starts, as the batch writer does. Items are lines (points); field values are 3x that.
  *   Every batch is new data (a replay would take the overwrite path), built in setup: building the
  *   text costs about 2 ms a batch, which is the writer's cost, not the store's.
+ * - rollup ingest: 5,000-line batches of 1m rollups as the window node makes them (1,250 devices x 4 metrics, 11
+ *   fields a line: 55,000 values a batch), built with encodePoint from points, written twice over: as lines only
+ *   (what a batch read back from the spool is) and with their points (what the write node hands the writer):
+ *   the second skips parsing the fields. A pool of 16 batches is built in setup (about 100 MB), then batches are
+ *   built in the timed op.
  * - queries: over 1,000,000 stored field values (100 devices x 5,000 times x 2 fields over one day),
  *   written once in setup (about 2 s): 5-minute mean buckets for all of them, and one device's raw
  *   day cut to 1,000 points with LTTB, as a dashboard chart asks.
@@ -22,7 +27,8 @@ import * as path from 'node:path';
 import { isMainThread, MessageChannel, parentPort, receiveMessageOnPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import { EmbeddedBackend } from '../../../nodes/lib/store/embedded';
 import { lttb } from '../../../nodes/lib/store/lttb';
-import type { Batch, RangeQuery } from '../../../nodes/lib/store/types';
+import { encodePoint } from '../../../nodes/lib/line-protocol';
+import type { Batch, Point, RangeQuery } from '../../../nodes/lib/store/types';
 import type { BenchCase } from '../harness';
 import { rng, telemetryValues } from '../fixtures';
 
@@ -41,7 +47,11 @@ const DAY = 86_400_000;
 const WORKER_MARK = 'thingwire-store-bench';
 const CALL_TIMEOUT_MS = 300_000;
 
-type Command = 'setup-ingest' | 'ingest' | 'setup-query' | 'query-buckets' | 'query-lttb';
+type Command = 'setup-ingest' | 'ingest' | 'setup-rollups' | 'rollups-lines' | 'rollups-points' | 'setup-query' | 'query-buckets' | 'query-lttb';
+
+const ROLLUP_DEVICES = 1250;
+const ROLLUP_METRICS = ['temperature', 'humidity', 'vibration', 'pressure'];
+const ROLLUP_POOL = 16;
 
 interface Request {
   cmd: Command;
@@ -108,6 +118,59 @@ class IngestFeed {
 
 const EMPTY_BATCH: Batch = { lines: '', count: 0 };
 
+/** Batch k: minute k of 1m rollups for every device and metric, as lines and points (see the file comment). */
+class RollupFeed {
+  private readonly pool: Batch[] = [];
+  private made = 0;
+  private used = 0;
+
+  private make(): Batch {
+    const minute = this.made++;
+    const start = T0 + minute * 60_000;
+    const points: Point[] = [];
+    for (let d = 0; d < ROLLUP_DEVICES; d++) {
+      const device = `sensor-${String(d).padStart(3, '0')}`;
+      ROLLUP_METRICS.forEach((metric, m) => {
+        const mean = 20 + d / 10 + m + Math.sin(minute / 30 + d) * 3;
+        points.push({
+          measurement: 'rollup',
+          tags: { device, metric, level: '1m' },
+          fields: {
+            count: 60n,
+            sum: mean * 60,
+            mean,
+            min: mean - 1.25,
+            max: mean + 1.5,
+            stddev: 0.5 + (d % 7) / 10,
+            first: mean - 0.5,
+            last: mean + 0.25,
+            first_ts: BigInt(start),
+            last_ts: BigInt(start + 59_000),
+            window_ms: 60_000n,
+          },
+          ts: start,
+        });
+      });
+    }
+    const lineList = points.map(encodePoint);
+    return { lines: lineList.join('\n'), count: lineList.length, lineList, points };
+  }
+
+  prepare(count: number): void {
+    while (this.pool.length < count) this.pool.push(this.make());
+  }
+
+  /** The next batch, with its points or (as the spool gives it back) as lines only. */
+  next(withPoints: boolean): Batch {
+    let b: Batch;
+    if (this.used < this.pool.length) {
+      b = this.pool[this.used];
+      this.pool[this.used++] = EMPTY_BATCH;
+    } else b = this.make();
+    return withPoints ? b : { lines: b.lines, count: b.count };
+  }
+}
+
 async function fillQueryStore(store: EmbeddedBackend): Promise<void> {
   const r = rng(42);
   const step = DAY / QUERY_TIMES;
@@ -134,6 +197,7 @@ function startWorker(init: WorkerInit): void {
   const signal = new Int32Array(init.signal);
   let ingest: EmbeddedBackend | undefined;
   let feed: IngestFeed | undefined;
+  let rollups: RollupFeed | undefined;
   let query: EmbeddedBackend | undefined;
 
   const handle = async (req: Request): Promise<number> => {
@@ -148,6 +212,21 @@ function startWorker(init: WorkerInit): void {
       case 'ingest': {
         for (let i = 0; i < req.n; i++) await ingest!.write(feed!.next());
         return req.n * INGEST_BATCH;
+      }
+      case 'setup-rollups':
+        ingest ??= await EmbeddedBackend.open({ path: path.join(init.dir, 'ingest.duckdb') });
+        rollups ??= new RollupFeed();
+        rollups.prepare(ROLLUP_POOL);
+        return 0;
+      case 'rollups-lines':
+      case 'rollups-points': {
+        let lines = 0;
+        for (let i = 0; i < req.n; i++) {
+          const b = rollups!.next(req.cmd === 'rollups-points');
+          await ingest!.write(b);
+          lines += b.count;
+        }
+        return lines;
       }
       case 'setup-query': {
         if (!query) {
@@ -250,6 +329,20 @@ export const storeCases: BenchCase[] = [
     target: { min: 300_000, per: 'item', unit: 'points (lines)' },
     setup: () => void call('setup-ingest'),
     run: (n) => call('ingest', n),
+  },
+  {
+    group: 'store',
+    name: `embedded ingest ${(ROLLUP_DEVICES * ROLLUP_METRICS.length).toLocaleString('en-US')}-line batches of 1m rollups (11 fields a line), lines only (as from the spool; items = lines)`,
+    itemsPerOp: ROLLUP_DEVICES * ROLLUP_METRICS.length,
+    setup: () => void call('setup-rollups'),
+    run: (n) => call('rollups-lines', n),
+  },
+  {
+    group: 'store',
+    name: `embedded ingest ${(ROLLUP_DEVICES * ROLLUP_METRICS.length).toLocaleString('en-US')}-line batches of 1m rollups (11 fields a line), with their points (as from the write node; items = lines)`,
+    itemsPerOp: ROLLUP_DEVICES * ROLLUP_METRICS.length,
+    setup: () => void call('setup-rollups'),
+    run: (n) => call('rollups-points', n),
   },
   {
     group: 'store',
