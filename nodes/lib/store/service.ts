@@ -231,9 +231,10 @@ export class StoreService {
   /**
    * Queues lines; onSettled (optional) is told when they are durable, refused or lost; `points`, when given,
    * are the points the lines were encoded from, one per line, not to be changed afterwards (BatchWriter.add).
+   * Only the embedded store reads points: for InfluxDB they are not kept.
    */
   write(lines: readonly string[], onSettled?: (outcome: SettleOutcome) => void, points?: readonly Point[]): void {
-    this.writer.add(lines, onSettled, points);
+    this.writer.add(lines, onSettled, this.backend.kind === 'embedded' ? points : undefined);
   }
 
   /** Reads the hot store, and the warm and cold tiers when a retention manager is attached. */
