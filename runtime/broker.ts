@@ -264,6 +264,32 @@ interface AedesLike {
   on(event: string, fn: (...args: unknown[]) => void): void;
 }
 
+/**
+ * Hold a connection's writes until the end of the event-loop turn, so the packets written to it in one turn go out in
+ * one system call. aedes writes every packet as it is made (mqtt-packet corks the socket and uncorks it on the next
+ * tick, which joins only the pieces of one packet), and its publish path is asynchronous, so each PUBACK to a device
+ * and each PUBLISH to a subscriber was a write of its own: at 3,000 readings/s 13 % of the runtime's main thread was
+ * the `writev` calls. The first write of a turn corks the socket once more and a `setImmediate` uncorks it: a packet
+ * waits at most for the rest of the turn. Backpressure is unchanged (a corked socket's write() still returns false
+ * past its high-water mark, and 'drain' comes once the joined write is done).
+ */
+export function writeOncePerTurn(socket: net.Socket): void {
+  let held = false;
+  const release = (): void => {
+    held = false;
+    socket.uncork(); // balanced with the cork below even when the socket was destroyed meanwhile
+  };
+  const write = socket.write;
+  socket.write = function (this: net.Socket, ...args: unknown[]): boolean {
+    if (!held) {
+      held = true;
+      socket.cork();
+      setImmediate(release);
+    }
+    return (write as (...a: unknown[]) => boolean).apply(this, args);
+  } as net.Socket['write'];
+}
+
 /** An error aedes reports back through 'clientError' that we made (and logged) ourselves. */
 const OURS = Symbol('thingwire-auth');
 
@@ -365,6 +391,7 @@ export async function startEmbeddedBroker(port: number, host: string, log: (m: s
 
   const server = net.createServer((socket) => {
     socket.on('error', () => undefined); // aedes reports it; a reset socket must not throw
+    writeOncePerTurn(socket);
     try {
       broker.handle(socket);
     } catch (e) {
