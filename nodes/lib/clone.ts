@@ -35,6 +35,7 @@ type Copy = unknown | typeof GIVE_UP;
 
 const OBJECT_PROTO = Object.prototype;
 const ARRAY_PROTO = Array.prototype;
+const hasOwn = Object.prototype.hasOwnProperty;
 
 function copyValue(v: unknown, depth: number): Copy {
   if (typeof v !== 'object' || v === null) return typeof v === 'function' ? GIVE_UP : v;
@@ -55,7 +56,11 @@ function copyValue(v: unknown, depth: number): Copy {
   if (Object.getOwnPropertySymbols(v).length > 0) return GIVE_UP;
   const src = v as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(src)) {
+  // for-in walks the object's own keys in the order Object.keys gives them without building an array of them
+  // (the arrays of Object.keys here were 3.6 % of all the runtime allocated at 2,000 single readings/s); inherited
+  // enumerable keys (only if someone added one to Object.prototype) are skipped.
+  for (const k in src) {
+    if (!hasOwn.call(src, k)) continue;
     const c = copyValue(src[k], depth + 1);
     if (c === GIVE_UP) return GIVE_UP;
     out[k] = c;

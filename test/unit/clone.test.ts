@@ -79,6 +79,25 @@ describe('cloneMessage (fast copy)', () => {
     expect(msg.devices.d1.tags.fw).toBe('1');
   });
 
+  test('keys in Node-RED\'s order (integer-like first), own keys only even when Object.prototype has an enumerable one', () => {
+    const o: Record<string, unknown> = { b: 1, 10: 'ten', a: 2, 2: 'two', '-1': 'minus' };
+    Object.defineProperty(o, 'hidden', { value: 3, enumerable: false });
+    const msg = { payload: o };
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.polluted = 'inherited';
+    try {
+      const c = cloneMessage(msg)!;
+      const lodash = nodeRedUtil.cloneMessage(msg);
+      expect(Object.keys(c.payload)).toEqual(Object.keys(lodash.payload));
+      expect(Object.keys(c.payload)).toEqual(['2', '10', 'b', 'a', '-1']);
+      expect(Object.prototype.hasOwnProperty.call(c.payload, 'polluted')).toBe(false);
+      expect(Object.prototype.hasOwnProperty.call(c.payload, 'hidden')).toBe(false);
+      expect(Object.prototype.hasOwnProperty.call(c, 'polluted')).toBe(false);
+    } finally {
+      delete proto.polluted;
+    }
+  });
+
   test('array holes become undefined and null-prototype objects plain ones, as in Node-RED\'s copy', () => {
     // eslint-disable-next-line no-sparse-arrays
     const holes = [1, , 3];

@@ -24,6 +24,25 @@ describe('encoding', () => {
     expect(encodePoint(p)).toBe(`telemetry,device=d1,site=a t=21.5,n=42i,ok=true,s="hi" ${TS}`);
   });
 
+  test('tags in the order sort() gives, for 0 to 40 keys of any kind, one point after another', () => {
+    const names = ['device', 'Device', 'metric', 'level', 'site', '10', '2', 'a b', 'é', '🌞', 'z', 'Z', '_', 'a,b', 'ﾃｽﾄ', 'aa', 'a'];
+    let seed = 7;
+    const next = (): number => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed / 2 ** 32;
+    };
+    for (let round = 0; round < 300; round++) {
+      const count = round % 41;
+      const tags: Record<string, string> = {};
+      for (let i = 0; i < count; i++) tags[`${names[Math.floor(next() * names.length)]}${i % 3 === 0 ? '' : i}`] = `v${i}`;
+      const expected = Object.keys(tags)
+        .sort()
+        .map((k) => `,${escapeKey(k, 'tag name')}=${tags[k]}`)
+        .join('');
+      expect(encodePoint({ measurement: 'm', tags, fields: { f: 1 }, ts: 1 })).toBe(`m${expected} f=1 1`);
+    }
+  });
+
   test('whole-number floats stay floats; negative and exponent forms are kept', () => {
     expect(encodePoint({ measurement: 'm', tags: {}, fields: { a: 21, b: -0.5, c: 1e21, d: -3n }, ts: TS })).toBe(`m a=21,b=-0.5,c=1e+21,d=-3i ${TS}`);
   });
