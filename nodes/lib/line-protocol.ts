@@ -98,19 +98,15 @@ const tagKeys: string[] = [];
 const hasOwn = Object.prototype.hasOwnProperty;
 
 /**
- * The object's own enumerable keys in `tagKeys[0..n)`, sorted as sort() does (by UTF-16 code units); returns n. Past
- * 32 keys (not what points have) the keys come back in an array of their own, sorted by sort(), and the kept one is
- * emptied so it does not hold them.
+ * The object's own enumerable keys, sorted as sort() does (by UTF-16 code units), in `tagKeys`, its length set to
+ * their number (so the keys of an earlier point with more tags are not held).
  */
-function sortedKeys(o: Record<string, unknown>): { keys: string[]; n: number } | number {
+function sortedTagKeys(o: Record<string, unknown>): readonly string[] {
   const keys = tagKeys;
   let n = 0;
   for (const k in o) if (hasOwn.call(o, k)) keys[n++] = k;
-  if (n > 32) {
-    const sorted = keys.slice(0, n).sort();
-    keys.length = 0;
-    return { keys: sorted, n };
-  }
+  keys.length = n;
+  if (n > 32) return keys.sort(); // not what points have: no quadratic insertion sort
   for (let i = 1; i < n; i++) {
     const k = keys[i];
     let j = i - 1;
@@ -120,17 +116,13 @@ function sortedKeys(o: Record<string, unknown>): { keys: string[]; n: number } |
     }
     keys[j + 1] = k;
   }
-  return n;
+  return keys;
 }
 
 /** Encodes one point as a line (no trailing newline), tags sorted by key, time in ms. */
 export function encodePoint(p: Point): string {
   let line = escapeMeasurement(p.measurement);
-  const sorted = sortedKeys(p.tags);
-  const keys = typeof sorted === 'number' ? tagKeys : sorted.keys;
-  const n = typeof sorted === 'number' ? sorted : sorted.n;
-  for (let i = 0; i < n; i++) {
-    const k = keys[i];
+  for (const k of sortedTagKeys(p.tags)) {
     const v = p.tags[k];
     if (v === undefined || v === '') continue;
     line += `,${escapeKey(k, 'tag name')}=${escapeTagValue(v, k)}`;

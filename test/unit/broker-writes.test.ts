@@ -68,27 +68,30 @@ describe('writeOncePerTurn', () => {
   const pieces = Array.from({ length: 50 }, (_, i) => Buffer.from(`packet ${i};`));
   const all = Buffer.concat(pieces);
 
-  it('sends the writes of one turn in one call, in order', async () => {
-    const p = await socketPair(true);
+  /** Writes the pieces in one synchronous loop; what the peer got and how many calls it took. */
+  async function writeInOneTurn(wrap: boolean): Promise<{ received: string; calls: number; heldAtFirst: number }> {
+    const p = await socketPair(wrap);
     try {
       for (const b of pieces) expect(p.server.write(b)).toBe(true);
-      expect(p.calls()).toBe(0); // held until the turn ends
-      expect((await receivedAll(p, all.length)).toString()).toBe(all.toString());
-      expect(p.calls()).toBe(1);
+      const heldAtFirst = p.calls();
+      const received = (await receivedAll(p, all.length)).toString();
+      return { received, calls: p.calls(), heldAtFirst };
     } finally {
       await p.close();
     }
+  }
+
+  it('sends the writes of one turn in one call, in order', async () => {
+    const r = await writeInOneTurn(true);
+    expect(r.heldAtFirst).toBe(0); // held until the turn ends
+    expect(r.received).toBe(all.toString());
+    expect(r.calls).toBe(1);
   });
 
   it('(without it the same writes take more than one call)', async () => {
-    const p = await socketPair(false);
-    try {
-      for (const b of pieces) p.server.write(b);
-      expect((await receivedAll(p, all.length)).toString()).toBe(all.toString());
-      expect(p.calls()).toBeGreaterThan(1);
-    } finally {
-      await p.close();
-    }
+    const r = await writeInOneTurn(false);
+    expect(r.received).toBe(all.toString());
+    expect(r.calls).toBeGreaterThan(1);
   });
 
   it('holds nothing past its turn: each turn is sent before the next begins', async () => {
