@@ -14,7 +14,7 @@ import { AlertConfigError, parseAlertConfig, type AlertConfig, type AlertSetting
 import { metaOf, runControl } from './control';
 import { AlertEngine, type AlertSnapshot } from './engine';
 import { statusOf } from './status';
-import { installFastClone } from '../lib/clone';
+import { declareInputUse, installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-alert';
 /**
@@ -51,6 +51,9 @@ export = function register(RED: NodeAPI): void {
   function AlertNode(this: Node, config: AlertConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;
+    // Reads its input only; what it sends may hold the readings' objects: it shares a fan-out's message with the other readers,
+    // and what it sends counts as shared (../lib/clone).
+    declareInputUse(node, 'shares');
     const stateFile = (): StateFile<AlertSnapshot> => new StateFile<AlertSnapshot>(thingwireDataDir(RED.settings), TYPE, node.id);
 
     let settings: AlertSettings;

@@ -11,7 +11,7 @@ import { onInput, rejectError, RejectedError, type Node, type NodeAPI, type Node
 import { StateFile, thingwireDataDir } from '../lib/state';
 import { parseConfig, type AnomalyConfig, type AnomalySettings } from './config';
 import { AnomalyScorer, formatDuration, type EventText, type ScorerSnapshot } from './scorer';
-import { installFastClone } from '../lib/clone';
+import { declareInputUse, installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-anomaly';
 
@@ -47,6 +47,9 @@ export = function register(RED: NodeAPI): void {
   function AnomalyNode(this: Node, config: AnomalyConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;
+    // Reads its input only; what it sends may hold the readings' objects: it shares a fan-out's message with the other readers,
+    // and what it sends counts as shared (../lib/clone).
+    declareInputUse(node, 'shares');
     let settings: AnomalySettings | undefined;
     let scorer: AnomalyScorer | undefined;
     let configError: string | undefined;

@@ -23,7 +23,7 @@ import { deviceIdsOf } from './ids';
 import { runManage } from './manage';
 import { isMonitorState, LivenessMonitor, type MonitorChange, type MonitorState } from './monitor';
 import { LazyStatus } from '../lib/lazy-status';
-import { installFastClone } from '../lib/clone';
+import { declareInputUse, installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-device';
 /** A save after liveness events or device changes waits this long (more changes share it); after data only, longer. */
@@ -239,6 +239,9 @@ export = function register(RED: NodeAPI): void {
   // ---- liveness --------------------------------------------------------------------------------
 
   function livenessMode(node: Node, registry: DeviceRegistry, registryNode: RegistryNodeLike, settings: DeviceSettings): void {
+    // Reads its input only, sends on the message it got and events of its own: it shares a fan-out's message with the
+    // other readers (../lib/clone).
+    declareInputUse(node, 'reads');
     const status = new LazyStatus(node, () => {
       const c = monitor.counts();
       return {

@@ -14,7 +14,7 @@ import { MAX_BATCH, parseWindowConfig, type NodeSettings, type WindowConfig } fr
 import { WindowEngine, type WindowEngineOptions, type WindowOutput, type WindowRollup } from './engine';
 import { WindowPersistence } from './persist';
 import { statusOf } from './status';
-import { installFastClone } from '../lib/clone';
+import { declareInputUse, installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-window';
 /**
@@ -32,6 +32,9 @@ export = function register(RED: NodeAPI): void {
   function WindowNode(this: Node, config: WindowConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;
+    // Reads its input only; what it sends may hold the readings' objects: it shares a fan-out's message with the other readers,
+    // and what it sends counts as shared (../lib/clone).
+    declareInputUse(node, 'shares');
 
     let settings: NodeSettings;
     let engineOpts: WindowEngineOptions;

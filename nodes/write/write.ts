@@ -25,7 +25,7 @@ import { configBool, configList, onInput, rejectError, RejectedError, type Node,
 import type { StoreNode } from '../store/config';
 import type { WriteConfig } from './config';
 import { statusOf } from './status';
-import { installFastClone } from '../lib/clone';
+import { declareInputUse, installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-write';
 
@@ -34,6 +34,8 @@ export = function register(RED: NodeAPI): void {
   function WriteNode(this: Node, config: WriteConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;
+    // Reads its input only, and sends on the message it got: it shares a fan-out's message with the other readers (../lib/clone).
+    declareInputUse(node, 'reads');
     const schema: PointSchema = {
       readingMeasurement: config.readingMeasurement || DEFAULT_POINT_SCHEMA.readingMeasurement,
       rollupMeasurement: config.rollupMeasurement || DEFAULT_POINT_SCHEMA.rollupMeasurement,

@@ -1,10 +1,12 @@
 /**
- * Node-RED's fan-out with Thingwire's copy hook installed (nodes/lib/clone.ts), in a real Node-RED runtime:
+ * Node-RED's fan-out with Thingwire's hooks installed (nodes/lib/clone.ts), in a real Node-RED runtime:
  * every destination but the first still gets a message of its own, so one branch changing its message
- * changes nothing another branch sees; and the hook is what made those copies.
+ * changes nothing another branch sees; and the hook is what made those copies. Nodes that declare themselves
+ * readers, and the link nodes, share one payload instead, while a node that may change its message (behind
+ * the same link nodes) still gets a copy.
  */
 import { getNode, helper, useHelper, type NodeMsg, type RegisterFn } from './harness';
-import { FAST_CLONE_HOOK } from '../../nodes/lib/clone';
+import { FAST_CLONE_HOOK, SHARE_HOOK, declareInputUse } from '../../nodes/lib/clone';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { hooks } = require('@node-red/util') as { hooks: { has(id: string): boolean; remove(id: string): void } };
@@ -12,10 +14,16 @@ const { hooks } = require('@node-red/util') as { hooks: { has(id: string): boole
 // @node-red/util hooks object that its Flow routes messages through, so the node gets that one here.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const batchModule = require('../../nodes/batch/batch') as (RED: object) => void;
+// Node-RED's own link nodes (the helper loads only Catch, Status and Complete of the core nodes by itself).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const linkNodes = require('@node-red/nodes/core/common/60-link') as RegisterFn;
 const batchNode = ((RED: object) => batchModule(Object.assign(Object.create(RED) as object, { hooks }))) as unknown as RegisterFn;
 
 useHelper();
-afterEach(() => hooks.remove(FAST_CLONE_HOOK));
+afterEach(() => {
+  hooks.remove(FAST_CLONE_HOOK);
+  hooks.remove(SHARE_HOOK);
+});
 
 function reading(i: number): Record<string, unknown> {
   return { device: `d${i}`, ts: 1_700_000_000_000 + i, metrics: { t: i }, tags: { site: 'a' } };
@@ -70,4 +78,80 @@ test('settings thingwireFastClone: false leaves Node-RED\'s own copy', async () 
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     require('node-red-node-test-helper').settings({});
   }
+});
+
+test('readers behind link nodes share one message; a node that changes its message gets a copy', async () => {
+  await helper.load(
+    [batchNode, linkNodes],
+    [
+      { id: 'b', type: 'thingwire-batch', maxItems: 3, maxWaitMs: 1000, wires: [['h1', 'lo']] },
+      { id: 'h1', type: 'helper' },
+      { id: 'lo', type: 'link out', mode: 'link', links: ['li1', 'li2', 'li3'], wires: [] },
+      { id: 'li1', type: 'link in', wires: [['ha']] },
+      { id: 'li2', type: 'link in', wires: [['hb']] },
+      { id: 'li3', type: 'link in', wires: [['hc']] },
+      { id: 'ha', type: 'helper' },
+      { id: 'hb', type: 'helper' },
+      { id: 'hc', type: 'helper' },
+    ],
+  );
+  expect(hooks.has(SHARE_HOOK)).toBe(true);
+  // ha stands for a reader: a node that declares it (as Thingwire's window, anomaly, alert, liveness and write
+  // nodes do); hb and hc for anything else (a Function node).
+  declareInputUse(getNode('ha'), 'reads');
+  const got: Record<string, NodeMsg> = {};
+  const all = new Promise<void>((resolve) => {
+    for (const id of ['h1', 'ha', 'hb', 'hc']) {
+      getNode(id).on('input', (msg: NodeMsg) => {
+        got[id] = msg;
+        if (id === 'h1' || id === 'hb') (msg.payload as Array<{ metrics: Record<string, number> }>)[0].metrics.t = id === 'h1' ? 100 : 200;
+        if (Object.keys(got).length === 4) resolve();
+      });
+    }
+  });
+  const b = getNode('b');
+  const sent = [0, 1, 2].map((i) => ({ payload: reading(i), mqttAck: `tok${i}` }));
+  for (const m of sent) b.receive(m);
+  await all;
+  const t = (id: string): number => (got[id].payload as Array<{ metrics: Record<string, number> }>)[0].metrics.t;
+  // h1 and hb changed their own copies; the reader and hc saw none of it.
+  expect([t('h1'), t('hb'), t('ha'), t('hc')]).toEqual([100, 200, 0, 0]);
+  expect(new Set(['h1', 'ha', 'hb', 'hc'].map((id) => got[id].payload)).size).toBe(4);
+  for (const id of ['ha', 'hb', 'hc']) {
+    expect((got[id].payload as Array<{ device: string }>).map((r) => r.device)).toEqual(['d0', 'd1', 'd2']);
+    expect(got[id].mqttAck).toEqual(['tok0', 'tok1', 'tok2']);
+  }
+});
+
+test('the reader and the link nodes share the payload: no copy made for them', async () => {
+  await helper.load(
+    [batchNode, linkNodes],
+    [
+      { id: 'b', type: 'thingwire-batch', maxItems: 2, maxWaitMs: 1000, wires: [['h1', 'lo']] },
+      { id: 'h1', type: 'helper' },
+      { id: 'lo', type: 'link out', mode: 'link', links: ['li1', 'li2'], wires: [] },
+      { id: 'li1', type: 'link in', wires: [['ha']] },
+      { id: 'li2', type: 'link in', wires: [['hb']] },
+      { id: 'ha', type: 'helper' },
+      { id: 'hb', type: 'helper' },
+    ],
+  );
+  declareInputUse(getNode('ha'), 'reads');
+  declareInputUse(getNode('hb'), 'shares');
+  const got: Record<string, NodeMsg> = {};
+  const both = new Promise<void>((resolve) => {
+    for (const id of ['ha', 'hb', 'h1']) {
+      getNode(id).on('input', (msg: NodeMsg) => {
+        got[id] = msg;
+        if (Object.keys(got).length === 3) resolve();
+      });
+    }
+  });
+  const b = getNode('b');
+  for (let i = 0; i < 2; i++) b.receive({ payload: reading(i) });
+  await both;
+  expect(got.ha).not.toBe(got.hb);
+  expect(got.ha.payload).toBe(got.hb.payload);
+  expect(got.h1.payload).not.toBe(got.ha.payload);
+  expect(got.h1.payload).toEqual(got.ha.payload);
 });

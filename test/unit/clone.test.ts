@@ -3,7 +3,20 @@
  * Node-RED's own copy (RED.util.cloneMessage: lodash cloneDeep) on generated messages, and for what it must
  * refuse.
  */
-import { FAST_CLONE_HOOK, MAX_DEPTH, cloneMessage, installFastClone, preRouteCopy, type SendEventLike } from '../../nodes/lib/clone';
+import {
+  FAST_CLONE_HOOK,
+  MAX_DEPTH,
+  SHARE_HOOK,
+  cloneMessage,
+  declareInputUse,
+  inputUseOf,
+  installFastClone,
+  isShared,
+  preRouteCopy,
+  shareForReaders,
+  type RoutedSendEvent,
+  type SendEventLike,
+} from '../../nodes/lib/clone';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const nodeRedUtil = require('@node-red/util').util as { cloneMessage<T>(m: T): T };
@@ -158,7 +171,7 @@ describe('the preRoute hook', () => {
     const hooks = jestHooks();
     expect(installFastClone({ hooks, settings: {} })).toBe(true);
     expect(installFastClone({ hooks, settings: {} })).toBe(true);
-    expect(hooks.added).toEqual([FAST_CLONE_HOOK]);
+    expect(hooks.added).toEqual([FAST_CLONE_HOOK, SHARE_HOOK]);
     const off = jestHooks();
     expect(installFastClone({ hooks: off, settings: { thingwireFastClone: false } })).toBe(false);
     expect(off.added).toEqual([]);
@@ -179,7 +192,177 @@ describe('the preRoute hook', () => {
       expect(ev.msg).toStrictEqual(msg);
     } finally {
       hooks.remove(FAST_CLONE_HOOK);
+      hooks.remove(SHARE_HOOK);
     }
+  });
+
+  test('with Node-RED\'s own hooks engine, the sharing hook runs in onSend, synchronously', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { hooks } = require('@node-red/util') as { hooks: { has: (id: string) => boolean; remove: (id: string) => void; trigger: (id: string, p: unknown, done: (err?: unknown) => void) => void } };
+    try {
+      expect(installFastClone({ hooks: hooks as never, settings: {} })).toBe(true);
+      expect(hooks.has(SHARE_HOOK)).toBe(true);
+      const nodes: Record<string, FakeNode> = { f: node(), r: node('reads') };
+      const from = Object.assign(node(), { _flow: { getNode: (id: string): unknown => nodes[id] } });
+      const msg = { payload: [{ v: 1 }] };
+      const events: RoutedSendEvent[] = [
+        { msg, cloneMessage: false, source: { node: from }, destination: { id: 'f' } },
+        { msg, cloneMessage: true, source: { node: from }, destination: { id: 'r' } },
+      ];
+      let called = false;
+      hooks.trigger('onSend', events, (err) => {
+        if (err) throw err as Error;
+        called = true;
+      });
+      expect(called).toBe(true);
+      expect(events[0].cloneMessage).toBe(true);
+      expect(events[1].msg).not.toBe(msg);
+      expect((events[1].msg as typeof msg).payload).toBe(msg.payload);
+    } finally {
+      hooks.remove(FAST_CLONE_HOOK);
+      hooks.remove(SHARE_HOOK);
+    }
+  });
+});
+
+// ---- readers share ----------------------------------------------------------------------------
+
+interface FakeNode {
+  type: string;
+}
+
+/** A node that declares `use`, or (without) one that declares nothing, like a Function node. */
+function node(use?: 'reads' | 'shares', type = 'thingwire-x'): FakeNode {
+  const n = { type };
+  if (use !== undefined) declareInputUse(n, use);
+  return n;
+}
+
+const SOURCE = node();
+/** A send event as Node-RED builds it: the destination is looked up by the hook (here: the event's own `to`). */
+function event(msg: object, to: FakeNode, cloneMessage: boolean, from: FakeNode = SOURCE): RoutedSendEvent & { to: FakeNode } {
+  return { msg, cloneMessage, source: { node: from }, destination: { id: 'x' }, to };
+}
+const lookup = (e: RoutedSendEvent): unknown => (e as RoutedSendEvent & { to?: FakeNode }).to;
+
+describe('readers share one message (the onSend hook)', () => {
+  test('declared nodes and link nodes are readers; anything else is not', () => {
+    expect(inputUseOf(node('reads'))).toBe('reads');
+    expect(inputUseOf(node('shares'))).toBe('shares');
+    expect(inputUseOf(node(undefined, 'link in'))).toBe('reads');
+    expect(inputUseOf(node(undefined, 'link out'))).toBe('reads');
+    expect(inputUseOf(node(undefined, 'function'))).toBeUndefined();
+    expect(inputUseOf(undefined)).toBeUndefined();
+  });
+
+  test('a fan-out to readers and other nodes: readers get shells over one payload, every other node a copy', () => {
+    const msg = { payload: [{ device: 'a', metrics: { t: 1 } }], topic: 't', _msgid: 'm1', _linkSource: [{ id: 'l', node: 'n' }] };
+    const events = [event(msg, node(), false), event(msg, node('reads'), true), event(msg, node(undefined, 'link out'), true), event(msg, node(), true)];
+    shareForReaders(events, lookup);
+    expect(events.map((e) => e.cloneMessage)).toEqual([true, false, false, true]);
+    const [, r1, r2] = events;
+    for (const r of [r1, r2]) {
+      expect(r.msg).not.toBe(msg);
+      expect(r.msg).toEqual(msg);
+      expect((r.msg as typeof msg).payload).toBe(msg.payload);
+      // A return link pops this array: each shell has its own.
+      expect((r.msg as typeof msg)._linkSource).not.toBe(msg._linkSource);
+      expect(isShared(r.msg)).toBe(true);
+    }
+    expect(r1.msg).not.toBe(r2.msg);
+    // The message itself went to nobody: the others copy it (preRoute), so nothing they change reaches the readers.
+    expect(isShared(msg)).toBe(false);
+  });
+
+  test('without readers, Node-RED\'s flags stand (the first destination gets the message itself)', () => {
+    const msg = { payload: 1 };
+    const events = [event(msg, node(), false), event(msg, node(), true)];
+    shareForReaders(events, lookup);
+    expect(events.map((e) => e.cloneMessage)).toEqual([false, true]);
+    expect(events[0].msg).toBe(msg);
+    const one = event({ payload: 2 }, node(), false);
+    shareForReaders([one], lookup);
+    expect(one.cloneMessage).toBe(false);
+  });
+
+  test('a shared message is copied for any node that is not a reader, and passed as it is to one that is', () => {
+    const msg = { payload: [1, 2] };
+    const [shell] = ((): RoutedSendEvent[] => {
+      const evs = [event(msg, node('reads'), false), event(msg, node('reads'), true)];
+      shareForReaders(evs, lookup);
+      return evs;
+    })();
+    // The reader passes its shell on, alone, to a Function node: a copy.
+    const toFunction = event(shell.msg, node(), false, node('reads'));
+    shareForReaders([toFunction], lookup);
+    expect(toFunction.cloneMessage).toBe(true);
+    // ... or to another reader: the shell itself.
+    const toReader = event(shell.msg, node('reads'), false, node('reads'));
+    shareForReaders([toReader], lookup);
+    expect(toReader.cloneMessage).toBe(false);
+    expect(toReader.msg).toBe(shell.msg);
+    // ... or to several nodes, none of them readers: a copy for each.
+    const evs = [event(shell.msg, node(), false), event(shell.msg, node(), true)];
+    shareForReaders(evs, lookup);
+    expect(evs.map((e) => e.cloneMessage)).toEqual([true, true]);
+  });
+
+  test('what a "shares" node sends counts as shared; what a "reads" node makes does not', () => {
+    const sharer = node('shares');
+    const fresh = { payload: { score: 1, tags: {} } };
+    const toFunction = event(fresh, node(), false, sharer);
+    shareForReaders([toFunction], lookup);
+    expect(toFunction.cloneMessage).toBe(true);
+    const toReader = event({ payload: 2 }, node('reads'), false, sharer);
+    shareForReaders([toReader], lookup);
+    expect(toReader.cloneMessage).toBe(false);
+    expect(isShared(toReader.msg)).toBe(true);
+    const fromReader = event({ payload: 3 }, node(), false, node('reads'));
+    shareForReaders([fromReader], lookup);
+    expect(fromReader.cloneMessage).toBe(false);
+    const all = [event(fresh, node(), false, sharer), event(fresh, node(), true, sharer)];
+    shareForReaders(all, lookup);
+    expect(all.map((e) => e.cloneMessage)).toEqual([true, true]);
+  });
+
+  test('messages of one send may hold the same objects: once a reader gets one uncopied, the others are copies', () => {
+    const payload = { v: 1 };
+    const a = { payload };
+    const b = { payload };
+    // A node sending two messages over one payload on two outputs, to a reader and a Function node.
+    const events = [event(a, node('reads'), false), event(b, node(), true)];
+    shareForReaders(events, lookup);
+    expect(events[0].msg).toBe(a);
+    expect(events[0].cloneMessage).toBe(false);
+    expect(isShared(a)).toBe(true);
+    expect(events[1].cloneMessage).toBe(true);
+  });
+
+  test('a message that is not a plain object is copied for readers too', () => {
+    class Msg {
+      payload = 1;
+    }
+    const m = new Msg();
+    const events = [event(m, node('reads'), false), event(m, node('reads'), true)];
+    shareForReaders(events, lookup);
+    expect(events.map((e) => e.cloneMessage)).toEqual([true, true]);
+    expect(events[0].msg).toBe(m);
+  });
+
+  test('the destination is found through the sending node\'s flow, as Node-RED\'s router finds it', () => {
+    const reader = node('reads');
+    const other = node();
+    const flow = { getNode: (id: string): unknown => ({ r: reader, o: other })[id] };
+    const from = Object.assign(node(), { _flow: flow });
+    const msg = { payload: [1] };
+    const events: RoutedSendEvent[] = [
+      { msg, cloneMessage: false, source: { node: from }, destination: { id: 'o' } },
+      { msg, cloneMessage: true, source: { node: from }, destination: { id: 'r' } },
+      { msg, cloneMessage: true, source: { node: from }, destination: { id: 'gone' } },
+    ];
+    shareForReaders(events);
+    expect(events.map((e) => e.cloneMessage)).toEqual([true, false, true]);
+    expect((events[1].msg as typeof msg).payload).toBe(msg.payload);
   });
 });
 
