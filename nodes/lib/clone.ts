@@ -40,7 +40,8 @@
  * Node-RED's copies guaranteed; the readers promise not to change anything below
  * the top level of a message they got. Link in and link out nodes count as
  * readers (they set `msg._event`, and a return link pops `msg._linkSource`, so a
- * shell has a copy of that array).
+ * shell has a copy of that array), and so does a Function node whose code starts
+ * with the line FUNCTION_READS_ONLY (the starter's chart and count functions).
  */
 
 /** Deeper than this and the copy gives up (Node-RED's copy handles cycles). */
@@ -135,13 +136,37 @@ export function declareInputUse(node: object, use: InputUse): void {
   (node as { [INPUT_USE]?: InputUse })[INPUT_USE] = use;
 }
 
-/** How a node uses its input: declared, or 'reads' for Node-RED's link nodes; undefined for anything else. */
+/**
+ * The first line of a Function node that only reads its message: the code says so where whoever edits it reads
+ * it (the starter's chart, score and count functions have it). Such a Function node counts as 'shares': it gets
+ * a shared message, and what it sends is treated as shared.
+ */
+export const FUNCTION_READS_ONLY = '// thingwire: reads msg only';
+
+/** Function nodes seen, and whether their code starts with FUNCTION_READS_ONLY (a node's code is fixed for its life). */
+const functionUse = new WeakMap<object, InputUse | null>();
+
+function functionUseOf(node: object): InputUse | undefined {
+  let u = functionUse.get(node);
+  if (u === undefined) {
+    const code = (node as { func?: unknown }).func;
+    u = typeof code === 'string' && code.trimStart().startsWith(FUNCTION_READS_ONLY) ? 'shares' : null;
+    functionUse.set(node, u);
+  }
+  return u ?? undefined;
+}
+
+/**
+ * How a node uses its input: declared; 'reads' for Node-RED's link nodes; 'shares' for a Function node whose code
+ * starts with FUNCTION_READS_ONLY; undefined for anything else.
+ */
 export function inputUseOf(node: unknown): InputUse | undefined {
   if (node === null || typeof node !== 'object') return undefined;
   const u = (node as { [INPUT_USE]?: unknown })[INPUT_USE];
   if (u === 'reads' || u === 'shares') return u;
   const t = (node as { type?: unknown }).type;
-  return t === 'link in' || t === 'link out' ? 'reads' : undefined;
+  if (t === 'link in' || t === 'link out') return 'reads';
+  return t === 'function' ? functionUseOf(node) : undefined;
 }
 
 /** Messages whose contents below the top level other holders share: a copy for anything that may change them. */

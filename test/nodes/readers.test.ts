@@ -3,7 +3,9 @@
  * then gives them one shared message instead of a deep copy each) keep the promise: configured as in the
  * starter flow, fed batches whose every object below the top level is frozen, they report no error (a write to
  * a frozen object throws in their strict-mode code, now or from a timer later), still do their work, and the
- * 'reads' ones send nothing that holds an object of a message they got, except that message itself.
+ * 'reads' ones send nothing that holds an object of a message they got, except that message itself. And the
+ * starter's Function nodes whose code starts with FUNCTION_READS_ONLY (they share messages too) leave what they get
+ * as it was.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -14,7 +16,7 @@ import registryNode from '../../nodes/registry/registry';
 import storeNode from '../../nodes/store/store';
 import windowNode from '../../nodes/window/window';
 import writeNode from '../../nodes/write/write';
-import { inputUseOf } from '../../nodes/lib/clone';
+import { FUNCTION_READS_ONLY, inputUseOf } from '../../nodes/lib/clone';
 import { TAB, errorCalls, getNode, helper, positioned, record, setDataDir, sleep, until, useHelper, useTempDirs, withCatalogue, type FlowNodeConfig, type NodeMsg } from './harness';
 
 useHelper();
@@ -122,4 +124,65 @@ test('the starter\'s readers change nothing below the top of a message, and the 
       }
     }
   }
+});
+
+// ---- the starter's Function nodes that say they only read ----------------------------------------
+
+// Node-RED's own Function node.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const functionNode = require('@node-red/nodes/core/function/10-function') as (RED: never) => void;
+
+function score(device: string, metric: string, ts: number): Record<string, unknown> {
+  return { device, metric, ts, value: 21, expected: 20, lower: 18, upper: 22, score: 0.4, anomalous: false, learning: false, tags: { site: 'mad' } };
+}
+
+/** What each opted-in starter function gets in the starter flow. */
+const FUNCTION_INPUTS: Record<string, () => Array<Record<string, unknown>>> = {
+  'tw.starter.tochart': () => [batch(1), batch(2)],
+  'tw.dp.live': () => [batch(3), { payload: (batch(4).payload as unknown[])[0] }],
+  'tw.do.readings': () => [batch(5)],
+  'tw.an.band': () => [{ payload: DEVICES.map((d, i) => score(d, 'temperature', T0 + i)) }],
+  'tw.an.score': () => [{ payload: DEVICES.map((d, i) => score(d, 'humidity', T0 + i)) }],
+  'tw.dp.scores': () => [{ payload: DEVICES.map((d, i) => score(d, 'temperature', T0 + i)) }],
+  'tw.do.alerts': () => [
+    {
+      topic: 'active',
+      payload: [{ id: 'a1', severity: 'major', device: 'r1', rule: 'hot', metric: 'temperature', state: 'firing', since: T0, value: 75, acknowledged: false, tags: { site: 'mad' } }],
+    },
+  ],
+};
+
+test('the starter\'s Function nodes that say they only read change nothing in what they get', async () => {
+  const opted = STARTER.filter((n) => n.type === 'function' && String(n.func).startsWith(FUNCTION_READS_ONLY)).map((n) => n.id);
+  // Every one of them is exercised below, and they are the ones on the busy fan-outs.
+  expect(opted.sort()).toEqual(Object.keys(FUNCTION_INPUTS).sort());
+  const nodes: FlowNodeConfig[] = [TAB];
+  for (const id of opted) {
+    nodes.push({ ...starterNode(id), z: 'tab1', x: undefined, y: undefined, wires: [[`${id}#out`]] });
+    nodes.push({ id: `${id}#out`, type: 'helper', z: 'tab1' });
+  }
+  await helper.load([functionNode] as never, positioned(nodes));
+  for (const id of opted) expect(inputUseOf(getNode(id))).toBe('shares');
+  // The Device page's functions push only to browsers watching a device: one watches r1; the band chart shows r1.
+  const flowContext = (getNode('tw.dp.live') as unknown as { context(): { flow: { set(k: string, v: unknown): void } } }).context().flow;
+  flowContext.set('tw_dp_state', { latest: new Map(), watchers: new Map([['sock1', { device: 'r1', at: Date.now() }]]) });
+  flowContext.set('bandDevice', 'r1');
+  const outs = Object.fromEntries(opted.map((id) => [id, record(`${id}#out`)]));
+  const checks: Array<{ id: string; msg: Record<string, unknown>; before: unknown }> = [];
+  for (const id of opted) {
+    for (const msg of FUNCTION_INPUTS[id]()) {
+      checks.push({ id, msg, before: structuredClone(msg) });
+      getNode(id).receive(msg);
+    }
+  }
+  await sleep(200);
+  for (const id of opted) expect({ id, errors: errorCalls(getNode(id)).map((c) => String(c.args[0])) }).toEqual({ id, errors: [] });
+  for (const c of checks) {
+    // The top level may change (Node-RED sets _msgid); nothing below it.
+    const { _msgid: _a, ...after } = c.msg;
+    const { _msgid: _b, ...before } = c.before as Record<string, unknown>;
+    expect({ id: c.id, msg: after }).toEqual({ id: c.id, msg: before });
+  }
+  // They did their work: chart points, the band, scores, the watched device's live reading and score.
+  for (const id of ['tw.starter.tochart', 'tw.an.band', 'tw.an.score', 'tw.dp.live', 'tw.dp.scores']) expect({ id, n: outs[id].length > 0 }).toEqual({ id, n: true });
 });

@@ -5,6 +5,7 @@
  */
 import {
   FAST_CLONE_HOOK,
+  FUNCTION_READS_ONLY,
   MAX_DEPTH,
   SHARE_HOOK,
   cloneMessage,
@@ -253,6 +254,17 @@ describe('readers share one message (the onSend hook)', () => {
     expect(inputUseOf(node(undefined, 'link out'))).toBe('reads');
     expect(inputUseOf(node(undefined, 'function'))).toBeUndefined();
     expect(inputUseOf(undefined)).toBeUndefined();
+  });
+
+  test('a Function node whose code starts with the reads-only line shares; its messages count as shared', () => {
+    const fn = (func: unknown): object => ({ type: 'function', func });
+    expect(inputUseOf(fn(`${FUNCTION_READS_ONLY} (why)\nreturn msg;`))).toBe('shares');
+    expect(inputUseOf(fn(`\n  ${FUNCTION_READS_ONLY}\nreturn msg;`))).toBe('shares');
+    expect(inputUseOf(fn(`return msg;\n${FUNCTION_READS_ONLY}`))).toBeUndefined();
+    expect(inputUseOf(fn('msg.payload.x = 1;\nreturn msg;'))).toBeUndefined();
+    expect(inputUseOf(fn(undefined))).toBeUndefined();
+    // Another node type with the same line in a property called func is not a Function node.
+    expect(inputUseOf({ type: 'template', func: FUNCTION_READS_ONLY })).toBeUndefined();
   });
 
   test('a fan-out to readers and other nodes: readers get shells over one payload, every other node a copy', () => {

@@ -53,6 +53,8 @@ if (msg.topic === 'history') {
 return null;`;
 
 const LIVE = `
+// thingwire: reads msg only (it gets a message shared with other readers, not a copy: remove this line before changing
+// anything inside msg; setting msg.payload or another property of msg itself is fine).
 // Each valid reading: remembered as its device's latest, and pushed to the browsers watching that device
 // (and to no one else: push, not poll, and no broadcast of every reading to every page).
 ${STATE}
@@ -77,6 +79,8 @@ for (const r of readings) {
 return [out];`;
 
 const SCORES = `
+// thingwire: reads msg only (it gets a message shared with other readers, not a copy: remove this line before changing
+// anything inside msg; setting msg.payload or another property of msg itself is fine).
 // Anomaly scores (with the maintenance estimate when there is one) for the watched devices: the page draws
 // the expected band and the predicted time to the threshold. Alert events on the same link are ignored.
 ${STATE}

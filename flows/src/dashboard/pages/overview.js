@@ -21,6 +21,8 @@ if (!st) {
 }`;
 
 const READINGS = `
+// thingwire: reads msg only (it gets a message shared with other readers, not a copy: remove this line before changing
+// anything inside msg; setting msg.payload or another property of msg itself is fine).
 // Valid readings (one message may carry a batch): counted, nothing else. The rate is sampled every 2 s.
 ${STATE}
 st.readings += Array.isArray(msg.payload) ? msg.payload.length : 1;
@@ -34,6 +36,8 @@ st.rejects += Array.isArray(msg.rejects) && msg.rejects.length > 0 ? msg.rejects
 return null;`;
 
 const ALERTS = `
+// thingwire: reads msg only (it gets a message shared with other readers, not a copy: remove this line before changing
+// anything inside msg; setting msg.payload or another property of msg itself is fine).
 // The alert node's active list (output 2, msg.topic 'active', sent when it changes): kept in brief for the page.
 // Replies to control messages on the same output (msg.action set) are not the list.
 ${STATE}
