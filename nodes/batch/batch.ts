@@ -9,7 +9,7 @@ import { LazyStatus } from '../lib/lazy-status';
 import { configInt, onInput, type Node, type NodeAPI } from '../lib/red';
 import { BATCHER_DEFAULTS, Batcher } from './batcher';
 import type { BatchConfig } from './config';
-import { installFastClone } from '../lib/clone';
+import { declareInputUse, installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-batch';
 
@@ -18,6 +18,9 @@ export = function register(RED: NodeAPI): void {
   function BatchNode(this: Node, config: BatchConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;
+    // Reads its input only; a batch holds the readings (and device metadata) of the messages it got, so what it sends
+    // counts as shared (../lib/clone): the starter's fan-out of batches then copies nothing for its readers.
+    declareInputUse(node, 'shares');
     let batcher: Batcher;
     try {
       batcher = new Batcher((out) => {

@@ -55,7 +55,8 @@ test('a batch fanned out to three nodes: each has its own copy, the hook made th
   for (let i = 0; i < 3; i++) b.receive({ payload: reading(i), mqttAck: `tok${i}` });
   await all;
   expect(new Set(Object.values(got)).size).toBe(3);
-  // Delivery is in wire order: h1 (the original) changed its message before h2 and h3 got theirs.
+  // Delivery is in wire order: h1 changed its message before h2 and h3 got theirs (a batch counts as shared, see
+  // declareInputUse in the batch node, so h1 has a copy too).
   for (const id of ['h2', 'h3']) {
     const p = got[id].payload as Array<{ device: string; metrics: Record<string, number> }>;
     expect(p.map((r) => r.device)).toEqual(['d0', 'd1', 'd2']);
