@@ -256,6 +256,8 @@ export function shareForReaders(events: RoutedSendEvent[], lookup: NodeLookup = 
     if (s === undefined) {
       e.cloneMessage = true;
     } else {
+      // The sender's message is shared now too: should it send it again, nothing that may change it gets it as it is.
+      sharedMessages.add(e.msg);
       e.msg = s;
       e.cloneMessage = false;
     }

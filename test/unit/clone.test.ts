@@ -282,8 +282,12 @@ describe('readers share one message (the onSend hook)', () => {
       expect(isShared(r.msg)).toBe(true);
     }
     expect(r1.msg).not.toBe(r2.msg);
-    // The message itself went to nobody: the others copy it (preRoute), so nothing they change reaches the readers.
-    expect(isShared(msg)).toBe(false);
+    // The message itself went to nobody: the others copy it (preRoute), so nothing they change reaches the readers;
+    // and it counts as shared, so the sender sending it again to a Function node would send a copy.
+    expect(isShared(msg)).toBe(true);
+    const again = event(msg, node(), false);
+    shareForReaders([again], lookup);
+    expect(again.cloneMessage).toBe(true);
   });
 
   test('without readers, Node-RED\'s flags stand (the first destination gets the message itself)', () => {
