@@ -81,78 +81,51 @@ test('settings thingwireFastClone: false leaves Node-RED\'s own copy', async () 
   }
 });
 
-test('readers behind link nodes share one message; a node that changes its message gets a copy', async () => {
+test('readers behind link nodes share one payload; a node that changes its message gets a copy', async () => {
   await helper.load(
     [batchNode, linkNodes],
     [
       { id: 'b', type: 'thingwire-batch', maxItems: 3, maxWaitMs: 1000, wires: [['h1', 'lo']] },
       { id: 'h1', type: 'helper' },
-      { id: 'lo', type: 'link out', mode: 'link', links: ['li1', 'li2', 'li3'], wires: [] },
+      { id: 'lo', type: 'link out', mode: 'link', links: ['li1', 'li2', 'li3', 'li4'], wires: [] },
       { id: 'li1', type: 'link in', wires: [['ha']] },
       { id: 'li2', type: 'link in', wires: [['hb']] },
       { id: 'li3', type: 'link in', wires: [['hc']] },
+      { id: 'li4', type: 'link in', wires: [['hd']] },
       { id: 'ha', type: 'helper' },
       { id: 'hb', type: 'helper' },
       { id: 'hc', type: 'helper' },
+      { id: 'hd', type: 'helper' },
     ],
   );
   expect(hooks.has(SHARE_HOOK)).toBe(true);
-  // ha stands for a reader: a node that declares it (as Thingwire's window, anomaly, alert, liveness and write
-  // nodes do); hb and hc for anything else (a Function node).
+  // ha and hd stand for readers: nodes that declare it (as Thingwire's write and liveness nodes do 'reads', and its
+  // window, anomaly, alert and batch nodes 'shares'); hb and hc for anything else (a Function node).
   declareInputUse(getNode('ha'), 'reads');
+  declareInputUse(getNode('hd'), 'shares');
+  const ids = ['h1', 'ha', 'hb', 'hc', 'hd'];
   const got: Record<string, NodeMsg> = {};
   const all = new Promise<void>((resolve) => {
-    for (const id of ['h1', 'ha', 'hb', 'hc']) {
+    for (const id of ids) {
       getNode(id).on('input', (msg: NodeMsg) => {
         got[id] = msg;
         if (id === 'h1' || id === 'hb') (msg.payload as Array<{ metrics: Record<string, number> }>)[0].metrics.t = id === 'h1' ? 100 : 200;
-        if (Object.keys(got).length === 4) resolve();
+        if (Object.keys(got).length === ids.length) resolve();
       });
     }
   });
   const b = getNode('b');
-  const sent = [0, 1, 2].map((i) => ({ payload: reading(i), mqttAck: `tok${i}` }));
-  for (const m of sent) b.receive(m);
+  for (let i = 0; i < 3; i++) b.receive({ payload: reading(i), mqttAck: `tok${i}` });
   await all;
   const t = (id: string): number => (got[id].payload as Array<{ metrics: Record<string, number> }>)[0].metrics.t;
-  // h1 and hb changed their own copies; the reader and hc saw none of it.
-  expect([t('h1'), t('hb'), t('ha'), t('hc')]).toEqual([100, 200, 0, 0]);
-  expect(new Set(['h1', 'ha', 'hb', 'hc'].map((id) => got[id].payload)).size).toBe(4);
-  for (const id of ['ha', 'hb', 'hc']) {
+  // h1 and hb changed their own copies; the readers and hc saw none of it.
+  expect(ids.map(t)).toEqual([100, 0, 200, 0, 0]);
+  // The readers share one payload (no copy was made for them or the link nodes), each with its own message.
+  expect(got.ha).not.toBe(got.hd);
+  expect(got.ha.payload).toBe(got.hd.payload);
+  expect(new Set(ids.map((id) => got[id].payload)).size).toBe(4);
+  for (const id of ['ha', 'hb', 'hc', 'hd']) {
     expect((got[id].payload as Array<{ device: string }>).map((r) => r.device)).toEqual(['d0', 'd1', 'd2']);
     expect(got[id].mqttAck).toEqual(['tok0', 'tok1', 'tok2']);
   }
-});
-
-test('the reader and the link nodes share the payload: no copy made for them', async () => {
-  await helper.load(
-    [batchNode, linkNodes],
-    [
-      { id: 'b', type: 'thingwire-batch', maxItems: 2, maxWaitMs: 1000, wires: [['h1', 'lo']] },
-      { id: 'h1', type: 'helper' },
-      { id: 'lo', type: 'link out', mode: 'link', links: ['li1', 'li2'], wires: [] },
-      { id: 'li1', type: 'link in', wires: [['ha']] },
-      { id: 'li2', type: 'link in', wires: [['hb']] },
-      { id: 'ha', type: 'helper' },
-      { id: 'hb', type: 'helper' },
-    ],
-  );
-  declareInputUse(getNode('ha'), 'reads');
-  declareInputUse(getNode('hb'), 'shares');
-  const got: Record<string, NodeMsg> = {};
-  const both = new Promise<void>((resolve) => {
-    for (const id of ['ha', 'hb', 'h1']) {
-      getNode(id).on('input', (msg: NodeMsg) => {
-        got[id] = msg;
-        if (Object.keys(got).length === 3) resolve();
-      });
-    }
-  });
-  const b = getNode('b');
-  for (let i = 0; i < 2; i++) b.receive({ payload: reading(i) });
-  await both;
-  expect(got.ha).not.toBe(got.hb);
-  expect(got.ha.payload).toBe(got.hb.payload);
-  expect(got.h1.payload).not.toBe(got.ha.payload);
-  expect(got.h1.payload).toEqual(got.ha.payload);
 });
