@@ -73,6 +73,21 @@ export function escapeString(s: string): string {
   return NEEDS_STRING_ESCAPE.test(s) ? `"${s.replace(STRING_SPECIAL, '\\$&')}"` : `"${s}"`;
 }
 
+/** Throws what encodeFieldValue would throw for the value, without making its text. */
+function checkFieldValue(v: FieldValue, key: string): void {
+  switch (typeof v) {
+    case 'number':
+      if (!Number.isFinite(v)) throw new ThingwireError('invalid_value', `field ${JSON.stringify(key)} is ${v}; line protocol has no NaN or infinity`);
+      return;
+    case 'bigint':
+    case 'boolean':
+    case 'string':
+      return;
+    default:
+      throw new ThingwireError('invalid_value', `field ${JSON.stringify(key)} has unsupported type ${typeof v}`);
+  }
+}
+
 export function encodeFieldValue(v: FieldValue, key: string): string {
   switch (typeof v) {
     case 'number':
@@ -137,6 +152,33 @@ export function encodePoint(p: Point): string {
   if (sep === ' ') throw new ThingwireError('no_metrics', `point for ${JSON.stringify(p.measurement)} has no fields`);
   if (!Number.isFinite(p.ts)) throw new ThingwireError('invalid_ts', `point timestamp ${p.ts} is not a number`);
   return flatten(`${line} ${msString(p.ts)}`);
+}
+
+/**
+ * Throws exactly what encodePoint would throw for the point (the same checks in the same order), without making
+ * its line: the embedded store takes checked points as they are and makes a line only when one is needed (the
+ * spool, a refused batch). The escaped names are looked up in (and added to) the same caches, so checking a point
+ * of known names costs a few Map lookups. test/unit/line-protocol.test.ts holds the two to the same answers.
+ */
+export function checkPoint(p: Point): void {
+  escapeMeasurement(p.measurement);
+  const tags = p.tags;
+  for (const k of sortedTagKeys(tags)) {
+    const v = tags[k];
+    if (v === undefined || v === '') continue;
+    escapeKey(k, 'tag name');
+    escapeTagValue(v, k);
+  }
+  let any = false;
+  for (const k in p.fields) {
+    const v = p.fields[k];
+    if (v === undefined || v === null) continue;
+    escapeKey(k, 'field name');
+    checkFieldValue(v, k);
+    any = true;
+  }
+  if (!any) throw new ThingwireError('no_metrics', `point for ${JSON.stringify(p.measurement)} has no fields`);
+  if (!Number.isFinite(p.ts)) throw new ThingwireError('invalid_ts', `point timestamp ${p.ts} is not a number`);
 }
 
 /**
@@ -320,6 +362,26 @@ export function parseLine(line: string): Point {
 }
 
 /** Encodes points into one batch text; points that cannot be encoded are returned as rejects. */
+/**
+ * Checks points as encodeBatch would encode them (checkPoint): the points it would encode (the same array when
+ * none is refused) and the refused ones with their index in `points`.
+ */
+export function checkBatch(points: readonly Point[]): { points: readonly Point[]; rejects: Array<{ index: number; error: ThingwireError }> } {
+  let good: Point[] | undefined;
+  const rejects: Array<{ index: number; error: ThingwireError }> = [];
+  for (let i = 0; i < points.length; i++) {
+    try {
+      checkPoint(points[i]);
+      good?.push(points[i]);
+    } catch (e) {
+      if (!(e instanceof ThingwireError)) throw e;
+      rejects.push({ index: i, error: e });
+      good ??= points.slice(0, i);
+    }
+  }
+  return { points: good ?? points, rejects };
+}
+
 export function encodeBatch(points: readonly Point[]): { lines: string[]; rejects: Array<{ index: number; error: ThingwireError }> } {
   const lines: string[] = [];
   const rejects: Array<{ index: number; error: ThingwireError }> = [];

@@ -16,10 +16,11 @@
  */
 import { ACK_PROPERTY, settleAck, type AckOutcome } from '../lib/ack';
 import type { Reject } from '../lib/contract';
-import { encodeBatch } from '../lib/line-protocol';
+import { checkBatch, encodeBatch } from '../lib/line-protocol';
 import { DEFAULT_POINT_SCHEMA, toPoints, type PointSchema } from '../lib/store/points';
 import type { StoreListener } from '../lib/store/service';
 import type { WriterStats } from '../lib/store/writer';
+import type { Point } from '../lib/store/types';
 import { LazyStatus } from '../lib/lazy-status';
 import { configBool, configList, onInput, rejectError, RejectedError, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
 import type { StoreNode } from '../store/config';
@@ -105,39 +106,43 @@ export = function register(RED: NodeAPI): void {
       // The token is taken now: the message may change downstream before the points are durable.
       const ack = confirm ? msg[ACK_PROPERTY] : undefined;
       const mapped = toPoints(msg.payload, msg.device, schema, msg.devices);
-      const encoded = encodeBatch(mapped.points);
+      // The embedded store reads points: they are only checked here (their lines are made if the spool or a
+      // refusal needs them). Every other store gets lines, encoded here.
+      let points: readonly Point[] | undefined;
+      let lines: readonly string[] | undefined;
+      let refused: ReturnType<typeof checkBatch>['rejects'];
+      if (service.takesPoints) ({ points, rejects: refused } = checkBatch(mapped.points));
+      else ({ lines, rejects: refused } = encodeBatch(mapped.points));
+      const count = points !== undefined ? points.length : lines!.length;
       // The common case has no rejects: no array is built for it.
-      const rejects: Reject[] = encoded.rejects.length === 0 ? mapped.rejects : [...mapped.rejects];
-      for (const r of encoded.rejects) rejects.push(r.error.toReject(mapped.batch ? mapped.indexes[r.index] : undefined));
-      // The points go along with their lines when there is one line for each (no point was refused): they are
-      // this message's own objects (toPoints makes them), and the embedded store takes their values as they are.
-      const points = encoded.rejects.length === 0 ? mapped.points : undefined;
+      const rejects: Reject[] = refused.length === 0 ? mapped.rejects : [...mapped.rejects];
+      for (const r of refused) rejects.push(r.error.toReject(mapped.batch ? mapped.indexes[r.index] : undefined));
+      const queue = (onSettled: ((outcome: AckOutcome) => void) | undefined): void => {
+        if (points !== undefined) service.writePoints(points, onSettled);
+        else service.write(lines!, onSettled);
+      };
       let durable: Promise<AckOutcome> | undefined;
-      if (encoded.lines.length > 0 && whenDurable) {
+      if (count > 0 && whenDurable) {
         durable = new Promise<AckOutcome>((resolve, reject) => {
           waiting.add(reject);
-          service.write(
-            encoded.lines,
-            (outcome: AckOutcome) => {
-              waiting.delete(reject);
-              if (ack !== undefined) settleAck({ [ACK_PROPERTY]: ack }, outcome);
-              resolve(outcome);
-            },
-            points,
-          );
+          queue((outcome: AckOutcome) => {
+            waiting.delete(reject);
+            if (ack !== undefined) settleAck({ [ACK_PROPERTY]: ack }, outcome);
+            resolve(outcome);
+          });
         });
-      } else if (encoded.lines.length > 0) {
-        service.write(encoded.lines, ack === undefined ? undefined : (outcome: AckOutcome) => settleAck({ [ACK_PROPERTY]: ack }, outcome), points);
+      } else if (count > 0) {
+        queue(ack === undefined ? undefined : (outcome: AckOutcome) => settleAck({ [ACK_PROPERTY]: ack }, outcome));
       } else if (ack !== undefined) {
         // Nothing to store (every point refused, or an empty batch): settled, the rejects say why.
         settleAck({ [ACK_PROPERTY]: ack }, 'rejected');
       }
       if (rejects.length > 0) {
         mappingRejects += rejects.length;
-        const bad = encoded.lines.length > 0 ? RED.util.cloneMessage(msg) : msg;
+        const bad = count > 0 ? RED.util.cloneMessage(msg) : msg;
         bad.error = rejectError(TYPE, rejects[0]);
         bad.rejects = rejects;
-        if (encoded.lines.length > 0 && durable === undefined) send([msg, null]);
+        if (count > 0 && durable === undefined) send([msg, null]);
         send([null, bad]);
         showUnmappable = true;
         status.mark();

@@ -759,10 +759,13 @@ describe('batches of any size (the rows of a batch keep their storage from batch
   });
 });
 
-describe('a batch that carries the points its lines were encoded from (the writer gives them along)', () => {
+describe('a batch of points (the writer gives them when the write node checked them)', () => {
+  /** A batch of points whose lines must not be read (the store reads the points). */
   function withPoints(points: Point[]): Batch {
-    const lineList = points.map(encodePoint);
-    return { lines: lineList.join('\n'), count: lineList.length, lineList, points };
+    const unread = (): never => {
+      throw new Error('the lines of a batch of points were read');
+    };
+    return Object.defineProperties({ count: points.length, points } as unknown as Batch, { lines: { get: unread }, lineList: { get: unread } });
   }
 
   /** Points of every kind with hostile names and values, fractional times, a field without a value, backslashes in names. */
@@ -823,22 +826,17 @@ describe('a batch that carries the points its lines were encoded from (the write
     }
   });
 
-  test('takes a known series\' values from its point, not from its line', async () => {
+  test('a point the line protocol cannot carry (not checked by checkPoint) fails the batch with its index, nothing stored', async () => {
     const store = await EmbeddedBackend.open({ path: newFile() });
     try {
-      const p = (v: number): Point => point('dev', T0 + v, { v });
-      await store.write(withPoints([p(1)]));
-      // A line and a point that disagree (which a caller must never give): the point's value is what is stored,
-      // which shows the line was not parsed; the first line of a series is (it makes the series).
-      const line = encodePoint(p(2));
-      await store.write({ lines: line, count: 1, lineList: [line], points: [point('dev', T0 + 2, { v: 20 })] });
+      await store.write(withPoints([point('dev', T0, { v: 1 })]));
+      const bad = [point('dev', T0 + 1, { v: 2 }), { ...point('dev', T0 + 2, { v: 3 }), measurement: 'a\nb' }];
+      await expect(store.write(withPoints(bad))).rejects.toMatchObject({ retryable: false, message: expect.stringContaining('line 2: measurement "a\\nb" contains a control character') });
       const r = await store.query(q({ fields: ['v'], devices: ['dev'] }));
-      expect(r.series[0].points).toEqual([
-        [T0 + 1, 1],
-        [T0 + 2, 20],
-      ]);
+      expect(r.series[0].points).toEqual([[T0, 1]]);
     } finally {
       await store.close();
     }
   });
+
 });

@@ -3,7 +3,7 @@
  * escaped, and the parser giving back exactly what was encoded.
  */
 import { ThingwireError } from '../../nodes/lib/errors';
-import { encodeBatch, encodePoint, escapeKey, escapeMeasurement, escapeString, flatten, msString, parseLine, splitLines } from '../../nodes/lib/line-protocol';
+import { checkBatch, checkPoint, encodeBatch, encodePoint, escapeKey, escapeMeasurement, escapeString, flatten, msString, parseLine, splitLines } from '../../nodes/lib/line-protocol';
 import type { Point } from '../../nodes/lib/store/types';
 
 const TS = 1_764_000_000_123;
@@ -73,6 +73,7 @@ describe('encoding', () => {
     ['no time', { measurement: 'm', tags: {}, fields: { f: 1 }, ts: NaN }, 'invalid_ts'],
   ] as Array<[string, Point, string]>)('refuses %s', (_name, p, c) => {
     expect(code(() => encodePoint(p))).toBe(c);
+    expect(code(() => checkPoint(p))).toBe(c);
   });
 
   test('escape helpers leave plain names alone (the fast path) and escape the rest', () => {
@@ -91,6 +92,76 @@ describe('encoding', () => {
     ]);
     expect(r.lines).toEqual(['m f=1 1', 'm f=3 3']);
     expect(r.rejects.map((x) => [x.index, x.error.code])).toEqual([[1, 'invalid_value']]);
+  });
+});
+
+describe('checking without encoding (checkPoint, checkBatch)', () => {
+  /** What a call did: nothing thrown, or the error's class, code and message. */
+  function outcome(fn: () => unknown): string {
+    try {
+      fn();
+      return 'ok';
+    } catch (e) {
+      return `${(e as Error).constructor.name} ${(e as ThingwireError).code} ${(e as Error).message}`;
+    }
+  }
+
+  test('refuses exactly what encodePoint refuses, with the same error, on 5,000 random points good and bad', () => {
+    let seed = 11;
+    const rnd = (n: number): number => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed % n;
+    };
+    const pick = <T>(xs: readonly T[]): T => xs[rnd(xs.length)];
+    // Mostly good names, now and then one line protocol cannot carry (control characters, a trailing backslash,
+    // empty), and values of every kind JavaScript has.
+    const names = ['device', 'temperature', 'a b', 'k,=v', 'é🌞', 'back\\slash', '__proto__', '', 'new\nline', 'tab\t', 'ends\\', 'nul\u0000', 'del\u007f'];
+    const goodNames = names.slice(0, 7);
+    const name = (): string => (rnd(4) === 0 ? pick(names) : pick(goodNames));
+    const values: unknown[] = [21.5, -0, 0, 1e21, 7n, -3n, true, false, 'text', 'a"b\\c\n', '', NaN, Infinity, -Infinity, undefined, null, {}, [], Symbol('s'), () => 1];
+    const goodValues = values.slice(0, 11);
+    const tsValues = [TS, TS + 0.75, 0, -1, NaN, Infinity, 2 ** 60];
+    let bad = 0;
+    for (let i = 0; i < 5000; i++) {
+      const tags: Record<string, unknown> = {};
+      for (let k = rnd(4); k > 0; k--) tags[name()] = rnd(6) === 0 ? pick(['', undefined, 'v\n', 'v\\', 5]) : name() || 'v';
+      const fields: Record<string, unknown> = {};
+      for (let k = rnd(5); k > 0; k--) fields[name()] = rnd(5) === 0 ? pick(values) : pick(goodValues);
+      const p = { measurement: rnd(8) === 0 ? pick(names) : 'm', tags, fields, ts: rnd(10) === 0 ? pick(tsValues) : TS + i } as unknown as Point;
+      const encoded = outcome(() => encodePoint(p));
+      expect([i, outcome(() => checkPoint(p))]).toEqual([i, encoded]);
+      if (encoded !== 'ok') bad++;
+    }
+    // Both kinds were met plenty of times.
+    expect(bad).toBeGreaterThan(1000);
+    expect(bad).toBeLessThan(4000);
+  });
+
+  test('checkBatch keeps good points (the same array when none is refused) and reports bad ones by index', () => {
+    const good: Point[] = [
+      { measurement: 'm', tags: {}, fields: { f: 1 }, ts: 1 },
+      { measurement: 'm', tags: { d: 'x' }, fields: { f: 2 }, ts: 2 },
+    ];
+    const all = checkBatch(good);
+    expect(all.points).toBe(good);
+    expect(all.rejects).toEqual([]);
+    const mixed: Point[] = [
+      { measurement: 'm', tags: {}, fields: { f: NaN }, ts: 0 },
+      good[0],
+      { measurement: 'm', tags: {}, fields: {}, ts: 1 },
+      good[1],
+    ];
+    const r = checkBatch(mixed);
+    expect(r.points).toEqual(good);
+    expect(r.points[0]).toBe(good[0]);
+    expect(r.rejects.map((x) => [x.index, x.error.code])).toEqual([
+      [0, 'invalid_value'],
+      [2, 'no_metrics'],
+    ]);
+    // The same answer as encodeBatch.
+    const e = encodeBatch(mixed);
+    expect(e.rejects.map((x) => [x.index, x.error.message])).toEqual(r.rejects.map((x) => [x.index, x.error.message]));
+    expect(e.lines).toEqual(r.points.map(encodePoint));
   });
 });
 

@@ -945,46 +945,106 @@ describe('add(lines, onSettled): told when the lines are durable, refused or los
   });
 });
 
-describe('points given with their lines (for the embedded store)', () => {
+describe('points (addPoints, for the embedded store)', () => {
   /** The point of line L(i). */
   const P = (i: number): Point => ({ measurement: 'm', tags: { dev: `d${i % 3}` }, fields: { v: 1000 + i }, ts: 100_000 + i });
   const points = (from: number, n: number): Point[] => Array.from({ length: n }, (_, k) => P(from + k));
 
-  test('travel with their lines in the batches sent, point i with line i; a batch with a line given without its point has none', async () => {
+  type Outcome = Parameters<NonNullable<Parameters<BatchWriter['add']>[1]>>[0];
+  const track = (): { seen: Array<[string, Outcome]>; cb: (name: string) => (o: Outcome) => void } => {
+    const seen: Array<[string, Outcome]> = [];
+    return { seen, cb: (name) => (o) => seen.push([name, o]) };
+  };
+
+  /** A backend that reads only the points of a batch of points (as the embedded store does). */
+  class PointsBackend extends ScriptedBackend {
+    override write(sent: Batch): Promise<void> {
+      this.sent.push(sent);
+      const batch: Batch = sent.points !== undefined ? ({ count: sent.count, points: sent.points } as unknown as Batch) : { lines: sent.lines, count: sent.count };
+      this.calls.push({ at: 0, batch });
+      this.accepted.push(batch);
+      return Promise.resolve();
+    }
+  }
+
+  /** Points whose measurement counts its reads: encodePoint reads it once a point. */
+  function counted(from: number, n: number): { points: Point[]; reads: () => number } {
+    let reads = 0;
+    const out = points(from, n).map((p) => ({
+      ...p,
+      get measurement() {
+        reads++;
+        return 'm';
+      },
+    }));
+    return { points: out, reads: () => reads };
+  }
+
+  test('travel as batches of points, in order, the caller\'s objects; a batch holding a line given to add() has lines only', async () => {
     const r = rig({ batchSize: 4, flushIntervalMs: 1000 });
     const first = points(0, 3);
-    r.w.add(range(0, 3), undefined, first);
-    r.w.add(range(3, 3), undefined, points(3, 3)); // cuts [0..3], buffers 4, 5
-    r.w.add(range(6, 1)); // no point: the batch [4..7] has none
-    r.w.add(range(7, 3), undefined, points(7, 3)); // cuts [4..7], buffers 8, 9
-    r.w.add(['', L(10)], undefined, [P(99), P(10)]); // the empty line is skipped with its point
+    r.w.addPoints(first);
+    r.w.addPoints(points(3, 3)); // cuts [0..3], buffers 4, 5
+    r.w.add(range(6, 1)); // a line: the batch [4..7] is of lines
+    r.w.addPoints(points(7, 3)); // cuts [4..7], buffers 8, 9
+    r.w.addPoints([P(10)]);
     await drain(r);
     const sent = r.backend.sent;
     expect(sent.map((b) => b.count)).toEqual([4, 4, 3]);
-    expect(sent.map((b) => b.lineList)).toEqual([range(0, 4), range(4, 4), range(8, 3)]);
     expect(sent.map((b) => b.points)).toEqual([points(0, 4), undefined, points(8, 3)]);
-    // The writer keeps the caller's point objects (no copies).
     expect(sent[0].points![2]).toBe(first[2]);
+    // The lines, when read, are the points' lines.
+    expect(sent.map((b) => b.lineList)).toEqual([range(0, 4), range(4, 4), range(8, 3)]);
     expect(r.backend.lines()).toEqual(range(0, 11));
   });
 
-  test('a 413 split keeps each half\'s points with its lines; a batch read back from the spool has lines only', async () => {
-    const r = rig({ batchSize: 4, flushIntervalMs: 1000 });
-    r.backend.fail = (b) => (b.count > 2 ? status(413, 'request entity too large') : undefined);
-    r.w.add(range(0, 4), undefined, points(0, 4));
+  test('their lines are made only when something reads them', async () => {
+    const clock = new ManualClock();
+    const r = rig({ batchSize: 4, flushIntervalMs: 1000, clock, backend: new PointsBackend(clock) });
+    const c = counted(0, 8);
+    const t = track();
+    r.w.addPoints(c.points, t.cb('a'));
     await drain(r);
-    const ok = r.backend.sent.filter((b) => b.count <= 2);
-    expect(ok.map((b) => [b.lineList, b.points])).toEqual([
-      [range(0, 2), points(0, 2)],
-      [range(2, 2), points(2, 2)],
-    ]);
+    expect(t.seen).toEqual([['a', 'durable']]);
+    expect(r.backend.sent.map((b) => b.count)).toEqual([4, 4]);
+    expect(c.reads()).toBe(0);
+    expect(r.backend.sent[1].lines).toBe(range(4, 4).join('\n'));
+    expect(c.reads()).toBe(4);
+  });
 
-    // Spooled by an earlier run (what a restart replays): the lines only, read back and split.
-    new DiskSpool(dir, { fsync: false }).append({ lines: range(0, 2).join('\n'), count: 2 });
-    const restarted = rig({ batchSize: 2, flushIntervalMs: 1000 });
-    await drain(restarted);
-    const last = restarted.backend.sent[0];
-    expect(last.points).toBeUndefined();
-    expect(splitLines(last.lines)).toEqual(range(0, 2));
+  test('spilled to the spool and refused by the server as lines; a 413 split keeps each half a batch of points', async () => {
+    // Refused (400): the lines go to onReject, made from the points.
+    const r = rig({ batchSize: 4, flushIntervalMs: 1000 });
+    r.backend.script = [status(400, 'bad')];
+    const t = track();
+    r.w.addPoints(points(0, 4), t.cb('x'));
+    await drain(r);
+    expect(t.seen).toEqual([['x', 'rejected']]);
+    expect(r.rejects.map((x) => x.lines)).toEqual([range(0, 4)]);
+
+    // Split (413) down to two points a batch.
+    const s = rig({ batchSize: 4, flushIntervalMs: 1000 });
+    s.backend.fail = (b) => (b.count > 2 ? status(413, 'request entity too large') : undefined);
+    s.w.addPoints(points(0, 4));
+    await drain(s);
+    const ok = s.backend.sent.filter((b) => b.count <= 2);
+    expect(ok.map((b) => b.points)).toEqual([points(0, 2), points(2, 2)]);
+    expect(s.backend.lines()).toEqual(range(0, 4));
+
+    // The store away: batches past the memory bound go to the spool as their lines, and come back as lines.
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir);
+    const u = rig({ batchSize: 2, maxMemoryBatches: 1, flushIntervalMs: 1000 });
+    u.backend.hold = true;
+    u.w.addPoints(points(0, 6));
+    await settle();
+    expect(u.spool!.size().batches).toBeGreaterThan(0);
+    u.backend.hold = false;
+    for (const h of u.backend.held.splice(0)) h.resolve();
+    await drain(u);
+    expect(u.backend.lines()).toEqual(range(0, 6));
+    const fromSpool = u.backend.sent.filter((b) => b.points === undefined);
+    expect(fromSpool.length).toBeGreaterThan(0);
+    expect(fromSpool.flatMap((b) => splitLines(b.lines))).toEqual(range(2, 2 * fromSpool.length));
   });
 });

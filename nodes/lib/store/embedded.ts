@@ -84,7 +84,7 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import { ThingwireError } from '../errors';
-import { parseLine, splitLines } from '../line-protocol';
+import { encodePoint, parseLine, splitLines } from '../line-protocol';
 import { TimeSlicer } from '../slice';
 import { downsample, planQuery, type QueryPlan } from './query-plan';
 import {
@@ -285,6 +285,21 @@ class Rows {
   }
 }
 
+/**
+ * A point's measurement and tags as one string, tags in the point's own order (a point with its tags in another
+ * order has another key for the same group): measurement, then NUL, tag key, SOH, tag value for each tag that
+ * has a value. Names that passed checkPoint hold no control characters, so different names make different keys.
+ */
+function pointSeriesKey(p: Point): string {
+  let k = p.measurement;
+  const tags = p.tags;
+  for (const t in tags) {
+    const v = tags[t];
+    if (v !== undefined && v !== '') k += `\u0000${t}\u0001${v}`;
+  }
+  return k;
+}
+
 /** True when no field name has a backslash (see parseBatch). */
 function plainFieldNames(fields: Record<string, FieldValue>): boolean {
   for (const f in fields) if (f.indexOf('\\') !== -1) return false;
@@ -460,6 +475,8 @@ export class EmbeddedBackend implements StoreBackend {
   // Series catalogue (committed, plus the pending series of the batch being written).
   private readonly groups = new Map<string, Group>();
   private readonly prefixCache = new Map<string, Group>();
+  /** The group of a point's series by pointSeriesKey (batches of points, see parseBatch). */
+  private readonly pointKeyCache = new Map<string, Group>();
   private nextId = 1;
   private pendingGroups: string[] = [];
   private pendingSeries: Array<{ group: Group; field: string; info: SeriesInfo }> = [];
@@ -540,6 +557,7 @@ export class EmbeddedBackend implements StoreBackend {
   private async loadCatalogue(conn: DuckDBConnection): Promise<void> {
     this.groups.clear();
     this.prefixCache.clear();
+    this.pointKeyCache.clear();
     const byId = new Map<number, SeriesInfo>();
     const r = await conn.runAndReadAll(`SELECT id, measurement, device, tagset, field FROM series`);
     const [ids, ms, devs, tagsets, fields] = columnsOf(r, 5) as [number[], string[], string[], string[], string[]];
@@ -678,9 +696,10 @@ export class EmbeddedBackend implements StoreBackend {
 
   private async writeBatch(batch: Batch): Promise<void> {
     await this.ready();
-    const lines = batch.lineList ?? (typeof batch.lines === 'string' && batch.lines.length > 0 ? splitLines(batch.lines) : []);
-    if (lines.length === 0) return;
-    const points = batch.points !== undefined && batch.points.length === lines.length ? batch.points : undefined;
+    // A batch of points is read from its points: its lines are not made (see Batch.points).
+    const points = batch.points;
+    const lines = points !== undefined ? undefined : (batch.lineList ?? (typeof batch.lines === 'string' && batch.lines.length > 0 ? splitLines(batch.lines) : []));
+    if ((points ?? lines!).length === 0) return;
     const conn = this.writeConn!;
     const rows = this.rows;
     // Parsing and appending run in slices of a few ms (../slice): a 5,000-line batch in one go held the event
@@ -726,45 +745,60 @@ export class EmbeddedBackend implements StoreBackend {
   }
 
   /**
-   * Parses every line into rows; throws a non-retryable StoreError on the first malformed line. With `points`
-   * (the points the lines were encoded from, one per line), a line of a known series takes its fields and time
-   * from its point instead of parsing them: the same values (encodePoint writes them so that parseLine reads
-   * them back exactly), except for field names with a backslash, which parseLine reads differently (see the
-   * store's tests), so those lines are parsed.
+   * Turns every line, or every point, into rows; throws a non-retryable StoreError on the first malformed one.
+   * A point is stored as its line would be: the first point of a series is encoded and its line parsed whole (so
+   * the series is named as the line names it), and so is a point with a backslash in a field name (which
+   * parseLine reads differently, see the store's tests); every other point gives its fields and time as they are
+   * (encodePoint writes them so that parseLine reads them back exactly).
    */
-  private async parseBatch(lines: readonly string[], points: readonly Point[] | undefined, rows: Rows, slicer: TimeSlicer): Promise<{ touched: SeriesInfo[]; needDedupe: boolean }> {
+  private async parseBatch(lines: readonly string[] | undefined, points: readonly Point[] | undefined, rows: Rows, slicer: TimeSlicer): Promise<{ touched: SeriesInfo[]; needDedupe: boolean }> {
     const now = Date.now();
     const batchNo = ++this.batchNo;
     const touched: SeriesInfo[] = [];
     let needDedupe = false;
-    for (let i = 0; i < lines.length; i++) {
+    const n = points !== undefined ? points.length : lines!.length;
+    for (let i = 0; i < n; i++) {
       if ((i & 63) === 63 && slicer.due()) await slicer.pause();
-      const line = lines[i];
-      // Lines of a known series (same measurement and tags text up to the first unescaped space) only
-      // need their fields and time parsed: parseLine reads "_<rest>" exactly as it reads the rest of the
-      // line. The first line of a prefix, and any line that fails, is parsed whole.
-      const sp = seriesPrefixEnd(line);
-      const prefix = line.slice(0, sp);
-      let g = this.prefixCache.get(prefix);
-      let p: Point | undefined = g !== undefined && points !== undefined ? points[i] : undefined;
-      if (p !== undefined && !plainFieldNames(p.fields)) p = undefined;
-      if (p === undefined) {
+      let g: Group | undefined;
+      let p: Point;
+      if (points !== undefined) {
+        p = points[i];
+        const key = pointSeriesKey(p);
+        g = this.pointKeyCache.get(key);
+        if (g === undefined || !plainFieldNames(p.fields)) {
+          let line: string;
+          try {
+            line = encodePoint(p);
+          } catch (e) {
+            throw malformed(i, errorMessage(e), e);
+          }
+          try {
+            p = parseLine(line);
+          } catch (e) {
+            throw this.lineError(line, i, e);
+          }
+          g ??= this.rememberGroup(this.pointKeyCache, key, p, i);
+        }
+      } else {
+        // Lines of a known series (same measurement and tags text up to the first unescaped space) only
+        // need their fields and time parsed: parseLine reads "_<rest>" exactly as it reads the rest of the
+        // line. The first line of a prefix, and any line that fails, is parsed whole.
+        const line = lines![i];
+        const sp = seriesPrefixEnd(line);
+        const prefix = line.slice(0, sp);
+        g = this.prefixCache.get(prefix);
         try {
           p = parseLine(g === undefined || sp === line.length ? line : `_${line.slice(sp)}`);
         } catch (e) {
           throw this.lineError(line, i, e);
         }
+        g ??= this.rememberGroup(this.prefixCache, prefix, p, i);
       }
       // encodePoint writes the time truncated to whole ms; parseLine reads that.
       let ts = Math.trunc(p.ts);
       if (Number.isNaN(ts)) ts = now;
       else if (!Number.isSafeInteger(ts)) throw malformed(i, `timestamp ${ts} is out of range`);
       const tsBig = BigInt(ts);
-      if (g === undefined) {
-        g = this.groupFor(p.measurement, p.tags, i);
-        if (this.prefixCache.size >= PREFIX_CACHE_MAX) this.prefixCache.clear();
-        this.prefixCache.set(prefix, g);
-      }
       for (const f in p.fields) {
         let v = p.fields[f];
         // encodePoint leaves out fields without a value.
@@ -817,6 +851,14 @@ export class EmbeddedBackend implements StoreBackend {
     return malformed(index, e instanceof ThingwireError ? e.message : errorMessage(e), e);
   }
 
+  /** The group of a series met for the first time under `key` in `cache` (bounded: cleared when full), remembered there. */
+  private rememberGroup(cache: Map<string, Group>, key: string, p: Point, lineIndex: number): Group {
+    const g = this.groupFor(p.measurement, p.tags, lineIndex);
+    if (cache.size >= PREFIX_CACHE_MAX) cache.clear();
+    cache.set(key, g);
+    return g;
+  }
+
   private groupFor(measurement: string, rawTags: Record<string, string>, lineIndex: number): Group {
     const { device, tags } = canonicalTags(rawTags, lineIndex);
     const tagset = JSON.stringify(tags);
@@ -846,6 +888,7 @@ export class EmbeddedBackend implements StoreBackend {
     this.pendingSeries = [];
     this.pendingGroups = [];
     this.prefixCache.clear();
+    this.pointKeyCache.clear();
   }
 
   /** Writes the rows in the open transaction and commits: new series, deletes of the rows they replace, appends. */

@@ -229,12 +229,21 @@ export class StoreService {
   }
 
   /**
-   * Queues lines; onSettled (optional) is told when they are durable, refused or lost; `points`, when given,
-   * are the points the lines were encoded from, one per line, not to be changed afterwards (BatchWriter.add).
-   * Only the embedded store reads points: for InfluxDB they are not kept.
+   * True when the backend reads points (the embedded store): writePoints() then saves making lines that only the
+   * spool or a refusal would read.
    */
-  write(lines: readonly string[], onSettled?: (outcome: SettleOutcome) => void, points?: readonly Point[]): void {
-    this.writer.add(lines, onSettled, this.backend.kind === 'embedded' ? points : undefined);
+  get takesPoints(): boolean {
+    return this.backend.kind === 'embedded';
+  }
+
+  /** Queues lines; onSettled (optional) is told when they are durable, refused or lost (BatchWriter.add). */
+  write(lines: readonly string[], onSettled?: (outcome: SettleOutcome) => void): void {
+    this.writer.add(lines, onSettled);
+  }
+
+  /** Queues points that checkPoint accepted, not to be changed afterwards, as write() queues lines (BatchWriter.addPoints). */
+  writePoints(points: readonly Point[], onSettled?: (outcome: SettleOutcome) => void): void {
+    this.writer.addPoints(points, onSettled);
   }
 
   /** Reads the hot store, and the warm and cold tiers when a retention manager is attached. */

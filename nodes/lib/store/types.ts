@@ -31,10 +31,10 @@ export interface Batch {
    */
   readonly lineList?: readonly string[];
   /**
-   * The points the lines were encoded from, points[i] for lineList[i], when every line came with its point:
-   * the embedded store takes their fields and time instead of parsing them out of the line again. The lines
-   * stay the truth for everything else (the spool, InfluxDB, rejects), and a point must not change after it
-   * was given with its line.
+   * The points of the batch, one per line, when it was made of points (BatchWriter.addPoints): the lines are
+   * encodePoint of them, made when `lines` or `lineList` is first read (for the spool, InfluxDB, a refusal). The
+   * embedded store reads the points and not the lines. Every point passed checkPoint (so it has a line) and does
+   * not change afterwards.
    */
   readonly points?: readonly Point[];
 }
