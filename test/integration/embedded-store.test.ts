@@ -826,6 +826,32 @@ describe('a batch of points (the writer gives them when the write node checked t
     }
   });
 
+  test('a series is one series whatever the order of its point\'s tags, and a tag without a value is no tag', async () => {
+    const a = await EmbeddedBackend.open({ path: newFile() });
+    const b = await EmbeddedBackend.open({ path: newFile() });
+    try {
+      const pts: Point[] = [];
+      for (let i = 0; i < 6; i++) {
+        const tags: Record<string, string> = [{ device: 'd', site: 's' }, { site: 's', device: 'd' }, { site: 's', extra: '', device: 'd' }][i % 3];
+        pts.push({ measurement: 'm', tags, fields: { v: i }, ts: T0 + i });
+        pts.push({ measurement: 'm', tags: { device: 'd', site: `other ${i % 2}` }, fields: { v: 10 + i }, ts: T0 + i });
+      }
+      // One point a batch, then all at once: each batch meets known and new series.
+      for (const p of pts) await a.write(withPoints([p]));
+      await b.write(withPoints(pts));
+      for (const store of [a, b]) {
+        const counts = async (site: string): Promise<number[]> =>
+          (await store.query({ measurement: 'm', fields: ['v'], where: { site }, start: T0, end: T0 + 10 })).series.map((s) => s.points.length);
+        expect(await counts('s')).toEqual([6]);
+        expect(await counts('other 0')).toEqual([3]);
+        expect(await counts('other 1')).toEqual([3]);
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   test('a point the line protocol cannot carry (not checked by checkPoint) fails the batch with its index, nothing stored', async () => {
     const store = await EmbeddedBackend.open({ path: newFile() });
     try {
