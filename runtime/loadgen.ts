@@ -111,6 +111,11 @@ export interface PhaseOptions {
   batch: number;
   /** Hostile messages to spread evenly over the phase. */
   hostile?: number;
+  /**
+   * Readings to publish, exactly: the phase then ends when that many are published (at `rate`, however long a busy
+   * machine makes it take) instead of at `durationMs`, which only spreads the hostile messages. A multiple of batch.
+   */
+  readings?: number;
   /** Called about every 100 ms with the figures so far. */
   onProgress?: (r: PhaseResult) => void;
 }
@@ -477,26 +482,34 @@ export class LoadGenerator {
     const res: PhaseResult = { askedRate: phase.rate, seconds: 0, messages: 0, readings: 0, achievedRate: 0, failed: 0, lostTokens: 0, hostile: {}, hostileFailed: 0 };
     const hostileTotal = phase.hostile ?? 0;
     if (hostileTotal > 0 && !this.hostileConn) throw new Error('load generator: connect(true) for hostile messages');
+    const target = phase.readings;
+    if (target !== undefined && !(Number.isSafeInteger(target) && target >= 0 && target % batch === 0)) {
+      throw new Error(`load generator: readings must be a whole multiple of the batch (${batch}), not ${target}`);
+    }
     const t0 = performance.now();
+    let elapsed = 0;
+    // Readings sent (res.readings counts those answered: under QoS 1, acknowledged).
+    let sent = 0;
     const bucket = new TokenBucket(phase.rate, bucketCapacity(phase.rate, batch), t0, batch);
     let hostileDone = 0;
     let lastProgress = t0;
     await new Promise<void>((resolve) => {
       const step = (): void => {
         const now = performance.now();
-        const elapsed = now - t0;
-        const over = elapsed >= phase.durationMs;
-        const at = over ? t0 + phase.durationMs : now;
+        elapsed = now - t0;
+        const over = target === undefined ? elapsed >= phase.durationMs : sent >= target;
+        const at = over && target === undefined ? t0 + phase.durationMs : now;
         bucket.refill(at);
         // At most 1,000 messages a turn, so sockets and timers get theirs.
         let budget = 1000;
         let blocked = false;
-        while (budget-- > 0 && bucket.tokens >= batch) {
+        while (budget-- > 0 && bucket.tokens >= batch && (target === undefined || sent < target)) {
           if (!this.publishNext(batch, res)) {
             blocked = true;
             break;
           }
           bucket.take(batch);
+          sent += batch;
         }
         const hostileDue = Math.min(hostileTotal, Math.floor((Math.min(elapsed, phase.durationMs) / phase.durationMs) * hostileTotal));
         while (hostileDone < hostileDue && this.publishHostile(res)) hostileDone++;
@@ -513,7 +526,7 @@ export class LoadGenerator {
       };
       step();
     });
-    res.seconds = phase.durationMs / 1000;
+    res.seconds = target === undefined ? phase.durationMs / 1000 : elapsed / 1000;
     res.lostTokens = Math.round(bucket.lost + bucket.tokens);
     // Wait for the answers (QoS 1 acknowledgements, QoS 0 writes).
     const deadline = Date.now() + 30_000;
