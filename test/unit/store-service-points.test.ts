@@ -22,6 +22,8 @@ test.each<[string, boolean, StoreSettings]>([
   const service = new StoreService({ id: 'points-test', settings, dataDir, flushIntervalMs: 10 });
   try {
     expect(service.takesPoints).toBe(takes);
+    // Room in memory for a burst while the backend answers; the outage bound stays 4 batches.
+    expect(service.writer.options).toMatchObject({ maxMemoryBatches: 4, burstMemoryBatches: 64 });
   } finally {
     await service.close(100);
     fs.rmSync(dataDir, { recursive: true, force: true });

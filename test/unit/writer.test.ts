@@ -193,7 +193,7 @@ async function drain(r: Rig, stepMs = 1000, maxSteps = 10_000): Promise<void> {
 describe('options', () => {
   test('defaults: 5,000 lines, 1 s, 4 memory batches, retry 500 ms..30 s x2 with 20% jitter', () => {
     const r = rig({ random: undefined });
-    expect(r.w.options).toMatchObject({ batchSize: 5000, flushIntervalMs: 1000, maxMemoryBatches: 4, overflow: 'reject-new' });
+    expect(r.w.options).toMatchObject({ batchSize: 5000, flushIntervalMs: 1000, maxMemoryBatches: 4, burstMemoryBatches: 4, overflow: 'reject-new' });
     expect(r.w.options.retry).toEqual({ initialMs: 500, maxMs: 30_000, factor: 2, jitter: 0.2 });
     expect(DEFAULT_WRITER_OPTIONS.retry).toEqual(r.w.options.retry);
   });
@@ -340,6 +340,35 @@ describe('outage: retries, spool, order', () => {
     r.backend.fail = () => undefined;
     await drain(r, 30_000);
     expect(r.w.stats()).toMatchObject({ written: next, state: 'ok' });
+  });
+
+  test('a burst while the backend answers waits in memory (burstMemoryBatches); once a write fails, the excess spills at once', async () => {
+    const batchSize = 10;
+    const r = rig({ batchSize, maxMemoryBatches: 2, burstMemoryBatches: 6 });
+    expect(r.w.options).toMatchObject({ maxMemoryBatches: 2, burstMemoryBatches: 6 });
+    r.backend.hold = true;
+    // Six batches (the one in flight counts): all in memory, none on disk.
+    r.w.add(range(0, 60));
+    await settle();
+    expect(r.w.stats()).toMatchObject({ memoryBatches: 6, spooledBatches: 0, state: 'ok' });
+    expect(r.backend.held).toHaveLength(1);
+    // A seventh is past the burst room: the oldest (the one in flight) goes to the spool.
+    r.w.add(range(60, 10));
+    await settle();
+    expect(r.w.stats()).toMatchObject({ memoryBatches: 6, spooledBatches: 1 });
+    // The write in flight fails: memory is cut to the outage bound at once, the rest spilled behind it in order.
+    r.backend.hold = false;
+    r.backend.held.shift()!.reject(unavailable());
+    await settle();
+    const s = r.w.stats();
+    expect(s.state).toBe('retrying');
+    expect(s.memoryBatches).toBe(2);
+    expect(s.spooledBatches).toBe(5);
+    for (const st of r.stats.filter((x) => x.state === 'retrying')) expect(st.memoryBatches).toBeLessThanOrEqual(2);
+    // Back up: everything written once, in order.
+    await drain(r);
+    expect(r.backend.lines()).toEqual(range(0, 70));
+    expect(r.w.stats()).toMatchObject({ written: 70, rejected: 0, dropped: 0, state: 'ok' });
   });
 
   test('a batch that fails from memory goes to the spool (its head) and is retried from there', async () => {

@@ -48,9 +48,10 @@
  * again. Batches are ordered by ordinal and leave memory oldest first (except a
  * rejected newest one), so settling is a scan of a short FIFO list.
  *
- * Memory bound: buffered lines < batchSize, memory batches <= maxMemoryBatches,
- * plus the batch being sent: at most batchSize * (maxMemoryBatches + 2) lines,
- * however long the outage. When the spool cannot take a batch (full under
+ * Memory bound: buffered lines < batchSize, memory batches <= maxMemoryBatches
+ * (burstMemoryBatches while no write is failing), plus the batch being sent: at
+ * most batchSize * (burstMemoryBatches + 2) lines while the backend answers and
+ * batchSize * (maxMemoryBatches + 2) however long an outage. When the spool cannot take a batch (full under
  * 'reject-new', or an I/O error), the NEWEST memory batch is rejected through
  * onReject; under 'drop-oldest' the spool drops its oldest batches and onDrop
  * reports the points. Without a spool, `overflow` applies the same two policies
@@ -89,8 +90,15 @@ export interface BatchWriterOptions {
   batchSize: number;
   /** A batch is cut this long after its first line was buffered. Default 1000. */
   flushIntervalMs: number;
-  /** Ready batches kept in memory before the oldest spills to the spool. Default 4, at least 1. */
+  /** Ready batches kept in memory before the oldest spills to the spool while the backend fails. Default 4, at least 1. */
   maxMemoryBatches: number;
+  /**
+   * Ready batches kept in memory while the backend answers (no write failing): a burst faster than the store
+   * waits in memory rather than in the disk spool, whose line encoding, fsync, read and parse cost more than the
+   * write itself, at the moment the CPU is short. Once a write fails, maxMemoryBatches applies and the excess
+   * spills at once. Default maxMemoryBatches (no burst room); never below it.
+   */
+  burstMemoryBatches: number;
   retry: RetryOptions;
   /** When there is no spool: what to do when memory is full. Default 'reject-new'. */
   overflow: SpoolPolicy;
@@ -102,6 +110,7 @@ export const DEFAULT_WRITER_OPTIONS: Readonly<BatchWriterOptions> = Object.freez
   batchSize: 5000,
   flushIntervalMs: 1000,
   maxMemoryBatches: 4,
+  burstMemoryBatches: 4,
   retry: Object.freeze({ initialMs: 500, maxMs: 30_000, factor: 2, jitter: 0.2 }),
   overflow: 'reject-new',
   random: Math.random,
@@ -325,6 +334,7 @@ export class BatchWriter {
       batchSize: cfg.batchSize ?? d.batchSize,
       flushIntervalMs: cfg.flushIntervalMs ?? d.flushIntervalMs,
       maxMemoryBatches: cfg.maxMemoryBatches ?? d.maxMemoryBatches,
+      burstMemoryBatches: Math.max(cfg.burstMemoryBatches ?? 0, cfg.maxMemoryBatches ?? d.maxMemoryBatches),
       retry: Object.freeze({ ...d.retry, ...cfg.retry }),
       overflow: cfg.overflow ?? d.overflow,
       random: cfg.random ?? d.random,
@@ -333,6 +343,7 @@ export class BatchWriter {
     if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1)) throw new RangeError(`batchSize must be an integer >= 1, got ${o.batchSize}`);
     if (!(o.flushIntervalMs >= 0)) throw new RangeError(`flushIntervalMs must be >= 0, got ${o.flushIntervalMs}`);
     if (!(Number.isInteger(o.maxMemoryBatches) && o.maxMemoryBatches >= 1)) throw new RangeError(`maxMemoryBatches must be an integer >= 1, got ${o.maxMemoryBatches}`);
+    if (!Number.isInteger(o.burstMemoryBatches)) throw new RangeError(`burstMemoryBatches must be an integer, got ${cfg.burstMemoryBatches}`);
     const r = o.retry;
     if (!(r.initialMs >= 0 && r.maxMs >= r.initialMs && r.factor >= 1 && r.jitter >= 0 && r.jitter <= 1)) {
       throw new RangeError(`bad retry options ${JSON.stringify(r)}`);
@@ -461,8 +472,14 @@ export class BatchWriter {
     this.pump();
   }
 
+  /** Memory batches allowed now: room for a burst while the backend answers, the outage bound while it fails. */
+  private memoryBound(): number {
+    return this.failing ? this.options.maxMemoryBatches : this.options.burstMemoryBatches;
+  }
+
   private enforceMemoryBound(): void {
-    while (this.memory.length > this.options.maxMemoryBatches) {
+    const bound = this.memoryBound();
+    while (this.memory.length > bound) {
       const oldest = this.memory[0];
       if (this.spool) {
         if (this.spill(oldest)) continue;
@@ -474,12 +491,12 @@ export class BatchWriter {
         const i = this.current?.mem === oldest ? 1 : 0;
         const [d] = this.memory.splice(i, 1);
         this.outcomes.set(d.ordinal, 'lost');
-        this.drop(d.batch.count, `memory full (${this.options.maxMemoryBatches} batches, no spool): dropped the oldest batch of ${d.batch.count} points`);
+        this.drop(d.batch.count, `memory full (${bound} batches, no spool): dropped the oldest batch of ${d.batch.count} points`);
       } else {
         const newest = this.memory.pop() as MemBatch;
         this.rejectLines(
           newest.batch,
-          new WriteRejectedError('memory_full', `memory full (${this.options.maxMemoryBatches} batches waiting, no spool): ${newest.batch.count} lines not written`),
+          new WriteRejectedError('memory_full', `memory full (${bound} batches waiting, no spool): ${newest.batch.count} lines not written`),
           newest.ordinal,
         );
       }
@@ -645,6 +662,8 @@ export class BatchWriter {
     this.attempt++;
     this.failing = true;
     this.lastError = errMessage(err);
+    // The burst room is for a store that answers: while it fails, what is past the outage bound goes to disk now.
+    this.enforceMemoryBound();
     if (this.closing) {
       this.finishClose();
       return;
