@@ -12,6 +12,8 @@ export interface WriteConfig {
   deviceTags?: string;
   /** Comma-separated metric names written as integers. */
   intFields?: string;
+  /** Comma-separated AnomalyScore fields to store (SCORE_FIELDS); empty or absent: every field. */
+  scoreFields?: string;
   catchRejects?: boolean | string;
   /** Settle msg.mqttAck (thingwire-mqtt-in's at-least-once delivery) once the points are durable. */
   confirm?: boolean | string;

@@ -17,7 +17,7 @@
 import { ACK_PROPERTY, settleAck, type AckOutcome } from '../lib/ack';
 import type { Reject } from '../lib/contract';
 import { checkBatch, encodeBatch } from '../lib/line-protocol';
-import { DEFAULT_POINT_SCHEMA, toPoints, type PointSchema } from '../lib/store/points';
+import { DEFAULT_POINT_SCHEMA, parseScoreFields, SCORE_FIELDS, toPoints, type PointSchema } from '../lib/store/points';
 import type { StoreListener } from '../lib/store/service';
 import type { WriterStats } from '../lib/store/writer';
 import type { Point } from '../lib/store/types';
@@ -37,13 +37,18 @@ export = function register(RED: NodeAPI): void {
     const node = this;
     // Reads its input only, and sends on the message it got: it shares a fan-out's message with the other readers (../lib/clone).
     declareInputUse(node, 'reads');
+    const scoreFields = parseScoreFields(configList(config.scoreFields));
     const schema: PointSchema = {
       readingMeasurement: config.readingMeasurement || DEFAULT_POINT_SCHEMA.readingMeasurement,
       rollupMeasurement: config.rollupMeasurement || DEFAULT_POINT_SCHEMA.rollupMeasurement,
       alertMeasurement: config.alertMeasurement || DEFAULT_POINT_SCHEMA.alertMeasurement,
       deviceTags: configList(config.deviceTags),
       intFields: configList(config.intFields),
+      ...(scoreFields.fields ? { scoreFields: scoreFields.fields } : {}),
     };
+    // A name that is not a score field would silently store nothing of it: the node refuses to run instead.
+    const configProblem =
+      scoreFields.unknown.length > 0 ? RED._(`${TYPE}.errors.score-fields`, { names: scoreFields.unknown.join(', '), known: SCORE_FIELDS.join(', ') }) : undefined;
     const catchRejects = configBool(config.catchRejects, false);
     // Saved flows from before the option have no `confirm`: off for them (the editor's default for new nodes is on).
     const confirm = configBool(config.confirm, false);
@@ -66,7 +71,10 @@ export = function register(RED: NodeAPI): void {
       1000,
     );
 
-    if (!service) {
+    if (configProblem !== undefined) {
+      node.error(RED._(`${TYPE}.errors.config`, { error: configProblem }));
+      node.status({ fill: 'red', shape: 'ring', text: `${TYPE}.status.config-error` });
+    } else if (!service) {
       const why = !storeNode ? RED._(`${TYPE}.errors.no-store`) : storeNode.storeError ?? RED._(`${TYPE}.errors.no-store`);
       node.error(RED._(`${TYPE}.errors.config`, { error: why }));
       node.status({ fill: 'red', shape: 'ring', text: `${TYPE}.status.no-store` });
@@ -102,6 +110,7 @@ export = function register(RED: NodeAPI): void {
     const unlisten = service?.listen(listener);
 
     onInput(node, (msg, send) => {
+      if (configProblem !== undefined) throw new Error(RED._(`${TYPE}.errors.config`, { error: configProblem }));
       if (!service) throw new Error(RED._(`${TYPE}.errors.no-store`));
       // The token is taken now: the message may change downstream before the points are durable.
       const ack = confirm ? msg[ACK_PROPERTY] : undefined;

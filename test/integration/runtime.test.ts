@@ -167,10 +167,14 @@ describe('bundled runtime with the embedded broker', () => {
     // While calm, the scores are low and the band holds the value.
     const calmScores = field('score').slice(200, 300).map((p) => p[1] as number);
     expect(Math.max(...calmScores)).toBeLessThan(0.57);
+    // The starter stores no `value` with a score (Score fields): the reading's own value is in telemetry.
+    expect(scores.series.map((x) => x.field)).not.toContain('value');
+    const calmValue = calm[299].temperature;
     const lower = field('lower').at(-2)![1] as number;
     const upper = field('upper').at(-2)![1] as number;
-    expect(lower).toBeLessThan(field('value').at(-2)![1] as number);
-    expect(upper).toBeGreaterThan(field('value').at(-2)![1] as number);
+    expect(field('lower').at(-2)![0]).toBe(t0 + 299 * 5_000);
+    expect(lower).toBeLessThan(calmValue);
+    expect(upper).toBeGreaterThan(calmValue);
     expect(upper).toBeLessThan(35);
     // The jump fired one anomaly event, stored with the alert events.
     const events = await waitFor('the anomaly event in the store', async () => {

@@ -16,6 +16,7 @@ import { removeDataDir, startFakeHttp, startInfluxV1, type FakeHttp, type Influx
 import {
   TAB,
   eventually,
+  errorCalls,
   getNode,
   helper,
   positioned,
@@ -23,6 +24,7 @@ import {
   request,
   setDataDir,
   settle,
+  statusCalls,
   until,
   useHelper,
   useTempDirs,
@@ -268,6 +270,74 @@ describe('writing to the embedded store', () => {
     await readBack(out, { measurement: 'agg', fields: 'mean', start: T0, end: T0 + 1 }, 1);
     await readBack(out, { measurement: 'events', fields: 'state', start: T0, end: T0 + 1 }, 1);
     expect(await query(out, { start: T0, end: T0 + 1 })).toEqual([]);
+  });
+});
+
+describe('anomaly scores', () => {
+  const score = (metric: string, ts: number, value: number): Record<string, unknown> => ({
+    device: 'd1',
+    metric,
+    ts,
+    value,
+    score: 0.25,
+    anomalous: false,
+    expected: value - 0.5,
+    lower: value - 2,
+    upper: value + 1,
+    signal: 'daily',
+    learning: false,
+  });
+
+  test('with Score fields set, only those are stored', async () => {
+    const out = await startEmbedded({ scoreFields: ' score, expected ,lower, upper ' });
+    send({ payload: [score('temperature', T0, 21), score('humidity', T0, 40)] });
+    await handled(out, 1);
+    expect(out.bad).toHaveLength(0);
+    expect(out.ok).toHaveLength(1);
+    for (const [metric, value] of [['temperature', 21], ['humidity', 40]] as const) {
+      const q = { measurement: 'anomaly', where: { metric }, start: T0, end: T0 + 1 };
+      await readBack(out, { ...q, fields: 'score,expected,lower,upper' }, 4);
+      await drained();
+      const all = await query(out, { ...q, fields: 'value,score,expected,lower,upper,anomalous,signal,learning' });
+      expect(Object.fromEntries(all.map((x) => [x.field, x.points]))).toEqual({
+        score: [[T0, 0.25]],
+        expected: [[T0, value - 0.5]],
+        lower: [[T0, value - 2]],
+        upper: [[T0, value + 1]],
+      });
+    }
+  });
+
+  test('without Score fields a score stores all of its fields', async () => {
+    const out = await startEmbedded();
+    send({ payload: score('temperature', T0, 21) });
+    await handled(out, 1);
+    const all = await readBack(out, { measurement: 'anomaly', fields: 'value,score,expected,lower,upper,anomalous,signal,learning', start: T0, end: T0 + 1 }, 8);
+    expect(Object.fromEntries(all.map((x) => [x.field, x.points[0][1]]))).toEqual({
+      value: 21,
+      score: 0.25,
+      expected: 20.5,
+      lower: 19,
+      upper: 22,
+      anomalous: false,
+      signal: 'daily',
+      learning: false,
+    });
+  });
+
+  test('a Score fields name that is not a score field: an error at start, a red status, and every message ends with the error', async () => {
+    const out = await startEmbedded({ scoreFields: 'score, vaule' });
+    const w1 = getNode('w1');
+    expect(errorCalls(w1).map((c) => c.args[0])).toEqual([
+      'thingwire-write cannot write: Score fields lists vaule, which are not fields of an anomaly score (those are: value, score, anomalous, expected, lower, upper, signal, learning, ttf, probability)',
+    ]);
+    expect(statusCalls(w1)).toEqual([{ fill: 'red', shape: 'ring', text: 'thingwire-write.status.config-error' }]);
+    send({ payload: score('temperature', T0, 21) });
+    await handled(out, 1);
+    expect(out.caught).toHaveLength(1);
+    expect((out.caught[0].error as { message: string }).message).toContain('Score fields lists vaule, which are not fields of an anomaly score');
+    expect(out.ok).toHaveLength(0);
+    expect(await query(out, { measurement: 'anomaly', fields: 'score', start: T0, end: T0 + 1 })).toEqual([]);
   });
 });
 

@@ -6,7 +6,7 @@
 import type { AlertEvent, AnomalyScore, Reading, Rollup } from '../../nodes/lib/contract';
 import { ThingwireError } from '../../nodes/lib/errors';
 import { encodePoint } from '../../nodes/lib/line-protocol';
-import { alertToPoint, anomalyToPoint, DEFAULT_POINT_SCHEMA, kindOf, readingToPoint, rollupToPoint, toPoints, type PointSchema } from '../../nodes/lib/store/points';
+import { alertToPoint, anomalyToPoint, DEFAULT_POINT_SCHEMA, kindOf, parseScoreFields, readingToPoint, rollupToPoint, SCORE_FIELDS, toPoints, type PointSchema } from '../../nodes/lib/store/points';
 
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
@@ -374,6 +374,35 @@ describe('anomalyToPoint', () => {
     expect(anomalyToPoint(score(), undefined, schema({ anomalyMeasurement: 'scores' })).measurement).toBe('scores');
     const { anomalyMeasurement: _unused, ...older } = DEFAULT_POINT_SCHEMA;
     expect(anomalyToPoint(score(), undefined, older).measurement).toBe('anomaly');
+  });
+
+  test('scoreFields: only the fields listed are stored, in the usual order; a band or estimate that is absent stays absent', () => {
+    const keep = parseScoreFields(['upper', 'score', 'lower', 'expected', 'anomalous', 'ttf', 'probability']);
+    expect(keep.unknown).toEqual([]);
+    const s = schema({ scoreFields: keep.fields });
+    const p = anomalyToPoint(score({ maintenance: { ...ESTIMATE } }), undefined, s);
+    expect(p.fields).toEqual({ score: 0.83, expected: 21.2, lower: 18.7, upper: 23.7, anomalous: true, ttf: 7_200_000n, probability: 0.72 });
+    expect(Object.keys(p.fields)).toEqual(['score', 'expected', 'lower', 'upper', 'anomalous', 'ttf', 'probability']);
+    expect(anomalyToPoint(score({ expected: Number.NaN, lower: Number.NaN, upper: Number.NaN }), undefined, s).fields).toEqual({ score: 0.83, anomalous: true });
+    // The value is still checked when it is not stored: a score with a NaN value is malformed.
+    expect(thrown(() => anomalyToPoint(score({ value: Number.NaN }), undefined, s)).code).toBe('invalid_value');
+  });
+
+  test('scoreFields: a score with none of the listed fields (an estimate without maintenance) makes no point and no reject', () => {
+    const s = schema({ scoreFields: parseScoreFields(['ttf', 'probability']).fields });
+    const r = toPoints([score(), score({ metric: 'vibration', maintenance: { ...ESTIMATE } })], undefined, s);
+    expect(r.points.map((p) => [p.tags.metric, p.fields])).toEqual([['vibration', { ttf: 7_200_000n, probability: 0.72 }]]);
+    expect(r.indexes).toEqual([1]);
+    expect(r.rejects).toEqual([]);
+  });
+
+  test('parseScoreFields: empty is every field; names that are not score fields are reported', () => {
+    expect(parseScoreFields([])).toEqual({ unknown: [] });
+    expect(parseScoreFields(['score', 'vaule', 'Score'])).toEqual({ unknown: ['vaule', 'Score'] });
+    expect([...parseScoreFields([...SCORE_FIELDS]).fields!]).toEqual([...SCORE_FIELDS]);
+    // Every field anomalyToPoint can write is a score field.
+    const all = anomalyToPoint(score({ maintenance: { ...ESTIMATE } }), undefined, schema());
+    expect(Object.keys(all.fields).sort()).toEqual([...SCORE_FIELDS].sort());
   });
 
   test('toPoints maps a list of scores, as the anomaly node sends them', () => {

@@ -13,7 +13,8 @@
  *   AnomalyScore -> measurement `anomaly`, tags { device, metric, ...score.tags },
  *              fields value, score, expected, lower, upper (floats; the band is left out before it
  *              exists), anomalous, learning (booleans), signal (string), and with a maintenance
- *              estimate ttf (integer ms, left out when null) and probability, time = ts
+ *              estimate ttf (integer ms, left out when null) and probability, time = ts; or only the
+ *              fields listed in the schema's scoreFields
  */
 import type { AlertEvent, AnomalyScore, Reading, Reject, Rollup } from '../contract';
 import { ThingwireError } from '../errors';
@@ -31,6 +32,23 @@ export interface PointSchema {
   deviceTags: readonly string[];
   /** Metric names written as integers (when their value is a whole number). Others are floats. */
   intFields: readonly string[];
+  /** The AnomalyScore fields stored (see SCORE_FIELDS); every one when not set. */
+  scoreFields?: ReadonlySet<ScoreField>;
+}
+
+/** An AnomalyScore point's fields, every one it can have. */
+export const SCORE_FIELDS = ['value', 'score', 'anomalous', 'expected', 'lower', 'upper', 'signal', 'learning', 'ttf', 'probability'] as const;
+export type ScoreField = (typeof SCORE_FIELDS)[number];
+
+/**
+ * The score fields to store from a configured list: undefined (every field) for an empty list; names that are not
+ * score fields come back in `unknown` (the caller refuses the configuration).
+ */
+export function parseScoreFields(names: readonly string[]): { fields?: ReadonlySet<ScoreField>; unknown: string[] } {
+  const known = new Set<string>(SCORE_FIELDS);
+  const unknown = names.filter((n) => !known.has(n));
+  if (names.length === 0 || unknown.length > 0) return { unknown };
+  return { fields: new Set(names as ScoreField[]), unknown };
 }
 
 export const DEFAULT_POINT_SCHEMA: PointSchema = {
@@ -43,6 +61,11 @@ export const DEFAULT_POINT_SCHEMA: PointSchema = {
 };
 
 export type PayloadKind = 'reading' | 'rollup' | 'alert' | 'anomaly';
+
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
+}
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -147,6 +170,8 @@ export function alertToPoint(a: AlertEvent, device: unknown, s: PointSchema): Po
   return { measurement: s.alertMeasurement, tags, fields, ts: since };
 }
 
+const BAND = ['expected', 'lower', 'upper'] as const;
+
 export function anomalyToPoint(a: AnomalyScore, device: unknown, s: PointSchema): Point {
   const tags: Record<string, string> = {};
   metadataTags(device, s.deviceTags, tags);
@@ -155,18 +180,21 @@ export function anomalyToPoint(a: AnomalyScore, device: unknown, s: PointSchema)
   tags.metric = requireString(a.metric, 'anomaly.metric');
   if (typeof a.value !== 'number' || !Number.isFinite(a.value)) throw new ThingwireError('invalid_value', `anomaly.value must be a finite number, got ${preview(a.value)}`);
   if (!Number.isFinite(a.score)) throw new ThingwireError('invalid_value', `anomaly.score must be a finite number, got ${preview(a.score)}`);
-  const fields: Record<string, FieldValue> = { value: a.value, score: a.score };
-  for (const k of ['expected', 'lower', 'upper'] as const) {
+  const keep = s.scoreFields;
+  const fields: Record<string, FieldValue> = {};
+  if (keep === undefined || keep.has('value')) fields.value = a.value;
+  if (keep === undefined || keep.has('score')) fields.score = a.score;
+  for (const k of BAND) {
     const v = a[k];
-    if (typeof v === 'number' && Number.isFinite(v)) fields[k] = v;
+    if (typeof v === 'number' && Number.isFinite(v) && (keep === undefined || keep.has(k))) fields[k] = v;
   }
-  fields.anomalous = a.anomalous;
-  if (typeof a.signal === 'string' && a.signal !== '') fields.signal = a.signal;
-  if (typeof a.learning === 'boolean') fields.learning = a.learning;
+  if (keep === undefined || keep.has('anomalous')) fields.anomalous = a.anomalous;
+  if (typeof a.signal === 'string' && a.signal !== '' && (keep === undefined || keep.has('signal'))) fields.signal = a.signal;
+  if (typeof a.learning === 'boolean' && (keep === undefined || keep.has('learning'))) fields.learning = a.learning;
   const m = a.maintenance;
   if (isObject(m)) {
-    if (storableMs(m.ttf)) fields.ttf = BigInt(Math.round(m.ttf));
-    if (typeof m.probability === 'number' && Number.isFinite(m.probability)) fields.probability = m.probability;
+    if (storableMs(m.ttf) && (keep === undefined || keep.has('ttf'))) fields.ttf = BigInt(Math.round(m.ttf));
+    if (typeof m.probability === 'number' && Number.isFinite(m.probability) && (keep === undefined || keep.has('probability'))) fields.probability = m.probability;
   }
   return { measurement: s.anomalyMeasurement || DEFAULT_POINT_SCHEMA.anomalyMeasurement!, tags, fields, ts: requireTs(a.ts, 'anomaly.ts') };
 }
@@ -204,9 +232,13 @@ export function toPoints(
         case 'alert':
           points.push(alertToPoint(item as AlertEvent, device, s));
           break;
-        case 'anomaly':
-          points.push(anomalyToPoint(item as AnomalyScore, device, s));
+        case 'anomaly': {
+          const p = anomalyToPoint(item as AnomalyScore, device, s);
+          // None of the chosen score fields in this score (ttf and probability only, and no maintenance estimate).
+          if (s.scoreFields !== undefined && isEmpty(p.fields)) continue;
+          points.push(p);
           break;
+        }
         default:
           throw new ThingwireError('not_a_reading', `payload is not a Reading, Rollup, Alert event or anomaly score: ${preview(item)}`);
       }
