@@ -172,6 +172,11 @@ export function alertToPoint(a: AlertEvent, device: unknown, s: PointSchema): Po
 
 const BAND = ['expected', 'lower', 'upper'] as const;
 
+/** Whether a score field is stored under the schema's scoreFields (every field when it is not set). */
+function stores(keep: ReadonlySet<ScoreField> | undefined, f: ScoreField): boolean {
+  return keep === undefined || keep.has(f);
+}
+
 export function anomalyToPoint(a: AnomalyScore, device: unknown, s: PointSchema): Point {
   const tags: Record<string, string> = {};
   metadataTags(device, s.deviceTags, tags);
@@ -182,19 +187,19 @@ export function anomalyToPoint(a: AnomalyScore, device: unknown, s: PointSchema)
   if (!Number.isFinite(a.score)) throw new ThingwireError('invalid_value', `anomaly.score must be a finite number, got ${preview(a.score)}`);
   const keep = s.scoreFields;
   const fields: Record<string, FieldValue> = {};
-  if (keep === undefined || keep.has('value')) fields.value = a.value;
-  if (keep === undefined || keep.has('score')) fields.score = a.score;
+  if (stores(keep, 'value')) fields.value = a.value;
+  if (stores(keep, 'score')) fields.score = a.score;
   for (const k of BAND) {
     const v = a[k];
-    if (typeof v === 'number' && Number.isFinite(v) && (keep === undefined || keep.has(k))) fields[k] = v;
+    if (typeof v === 'number' && Number.isFinite(v) && stores(keep, k)) fields[k] = v;
   }
-  if (keep === undefined || keep.has('anomalous')) fields.anomalous = a.anomalous;
-  if (typeof a.signal === 'string' && a.signal !== '' && (keep === undefined || keep.has('signal'))) fields.signal = a.signal;
-  if (typeof a.learning === 'boolean' && (keep === undefined || keep.has('learning'))) fields.learning = a.learning;
+  if (stores(keep, 'anomalous')) fields.anomalous = a.anomalous;
+  if (typeof a.signal === 'string' && a.signal !== '' && stores(keep, 'signal')) fields.signal = a.signal;
+  if (typeof a.learning === 'boolean' && stores(keep, 'learning')) fields.learning = a.learning;
   const m = a.maintenance;
   if (isObject(m)) {
-    if (storableMs(m.ttf) && (keep === undefined || keep.has('ttf'))) fields.ttf = BigInt(Math.round(m.ttf));
-    if (typeof m.probability === 'number' && Number.isFinite(m.probability) && (keep === undefined || keep.has('probability'))) fields.probability = m.probability;
+    if (storableMs(m.ttf) && stores(keep, 'ttf')) fields.ttf = BigInt(Math.round(m.ttf));
+    if (typeof m.probability === 'number' && Number.isFinite(m.probability) && stores(keep, 'probability')) fields.probability = m.probability;
   }
   return { measurement: s.anomalyMeasurement || DEFAULT_POINT_SCHEMA.anomalyMeasurement!, tags, fields, ts: requireTs(a.ts, 'anomaly.ts') };
 }

@@ -51,10 +51,10 @@
  * Memory bound: buffered lines < batchSize, memory batches <= maxMemoryBatches
  * (burstMemoryBatches while no write is failing), plus the batch being sent: at
  * most batchSize * (burstMemoryBatches + 2) lines while the backend answers and
- * batchSize * (maxMemoryBatches + 2) however long an outage. When the spool cannot take a batch (full under
- * 'reject-new', or an I/O error), the NEWEST memory batch is rejected through
- * onReject; under 'drop-oldest' the spool drops its oldest batches and onDrop
- * reports the points. Without a spool, `overflow` applies the same two policies
+ * batchSize * (maxMemoryBatches + 2) however long an outage. When the spool
+ * cannot take a batch (full under 'reject-new', or an I/O error), the NEWEST
+ * memory batch is rejected through onReject; under 'drop-oldest' the spool
+ * drops its oldest batches and onDrop reports the points. Without a spool, `overflow` applies the same two policies
  * to memory.
  */
 import { encodePoint, splitLines } from '../line-protocol';
