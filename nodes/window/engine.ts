@@ -181,6 +181,8 @@ export interface SeriesState {
   ln: Num | null;
   o: AccState[][];
   k: AccState[][] | null;
+  /** The remembered event times (dedupe), oldest first; absent when none. */
+  r?: number[];
 }
 
 export interface WindowSnapshot {
@@ -192,7 +194,11 @@ export interface WindowSnapshot {
   lastSeen: number;
   clock: number;
   counts: number[];
-  groups: Array<[string, SeriesState[]]>;
+  /**
+   * A group's series, and in snapshotText(mark) the mark when the group's piece was made (replay() skips the
+   * group's readings of journal records up to it: they are in the piece).
+   */
+  groups: Array<[string, SeriesState[]] | [string, SeriesState[], number]>;
   latest: Array<[string, Array<[string, number, MetricValue]>]> | null;
 }
 
@@ -212,6 +218,7 @@ function seriesStates(g: Group): SeriesState[] {
       ln: s.latestTs === -Infinity || s.latestV !== null ? null : enc(s.latestNum),
       o: s.open.map((l) => l.map((a) => a.toJSON())),
       k: s.kept === null ? null : s.kept.map((l) => l.map((a) => a.toJSON())),
+      ...(s.recent === null ? {} : { r: s.recentTimes() }),
     });
   }
   return list;
@@ -230,7 +237,7 @@ const BYTES = { series: 420, acc: 420, sketch: 90, counter: 120, point: 18, rece
  * With `dedupe`, how many of a series' latest event times are remembered to recognise a redelivered reading
  * (at-least-once ingest delivers a message again after a reconnect; the store keeps one copy of a series at a
  * time, and so does the window): a value whose (series, ts) is among them is a duplicate and is not counted
- * again. Not kept in saved state: after a restart the first redeliveries are not recognised.
+ * again. Kept in saved state (SeriesState.r), so a redelivery after a restart is recognised too.
  */
 const RECENT = 16;
 
@@ -272,6 +279,27 @@ class Series {
     r[this.ri] = ts;
     this.ri = this.ri === RECENT - 1 ? 0 : this.ri + 1;
     return false;
+  }
+
+  /** The remembered event times, oldest first. */
+  recentTimes(): number[] {
+    const out: number[] = [];
+    const r = this.recent;
+    if (r === null) return out;
+    for (let k = 0; k < RECENT; k++) {
+      const v = r[(this.ri + k) % RECENT];
+      if (!Number.isNaN(v)) out.push(v);
+    }
+    return out;
+  }
+
+  /** Remembers `times` (oldest first, as recentTimes() gave them). */
+  setRecent(times: readonly number[]): void {
+    const r = (this.recent = new Float64Array(RECENT).fill(NaN));
+    const from = Math.max(0, times.length - RECENT);
+    let i = 0;
+    for (let k = from; k < times.length; k++) if (typeof times[k] === 'number') r[i++] = times[k];
+    this.ri = i % RECENT;
   }
 
   constructor(group: string, metric: string, counter: boolean, levels: number, now: number, touch: number) {
@@ -430,6 +458,10 @@ export class WindowEngine {
   private readonly maxPts: number;
   private readonly boolNumbers: boolean;
   private readonly dedupe: boolean;
+  /** While replay() runs: the groups' marks, the mark below which a group without one is skipped, the record's. */
+  private skipMarks: ReadonlyMap<string, number> | null = null;
+  private skipFloor = -Infinity;
+  private skipSeq = 0;
   private readonly keepLatest: boolean;
   /** keepLatest without groupBy: the latest value lives on the series. */
   private readonly latestInSeries: boolean;
@@ -527,6 +559,23 @@ export class WindowEngine {
     return this.finish();
   }
 
+  /**
+   * Takes a journaled ingest again after restore() (the window node's journal, ./journal): `seq` is the
+   * record's mark, `marks` the groups' marks as restore() returned them, `floor` the mark of the whole
+   * snapshot. A group's readings are skipped when the record is at or below its mark (or, for a group the
+   * snapshot does not hold, below `floor`): the snapshot has them already.
+   */
+  replay(input: unknown, now: number, seq: number, marks: ReadonlyMap<string, number>, floor: number): WindowOutput {
+    this.skipMarks = marks;
+    this.skipFloor = floor;
+    this.skipSeq = seq;
+    try {
+      return this.ingest(input, now);
+    } finally {
+      this.skipMarks = null;
+    }
+  }
+
   private reject(code: Reject['code'], message: string, index: number | undefined): void {
     this.counts[C_REJECTED]++;
     const r = new ThingwireError(code, message).toReject(index);
@@ -553,6 +602,7 @@ export class WindowEngine {
       if (typeof gk !== 'string' || gk.length === 0) return this.reject('invalid_value', 'groupBy must return a non-empty string', index);
       group = gk;
     }
+    if (this.skipMarks !== null && this.skipSeq <= (this.skipMarks.get(group) ?? this.skipFloor)) return;
     let g = this.groups.get(group);
     let any = false;
     for (const m in metrics) {
@@ -1238,15 +1288,17 @@ export class WindowEngine {
    * JSON.stringify held the event loop for most of a second. Readings may be taken between pieces (the
    * caller pauses): each group's piece is its state when the piece is made, a group dropped and seen again
    * meanwhile (it moves to the end of the map) is written once, and the engine's clocks and counts are taken
-   * after the last group. A crash loses what came after each piece, as it loses what came after any
-   * snapshot; restore() takes the text's JSON.parse as it takes a snapshot().
+   * after the last group. restore() takes the text's JSON.parse as it takes a snapshot(). What came after
+   * a piece is in no snapshot: `mark` (the window node's journal position) is written with each group's
+   * piece, so that replay() takes again only what the piece does not hold.
    */
-  *snapshotText(): Generator<string> {
+  *snapshotText(mark?: () => number): Generator<string> {
     yield `{"v":1,"config":${JSON.stringify(this.fingerprint)},"groups":[`;
     const written = new Set<string>();
     for (const [name, g] of this.groups) {
       if (written.has(name)) continue;
-      yield `${written.size > 0 ? ',' : ''}${JSON.stringify([name, seriesStates(g)])}`;
+      const piece = mark === undefined ? [name, seriesStates(g)] : [name, seriesStates(g), mark()];
+      yield `${written.size > 0 ? ',' : ''}${JSON.stringify(piece)}`;
       written.add(name);
     }
     if (this.latestMap === null) yield '],"latest":null';
@@ -1269,15 +1321,18 @@ export class WindowEngine {
 
   /**
    * Replaces the state with a snapshot() taken by an engine with the same levels and sketch
-   * settings (lateness, policies and limits may differ). Throws a RangeError otherwise.
+   * settings (lateness, policies and limits may differ). Throws a RangeError otherwise. Returns the
+   * groups' marks (snapshotText(mark)), for replay().
    */
-  restore(snap: WindowSnapshot): void {
+  restore(snap: WindowSnapshot): Map<string, number> {
     if (snap === null || typeof snap !== 'object' || snap.v !== 1) throw new RangeError('not a thingwire-window snapshot (v1)');
     if (snap.config !== this.fingerprint) throw new RangeError(`snapshot was taken with other window levels or sketch settings: ${snap.config} vs ${this.fingerprint}`);
     const groups = new Map<string, Group>();
+    const marks = new Map<string, number>();
     let n = 0;
     let due = Infinity;
-    for (const [name, list] of snap.groups) {
+    for (const [name, list, mark] of snap.groups) {
+      if (typeof mark === 'number') marks.set(name, mark);
       const g = new Group();
       for (const st of list) {
         const s = new Series(name, st.m, st.c === 1, this.nLevels, st.ls, st.t);
@@ -1290,6 +1345,7 @@ export class WindowEngine {
         const accs = (l: AccState[]): Acc[] => (l.length === 0 ? NONE : l.map((a) => Acc.fromJSON(a, this.sketch, s.counter)));
         s.open = st.o.map(accs);
         s.kept = st.k === null ? null : st.k.map(accs);
+        if (Array.isArray(st.r)) s.setRecent(st.r);
         s.due = this.dueOf(s);
         if (s.due < due) due = s.due;
         g.set(st.m, s);
@@ -1320,5 +1376,6 @@ export class WindowEngine {
     this.outE = null;
     this.deltas = null;
     this.dirty = [];
+    return marks;
   }
 }

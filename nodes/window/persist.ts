@@ -1,13 +1,15 @@
 /**
  * The window node's state on disk: the engine's snapshot in a StateFile (../lib/state), restored
- * on start, saved in the background while the node runs and synchronously on close. Every file
+ * on start, saved in the background while the node runs and synchronously on close, and the journal
+ * of what the engine took since (./journal), replayed over the snapshot on start. Every file
  * operation (background saves, the reset's delete, the final save or delete on close) runs in one
  * queue, so none overlaps another and a delete is never undone by a save that was still running.
  * No Node-RED here.
  */
 import * as fs from 'node:fs';
 import { StateFile } from '../lib/state';
-import type { WindowEngine, WindowSnapshot } from './engine';
+import type { WindowEngine, WindowRollup, WindowSnapshot } from './engine';
+import { Journal } from './journal';
 
 export const STATE_TYPE = 'thingwire-window';
 
@@ -16,6 +18,12 @@ export interface WindowStateDoc {
   v: 1;
   /** When it was written (ms epoch). */
   savedAt: number;
+  /**
+   * The journal's mark when the snapshot was begun: it holds every record up to it (and each group,
+   * as snapshotText(mark) wrote it, the records up to its own mark). Absent in files written before
+   * the journal.
+   */
+  seq?: number;
   snapshot: WindowSnapshot;
 }
 
@@ -29,26 +37,42 @@ export interface RestoreResult {
   /** The state was restored (from a file written at savedAt). */
   restored: boolean;
   savedAt?: number;
+  /** For replay(): the groups' journal marks and the snapshot's. */
+  marks: Map<string, number>;
+  seq: number;
   /** The file existed but could not be read or parsed (StateFile moved it aside). */
   problem?: string;
   /** The file was read but did not fit the engine (other levels): why, and where it was moved. */
   mismatch?: { error: string; movedTo: string | null };
 }
 
-/** A WindowStateDoc's JSON text in the engine's pieces. */
-function* docText(engine: Pick<WindowEngine, 'snapshotText'>, savedAt: number): Generator<string> {
-  yield `{"v":1,"savedAt":${JSON.stringify(savedAt)},"snapshot":`;
-  yield* engine.snapshotText();
+export interface ReplayResult {
+  /** Journal records read and taken again (those a group's snapshot held already skipped inside). */
+  records: number;
+  files: number;
+  bytes: number;
+  /** Lines that could not be used (besides a torn last line). */
+  bad: number;
+  /** What the replay closed: windows whose rollups may not have reached the store before the crash. */
+  rollups: WindowRollup[];
+}
+
+/** A WindowStateDoc's JSON text in the engine's pieces; `mark` gives the journal's mark as each group is written. */
+function* docText(engine: Pick<WindowEngine, 'snapshotText'>, savedAt: number, seq: number, mark: () => number): Generator<string> {
+  yield `{"v":1,"savedAt":${JSON.stringify(savedAt)},"seq":${seq},"snapshot":`;
+  yield* engine.snapshotText(mark);
   yield '}';
 }
 
 export class WindowPersistence {
   readonly state: StateFile<WindowStateDoc>;
+  readonly journal: Journal;
   private queue: Promise<void> = Promise.resolve();
   private pending = 0;
 
   constructor(dataDir: string, id: string) {
     this.state = new StateFile<WindowStateDoc>(dataDir, STATE_TYPE, id);
+    this.journal = new Journal(this.state.file.replace(/\.json$/, ''));
   }
 
   get file(): string {
@@ -68,20 +92,50 @@ export class WindowPersistence {
    */
   restore(engine: WindowEngine, now = Date.now()): RestoreResult {
     const loaded = this.state.load(isWindowStateDoc);
-    if (loaded.value === undefined) return loaded.problem === undefined ? { restored: false } : { restored: false, problem: loaded.problem };
+    const none = { restored: false, marks: new Map<string, number>(), seq: 0 };
+    if (loaded.value === undefined) return loaded.problem === undefined ? none : { ...none, problem: loaded.problem };
+    const seq = typeof loaded.value.seq === 'number' && Number.isFinite(loaded.value.seq) ? loaded.value.seq : 0;
     try {
-      engine.restore(loaded.value.snapshot);
-      return { restored: true, savedAt: loaded.value.savedAt };
+      const marks = engine.restore(loaded.value.snapshot);
+      this.journal.continueAfter(seq);
+      for (const m of marks.values()) this.journal.continueAfter(m);
+      return { restored: true, savedAt: loaded.value.savedAt, marks, seq };
     } catch (e) {
       const error = (e as Error).message;
       const aside = `${this.file}.mismatch-${now}`;
       try {
         fs.renameSync(this.file, aside);
-        return { restored: false, mismatch: { error, movedTo: aside } };
+        return { ...none, mismatch: { error, movedTo: aside } };
       } catch {
-        return { restored: false, mismatch: { error, movedTo: null } };
+        return { ...none, mismatch: { error, movedTo: null } };
       }
     }
+  }
+
+  /**
+   * Takes the journal again (after restore(), with what it returned; into an empty engine after a
+   * mismatch): every record after the snapshot, each group's readings only past its own mark.
+   */
+  replay(engine: WindowEngine, r: Pick<RestoreResult, 'marks' | 'seq'>): ReplayResult {
+    const load = this.journal.load();
+    const out: ReplayResult = { records: 0, files: load.files, bytes: load.bytes, bad: load.bad, rollups: [] };
+    for (const rec of load.records) {
+      if (rec.s <= r.seq) continue;
+      out.records++;
+      const o = rec.t === 1 ? engine.advance(rec.n) : engine.replay(rec.p, rec.n, rec.s, r.marks, r.seq);
+      for (const x of o.rollups) out.rollups.push(x);
+    }
+    return out;
+  }
+
+  /** Journals an ingest before the engine takes it (Journal.append: throws when it cannot). */
+  record(now: number, payload: unknown): void {
+    this.journal.append(now, payload);
+  }
+
+  /** Journals a clock tick that closed windows (after it: replayed, it closes them at the same time). */
+  recordTick(now: number): void {
+    this.journal.appendTick(now);
   }
 
   private enqueue(op: () => Promise<unknown> | void): Promise<void> {
@@ -108,12 +162,24 @@ export class WindowPersistence {
    */
   saveInBackground(engine: Pick<WindowEngine, 'snapshotText'>, now = Date.now()): Promise<void> | undefined {
     if (this.busy) return undefined;
-    return this.enqueue(() => this.state.saveStream(() => docText(engine, now)));
+    return this.enqueue(async () => {
+      // Records from here on go to a new file: once the snapshot is written, the files before it go.
+      const next = this.journal.rotate();
+      await this.state.saveStream(() => docText(engine, now, next - 1, () => this.journal.last));
+      this.journal.deleteBefore(next);
+    });
   }
 
-  /** Deletes the file once everything queued before has finished. */
+  /**
+   * Deletes the file and the journal once everything queued before has finished (the journal's
+   * records from now on, after the reset, stay).
+   */
   remove(): Promise<void> {
-    return this.enqueue(() => this.state.remove());
+    const next = this.journal.rotate();
+    return this.enqueue(() => {
+      this.state.remove();
+      this.journal.deleteBefore(next);
+    });
   }
 
   /**
@@ -124,12 +190,18 @@ export class WindowPersistence {
    */
   close(what: null | (() => WindowSnapshot | undefined), now = Date.now()): Promise<void> {
     return this.enqueue(() => {
-      if (what === null) {
-        this.state.remove();
-        return;
+      try {
+        if (what === null) {
+          this.state.remove();
+        } else {
+          const snapshot = what();
+          if (snapshot !== undefined) this.state.saveSync({ v: 1, savedAt: now, seq: this.journal.last, snapshot });
+        }
+        // The snapshot holds everything (a save that threw leaves the journal for the next start).
+        this.journal.removeAll();
+      } finally {
+        this.journal.close();
       }
-      const snapshot = what();
-      if (snapshot !== undefined) this.state.saveSync({ v: 1, savedAt: now, snapshot });
     });
   }
 }

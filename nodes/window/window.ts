@@ -3,7 +3,8 @@
  * cascaded across levels (1m > 1h > 1d ...). Output 1: rollups (and the answers to control
  * messages); output 2: rejects (msg.error, msg.rejects); output 3: late readings (late policy
  * 'output'). A timer advances the wall clock (idle timeouts, eviction); the state is kept in a
- * StateFile (./persist) across redeploys and restarts. This file only wires the engine in.
+ * StateFile and a journal (./persist, ./journal) across redeploys, restarts and crashes. This file only
+ * wires the engine in.
  */
 import { ACK_PROPERTY } from '../lib/ack';
 import type { Reject } from '../lib/contract';
@@ -12,7 +13,7 @@ import { onInput, rejectError, RejectedError, ThrottledStatus, type Node, type N
 import { thingwireDataDir } from '../lib/state';
 import { MAX_BATCH, parseWindowConfig, type NodeSettings, type WindowConfig } from './config';
 import { WindowEngine, type WindowEngineOptions, type WindowOutput, type WindowRollup } from './engine';
-import { WindowPersistence } from './persist';
+import { WindowPersistence, type RestoreResult } from './persist';
 import { statusOf } from './status';
 import { declareInputUse, installFastClone } from '../lib/clone';
 
@@ -24,6 +25,13 @@ const TYPE = 'thingwire-window';
  */
 const STATUS_MS = 1000;
 const STATUS_MAX_MS = 60_000;
+/** Longest wait for the runtime's 'flows:started' before the rollups of a journal replay leave anyway. */
+const STARTUP_GRACE_MS = 5000;
+
+interface RuntimeEvents {
+  on(event: string, listener: () => void): void;
+  removeListener(event: string, listener: () => void): void;
+}
 
 type Out = NodeMessage | NodeMessage[] | null;
 
@@ -68,7 +76,9 @@ export = function register(RED: NodeAPI): void {
 
     function removeState(): void {
       try {
-        new WindowPersistence(thingwireDataDir(RED.settings), node.id).state.remove();
+        const p = new WindowPersistence(thingwireDataDir(RED.settings), node.id);
+        p.state.remove();
+        p.journal.removeAll();
       } catch (e) {
         node.warn(RED._(`${TYPE}.errors.remove`, { error: (e as Error).message }));
       }
@@ -76,10 +86,14 @@ export = function register(RED: NodeAPI): void {
 
     // ---- state ------------------------------------------------------------------------------
     let persistence: WindowPersistence | undefined;
+    /** Rollups the journal's replay closed: sent once the flows run. */
+    let replayed: WindowRollup[] = [];
     if (settings.persist) {
       persistence = new WindowPersistence(thingwireDataDir(RED.settings), node.id);
+      let marks: Pick<RestoreResult, 'marks' | 'seq'> = { marks: new Map(), seq: 0 };
       try {
         const r = persistence.restore(engine);
+        marks = r;
         if (r.problem !== undefined) node.warn(RED._(`${TYPE}.warn.corrupt`, { problem: r.problem }));
         if (r.mismatch !== undefined) {
           engine = new WindowEngine(engineOpts);
@@ -97,6 +111,34 @@ export = function register(RED: NodeAPI): void {
       } catch (e) {
         engine = new WindowEngine(engineOpts);
         node.warn(RED._(`${TYPE}.warn.restore`, { error: (e as Error).message }));
+      }
+      // What the engine took after the snapshot (a crash, or a kill, lost it from memory): taken again.
+      try {
+        const r = persistence.replay(engine, marks);
+        if (r.bad > 0) node.warn(RED._(`${TYPE}.warn.journal-bad`, { bad: r.bad, file: persistence.file }));
+        if (r.records > 0) {
+          changed = true;
+          replayed = r.rollups;
+          node.log(RED._(`${TYPE}.log.replayed`, { records: r.records, files: r.files, bytes: r.bytes, rollups: r.rollups.length }));
+        }
+      } catch (e) {
+        node.warn(RED._(`${TYPE}.warn.replay`, { error: (e as Error).message }));
+      }
+    }
+    let journalFailing = false;
+    /** Journals an ingest (persist on); a failure is told once, and the engine takes the readings anyway. */
+    function record(now: number, payload: unknown, tick = false): void {
+      if (persistence === undefined || (!tick && (payload === null || typeof payload !== 'object'))) return;
+      try {
+        if (tick) persistence.recordTick(now);
+        else persistence.record(now, payload);
+        if (journalFailing) {
+          journalFailing = false;
+          node.log(RED._(`${TYPE}.log.journal-ok`));
+        }
+      } catch (e) {
+        if (!journalFailing) node.warn(RED._(`${TYPE}.warn.journal`, { error: (e as Error).message }));
+        journalFailing = true;
       }
     }
 
@@ -229,7 +271,9 @@ export = function register(RED: NodeAPI): void {
         });
         return;
       }
-      const out = engine.ingest(payload, Date.now());
+      const now = Date.now();
+      record(now, payload);
+      const out = engine.ingest(payload, now);
       changed = true;
       const first = deliver(out, send, msg);
       showStatus();
@@ -240,8 +284,10 @@ export = function register(RED: NodeAPI): void {
     const tickTimer = setInterval(() => {
       if (closed) return;
       try {
-        const out = engine.advance(Date.now());
+        const now = Date.now();
+        const out = engine.advance(now);
         if (out.rollups.length === 0) return;
+        record(now, null, true);
         changed = true;
         deliver(out, (m) => node.send(m), null);
         showStatus();
@@ -251,11 +297,30 @@ export = function register(RED: NodeAPI): void {
     }, settings.tickMs);
     const saveTimer = persistence === undefined ? undefined : setInterval(save, settings.snapshotMs);
 
+    // ---- start: the replay's rollups once the flows run (sent earlier they would meet nodes not yet created)
+    const runtimeEvents = (RED as unknown as { events?: RuntimeEvents }).events;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const start = (): void => {
+      if (graceTimer !== undefined) clearTimeout(graceTimer);
+      graceTimer = undefined;
+      runtimeEvents?.removeListener('flows:started', start);
+      const rollups = replayed;
+      replayed = [];
+      if (closed || rollups.length === 0) return;
+      deliver({ rollups, late: [], rejects: [] }, (m) => node.send(m), null);
+    };
+    if (replayed.length > 0) {
+      graceTimer = setTimeout(start, STARTUP_GRACE_MS);
+      runtimeEvents?.on('flows:started', start);
+    }
+
     showStatus();
 
     node.on('close', (removed, done) => {
       closed = true;
       clearInterval(tickTimer);
+      if (graceTimer !== undefined) clearTimeout(graceTimer);
+      runtimeEvents?.removeListener('flows:started', start);
       if (saveTimer !== undefined) clearInterval(saveTimer);
       if (statusTimer !== undefined) clearTimeout(statusTimer);
       statusTimer = undefined;

@@ -650,6 +650,46 @@ describe('state', () => {
     expect((await stats(out)).readings).toBe(7);
   });
 
+  test('a crash between snapshots: the journal is taken again, the windows it closed are sent, a redelivery is not counted twice', async () => {
+    const cfg = { levels: '1m', snapshotInterval: '1s', dedupe: true };
+    let out = await start(cfg);
+    send({ payload: [reading('d1', T0, { t: 1 }), reading('d1', T0 + 10 * S, { t: 2 })] });
+    await handled(out);
+    const saved = (): number => (fs.existsSync(stateFile()) ? (JSON.parse(fs.readFileSync(stateFile(), 'utf8')) as { snapshot: { counts: number[] } }).snapshot.counts[0] : 0);
+    await until('a snapshot of the first two readings', () => saved() === 2);
+    // After the snapshot: a reading, and one that closes 12:00-12:01 (its rollup leaves at once).
+    send({ payload: reading('d1', T0 + 20 * S, { t: 3 }) });
+    send({ payload: reading('d1', T0 + 61 * S, { t: 4 }) });
+    await handled(out);
+    expect(rollups(out.out).map((r) => [r.window.start - T0, r.count, r.sum])).toEqual([[0, 3, 6]]);
+    // The files as a process killed now leaves them (the next save is up to a second away).
+    const image = path.join(tempDir(), 'state');
+    fs.cpSync(path.join(dataDir, 'state'), image, { recursive: true });
+    expect(saved()).toBe(2);
+    expect(fs.readdirSync(path.join(image, 'thingwire-window')).sort()).toEqual(['n1.journal-2', 'n1.json']);
+    await helper.unload(); // (a stop writes everything; the crash image is what counts)
+    fs.rmSync(path.join(dataDir, 'state'), { recursive: true });
+    fs.cpSync(image, path.join(dataDir, 'state'), { recursive: true });
+
+    sent = 0;
+    out = await start(cfg);
+    expect(warnings(getNode('n1'))).toEqual([]);
+    // The replay closed 12:00-12:01 again: sent once the flows run, in case the store never had it.
+    await until('the replayed rollup', () => rollups(out.out).length === 1);
+    expect(rollups(out.out).map((r) => [r.window.start - T0, r.count, r.sum])).toEqual([[0, 3, 6]]);
+    // The broker delivers again what was not acknowledged before the kill; then 12:01-12:02 closes.
+    send({ payload: [reading('d1', T0 + 61 * S, { t: 4 }), reading('d1', T0 + 62 * S, { t: 5 })] });
+    send({ payload: reading('d1', T0 + 125 * S, { t: 0 }) });
+    await handled(out);
+    expect(rollups(out.out).map((r) => [r.window.start - T0, r.count, r.sum])).toEqual([
+      [0, 3, 6],
+      [M, 2, 9],
+    ]);
+    expect((await stats(out)).duplicates).toBe(1);
+    await helper.unload();
+    expect(stateFiles()).toEqual(['n1.json']);
+  });
+
   test('a node that only restarted sees no warning and writes nothing when nothing changed', async () => {
     await start({});
     await helper.unload();

@@ -19,7 +19,7 @@ import {
   parseWindowConfig,
   type WindowConfig,
 } from '../../nodes/window/config';
-import { WindowEngine, type WindowStats } from '../../nodes/window/engine';
+import { WindowEngine, type WindowSnapshot, type WindowStats } from '../../nodes/window/engine';
 import { WindowPersistence, isWindowStateDoc } from '../../nodes/window/persist';
 import { formatWatermark, statusOf } from '../../nodes/window/status';
 
@@ -406,7 +406,7 @@ describe('WindowPersistence', () => {
   test('nothing saved: nothing restored, no problem', () => {
     const p = new WindowPersistence(dir, 'n1');
     expect(p.file).toBe(path.join(dir, 'state', 'thingwire-window', 'n1.json'));
-    expect(p.restore(new WindowEngine(OPTS))).toEqual({ restored: false });
+    expect(p.restore(new WindowEngine(OPTS))).toEqual({ restored: false, marks: new Map(), seq: 0 });
   });
 
   test('a background save restores into a new engine that continues where the first left off', async () => {
@@ -416,10 +416,14 @@ describe('WindowPersistence', () => {
     const doc = JSON.parse(fs.readFileSync(p.file, 'utf8')) as unknown;
     expect(isWindowStateDoc(doc)).toBe(true);
     expect((doc as { savedAt: number }).savedAt).toBe(1234);
-    // The pieces written are the engine's snapshot().
-    expect((doc as { snapshot: unknown }).snapshot).toEqual(JSON.parse(JSON.stringify(a.snapshot())));
+    // The pieces written are the engine's snapshot(), each group with its journal mark (0: nothing journaled).
+    const snap = JSON.parse(JSON.stringify(a.snapshot())) as WindowSnapshot;
+    snap.groups = snap.groups.map(([name, states]) => [name, states, 0]);
+    expect((doc as { snapshot: unknown }).snapshot).toEqual(snap);
+    expect((doc as { seq: number }).seq).toBe(0);
     const b = new WindowEngine(OPTS);
-    expect(new WindowPersistence(dir, 'n1').restore(b)).toEqual({ restored: true, savedAt: 1234 });
+    // Nothing journaled yet: the snapshot and its one group are at mark 0.
+    expect(new WindowPersistence(dir, 'n1').restore(b)).toEqual({ restored: true, savedAt: 1234, marks: new Map([['d1', 0]]), seq: 0 });
     const next = { device: 'd1', ts: T0 + 60_000, metrics: { t: 9 } };
     expect(b.ingest(next).rollups).toEqual(a.ingest(next).rollups);
     expect(b.stats()).toEqual(a.stats());

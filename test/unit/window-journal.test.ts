@@ -1,0 +1,251 @@
+/**
+ * nodes/window/journal.ts (the window node's journal of what it took since its last snapshot) and its use
+ * by WindowPersistence: records read back in order across files, a torn last line skipped, rotation and
+ * deletion by mark, marks that keep growing across restarts, a failed write that leaves no merged line;
+ * and crash images (the files as a killed process leaves them) restored + replayed into an engine that ends
+ * where the killed one was, with the remembered event times that recognise a redelivery.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Reading } from '../../nodes/lib/contract';
+import { WindowEngine, type WindowEngineOptions } from '../../nodes/window/engine';
+import { Journal } from '../../nodes/window/journal';
+import { WindowPersistence } from '../../nodes/window/persist';
+
+const T0 = Date.UTC(2026, 4, 4, 12);
+const S = 1000;
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'thingwire-window-journal-'));
+});
+afterEach(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const reading = (device: string, ts: number, t: number): Reading => ({ device, ts, metrics: { t } });
+const names = (): string[] => fs.readdirSync(path.join(dir, 'state', 'thingwire-window')).sort();
+
+describe('Journal', () => {
+  const base = (): string => path.join(dir, 'n1');
+
+  test('records come back in order across rotations; marks continue after load()', () => {
+    const j = new Journal(base());
+    expect(j.load()).toEqual({ records: [], bad: 0, last: 0, files: 0, bytes: 0 });
+    expect(j.append(10, [reading('d1', T0, 1)])).toBe(1);
+    expect(j.append(11, { device: 'd2', ts: T0, metrics: { t: 2 } })).toBe(2);
+    expect(j.rotate()).toBe(3);
+    expect(j.appendTick(12)).toBe(3);
+    j.close();
+    expect(fs.readdirSync(dir).sort()).toEqual(['n1.journal-1', 'n1.journal-3']);
+
+    const again = new Journal(base());
+    const l = again.load();
+    expect(l.records).toEqual([
+      { s: 1, n: 10, p: [reading('d1', T0, 1)] },
+      { s: 2, n: 11, p: { device: 'd2', ts: T0, metrics: { t: 2 } } },
+      { s: 3, n: 12, t: 1 },
+    ]);
+    expect([l.bad, l.last, l.files]).toEqual([0, 3, 2]);
+    expect(again.append(13, [])).toBe(4);
+    again.close();
+  });
+
+  test('a torn last line (a crash mid-write) is skipped quietly; a bad line before it is counted', () => {
+    const j = new Journal(base());
+    j.append(1, [reading('d1', T0, 1)]);
+    j.append(2, [reading('d1', T0 + S, 2)]);
+    j.close();
+    const file = path.join(dir, 'n1.journal-1');
+    fs.appendFileSync(file, '{"s":3,"n":3,"p":[{"dev');
+    let l = new Journal(base()).load();
+    expect(l.records.map((r) => r.s)).toEqual([1, 2]);
+    expect(l.bad).toBe(0);
+    // Now the torn line is in the middle, and a line that is JSON but no record follows it.
+    fs.appendFileSync(file, '\n{"s":"x"}\n{"s":4,"n":4,"p":[]}\n');
+    l = new Journal(base()).load();
+    expect(l.records.map((r) => r.s)).toEqual([1, 2, 4]);
+    expect(l.bad).toBe(2);
+  });
+
+  test('deleteBefore removes only files whose records are all below the mark, never the open one', () => {
+    const j = new Journal(base());
+    j.append(1, []); // file 1: mark 1
+    j.rotate();
+    j.append(2, []); // file 2: marks 2, 3
+    j.append(3, []);
+    const next = j.rotate();
+    expect(next).toBe(4);
+    j.append(4, []); // file 4, open
+    j.deleteBefore(3); // file 2 holds 3: stays
+    expect(fs.readdirSync(dir).sort()).toEqual(['n1.journal-2', 'n1.journal-4']);
+    j.deleteBefore(100);
+    expect(fs.readdirSync(dir)).toEqual(['n1.journal-4']);
+    j.removeAll();
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  test('what JSON cannot hold is refused; a failed write starts a new file under a new mark', () => {
+    const j = new Journal(path.join(dir, 'sub', 'n1'));
+    expect(() => j.append(1, undefined)).toThrow('a payload of type undefined cannot be journaled (not JSON)');
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(() => j.append(1, cyclic)).toThrow(/circular/i);
+    expect(j.last).toBe(0);
+    // A file where the directory should be: the write fails, the mark is used up.
+    fs.writeFileSync(path.join(dir, 'sub'), 'in the way');
+    expect(() => j.append(1, [])).toThrow(/EEXIST|ENOTDIR/);
+    expect(j.last).toBe(1);
+    fs.rmSync(path.join(dir, 'sub'));
+    expect(j.append(2, [reading('d1', T0, 1)])).toBe(2);
+    j.close();
+    expect(fs.readdirSync(path.join(dir, 'sub'))).toEqual(['n1.journal-2']);
+    expect(new Journal(path.join(dir, 'sub', 'n1')).load().records).toEqual([{ s: 2, n: 2, p: [reading('d1', T0, 1)] }]);
+  });
+});
+
+describe('WindowPersistence with the journal: crash images', () => {
+  const OPTS: WindowEngineOptions = { levels: ['1m', '1h'], lateness: 0, dedupe: true };
+
+  /** Takes a payload as the node does: journaled first, then ingested. */
+  function take(p: WindowPersistence, e: WindowEngine, payload: Reading | Reading[], now = 1): void {
+    p.record(now, payload);
+    e.ingest(payload, now);
+  }
+
+  /** The files as they are now, copied aside: what a process killed at this moment leaves. */
+  function crashImage(): string {
+    const img = fs.mkdtempSync(path.join(os.tmpdir(), 'thingwire-window-crash-'));
+    fs.cpSync(path.join(dir, 'state'), path.join(img, 'state'), { recursive: true });
+    return img;
+  }
+
+  function restart(img: string): { engine: WindowEngine; p: WindowPersistence; replay: ReturnType<WindowPersistence['replay']> } {
+    const p = new WindowPersistence(img, 'n1');
+    const engine = new WindowEngine(OPTS);
+    const r = p.restore(engine);
+    return { engine, p, replay: p.replay(engine, r) };
+  }
+
+  test('killed after a save: the snapshot plus the journal since give the engine the killed one had', async () => {
+    const p = new WindowPersistence(dir, 'n1');
+    const a = new WindowEngine(OPTS);
+    take(p, a, [reading('d1', T0, 1), reading('d2', T0, 10)]);
+    await p.saveInBackground(a);
+    // The save rotated the journal and deleted what the snapshot holds.
+    expect(names()).toEqual(['n1.json']);
+    take(p, a, [reading('d1', T0 + 10 * S, 2), reading('d2', T0 + 10 * S, 20)]);
+    take(p, a, reading('d1', T0 + 20 * S, 3));
+    expect(names()).toEqual(['n1.journal-2', 'n1.json']);
+    const img = crashImage();
+    try {
+      const { engine: b, replay } = restart(img);
+      expect(replay).toMatchObject({ records: 2, files: 1, bad: 0, rollups: [] });
+      const next = [reading('d1', T0 + 60 * S, 9), reading('d2', T0 + 60 * S, 9)];
+      const want = a.ingest(next).rollups.map((r) => [r.device, r.level, r.count, r.sum]);
+      expect(want).toEqual([
+        ['d1', '1m', 3, 6],
+        ['d2', '1m', 2, 30],
+      ]);
+      expect(b.ingest(next).rollups.map((r) => [r.device, r.level, r.count, r.sum])).toEqual(want);
+    } finally {
+      fs.rmSync(img, { recursive: true, force: true });
+    }
+  });
+
+  test('a redelivery after the crash is recognised: the remembered event times are in the snapshot and the journal', async () => {
+    const p = new WindowPersistence(dir, 'n1');
+    const a = new WindowEngine(OPTS);
+    take(p, a, [reading('d1', T0, 1), reading('d1', T0 + S, 2)]);
+    await p.saveInBackground(a);
+    take(p, a, reading('d1', T0 + 2 * S, 3));
+    const img = crashImage();
+    try {
+      const { engine: b } = restart(img);
+      // The broker delivers again what was not acknowledged before the kill: one from before the snapshot,
+      // one journaled after it.
+      b.ingest([reading('d1', T0 + S, 2), reading('d1', T0 + 2 * S, 3)]);
+      expect(b.stats().duplicates).toBe(2);
+      const out = b.ingest(reading('d1', T0 + 60 * S, 0)).rollups;
+      expect(out.map((r) => [r.level, r.count, r.sum])).toEqual([['1m', 3, 6]]);
+    } finally {
+      fs.rmSync(img, { recursive: true, force: true });
+    }
+  });
+
+  test('windows the journal closes are handed back for sending (the store may not have had them)', async () => {
+    const p = new WindowPersistence(dir, 'n1');
+    const a = new WindowEngine(OPTS);
+    take(p, a, reading('d1', T0, 4));
+    await p.saveInBackground(a);
+    take(p, a, reading('d1', T0 + 61 * S, 5)); // closes 12:00-12:01
+    const img = crashImage();
+    try {
+      const { replay } = restart(img);
+      expect(replay.rollups.map((r) => [r.device, r.level, r.window.start - T0, r.count, r.sum])).toEqual([['d1', '1m', 0, 1, 4]]);
+    } finally {
+      fs.rmSync(img, { recursive: true, force: true });
+    }
+  });
+
+  test('killed between the final save and the journal delete: the snapshot holds every record, none is taken twice', async () => {
+    const p = new WindowPersistence(dir, 'n1');
+    const a = new WindowEngine(OPTS);
+    take(p, a, reading('d1', T0, 1));
+    take(p, a, reading('d1', T0 + S, 2));
+    // What close() writes before it deletes the journal.
+    p.state.saveSync({ v: 1, savedAt: 1, seq: p.journal.last, snapshot: a.snapshot() });
+    expect(names()).toEqual(['n1.journal-1', 'n1.json']);
+    const img = crashImage();
+    try {
+      const { engine: b, replay } = restart(img);
+      expect(replay.records).toBe(0);
+      expect(b.ingest(reading('d1', T0 + 60 * S, 0)).rollups.map((r) => [r.level, r.count, r.sum])).toEqual([['1m', 2, 3]]);
+    } finally {
+      fs.rmSync(img, { recursive: true, force: true });
+    }
+    // A stop (close) keeps the snapshot and deletes the journal.
+    await p.close(() => a.snapshot());
+    expect(names()).toEqual(['n1.json']);
+  });
+
+  test('reset (remove) deletes the state and the journal before it, not what comes after it', async () => {
+    const p = new WindowPersistence(dir, 'n1');
+    const a = new WindowEngine(OPTS);
+    take(p, a, reading('d1', T0, 1));
+    const removed = p.remove();
+    const b = new WindowEngine(OPTS);
+    take(p, b, reading('d1', T0 + S, 7));
+    await removed;
+    expect(names()).toEqual(['n1.journal-2']);
+    const img = crashImage();
+    try {
+      const { engine: c } = restart(img);
+      expect(c.ingest(reading('d1', T0 + 60 * S, 0)).rollups.map((r) => [r.level, r.count, r.sum])).toEqual([['1m', 1, 7]]);
+    } finally {
+      fs.rmSync(img, { recursive: true, force: true });
+    }
+  });
+
+  test('marks keep growing across a restart, so a later snapshot never hides new records', async () => {
+    const p = new WindowPersistence(dir, 'n1');
+    const a = new WindowEngine(OPTS);
+    take(p, a, reading('d1', T0, 1));
+    take(p, a, reading('d1', T0 + S, 2));
+    await p.saveInBackground(a); // marks: d1 at 2
+    p.journal.close();
+    const q = new WindowPersistence(dir, 'n1');
+    const b = new WindowEngine(OPTS);
+    q.replay(b, q.restore(b));
+    take(q, b, reading('d1', T0 + 2 * S, 3));
+    expect(q.journal.last).toBe(3);
+    const img = crashImage();
+    try {
+      const { engine: c } = restart(img);
+      expect(c.ingest(reading('d1', T0 + 60 * S, 0)).rollups.map((r) => [r.level, r.count, r.sum])).toEqual([['1m', 3, 6]]);
+    } finally {
+      fs.rmSync(img, { recursive: true, force: true });
+    }
+  });
+});
