@@ -106,7 +106,8 @@ export interface WindowEngineOptions {
   booleans?: 'count' | 'number';
   /**
    * Drop a value whose (series, ts) was taken already among the series' last 16 (a redelivered reading:
-   * at-least-once ingest). Default false: two readings with the same ts both count (first = earlier arrival).
+   * at-least-once ingest; more, up to 256, for a series that gets its values in batches). Default false: two
+   * readings with the same ts both count (first = earlier arrival).
    */
   dedupe?: boolean;
   /** Keep the latest-value view. Default true. */
@@ -237,9 +238,13 @@ const BYTES = { series: 420, acc: 420, sketch: 90, counter: 120, point: 18, rece
  * With `dedupe`, how many of a series' latest event times are remembered to recognise a redelivered reading
  * (at-least-once ingest delivers a message again after a reconnect; the store keeps one copy of a series at a
  * time, and so does the window): a value whose (series, ts) is among them is a duplicate and is not counted
- * again. Kept in saved state (SeriesState.r), so a redelivery after a restart is recognised too.
+ * again. Kept in saved state (SeriesState.r), so a redelivery after a restart is recognised too. A series
+ * whose values come in batches (a device's buffered upload, 100 readings a message) remembers more: the ring
+ * doubles while one ingest() brings more than half of it, up to RECENT_MAX, so a batch that comes again
+ * whole is recognised whole.
  */
 const RECENT = 16;
+const RECENT_MAX = 256;
 
 class Series {
   readonly group: string;
@@ -264,20 +269,28 @@ class Series {
   due = Infinity;
   /** A closed level-0 window to reuse for the next one (not kept, nothing refers to it). */
   spare: Acc | null = null;
-  /** The last RECENT event times taken (a ring, next write at `ri`): a value at one of them is a duplicate. */
+  /** The last event times taken (a ring of RECENT to RECENT_MAX, next write at `ri`): a value at one of them is a duplicate. */
   recent: Float64Array | null = null;
   ri = 0;
+  /** The ingest() call the series last took a value in, and how many values it took in it. */
+  callId = 0;
+  callN = 0;
 
-  /** True when ts was taken before (among the remembered ones); otherwise remembers it. */
-  duplicate(ts: number): boolean {
+  /** True when ts was taken before (among the remembered ones); otherwise remembers it. `call` numbers the ingest() call. */
+  duplicate(ts: number, call: number): boolean {
     let r = this.recent;
     if (r === null) {
       r = this.recent = new Float64Array(RECENT).fill(NaN);
     } else if (ts <= this.maxTs) {
-      for (let i = 0; i < RECENT; i++) if (r[i] === ts) return true;
+      for (let i = 0; i < r.length; i++) if (r[i] === ts) return true;
     }
+    if (this.callId !== call) {
+      this.callId = call;
+      this.callN = 0;
+    }
+    if (++this.callN * 2 > r.length && r.length < RECENT_MAX) r = this.setRecent(this.recentTimes(), r.length * 2);
     r[this.ri] = ts;
-    this.ri = this.ri === RECENT - 1 ? 0 : this.ri + 1;
+    this.ri = this.ri === r.length - 1 ? 0 : this.ri + 1;
     return false;
   }
 
@@ -286,20 +299,22 @@ class Series {
     const out: number[] = [];
     const r = this.recent;
     if (r === null) return out;
-    for (let k = 0; k < RECENT; k++) {
-      const v = r[(this.ri + k) % RECENT];
+    for (let k = 0; k < r.length; k++) {
+      const v = r[(this.ri + k) % r.length];
       if (!Number.isNaN(v)) out.push(v);
     }
     return out;
   }
 
-  /** Remembers `times` (oldest first, as recentTimes() gave them). */
-  setRecent(times: readonly number[]): void {
-    const r = (this.recent = new Float64Array(RECENT).fill(NaN));
-    const from = Math.max(0, times.length - RECENT);
+  /** Remembers `times` (oldest first, as recentTimes() gave them) in a ring of at least `size` that holds them all (up to RECENT_MAX). */
+  setRecent(times: readonly number[], size = RECENT): Float64Array {
+    let n = Math.max(RECENT, Math.min(size, RECENT_MAX));
+    while (n < times.length && n < RECENT_MAX) n *= 2;
+    const r = (this.recent = new Float64Array(n).fill(NaN));
     let i = 0;
-    for (let k = from; k < times.length; k++) if (typeof times[k] === 'number') r[i++] = times[k];
-    this.ri = i % RECENT;
+    for (let k = Math.max(0, times.length - n); k < times.length; k++) if (typeof times[k] === 'number' && !Number.isNaN(times[k])) r[i++] = times[k];
+    this.ri = i % n;
+    return r;
   }
 
   constructor(group: string, metric: string, counter: boolean, levels: number, now: number, touch: number) {
@@ -458,10 +473,8 @@ export class WindowEngine {
   private readonly maxPts: number;
   private readonly boolNumbers: boolean;
   private readonly dedupe: boolean;
-  /** While replay() runs: the groups' marks, the mark below which a group without one is skipped, the record's. */
-  private skipMarks: ReadonlyMap<string, number> | null = null;
-  private skipFloor = -Infinity;
-  private skipSeq = 0;
+  /** ingest() calls so far (a series' dedupe ring grows with what one call brings it). */
+  private calls = 0;
   private readonly keepLatest: boolean;
   /** keepLatest without groupBy: the latest value lives on the series. */
   private readonly latestInSeries: boolean;
@@ -551,6 +564,7 @@ export class WindowEngine {
    */
   ingest(input: Reading | readonly Reading[] | unknown, now?: number): WindowOutput {
     if (now !== undefined) this.now = now;
+    this.calls++;
     if (Array.isArray(input)) {
       for (let i = 0; i < input.length; i++) this.one(input[i], i);
     } else {
@@ -566,13 +580,24 @@ export class WindowEngine {
    * snapshot does not hold, below `floor`): the snapshot has them already.
    */
   replay(input: unknown, now: number, seq: number, marks: ReadonlyMap<string, number>, floor: number): WindowOutput {
-    this.skipMarks = marks;
-    this.skipFloor = floor;
-    this.skipSeq = seq;
+    // Filtered here, not in ingest()'s loop, which every reading runs through.
+    const keep = (r: unknown): boolean => {
+      const g = this.groupKey(r);
+      return g === undefined || seq > (marks.get(g) ?? floor);
+    };
+    return this.ingest(Array.isArray(input) ? input.filter(keep) : keep(input) ? input : [], now);
+  }
+
+  /** The group a reading goes to, or undefined when it has none (ingest() rejects it). */
+  private groupKey(r: unknown): string | undefined {
+    if (r === null || typeof r !== 'object' || Array.isArray(r)) return undefined;
+    const rd = r as Reading;
+    if (this.groupBy === null) return typeof rd.device === 'string' ? rd.device : undefined;
     try {
-      return this.ingest(input, now);
-    } finally {
-      this.skipMarks = null;
+      const g = this.groupBy(rd);
+      return typeof g === 'string' ? g : undefined;
+    } catch {
+      return undefined;
     }
   }
 
@@ -602,7 +627,6 @@ export class WindowEngine {
       if (typeof gk !== 'string' || gk.length === 0) return this.reject('invalid_value', 'groupBy must return a non-empty string', index);
       group = gk;
     }
-    if (this.skipMarks !== null && this.skipSeq <= (this.skipMarks.get(group) ?? this.skipFloor)) return;
     let g = this.groups.get(group);
     let any = false;
     for (const m in metrics) {
@@ -615,7 +639,7 @@ export class WindowEngine {
         s = this.newSeries(group, m);
         g = this.groups.get(group);
       }
-      if (this.dedupe && s.duplicate(ts)) {
+      if (this.dedupe && s.duplicate(ts, this.calls)) {
         this.counts[C_DUPLICATES]++;
         continue;
       }
@@ -1226,7 +1250,7 @@ export class WindowEngine {
     for (const g of this.groups.values()) {
       for (const s of g.values()) {
         bytes += BYTES.series;
-        if (s.recent !== null) bytes += BYTES.recent;
+        if (s.recent !== null) bytes += BYTES.recent + 8 * (s.recent.length - RECENT);
         for (const l of s.open) for (const a of l) {
           open++;
           bytes += accBytes(a);
