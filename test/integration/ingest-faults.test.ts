@@ -12,8 +12,9 @@
  * - mosquitto stopped under load, down for 2 s, and started again on its persistence file: nothing lost
  *   (publishers and the runtime reconnect; the broker delivers what it had queued or in flight), and the
  *   rollups count each reading once (the redeliveries recognised);
- * - a burst faster than the store (embedded broker and store): the writer spills to its disk spool instead of
- *   refusing the newest batch, every message is acknowledged, every reading stored.
+ * - a burst faster than the store (embedded broker and store): what the store cannot take at once waits in
+ *   memory (past 256 batches in its disk spool), nothing is refused, every message is acknowledged, every
+ *   reading stored.
  */
 import * as mqtt from 'mqtt';
 import { LoadGenerator, expectedOf, failedOf, readSeqsViaApi, reportLine, tally, type CheckReport } from '../../runtime/loadgen';

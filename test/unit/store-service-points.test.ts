@@ -23,7 +23,7 @@ test.each<[string, boolean, StoreSettings]>([
   try {
     expect(service.takesPoints).toBe(takes);
     // Room in memory for a burst while the backend answers; the outage bound stays 4 batches.
-    expect(service.writer.options).toMatchObject({ maxMemoryBatches: 4, burstMemoryBatches: 64 });
+    expect(service.writer.options).toMatchObject({ maxMemoryBatches: 4, burstMemoryBatches: 256 });
   } finally {
     await service.close(100);
     fs.rmSync(dataDir, { recursive: true, force: true });

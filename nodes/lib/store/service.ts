@@ -163,11 +163,14 @@ export interface TierReader {
  * disk spool). A spilled batch costs more than writing it (its lines made, fsynced, read back and parsed), so a
  * store that spills while it is merely busy falls further behind and never catches up: at 20,000 batched readings/s
  * the runtime's first seconds (a thousand devices' new series) queued 11 to over 16 batches; with room for 4 (or
- * 16, in one run of two) it spilled and stayed saturated (event loop 95 %), with 64 it caught up and ran at 47 %,
- * and 28,000/s ran at 62 % where both smaller bounds spilled. A batch of 5,000 score points holds ~1.7 MB (330 bytes
- * a point, measured): ~110 MB at most.
+ * 16, in one run of two) it spilled and stayed saturated (event loop 95 %), with 64 it caught up and ran at 47 %.
+ * On a busier day 64 spilled at 28,000/s and 40,000/s (event loop 99-100 %, 636-1,370 batches spooled, a tenth of
+ * the lines written) where 256 did not (74 % and 88-90 %, everything written): the MQTT input's in-flight bound
+ * (16 MB, ~150 batches of points for 100-reading messages) then holds the broker back before the room runs out,
+ * which is the backpressure wanted. A batch of 5,000 score points holds ~1.7 MB (330 bytes a point, measured):
+ * ~435 MB at most.
  */
-const BURST_MEMORY_BATCHES = 64;
+const BURST_MEMORY_BATCHES = 256;
 
 /** Spool directory names come from node ids: keep them to safe characters. */
 function safeDirName(id: string): string {
