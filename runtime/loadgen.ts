@@ -676,6 +676,58 @@ export async function readSeqsViaApi(
   return out;
 }
 
+/**
+ * Per device, the sum of the window node's rollup counts of `field` (seq) in [start, end], through GET /api/v1/series
+ * (`level` 1m by default, stat=count): how many readings the rollups took, to compare with what was published.
+ */
+export async function readRollupCountsViaApi(
+  apiBase: string,
+  devices: readonly string[],
+  start: number,
+  end: number,
+  opts: { field?: string; level?: string; headers?: Record<string, string> } = {},
+): Promise<Map<string, number>> {
+  const field = opts.field ?? 'seq';
+  const sums = new Map<string, number>();
+  for (let i = 0; i < devices.length; i += 50) {
+    const u = `${apiBase}/api/v1/series?devices=${encodeURIComponent(devices.slice(i, i + 50).join(','))}&fields=${encodeURIComponent(field)}&level=${encodeURIComponent(opts.level ?? '1m')}&stat=count&start=${start}&end=${end}&maxPoints=0`;
+    const res = await fetch(u, { headers: opts.headers, signal: AbortSignal.timeout(60_000) });
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`GET ${u} answered ${res.status}: ${text.slice(0, 300)}`);
+    const body = JSON.parse(text) as { series: Array<{ device: string; points: Array<[number, number]> }> };
+    for (const sr of body.series) for (const [, v] of sr.points) sums.set(sr.device, (sums.get(sr.device) ?? 0) + v);
+  }
+  return sums;
+}
+
+/**
+ * Publishes one reading per device at event time `ts` (seq 0, QoS 1): a time later than the load's by more than
+ * the window node's lateness plus a window moves each series' watermark past the load's windows, which then close
+ * and are stored (readRollupCountsViaApi reads them). Read the load's seqs back before, or end before `ts`.
+ */
+export async function closeWindows(url: string, devices: readonly string[], ts: number, prefix = 'devices'): Promise<void> {
+  const c = connect(url, { clientId: `tw-closer-${process.pid}-${Date.now()}`, reconnectPeriod: 0 });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      c.once('connect', () => resolve());
+      c.once('error', reject);
+    });
+    for (const d of devices) await c.publishAsync(`${prefix}/${d}/telemetry`, JSON.stringify({ ts, seq: 0 }), { qos: 1 });
+  } finally {
+    await c.endAsync();
+  }
+}
+
+/** Devices whose rollup count differs from what they published (expected: device -> readings that reached the broker). */
+export function rollupMismatches(expected: ReadonlyMap<string, number>, counts: ReadonlyMap<string, number>): Array<[string, number, number]> {
+  const out: Array<[string, number, number]> = [];
+  for (const [d, n] of expected) {
+    const c = counts.get(d) ?? 0;
+    if (c !== n) out.push([d, n, c]);
+  }
+  return out;
+}
+
 /** Reads `field` (seq) of every device in [start, end) straight from an embedded store file (the runtime stopped). */
 export async function readSeqsFromFile(file: string, start: number, end: number, field = 'seq'): Promise<Array<[string, number, number]>> {
   if (!fs.existsSync(file)) throw new Error(`no store file at ${file}`);

@@ -14,7 +14,9 @@
  * --store-down S   the store is InfluxDB 1.x (influxd on loopback); it is stopped 30 s into the load for S seconds
  *                  (default 300), then started again; the load runs on for 60 s after. Reported: RSS before, at
  *                  the end of the outage and after; the store's spool; readings lost (must be 0).
- * --kill N         the runtime is SIGKILLed N times under load (every 20 s) and started again on the same DATA_DIR.
+ * --kill N         the runtime is SIGKILLed N times under load (every 20 s) and started again on the same DATA_DIR;
+ *                  besides the readings, the window node's 1m rollup counts are checked against them (as for
+ *                  --broker-restart).
  * --broker-restart N   mosquitto is stopped (2 s down) and started again on its persistence N times (every 20 s).
  * --soak S         S seconds (default 3600) at the rate, embedded store; RSS and the V8 heap (used, from
  *                  /api/v1/metrics) every 5 s; the growth is the slope of a least-squares line through the samples
@@ -31,7 +33,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LoadGenerator, expectedOf, failedOf, readSeqsViaApi, reportLine, tally, type CheckReport, type PhaseResult } from '../../runtime/loadgen';
+import { LoadGenerator, closeWindows, expectedOf, failedOf, readRollupCountsViaApi, readSeqsViaApi, reportLine, rollupMismatches, tally, type CheckReport, type PhaseResult } from '../../runtime/loadgen';
 import { ROOT, sleep, startMosquitto, startRuntime, tmpDir, waitFor, type Mosquitto, type Runtime } from '../support/services';
 import { startInfluxV1, type InfluxV1Service } from '../support/tsdb';
 import { guardProcess, onCleanup, rssMB } from './proc';
@@ -164,6 +166,34 @@ async function check(rt: Runtime, gen: LoadGenerator, start: number, timeoutMs: 
   return report as CheckReport;
 }
 
+/**
+ * The window node's 1m rollups against what was published: a reading per device two minutes ahead closes the load's
+ * windows; then the stored counts of seq per device must be each device's readings (none lost to a crash, no
+ * redelivery counted twice).
+ */
+async function checkRollups(ctx: Ctx, gen: LoadGenerator, start: number, timeoutMs: number): Promise<{ devices: number; published: number; counted: number; mismatched: Array<[string, number, number]> }> {
+  const failed = failedOf(gen);
+  const expected = new Map([...expectedOf(gen)].map(([d, last]) => [d, last - (failed.get(d)?.length ?? 0)] as [string, number]));
+  const devices = [...expected.keys()];
+  const published = [...expected.values()].reduce((a, b) => a + b, 0);
+  const ahead = Date.now() + 120_000;
+  await closeWindows(ctx.mqttUrl, devices, ahead);
+  let counts = new Map<string, number>();
+  const counted = (): number => [...counts.values()].reduce((a, b) => a + b, 0);
+  await waitFor(
+    'the 1m rollups of every device',
+    async () => {
+      counts = await readRollupCountsViaApi(ctx.rt.url, devices, start - 600_000, ahead - 1);
+      return counts.size === devices.length && counted() >= published;
+    },
+    timeoutMs,
+    2000,
+  ).catch(() => undefined);
+  await sleep(2000); // a late rollup would still change a count
+  counts = await readRollupCountsViaApi(ctx.rt.url, devices, start - 600_000, ahead - 1);
+  return { devices: devices.length, published, counted: counted(), mismatched: rollupMismatches(expected, counts) };
+}
+
 function save(name: string, result: object): void {
   const file = path.join(ROOT, 'test-output', `faults-${name}.json`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -171,7 +201,7 @@ function save(name: string, result: object): void {
   console.log(`written ${path.relative(ROOT, file)}`);
 }
 
-async function scenario(name: string, args: Args, opts: { influx?: boolean; seconds: number; during: (ctx: Ctx) => Promise<void> }): Promise<void> {
+async function scenario(name: string, args: Args, opts: { influx?: boolean; seconds: number; rollups?: boolean; during: (ctx: Ctx) => Promise<void> }): Promise<void> {
   const broker = await startMosquitto({ persistence: true });
   const mqttUrl = `mqtt://127.0.0.1:${broker.port}`;
   const influx = opts.influx ? await startInfluxV1() : undefined;
@@ -213,6 +243,13 @@ async function scenario(name: string, args: Args, opts: { influx?: boolean; seco
   console.log(`  ${reportLine(report).slice(0, 400)}`);
   const rss = sampler.samples;
   const result: Record<string, unknown> = { scenario: name, args, published: res.readings, failed: res.failed, check: { ...report, perDevice: undefined }, rss };
+  let rollupsOk = true;
+  if (opts.rollups) {
+    const r = await checkRollups(ctx, gen, t0, 120_000);
+    rollupsOk = r.mismatched.length === 0 && r.counted === r.published;
+    console.log(`  rollups (1m counts of seq): ${r.devices} devices, ${r.counted} readings counted of ${r.published}, ${r.mismatched.length} devices off${r.mismatched.length > 0 ? ` (first: ${r.mismatched.slice(0, 5).map(([d, e, c]) => `${d} ${c}/${e}`).join(', ')})` : ''}`);
+    result.rollups = { ...r, mismatched: r.mismatched.slice(0, 100) };
+  }
   if (name === 'soak') {
     const warm = Math.min(args.warmup, opts.seconds / 2);
     const after = (pts: Array<[number, number]>): Array<[number, number]> => pts.filter(([t]) => t >= warm && t <= opts.seconds);
@@ -242,7 +279,7 @@ async function scenario(name: string, args: Args, opts: { influx?: boolean; seco
   await influx?.stop();
   await ctx.broker.stop();
   forget();
-  if (report.missing !== 0) process.exitCode = 1;
+  if (report.missing !== 0 || !rollupsOk) process.exitCode = 1;
 }
 
 interface Ctx {
@@ -289,6 +326,7 @@ async function main(): Promise<void> {
     const n = args.kill;
     await scenario('kill', args, {
       seconds: 20 * (n + 1),
+      rollups: true,
       during: async (ctx) => {
         for (let i = 0; i < n; i++) {
           await sleep(20_000);
@@ -307,6 +345,7 @@ async function main(): Promise<void> {
     const n = args.brokerRestart;
     await scenario('broker-restart', args, {
       seconds: 20 * (n + 1),
+      rollups: true,
       during: async (ctx) => {
         for (let i = 0; i < n; i++) {
           await sleep(20_000);

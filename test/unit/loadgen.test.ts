@@ -28,6 +28,7 @@ import {
   parseMetric,
   readingJson,
   rejectsByCode,
+  rollupMismatches,
   tally,
 } from '../../runtime/loadgen';
 import { UsageError } from '../../runtime/simulate';
@@ -290,4 +291,26 @@ describe('command line', () => {
   test('hostile messages need the anonymous mode', () => {
     expect(() => parseLoadArgs(['--hostile', '5'], { THINGWIRE_PROVISIONING_KEY: 'k' })).toThrow(/anonymous mode/);
   });
+});
+
+test('rollupMismatches: devices whose rollups counted other than they published, a missing device as 0', () => {
+  const expected = new Map([
+    ['load-0001', 10],
+    ['load-0002', 5],
+    ['load-0003', 7],
+  ]);
+  expect(
+    rollupMismatches(
+      expected,
+      new Map([
+        ['load-0001', 10],
+        ['load-0002', 6],
+        ['other', 3],
+      ]),
+    ),
+  ).toEqual([
+    ['load-0002', 5, 6],
+    ['load-0003', 7, 0],
+  ]);
+  expect(rollupMismatches(expected, new Map(expected))).toEqual([]);
 });
