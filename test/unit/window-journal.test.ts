@@ -114,9 +114,14 @@ describe('WindowPersistence with the journal: crash images', () => {
     e.ingest(payload, now);
   }
 
-  /** The files as they are now, copied aside: what a process killed at this moment leaves. */
+  /** The files as they are now, copied aside (removed after the test): what a process killed at this moment leaves. */
+  const images: string[] = [];
+  afterEach(() => {
+    for (const img of images.splice(0)) fs.rmSync(img, { recursive: true, force: true });
+  });
   function crashImage(): string {
     const img = fs.mkdtempSync(path.join(os.tmpdir(), 'thingwire-window-crash-'));
+    images.push(img);
     fs.cpSync(path.join(dir, 'state'), path.join(img, 'state'), { recursive: true });
     return img;
   }
@@ -138,20 +143,15 @@ describe('WindowPersistence with the journal: crash images', () => {
     take(p, a, [reading('d1', T0 + 10 * S, 2), reading('d2', T0 + 10 * S, 20)]);
     take(p, a, reading('d1', T0 + 20 * S, 3));
     expect(names()).toEqual(['n1.journal-2', 'n1.json']);
-    const img = crashImage();
-    try {
-      const { engine: b, replay } = restart(img);
-      expect(replay).toMatchObject({ records: 2, files: 1, bad: 0, rollups: [] });
-      const next = [reading('d1', T0 + 60 * S, 9), reading('d2', T0 + 60 * S, 9)];
-      const want = a.ingest(next).rollups.map((r) => [r.device, r.level, r.count, r.sum]);
-      expect(want).toEqual([
-        ['d1', '1m', 3, 6],
-        ['d2', '1m', 2, 30],
-      ]);
-      expect(b.ingest(next).rollups.map((r) => [r.device, r.level, r.count, r.sum])).toEqual(want);
-    } finally {
-      fs.rmSync(img, { recursive: true, force: true });
-    }
+    const { engine: b, replay } = restart(crashImage());
+    expect(replay).toMatchObject({ records: 2, files: 1, bad: 0, rollups: [] });
+    const next = [reading('d1', T0 + 60 * S, 9), reading('d2', T0 + 60 * S, 9)];
+    const want = a.ingest(next).rollups.map((r) => [r.device, r.level, r.count, r.sum]);
+    expect(want).toEqual([
+      ['d1', '1m', 3, 6],
+      ['d2', '1m', 2, 30],
+    ]);
+    expect(b.ingest(next).rollups.map((r) => [r.device, r.level, r.count, r.sum])).toEqual(want);
   });
 
   test('a redelivery after the crash is recognised: the remembered event times are in the snapshot and the journal', async () => {
@@ -160,18 +160,13 @@ describe('WindowPersistence with the journal: crash images', () => {
     take(p, a, [reading('d1', T0, 1), reading('d1', T0 + S, 2)]);
     await p.saveInBackground(a);
     take(p, a, reading('d1', T0 + 2 * S, 3));
-    const img = crashImage();
-    try {
-      const { engine: b } = restart(img);
-      // The broker delivers again what was not acknowledged before the kill: one from before the snapshot,
-      // one journaled after it.
-      b.ingest([reading('d1', T0 + S, 2), reading('d1', T0 + 2 * S, 3)]);
-      expect(b.stats().duplicates).toBe(2);
-      const out = b.ingest(reading('d1', T0 + 60 * S, 0)).rollups;
-      expect(out.map((r) => [r.level, r.count, r.sum])).toEqual([['1m', 3, 6]]);
-    } finally {
-      fs.rmSync(img, { recursive: true, force: true });
-    }
+    const { engine: b } = restart(crashImage());
+    // The broker delivers again what was not acknowledged before the kill: one from before the snapshot,
+    // one journaled after it.
+    b.ingest([reading('d1', T0 + S, 2), reading('d1', T0 + 2 * S, 3)]);
+    expect(b.stats().duplicates).toBe(2);
+    const out = b.ingest(reading('d1', T0 + 60 * S, 0)).rollups;
+    expect(out.map((r) => [r.level, r.count, r.sum])).toEqual([['1m', 3, 6]]);
   });
 
   test('windows the journal closes are handed back for sending (the store may not have had them)', async () => {
@@ -180,13 +175,8 @@ describe('WindowPersistence with the journal: crash images', () => {
     take(p, a, reading('d1', T0, 4));
     await p.saveInBackground(a);
     take(p, a, reading('d1', T0 + 61 * S, 5)); // closes 12:00-12:01
-    const img = crashImage();
-    try {
-      const { replay } = restart(img);
-      expect(replay.rollups.map((r) => [r.device, r.level, r.window.start - T0, r.count, r.sum])).toEqual([['d1', '1m', 0, 1, 4]]);
-    } finally {
-      fs.rmSync(img, { recursive: true, force: true });
-    }
+    const { replay } = restart(crashImage());
+    expect(replay.rollups.map((r) => [r.device, r.level, r.window.start - T0, r.count, r.sum])).toEqual([['d1', '1m', 0, 1, 4]]);
   });
 
   test('killed between the final save and the journal delete: the snapshot holds every record, none is taken twice', async () => {
@@ -197,14 +187,9 @@ describe('WindowPersistence with the journal: crash images', () => {
     // What close() writes before it deletes the journal.
     p.state.saveSync({ v: 1, savedAt: 1, seq: p.journal.last, snapshot: a.snapshot() });
     expect(names()).toEqual(['n1.journal-1', 'n1.json']);
-    const img = crashImage();
-    try {
-      const { engine: b, replay } = restart(img);
-      expect(replay.records).toBe(0);
-      expect(b.ingest(reading('d1', T0 + 60 * S, 0)).rollups.map((r) => [r.level, r.count, r.sum])).toEqual([['1m', 2, 3]]);
-    } finally {
-      fs.rmSync(img, { recursive: true, force: true });
-    }
+    const { engine: b, replay } = restart(crashImage());
+    expect(replay.records).toBe(0);
+    expect(b.ingest(reading('d1', T0 + 60 * S, 0)).rollups.map((r) => [r.level, r.count, r.sum])).toEqual([['1m', 2, 3]]);
     // A stop (close) keeps the snapshot and deletes the journal.
     await p.close(() => a.snapshot());
     expect(names()).toEqual(['n1.json']);
@@ -219,13 +204,8 @@ describe('WindowPersistence with the journal: crash images', () => {
     take(p, b, reading('d1', T0 + S, 7));
     await removed;
     expect(names()).toEqual(['n1.journal-2']);
-    const img = crashImage();
-    try {
-      const { engine: c } = restart(img);
-      expect(c.ingest(reading('d1', T0 + 60 * S, 0)).rollups.map((r) => [r.level, r.count, r.sum])).toEqual([['1m', 1, 7]]);
-    } finally {
-      fs.rmSync(img, { recursive: true, force: true });
-    }
+    const { engine: c } = restart(crashImage());
+    expect(c.ingest(reading('d1', T0 + 60 * S, 0)).rollups.map((r) => [r.level, r.count, r.sum])).toEqual([['1m', 1, 7]]);
   });
 
   test('marks keep growing across a restart, so a later snapshot never hides new records', async () => {
@@ -240,12 +220,7 @@ describe('WindowPersistence with the journal: crash images', () => {
     q.replay(b, q.restore(b));
     take(q, b, reading('d1', T0 + 2 * S, 3));
     expect(q.journal.last).toBe(3);
-    const img = crashImage();
-    try {
-      const { engine: c } = restart(img);
-      expect(c.ingest(reading('d1', T0 + 60 * S, 0)).rollups.map((r) => [r.level, r.count, r.sum])).toEqual([['1m', 3, 6]]);
-    } finally {
-      fs.rmSync(img, { recursive: true, force: true });
-    }
+    const { engine: c } = restart(crashImage());
+    expect(c.ingest(reading('d1', T0 + 60 * S, 0)).rollups.map((r) => [r.level, r.count, r.sum])).toEqual([['1m', 3, 6]]);
   });
 });
