@@ -46,6 +46,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import { isValidDeviceId, preview } from '../nodes/lib/names';
 import { secretsEqual } from '../nodes/lib/registry/tokens';
+import { PublishLog, readSessions, writeSessions, type LogEntry, type PublishLogOptions, type PublishLogStats, type SessionSubs } from './publish-log';
 import type { DeviceInput, DeviceRecord, DeviceRegistry } from '../nodes/lib/registry/types';
 
 export interface EmbeddedBroker {
@@ -54,6 +55,8 @@ export interface EmbeddedBroker {
   host: string;
   /** Number of connected clients. */
   clients(): number;
+  /** The publish log's figures (undefined without one). */
+  publishLog(): PublishLogStats | undefined;
   close(): Promise<void>;
 }
 
@@ -248,17 +251,39 @@ export class LogLimiter {
 
 interface AedesClient {
   id: string;
+  clean?: boolean;
   conn?: { remoteAddress?: string };
   _will?: { topic?: string };
   close?(cb?: () => void): void;
 }
 
+interface AedesPacket {
+  topic: string;
+  payload?: unknown;
+  qos?: number;
+}
+
+interface AedesSub {
+  clientId?: string;
+  qos?: number;
+}
+
+interface AedesPersistence {
+  addSubscriptions(client: { id: string }, subs: { topic: string; qos: number }[]): Promise<void>;
+  outgoingEnqueue(sub: AedesSub, packet: AedesPacket): Promise<void>;
+  outgoingEnqueueCombi(subs: AedesSub[], packet: AedesPacket): Promise<void>;
+  outgoingClearMessageId(client: AedesClient, packet: AedesPacket): Promise<AedesPacket | undefined>;
+}
+
 interface AedesLike {
   handle: (socket: net.Socket) => void;
+  persistence: AedesPersistence;
+  published: (packet: AedesPacket, client: AedesClient | null, cb: (err?: Error | null) => void) => void;
+  publish(packet: object, client: AedesClient | null, done: (err?: Error | null) => void): void;
   connectedClients: number;
   clients: Record<string, AedesClient | undefined>;
   authenticate: (client: AedesClient, username: string | undefined, password: Buffer | undefined, cb: (err: Error | null, ok?: boolean) => void) => void;
-  authorizePublish: (client: AedesClient | null, packet: { topic: string }, cb: (err: Error | null) => void) => void;
+  authorizePublish: (client: AedesClient | null, packet: AedesPacket, cb: (err: Error | null) => void) => void;
   authorizeSubscribe: (client: AedesClient, sub: { topic: string; qos: number }, cb: (err: Error | null, sub?: unknown) => void) => void;
   close(cb: () => void): void;
   on(event: string, fn: (...args: unknown[]) => void): void;
@@ -302,7 +327,171 @@ function ourError(message: string, returnCode?: number): Error {
   return e;
 }
 
-export async function startEmbeddedBroker(port: number, host: string, log: (m: string) => void, authOpts: BrokerAuthOptions): Promise<EmbeddedBroker> {
+/** Replayed messages published per event-loop turn. */
+const REPLAY_CHUNK = 500;
+
+/** QoS 1 deliveries among `subs` for a message of `qos` (deliveries at QoS 2 are not tracked, see publish-log.ts). */
+function qos1Deliveries(subs: readonly AedesSub[], qos: number | undefined): number {
+  let n = 0;
+  for (const s of subs) if (Math.min(s.qos ?? 0, qos ?? 0) === 1) n++;
+  return n;
+}
+
+/**
+ * Wires the publish log into aedes: each QoS 1/2 publish a client makes is logged before the broker acknowledges
+ * it (authorizePublish calls back once the line is written: `logPublish`), and released as aedes' persistence
+ * sees its QoS 1 deliveries queued on persistent sessions and acknowledged; the broker's `published` hook ends its
+ * transit. A log entry is found again from the message's payload Buffer, which aedes passes along by reference
+ * (into every copy it queues). Returns the function authorizePublish calls for an allowed publish, and the
+ * replay: once the flows (not a device) subscribe with a persistent session, what an earlier run left in the log
+ * is published again.
+ */
+function attachPublishLog(broker: AedesLike, plog: PublishLog, isFlows: (client: AedesClient) => boolean, log: (m: string) => void, limiter: LogLimiter): { logPublish: (packet: AedesPacket, cb: (err: Error | null) => void) => void; restore: () => Promise<void>; stop: () => void } {
+  const dir = plog.dir;
+  const entries = new WeakMap<object, LogEntry>();
+  const entryOf = (packet: AedesPacket | undefined): LogEntry | undefined =>
+    packet !== undefined && typeof packet.payload === 'object' && packet.payload !== null ? entries.get(packet.payload) : undefined;
+
+  const p = broker.persistence;
+  const enqueue = p.outgoingEnqueue.bind(p);
+  const enqueueCombi = p.outgoingEnqueueCombi.bind(p);
+  const clear = p.outgoingClearMessageId.bind(p);
+  p.outgoingEnqueue = (sub, packet) => {
+    const e = entryOf(packet);
+    if (e) plog.enqueued(e, qos1Deliveries([sub], packet.qos));
+    return enqueue(sub, packet);
+  };
+  p.outgoingEnqueueCombi = (subs, packet) => {
+    const e = entryOf(packet);
+    if (e) plog.enqueued(e, qos1Deliveries(subs, packet.qos));
+    return enqueueCombi(subs, packet);
+  };
+  p.outgoingClearMessageId = async (client, packet) => {
+    const stored = await clear(client, packet);
+    const e = entryOf(stored);
+    if (e) plog.delivered(e);
+    return stored;
+  };
+  const published = broker.published;
+  broker.published = (packet, client, cb) => {
+    const e = entryOf(packet);
+    if (e) plog.published(e);
+    published.call(broker, packet, client, cb);
+  };
+
+  const logPublish = (packet: AedesPacket, cb: (err: Error | null) => void): void => {
+    const { payload, qos } = packet;
+    if ((qos !== 1 && qos !== 2) || !Buffer.isBuffer(payload)) return cb(null);
+    try {
+      entries.set(payload, plog.append({ topic: packet.topic, payload, qos }, cb));
+    } catch (e) {
+      cb(e as Error);
+    }
+  };
+
+  // This run's persistent sessions of the flows, kept for the next start (see readSessions).
+  const sessions: SessionSubs = new Map();
+  const saveSessions = (): void => {
+    try {
+      writeSessions(dir, sessions);
+    } catch (e) {
+      limiter.note(`mqtt: cannot save the flows' sessions in ${dir}: ${(e as Error).message}`);
+    }
+  };
+  broker.on('subscribe', (subs: unknown, client: unknown) => {
+    const c = client as AedesClient;
+    if (c.clean !== false || !isFlows(c) || !Array.isArray(subs)) return;
+    let m = sessions.get(c.id);
+    if (m === undefined) sessions.set(c.id, (m = new Map()));
+    let changed = false;
+    for (const sub of subs as AedesSub[] & { topic?: unknown }[]) {
+      const topic = (sub as { topic?: unknown }).topic;
+      if (typeof topic !== 'string' || (sub.qos !== 1 && sub.qos !== 2) || m.get(topic) === sub.qos) continue;
+      m.set(topic, sub.qos);
+      changed = true;
+    }
+    if (changed) saveSessions();
+  });
+  broker.on('unsubscribe', (topics: unknown, client: unknown) => {
+    const m = sessions.get((client as AedesClient).id);
+    if (m === undefined || !Array.isArray(topics)) return;
+    let changed = false;
+    for (const t of topics) changed = m.delete(String(t)) || changed;
+    if (changed) saveSessions();
+  });
+
+  let stopped = false;
+  /**
+   * Recreates the flows' persistent sessions of the last run (their subscriptions, offline until they connect) and
+   * publishes again what the log held: queued for those sessions, delivered when the flows' input connects.
+   */
+  async function restore(): Promise<void> {
+    const last = readSessions(dir, log);
+    for (const [id, subs] of last) {
+      await p.addSubscriptions({ id }, [...subs].map(([topic, qos]) => ({ topic, qos })));
+    }
+    const packets = plog.recovered();
+    if (packets.length === 0) return;
+    const bad = plog.stats().badLines;
+    log(`mqtt: publishing again the ${packets.length} messages the publish log held from the last run${bad > 0 ? ` (${bad} unreadable lines skipped: a write cut by the crash)` : ''}, queued for the flows' ${last.size} persistent session(s)`);
+    let i = 0;
+    let outstanding = packets.length;
+    let failed = 0;
+    const oneDone = (err: Error | null): void => {
+      if (err) failed++;
+      if (--outstanding > 0) return;
+      if (failed > 0) {
+        limiter.note(`mqtt: ${failed} of ${packets.length} messages from the publish log could not be logged again; the old log is kept for the next start`);
+        return;
+      }
+      plog.dropRecovered();
+    };
+    const step = (): void => {
+      if (stopped) return;
+      const end = Math.min(packets.length, i + REPLAY_CHUNK);
+      for (; i < end; i++) {
+        const pk = packets[i];
+        try {
+          entries.set(pk.payload, plog.append(pk, oneDone));
+        } catch (e) {
+          oneDone(e as Error);
+          continue;
+        }
+        broker.publish({ cmd: 'publish', topic: pk.topic, payload: pk.payload, qos: pk.qos, retain: false, dup: false }, null, (err) => {
+          if (err) limiter.note(`mqtt: could not publish again a logged message to ${preview(pk.topic)}: ${err.message}`);
+        });
+      }
+      if (i < packets.length) setImmediate(step);
+    };
+    step();
+  }
+  return {
+    logPublish,
+    restore,
+    stop: () => {
+      stopped = true;
+      plog.close();
+    },
+  };
+}
+
+export interface EmbeddedBrokerOptions {
+  /**
+   * Directory of the publish log (see publish-log.ts): QoS 1/2 publishes survive a crash of the process. Absent:
+   * no log (sessions in memory only).
+   */
+  publishLogDir?: string;
+  /** Settings of the publish log (tests). */
+  publishLog?: Omit<PublishLogOptions, 'dir' | 'log'>;
+}
+
+export async function startEmbeddedBroker(
+  port: number,
+  host: string,
+  log: (m: string) => void,
+  authOpts: BrokerAuthOptions,
+  brokerOpts: EmbeddedBrokerOptions = {},
+): Promise<EmbeddedBroker> {
   // aedes 1.x is an ES module; require() of it works on Node 20.19+.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { Aedes } = require('aedes') as { Aedes: { createBroker(opts?: object): Promise<AedesLike> } };
@@ -338,12 +527,28 @@ export async function startEmbeddedBroker(port: number, host: string, log: (m: s
     }
   };
 
+  const plog = brokerOpts.publishLogDir === undefined ? undefined : new PublishLog({ ...brokerOpts.publishLog, dir: brokerOpts.publishLogDir, log });
+  const isFlows = (c: AedesClient): boolean => {
+    const k = principals.get(c)?.kind;
+    return k === 'service' || k === 'anonymous';
+  };
+  const logged = plog ? attachPublishLog(broker, plog, isFlows, log, limiter) : undefined;
+  const allowed = (packet: AedesPacket, cb: (err: Error | null) => void): void => {
+    if (logged === undefined) return cb(null);
+    // The PUBACK (or PUBREC) waits for the line: what the publisher is told is kept is on disk.
+    logged.logPublish(packet, (err) => {
+      if (!err) return cb(null);
+      limiter.note(`mqtt: refused a publish to ${preview(packet.topic)}: ${err.message}; the publisher keeps it and sends it again`);
+      cb(ourError(`the broker cannot log the message: ${err.message}`));
+    });
+  };
+
   broker.authorizePublish = (client, packet, cb) => {
     // client null: aedes publishing a stale will with no client; it was authorised when stored.
     if (client === null) return cb(null);
     const p = principals.get(client);
     try {
-      if (p !== undefined && auth.canPublish(p, packet.topic)) return cb(null);
+      if (p !== undefined && auth.canPublish(p, packet.topic)) return allowed(packet, cb);
     } catch {
       // fall through: refused
     }
@@ -391,6 +596,9 @@ export async function startEmbeddedBroker(port: number, host: string, log: (m: s
     }
   });
 
+  // Before the listener: the sessions exist (and the old log's messages are queued) when the first device connects.
+  if (logged) await logged.restore();
+
   const server = net.createServer((socket) => {
     socket.on('error', () => undefined); // aedes reports it; a reset socket must not throw
     writeOncePerTurn(socket);
@@ -420,6 +628,7 @@ export async function startEmbeddedBroker(port: number, host: string, log: (m: s
     port: actual,
     host,
     clients: () => broker.connectedClients,
+    publishLog: () => plog?.stats(),
     close: () => {
       closed ??= new Promise<void>((resolve) => {
         unlisten?.();
@@ -427,6 +636,8 @@ export async function startEmbeddedBroker(port: number, host: string, log: (m: s
         server.close(() => resolve());
         for (const s of sockets) s.destroy();
         broker.close(() => undefined);
+        // What the flows had not acknowledged stays in the log and is published again at the next start.
+        logged?.stop();
       });
       return closed;
     },

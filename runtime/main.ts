@@ -116,7 +116,7 @@ export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> 
         provisioningKey: provKey,
         allowAnonymous: cfg.mqttAnonymous,
         service,
-      });
+      }, { publishLogDir: path.join(cfg.dataDir, 'mqtt-log') });
       mqttHost = cfg.host === '0.0.0.0' || cfg.host === '::' ? '127.0.0.1' : cfg.host;
       mqttPort = broker.port;
       if (cfg.mqttAnonymous) {

@@ -42,6 +42,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { ackWindowStats } from '../nodes/lib/ack';
 import { secretsEqual } from '../nodes/lib/registry/tokens';
 import { listStores, type RegisteredStore } from '../nodes/lib/store/registry';
+import type { PublishLogStats } from './publish-log';
 
 export const METRIC_PREFIX = 'thingwire_';
 /** The label of the runtime hooks: `onSend.thingwire-metrics`, `onReceive.thingwire-metrics`. */
@@ -180,7 +181,7 @@ export interface RuntimeMetricsOptions {
   /** The runtime's device registry handle; without it no device metrics. */
   registry?: DeviceCounts;
   /** The embedded broker; without it (an external broker) no broker metrics. */
-  broker?: { clients(): number };
+  broker?: { clients(): number; publishLog?(): PublishLogStats | undefined };
   /** The running stores (default: listStores(), the stores of this process). */
   stores?: () => RegisteredStore[];
   /** prom-client's default process metrics (default true). */
@@ -240,6 +241,31 @@ export class RuntimeMetrics {
           this.set(broker.clients());
         },
       });
+      if (broker.publishLog?.() !== undefined) {
+        const stats = (): PublishLogStats | undefined => broker.publishLog?.();
+        new Counter({
+          name: `${p}mqtt_publish_log_messages_total`,
+          help: "The embedded broker's publish log: QoS 1/2 messages appended (before their PUBACK), released (every persistent QoS 1 delivery acknowledged), dropped (deleted past the size bound before release).",
+          labelNames: ['outcome'],
+          registers,
+          collect() {
+            this.reset();
+            const st = stats();
+            if (st === undefined) return;
+            this.inc({ outcome: 'appended' }, st.appended);
+            this.inc({ outcome: 'released' }, st.released);
+            this.inc({ outcome: 'dropped' }, st.dropped);
+          },
+        });
+        new Gauge({
+          name: `${p}mqtt_publish_log_bytes`,
+          help: "Bytes of the embedded broker's publish log on disk (its segments; about a second of messages while the flows keep up).",
+          registers,
+          collect() {
+            this.set(stats()?.bytes ?? 0);
+          },
+        });
+      }
     }
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: p });
   }

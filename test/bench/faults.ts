@@ -3,10 +3,12 @@
  * store-faults, load-faults). A standalone script:
  *
  *   npm run build && node dist/test/bench/faults.js [--store-down S] [--kill N] [--broker-restart N] [--soak S]
- *                                                   [--rate R] [--devices N]
+ *                                                   [--rate R] [--devices N] [--embedded]
  *
  * Every scenario runs the built runtime with the shipped flows against an external mosquitto (persistence on,
- * no queue cap: the README's settings), so its ingest is the starter's at-least-once thingwire-mqtt-in, and a
+ * no queue cap: the README's settings), or with --embedded against its own embedded broker (the default runtime:
+ * a --kill then kills the broker too, and its publish log must bring back what it had acknowledged; not with
+ * --broker-restart), so its ingest is the starter's at-least-once thingwire-mqtt-in, and a
  * load generator publishing numbered QoS 1 readings (--devices, default 200, at --rate readings/s, default 500).
  * At the end every reading is looked for in the store through GET /api/v1/series (missing / duplicated /
  * unexpected, per device), and the runtime's memory (RSS, from /proc) is reported as sampled every 5 s.
@@ -48,12 +50,14 @@ interface Args {
   heapSnapshots?: number[];
   rate: number;
   devices: number;
+  /** The runtime's embedded broker instead of mosquitto. */
+  embedded: boolean;
 }
 
-const USAGE = 'usage: node dist/test/bench/faults.js [--store-down S] [--kill N] [--broker-restart N] [--soak S] [--warmup S] [--heap-snapshots S,S,...] [--rate R] [--devices N]';
+const USAGE = 'usage: node dist/test/bench/faults.js [--store-down S] [--kill N] [--broker-restart N] [--soak S] [--warmup S] [--heap-snapshots S,S,...] [--rate R] [--devices N] [--embedded]';
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { rate: 500, devices: 200, warmup: 600 };
+  const a: Args = { rate: 500, devices: 200, warmup: 600, embedded: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const num = (dflt?: number): number => {
@@ -77,12 +81,14 @@ function parseArgs(argv: string[]): Args {
     }
     else if (k === '--rate') a.rate = num();
     else if (k === '--devices') a.devices = num();
+    else if (k === '--embedded') a.embedded = true;
     else if (k === '--help' || k === '-h') {
       console.log(USAGE);
       process.exit(0);
     } else throw new Error(`unknown option ${k}\n${USAGE}`);
   }
   if (a.storeDown === undefined && a.kill === undefined && a.brokerRestart === undefined && a.soak === undefined) throw new Error(`choose a scenario\n${USAGE}`);
+  if (a.embedded && a.brokerRestart !== undefined) throw new Error(`--broker-restart restarts mosquitto: not with --embedded\n${USAGE}`);
   if (a.heapSnapshots !== undefined && (a.soak === undefined || a.heapSnapshots.some((t) => t >= a.soak!))) throw new Error(`--heap-snapshots are times within --soak\n${USAGE}`);
   return a;
 }
@@ -202,16 +208,19 @@ function save(name: string, result: object): void {
 }
 
 async function scenario(name: string, args: Args, opts: { influx?: boolean; seconds: number; rollups?: boolean; during: (ctx: Ctx) => Promise<void> }): Promise<void> {
-  const broker = await startMosquitto({ persistence: true });
-  const mqttUrl = `mqtt://127.0.0.1:${broker.port}`;
+  const broker = args.embedded ? undefined : await startMosquitto({ persistence: true });
   const influx = opts.influx ? await startInfluxV1() : undefined;
-  const env: Record<string, string> = { MQTT_URL: mqttUrl };
+  const env: Record<string, string> = broker ? { MQTT_URL: `mqtt://127.0.0.1:${broker.port}` } : {};
   if (influx) Object.assign(env, { INFLUX_URL: influx.url, INFLUX_VERSION: '1', INFLUX_DB: 'thingwire' });
   const dataDir = tmpDir(`faults-${name}`);
-  const ctx: Ctx = { broker, influx, env, dataDir, rt: await startRuntime(env, dataDir), mqttUrl, log: (s) => console.log(`  [${((Date.now() - t0) / 1000).toFixed(0)} s] ${s}`) };
+  const rt = await startRuntime(env, dataDir);
+  // The embedded broker comes back on the same port after a restart.
+  if (!broker) env.MQTT_PORT = String(rt.mqttPort);
+  const mqttUrl = `mqtt://127.0.0.1:${broker ? broker.port : rt.mqttPort}`;
+  const ctx: Ctx = { broker, influx, env, dataDir, rt, mqttUrl, log: (s) => console.log(`  [${((Date.now() - t0) / 1000).toFixed(0)} s] ${s}`) };
   // Killed on an early exit (an exception, Ctrl-C, the watchdog); stopped the normal way at the end.
   const forget = onCleanup(() => {
-    for (const p of [ctx.rt.proc, ctx.broker.proc, ctx.influx?.proc]) p?.kill('SIGKILL');
+    for (const p of [ctx.rt.proc, ctx.broker?.proc, ctx.influx?.proc]) p?.kill('SIGKILL');
   });
   const sampler = new Sampler(
     () => ctx.rt.proc.pid,
@@ -221,7 +230,7 @@ async function scenario(name: string, args: Args, opts: { influx?: boolean; seco
   await gen.connect();
   await ingestReady(ctx.rt, gen);
   const t0 = Date.now();
-  console.log(`${name}: ${args.devices} devices, ${args.rate} readings/s for ${opts.seconds} s, QoS 1, external mosquitto with persistence${influx ? ', InfluxDB 1.x store' : ', embedded store'}`);
+  console.log(`${name}: ${args.devices} devices, ${args.rate} readings/s for ${opts.seconds} s, QoS 1, ${broker ? 'external mosquitto with persistence' : "the runtime's embedded broker"}${influx ? ', InfluxDB 1.x store' : ', embedded store'}`);
   let lastReport = Date.now();
   const phase: Promise<PhaseResult> = gen.run({
     rate: args.rate,
@@ -277,13 +286,14 @@ async function scenario(name: string, args: Args, opts: { influx?: boolean; seco
   save(name, result);
   await ctx.rt.stop();
   await influx?.stop();
-  await ctx.broker.stop();
+  await ctx.broker?.stop();
   forget();
   if (report.missing !== 0 || !rollupsOk) process.exitCode = 1;
 }
 
 interface Ctx {
-  broker: Mosquitto;
+  /** mosquitto; undefined with --embedded. */
+  broker: Mosquitto | undefined;
   influx?: InfluxV1Service;
   env: Record<string, string>;
   dataDir: string;
@@ -349,6 +359,7 @@ async function main(): Promise<void> {
       during: async (ctx) => {
         for (let i = 0; i < n; i++) {
           await sleep(20_000);
+          if (!ctx.broker) throw new Error('--broker-restart needs mosquitto');
           const { dir, port } = ctx.broker;
           await ctx.broker.stop();
           await sleep(2000);

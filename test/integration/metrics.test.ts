@@ -148,6 +148,16 @@ describe('GET /api/v1/metrics without API keys (open on loopback)', () => {
 
     // Broker (the flows' own client at least), devices (none registered: anonymous publishing), the process.
     expect(valueOf(s, 'thingwire_mqtt_clients_connected')).toBeGreaterThanOrEqual(1);
+    // The embedded broker's publish log: the three QoS 1 messages logged before their PUBACK, released once the
+    // ingest acknowledged them (refused or stored: either way settled).
+    expect(valueOf(ingest, 'thingwire_mqtt_publish_log_messages_total', { outcome: 'appended' })).toBeGreaterThanOrEqual(3);
+    const log = await waitFor('the publish log to release what the ingest acknowledged', async () => {
+      const got = parseExposition((await scrape(rt.url)).text);
+      const appended = valueOf(got, 'thingwire_mqtt_publish_log_messages_total', { outcome: 'appended' });
+      return valueOf(got, 'thingwire_mqtt_publish_log_messages_total', { outcome: 'released' }) === appended ? got : undefined;
+    });
+    expect(valueOf(log, 'thingwire_mqtt_publish_log_messages_total', { outcome: 'dropped' })).toBe(0);
+    expect(valueOf(log, 'thingwire_mqtt_publish_log_bytes')).toBeGreaterThanOrEqual(0);
     expect(valueOf(s, 'thingwire_devices_registered')).toBe(0);
     expect(valueOf(s, 'thingwire_nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
     expect(valueOf(s, 'thingwire_nodejs_eventloop_lag_p99_seconds')).toBeGreaterThanOrEqual(0);
