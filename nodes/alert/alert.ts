@@ -8,7 +8,7 @@
  * restarts. Control messages are checked in ./control. This file only wires the engine in.
  */
 import type { AlertEvent, Reject } from '../lib/contract';
-import { onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
+import { afterFlowsStart, onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
 import { StateFile, thingwireDataDir } from '../lib/state';
 import { AlertConfigError, parseAlertConfig, type AlertConfig, type AlertSettings } from './config';
 import { metaOf, runControl } from './control';
@@ -27,17 +27,10 @@ const TYPE = 'thingwire-alert';
 const LIST_MS = 250;
 const LIST_MS_PER_ALERT = 1;
 const LIST_MAX_MS = 2000;
-/** Longest wait for the runtime's 'flows:started' before events due at start may leave. */
-const STARTUP_GRACE_MS = 5000;
 /** setTimeout's longest delay. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
 /** Re-check delay should tick() leave a deadline in the past (never expected: a guard against a busy loop). */
 const STUCK_MS = 1000;
-
-interface RuntimeEvents {
-  on(event: string, listener: () => void): void;
-  removeListener(event: string, listener: () => void): void;
-}
 
 /** Alert ids start with the node id (unique across alert nodes writing to one store); ids that are not short and plain are left out. */
 function idPrefixOf(id: string): string {
@@ -231,23 +224,16 @@ export = function register(RED: NodeAPI): void {
     }
 
     // ---- start: after the flows run (events due at start would go to nodes not yet created) ----
-    const runtimeEvents = (RED as unknown as { events?: RuntimeEvents }).events;
-    let graceTimer: NodeJS.Timeout | undefined;
-    const start = (): void => {
-      if (closed || started) return;
+    const starting = afterFlowsStart(RED, () => {
+      if (closed) return;
       started = true;
-      if (graceTimer !== undefined) clearTimeout(graceTimer);
-      graceTimer = undefined;
-      runtimeEvents?.removeListener('flows:started', start);
       const events = startupEvents;
       startupEvents = [];
       listDirty = true;
       const now = Date.now();
       afterChange([...events, ...engine.tick(now)], (m) => node.send(m));
       arm(now);
-    };
-    graceTimer = setTimeout(start, STARTUP_GRACE_MS);
-    runtimeEvents?.on('flows:started', start);
+    });
     show();
 
     // ---- input --------------------------------------------------------------------------------
@@ -271,7 +257,7 @@ export = function register(RED: NodeAPI): void {
 
     onInput(node, (msg, send) => {
       if (closed) return;
-      start();
+      starting.run();
       const now = Date.now();
       const action = msg.action;
       if (action !== undefined && action !== null && action !== '') {
@@ -293,9 +279,9 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (removed, done) => {
       closed = true;
-      for (const t of [timer, showTimer, saveTimer, graceTimer]) if (t !== undefined) clearTimeout(t);
-      timer = showTimer = saveTimer = graceTimer = undefined;
-      runtimeEvents?.removeListener('flows:started', start);
+      for (const t of [timer, showTimer, saveTimer]) if (t !== undefined) clearTimeout(t);
+      timer = showTimer = saveTimer = undefined;
+      starting.cancel();
       status.close();
       if (state === undefined) {
         if (removed) {

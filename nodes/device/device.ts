@@ -11,7 +11,7 @@ import { ACK_PROPERTY, settleAck } from '../lib/ack';
 import type { Reject } from '../lib/contract';
 import { ThingwireError } from '../lib/errors';
 import { DEFAULT_MAX_BYTES, parsePayload } from '../lib/payload';
-import { onInput, rejectError, RejectedError, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
+import { afterFlowsStart, onInput, rejectError, RejectedError, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
 import { LivenessTracker } from '../lib/registry/liveness';
 import { DEFAULT_LIVENESS_TIMEOUT } from '../lib/registry/registry';
 import type { DeviceRegistry, LivenessEvent } from '../lib/registry/types';
@@ -29,14 +29,6 @@ const TYPE = 'thingwire-device';
 /** A save after liveness events or device changes waits this long (more changes share it); after data only, longer. */
 const SAVE_AFTER_CHANGE_MS = 1000;
 const SAVE_AFTER_DATA_MS = 10_000;
-
-/** Longest wait for the runtime's 'flows:started' before liveness events may leave. */
-const STARTUP_GRACE_MS = 5000;
-
-interface RuntimeEvents {
-  on(event: string, listener: () => void): void;
-  removeListener(event: string, listener: () => void): void;
-}
 
 const fmt = new Intl.NumberFormat('en-US');
 
@@ -324,17 +316,10 @@ export = function register(RED: NodeAPI): void {
     showStatus();
 
     // Events wait for the flows to run (those due at start, e.g. after a restart, would otherwise go
-    // to nodes not yet created); a runtime that never says so gets them after STARTUP_GRACE_MS.
-    const runtimeEvents = (RED as unknown as { events?: RuntimeEvents }).events;
-    const run = (): void => {
-      if (closed) return;
-      if (graceTimer !== undefined) clearTimeout(graceTimer);
-      graceTimer = undefined;
-      runtimeEvents?.removeListener('flows:started', run);
-      monitor.run();
-    };
-    let graceTimer: NodeJS.Timeout | undefined = setTimeout(run, STARTUP_GRACE_MS);
-    runtimeEvents?.on('flows:started', run);
+    // to nodes not yet created); a runtime that never says so gets them after FLOWS_STARTED_GRACE_MS.
+    const starting = afterFlowsStart(RED, () => {
+      if (!closed) monitor.run();
+    });
 
     onInput(node, (msg, send) => {
       if (closed) return;
@@ -350,9 +335,7 @@ export = function register(RED: NodeAPI): void {
     node.on('close', (removed, done) => {
       closed = true;
       monitor.close();
-      if (graceTimer !== undefined) clearTimeout(graceTimer);
-      graceTimer = undefined;
-      runtimeEvents?.removeListener('flows:started', run);
+      starting.cancel();
       if (saveTimer !== undefined) clearTimeout(saveTimer);
       saveTimer = undefined;
       status.close();

@@ -173,3 +173,40 @@ export function configList(s: string | undefined): string[] {
     .map((x) => x.trim())
     .filter((x) => x !== '');
 }
+
+/** Longest wait for the runtime's 'flows:started' before work that must follow it runs anyway. */
+export const FLOWS_STARTED_GRACE_MS = 5000;
+
+/** A piece of work waiting for the flows to start (see afterFlowsStart). */
+export interface StartGate {
+  /** Runs it now, if it has not run and was not cancelled (e.g. on the node's first input: the flows run then). */
+  run(): void;
+  /** Forgets it (the node is closing): its timer and listener are removed. */
+  cancel(): void;
+}
+
+/**
+ * Runs `fn` once the runtime says the flows are started (its `flows:started` event): messages a node sends while
+ * it is being created (events due at start, rollups of a replay) would otherwise meet nodes not yet created and be
+ * lost. A runtime without the event (a test helper) gets it after `graceMs`. Exactly once, unless cancelled.
+ */
+export function afterFlowsStart(RED: unknown, fn: () => void, graceMs = FLOWS_STARTED_GRACE_MS): StartGate {
+  const events = (RED as { events?: { on(event: string, l: () => void): void; removeListener(event: string, l: () => void): void } } | null)?.events;
+  let pending = true;
+  let timer: NodeJS.Timeout | undefined;
+  const cancel = (): void => {
+    if (!pending) return;
+    pending = false;
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    events?.removeListener('flows:started', run);
+  };
+  function run(): void {
+    if (!pending) return;
+    cancel();
+    fn();
+  }
+  timer = setTimeout(run, graceMs);
+  events?.on('flows:started', run);
+  return { run, cancel };
+}

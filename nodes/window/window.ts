@@ -9,7 +9,7 @@
 import { ACK_PROPERTY } from '../lib/ack';
 import type { Reject } from '../lib/contract';
 import { preview } from '../lib/names';
-import { onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
+import { afterFlowsStart, onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
 import { thingwireDataDir } from '../lib/state';
 import { MAX_BATCH, parseWindowConfig, type NodeSettings, type WindowConfig } from './config';
 import { WindowEngine, type WindowEngineOptions, type WindowOutput, type WindowRollup } from './engine';
@@ -25,14 +25,6 @@ const TYPE = 'thingwire-window';
  */
 const STATUS_MS = 1000;
 const STATUS_MAX_MS = 60_000;
-/** Longest wait for the runtime's 'flows:started' before the rollups of a journal replay leave anyway. */
-const STARTUP_GRACE_MS = 5000;
-
-interface RuntimeEvents {
-  on(event: string, listener: () => void): void;
-  removeListener(event: string, listener: () => void): void;
-}
-
 type Out = NodeMessage | NodeMessage[] | null;
 
 export = function register(RED: NodeAPI): void {
@@ -298,29 +290,21 @@ export = function register(RED: NodeAPI): void {
     const saveTimer = persistence === undefined ? undefined : setInterval(save, settings.snapshotMs);
 
     // ---- start: the replay's rollups once the flows run (sent earlier they would meet nodes not yet created)
-    const runtimeEvents = (RED as unknown as { events?: RuntimeEvents }).events;
-    let graceTimer: NodeJS.Timeout | undefined;
-    const start = (): void => {
-      if (graceTimer !== undefined) clearTimeout(graceTimer);
-      graceTimer = undefined;
-      runtimeEvents?.removeListener('flows:started', start);
-      const rollups = replayed;
-      replayed = [];
-      if (closed || rollups.length === 0) return;
-      deliver({ rollups, late: [], rejects: [] }, (m) => node.send(m), null);
-    };
-    if (replayed.length > 0) {
-      graceTimer = setTimeout(start, STARTUP_GRACE_MS);
-      runtimeEvents?.on('flows:started', start);
-    }
+    const starting =
+      replayed.length === 0
+        ? undefined
+        : afterFlowsStart(RED, () => {
+            const rollups = replayed;
+            replayed = [];
+            if (!closed) deliver({ rollups, late: [], rejects: [] }, (m) => node.send(m), null);
+          });
 
     showStatus();
 
     node.on('close', (removed, done) => {
       closed = true;
       clearInterval(tickTimer);
-      if (graceTimer !== undefined) clearTimeout(graceTimer);
-      runtimeEvents?.removeListener('flows:started', start);
+      starting?.cancel();
       if (saveTimer !== undefined) clearInterval(saveTimer);
       if (statusTimer !== undefined) clearTimeout(statusTimer);
       statusTimer = undefined;
