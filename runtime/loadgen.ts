@@ -728,6 +728,46 @@ export function rollupMismatches(expected: ReadonlyMap<string, number>, counts: 
   return out;
 }
 
+export interface RollupCheck {
+  devices: number;
+  /** Readings expected in the rollups (sum of `expected`). */
+  published: number;
+  /** Readings the stored 1m rollups counted. */
+  counted: number;
+  /** [device, expected, counted] for each device off. */
+  mismatched: Array<[string, number, number]>;
+}
+
+/**
+ * The window node's 1m rollups against what was published (expected: device -> readings): closes the load's windows
+ * (closeWindows, a reading per device two minutes ahead), waits until every device has rollups counting at least its
+ * readings (up to `timeoutMs`), waits `settleMs` more (a late rollup would still change a count) and reads them once
+ * more. `start`: the load's first publish (rollups from a minute before it are read).
+ */
+export async function checkRollupCounts(
+  mqttUrl: string,
+  apiBase: string,
+  expected: ReadonlyMap<string, number>,
+  start: number,
+  opts: { timeoutMs?: number; everyMs?: number; settleMs?: number } = {},
+): Promise<RollupCheck> {
+  const devices = [...expected.keys()];
+  const published = [...expected.values()].reduce((a, b) => a + b, 0);
+  const ahead = Date.now() + 120_000;
+  const from = start - 120_000;
+  await closeWindows(mqttUrl, devices, ahead);
+  const sum = (m: ReadonlyMap<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  for (;;) {
+    const counts = await readRollupCountsViaApi(apiBase, devices, from, ahead - 1);
+    if ((counts.size === devices.length && sum(counts) >= published) || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, opts.everyMs ?? 1000));
+  }
+  await new Promise((r) => setTimeout(r, opts.settleMs ?? 2000));
+  const counts = await readRollupCountsViaApi(apiBase, devices, from, ahead - 1);
+  return { devices: devices.length, published, counted: sum(counts), mismatched: rollupMismatches(expected, counts) };
+}
+
 /** Reads `field` (seq) of every device in [start, end) straight from an embedded store file (the runtime stopped). */
 export async function readSeqsFromFile(file: string, start: number, end: number, field = 'seq'): Promise<Array<[string, number, number]>> {
   if (!fs.existsSync(file)) throw new Error(`no store file at ${file}`);

@@ -35,7 +35,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LoadGenerator, closeWindows, expectedOf, failedOf, readRollupCountsViaApi, readSeqsViaApi, reportLine, rollupMismatches, tally, type CheckReport, type PhaseResult } from '../../runtime/loadgen';
+import { LoadGenerator, checkRollupCounts, expectedOf, failedOf, readSeqsViaApi, reportLine, tally, type CheckReport, type PhaseResult, type RollupCheck } from '../../runtime/loadgen';
 import { ROOT, sleep, startMosquitto, startRuntime, tmpDir, waitFor, type Mosquitto, type Runtime } from '../support/services';
 import { startInfluxV1, type InfluxV1Service } from '../support/tsdb';
 import { guardProcess, onCleanup, rssMB } from './proc';
@@ -177,27 +177,10 @@ async function check(rt: Runtime, gen: LoadGenerator, start: number, timeoutMs: 
  * windows; then the stored counts of seq per device must be each device's readings (none lost to a crash, no
  * redelivery counted twice).
  */
-async function checkRollups(ctx: Ctx, gen: LoadGenerator, start: number, timeoutMs: number): Promise<{ devices: number; published: number; counted: number; mismatched: Array<[string, number, number]> }> {
+async function checkRollups(ctx: Ctx, gen: LoadGenerator, start: number, timeoutMs: number): Promise<RollupCheck> {
   const failed = failedOf(gen);
   const expected = new Map([...expectedOf(gen)].map(([d, last]) => [d, last - (failed.get(d)?.length ?? 0)] as [string, number]));
-  const devices = [...expected.keys()];
-  const published = [...expected.values()].reduce((a, b) => a + b, 0);
-  const ahead = Date.now() + 120_000;
-  await closeWindows(ctx.mqttUrl, devices, ahead);
-  let counts = new Map<string, number>();
-  const counted = (): number => [...counts.values()].reduce((a, b) => a + b, 0);
-  await waitFor(
-    'the 1m rollups of every device',
-    async () => {
-      counts = await readRollupCountsViaApi(ctx.rt.url, devices, start - 600_000, ahead - 1);
-      return counts.size === devices.length && counted() >= published;
-    },
-    timeoutMs,
-    2000,
-  ).catch(() => undefined);
-  await sleep(2000); // a late rollup would still change a count
-  counts = await readRollupCountsViaApi(ctx.rt.url, devices, start - 600_000, ahead - 1);
-  return { devices: devices.length, published, counted: counted(), mismatched: rollupMismatches(expected, counts) };
+  return checkRollupCounts(ctx.mqttUrl, ctx.rt.url, expected, start, { timeoutMs, everyMs: 2000, settleMs: 2000 });
 }
 
 function save(name: string, result: object): void {

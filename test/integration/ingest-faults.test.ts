@@ -18,7 +18,7 @@
  *   reading stored.
  */
 import * as mqtt from 'mqtt';
-import { LoadGenerator, closeWindows, expectedOf, failedOf, readRollupCountsViaApi, readSeqsViaApi, reportLine, rollupMismatches, tally, type CheckReport } from '../../runtime/loadgen';
+import { LoadGenerator, checkRollupCounts, expectedOf, failedOf, readSeqsViaApi, reportLine, tally, type CheckReport } from '../../runtime/loadgen';
 import { sleep, startMosquitto, startRuntime, tmpDir, waitFor, type Mosquitto, type Runtime } from '../support/services';
 
 jest.setTimeout(180_000);
@@ -75,32 +75,14 @@ async function everyReadingStored(runtime: Runtime, gen: LoadGenerator, start: n
 }
 
 /**
- * The window node's 1m rollups count every published reading exactly once: a reading per device two minutes
- * ahead moves each series' watermark past the phase's windows, which close and are stored; their counts of
- * `seq`, summed per device, must be the readings published (none lost, no redelivery counted twice).
+ * The window node's 1m rollups count every published reading exactly once (checkRollupCounts: the load's windows
+ * closed by a reading per device two minutes ahead; each device's stored counts of `seq` must be what it published:
+ * none lost, no redelivery counted twice).
  */
 async function everyReadingInRollups(runtime: Runtime, gen: LoadGenerator, mqttUrl: string, start: number, published: number): Promise<void> {
-  const expected = expectedOf(gen);
-  const devices = [...expected.keys()];
-  const ahead = Date.now() + 120_000;
-  await closeWindows(mqttUrl, devices, ahead);
-  let counts = new Map<string, number>();
-  const total = (): number => [...counts.values()].reduce((a, b) => a + b, 0);
-  await waitFor(
-    'the 1m rollups of every device',
-    async () => {
-      counts = await readRollupCountsViaApi(runtime.url, devices, start - 120_000, ahead - 1);
-      return counts.size === devices.length && total() >= published;
-    },
-    60_000,
-    1000,
-  ).catch((e: Error) => {
-    throw new Error(`${e.message}: ${counts.size} devices, ${total()} readings counted of ${published}`);
-  });
-  await sleep(1500); // a late rollup would still change a count
-  counts = await readRollupCountsViaApi(runtime.url, devices, start - 120_000, ahead - 1);
-  expect(rollupMismatches(expected, counts)).toEqual([]);
-  expect(total()).toBe(published);
+  const r = await checkRollupCounts(mqttUrl, runtime.url, expectedOf(gen), start, { timeoutMs: 60_000, settleMs: 1500 });
+  expect(r.mismatched).toEqual([]);
+  expect(r).toMatchObject({ published, counted: published });
 }
 
 function load(url: string): LoadGenerator {
