@@ -270,6 +270,7 @@ interface AedesSub {
 
 interface AedesPersistence {
   addSubscriptions(client: { id: string }, subs: { topic: string; qos: number }[]): Promise<void>;
+  removeSubscriptions(client: { id: string }, topics: string[]): Promise<void>;
   outgoingEnqueue(sub: AedesSub, packet: AedesPacket): Promise<void>;
   outgoingEnqueueCombi(subs: AedesSub[], packet: AedesPacket): Promise<void>;
   outgoingClearMessageId(client: AedesClient, packet: AedesPacket): Promise<AedesPacket | undefined>;
@@ -346,7 +347,14 @@ function qos1Deliveries(subs: readonly AedesSub[], qos: number | undefined): num
  * replay: once the flows (not a device) subscribe with a persistent session, what an earlier run left in the log
  * is published again.
  */
-function attachPublishLog(broker: AedesLike, plog: PublishLog, isFlows: (client: AedesClient) => boolean, log: (m: string) => void, limiter: LogLimiter): { logPublish: (packet: AedesPacket, cb: (err: Error | null) => void) => void; restore: () => Promise<void>; stop: () => void } {
+function attachPublishLog(
+  broker: AedesLike,
+  plog: PublishLog,
+  isFlows: (client: AedesClient) => boolean,
+  log: (m: string) => void,
+  limiter: LogLimiter,
+  sessionExpiryMs: number,
+): { logPublish: (packet: AedesPacket, cb: (err: Error | null) => void) => void; restore: () => Promise<void>; stop: () => void } {
   const dir = plog.dir;
   const entries = new WeakMap<object, LogEntry>();
   const entryOf = (packet: AedesPacket | undefined): LogEntry | undefined =>
@@ -425,10 +433,26 @@ function attachPublishLog(broker: AedesLike, plog: PublishLog, isFlows: (client:
    * Recreates the flows' persistent sessions of the last run (their subscriptions, offline until they connect) and
    * publishes again what the log held: queued for those sessions, delivered when the flows' input connects.
    */
+  // A recreated session whose client does not come back (its node was removed, its client id changed) would
+  // collect every message for the rest of the run: after sessionExpiryMs its subscriptions go (what it already
+  // has stays queued for it; the log keeps those until the next start, which publishes them to the sessions then).
+  const seen = new Set<string>();
+  const expiries: NodeJS.Timeout[] = [];
+  broker.on('client', (client: unknown) => seen.add((client as AedesClient).id));
   async function restore(): Promise<void> {
     const last = readSessions(dir, log);
     for (const [id, subs] of last) {
-      await p.addSubscriptions({ id }, [...subs].map(([topic, qos]) => ({ topic, qos })));
+      const list = [...subs].map(([topic, qos]) => ({ topic, qos }));
+      await p.addSubscriptions({ id }, list);
+      const t = setTimeout(() => {
+        if (seen.has(id) || stopped) return;
+        p.removeSubscriptions({ id }, list.map((x) => x.topic)).then(
+          () => log(`mqtt: the flows' session ${preview(id)} from the last run did not come back within ${Math.round(sessionExpiryMs / 1000)} s: its subscriptions were removed (a node's client id changed or the node is gone?)`),
+          (e: Error) => limiter.note(`mqtt: could not remove the subscriptions of the session ${preview(id)}: ${e.message}`),
+        );
+      }, sessionExpiryMs);
+      t.unref();
+      expiries.push(t);
     }
     const packets = plog.recovered();
     if (packets.length === 0) return;
@@ -470,6 +494,7 @@ function attachPublishLog(broker: AedesLike, plog: PublishLog, isFlows: (client:
     restore,
     stop: () => {
       stopped = true;
+      for (const t of expiries) clearTimeout(t);
       plog.close();
     },
   };
@@ -483,7 +508,11 @@ export interface EmbeddedBrokerOptions {
   publishLogDir?: string;
   /** Settings of the publish log (tests). */
   publishLog?: Omit<PublishLogOptions, 'dir' | 'log'>;
+  /** A flows' session recreated at start loses its subscriptions if its client has not connected by then (default 10 min). */
+  sessionExpiryMs?: number;
 }
+
+export const SESSION_EXPIRY_MS = 600_000;
 
 export async function startEmbeddedBroker(
   port: number,
@@ -532,7 +561,7 @@ export async function startEmbeddedBroker(
     const k = principals.get(c)?.kind;
     return k === 'service' || k === 'anonymous';
   };
-  const logged = plog ? attachPublishLog(broker, plog, isFlows, log, limiter) : undefined;
+  const logged = plog ? attachPublishLog(broker, plog, isFlows, log, limiter, brokerOpts.sessionExpiryMs ?? SESSION_EXPIRY_MS) : undefined;
   const allowed = (packet: AedesPacket, cb: (err: Error | null) => void): void => {
     if (logged === undefined) return cb(null);
     // The PUBACK (or PUBREC) waits for the line: what the publisher is told is kept is on disk.

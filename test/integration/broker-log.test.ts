@@ -30,9 +30,9 @@ afterEach(async () => {
   for (const b of brokers.splice(0)) await b.kill();
 });
 
-async function start(dir: string): Promise<ChildBroker> {
+async function start(dir: string, env: Record<string, string> = {}): Promise<ChildBroker> {
   const proc = spawn(process.execPath, [path.join(ROOT, 'dist', 'test', 'support', 'broker-child.js'), dir], {
-    env: { ...process.env, TW_SERVICE_PASSWORD: service.password, TW_ROTATE_MS: '200' },
+    env: { ...process.env, TW_SERVICE_PASSWORD: service.password, TW_ROTATE_MS: '200', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -73,19 +73,25 @@ async function freshStats(b: ChildBroker, test: (s: PublishLogStats) => boolean,
   });
 }
 
-async function connect(b: ChildBroker, opts: IClientOptions): Promise<MqttClient> {
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { reconnectPeriod: 0, username: service.username, password: service.password, ...opts });
+/** Connects; `setup` runs before the CONNACK (a session's queued messages can come in the same read as it). */
+async function connect(b: ChildBroker, opts: IClientOptions, setup: (c: MqttClient) => void = () => undefined): Promise<MqttClient> {
+  const c = mqtt.connect(`mqtt://127.0.0.1:${b.port}`, { reconnectPeriod: 0, username: service.username, password: service.password, ...opts });
   clients.push(c);
+  setup(c);
+  await new Promise<void>((resolve, reject) => {
+    c.once('connect', () => resolve());
+    c.once('error', reject);
+  });
   return c;
 }
 
 /** The flows' input: a persistent session; `ack` false withholds every PUBACK (messages not yet stored). */
 async function ingest(b: ChildBroker, ack: boolean, got: string[]): Promise<MqttClient> {
-  const c = await connect(b, { clientId: 'tw-ingest', clean: false });
-  // As thingwire-mqtt-in does: mqtt.js skips its PUBACK when handleMessage calls back with an error.
-  if (!ack) c.handleMessage = (_packet, cb) => cb(new Error('PUBACK withheld'));
-  c.on('message', (_t, m) => got.push(m.toString()));
-  return c;
+  return connect(b, { clientId: 'tw-ingest', clean: false }, (c) => {
+    // As thingwire-mqtt-in does: mqtt.js skips its PUBACK when handleMessage calls back with an error.
+    if (!ack) c.handleMessage = (_packet, cb) => cb(new Error('PUBACK withheld'));
+    c.on('message', (_t, m) => got.push(m.toString()));
+  });
 }
 
 const reading = (seq: number): string => JSON.stringify({ seq });
@@ -107,7 +113,9 @@ test('after a crash, what the broker acknowledged but the flows had not goes to 
   await pub2.publishAsync('devices/d0/telemetry', reading(20), { qos: 1 }); // before the flows are back
   const got2: string[] = [];
   await ingest(b2, true, got2); // its session was recreated: no SUBSCRIBE needed
-  await waitFor('the flows to get 21 messages', () => got2.length >= 21);
+  await waitFor('the flows to get 21 messages', () => got2.length >= 21).catch((e: Error) => {
+    throw new Error(`${e.message}: got ${JSON.stringify(got2)}\n${b2.output().split('\n').filter((l) => !l.startsWith('stats')).join('\n')}\nlast: ${JSON.stringify(b2.publishLog())}`);
+  });
   expect(new Set(got2)).toEqual(new Set(Array.from({ length: 21 }, (_, i) => reading(i))));
   expect(got2).toHaveLength(21);
   // Acknowledged now: the log lets go of them (the old run's segment, the replay's and the new message's).
@@ -152,4 +160,27 @@ test('the replay goes to the flows\' recreated session, not to whoever subscribe
   await ingest(b2, true, got);
   await waitFor('the flows to get the 5', () => got.length === 5);
   expect(early).toEqual([]);
+});
+
+test('a recreated session whose client does not come back stops collecting after the expiry; what it had stays queued for it', async () => {
+  const dir = tmpDir('broker-log');
+  const b1 = await start(dir);
+  const in1 = await ingest(b1, true, []);
+  await in1.subscribeAsync('devices/+/telemetry', { qos: 1 });
+  await b1.kill();
+  const b2 = await start(dir, { TW_SESSION_EXPIRY_MS: '1500' });
+  const pub = await connect(b2, { clientId: 'device-side' });
+  for (let i = 0; i < 3; i++) await pub.publishAsync('devices/d1/telemetry', reading(i), { qos: 1 }); // queued for it
+  await waitFor('the expiry', () => /the flows' session "tw-ingest" from the last run did not come back within 2 s: its subscriptions were removed/.test(b2.output())).catch((e: Error) => {
+    throw new Error(`${e.message}\n${b2.output().split('\n').filter((l) => !l.startsWith('stats')).join('\n')}`);
+  });
+  for (let i = 3; i < 6; i++) await pub.publishAsync('devices/d1/telemetry', reading(i), { qos: 1 }); // nobody's now
+  const s = await freshStats(b2, (x) => x.appended === 6 && x.released === 3, 'the later three released at once');
+  expect(s.dropped).toBe(0);
+  const got: string[] = [];
+  await ingest(b2, true, got);
+  await waitFor('what was queued before the expiry', () => got.length >= 3);
+  await new Promise((r) => setTimeout(r, 500));
+  expect(got).toEqual([reading(0), reading(1), reading(2)]);
+  await freshStats(b2, (x) => x.released === 6, 'all released once it took them');
 });
