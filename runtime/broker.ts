@@ -438,7 +438,12 @@ function attachPublishLog(
   // has stays queued for it; the log keeps those until the next start, which publishes them to the sessions then).
   const seen = new Set<string>();
   const expiries: NodeJS.Timeout[] = [];
-  broker.on('client', (client: unknown) => seen.add((client as AedesClient).id));
+  broker.on('client', (client: unknown) => {
+    const c = client as AedesClient;
+    seen.add(c.id);
+    // A clean session ends the old one (a deleted thingwire-mqtt-in does this): not recreated at the next start.
+    if (c.clean === true && sessions.delete(c.id)) saveSessions();
+  });
   async function restore(): Promise<void> {
     const last = readSessions(dir, log);
     for (const [id, subs] of last) {

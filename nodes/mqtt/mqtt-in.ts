@@ -28,6 +28,8 @@ const TYPE = 'thingwire-mqtt-in';
 /** Given to mqtt.js's handleMessage callback: it then skips its own PUBACK (we send it when settled). */
 const DEFERRED = new Error('PUBACK deferred until the message is settled');
 const WARN_EVERY_MS = 60_000;
+/** Longest wait, when the node is deleted, for the broker to end its session (see endSession). */
+const SESSION_END_MS = 2000;
 
 interface MqttInNode extends Node {
   credentials: { user?: string; password?: string };
@@ -207,7 +209,7 @@ export = function register(RED: NodeAPI): void {
     });
     status.mark();
 
-    node.on('close', (_removed, done) => {
+    node.on('close', (removed, done) => {
       clearInterval(sweeper);
       if (lostTimer !== undefined) clearTimeout(lostTimer);
       paused(false);
@@ -220,8 +222,31 @@ export = function register(RED: NodeAPI): void {
         done();
         return;
       }
-      c.end(true, {}, () => done());
+      c.end(true, {}, () => (removed ? endSession(done) : done()));
     });
+
+    /**
+     * The node was deleted (not redeployed): nobody comes back for its persistent session, which the broker would
+     * otherwise fill with every message on its topics for as long as it runs. A connection with the same client
+     * id and a clean session ends it (MQTT 3.1.1 3.1.2.4; MQTT 5: session expiry 0). Best effort, at most
+     * SESSION_END_MS; a broker that cannot be reached keeps the session.
+     */
+    function endSession(done: () => void): void {
+      let finished = false;
+      const finish = (): void => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(guard);
+        ender.end(true, {}, () => done());
+      };
+      const opts: mqtt.IClientOptions = { ...connectOpts, clean: true, reconnectPeriod: 0, connectTimeout: SESSION_END_MS };
+      if (o.protocolVersion === 5) opts.properties = { sessionExpiryInterval: 0 };
+      const ender = mqtt.connect(o.url, opts);
+      const guard = setTimeout(finish, SESSION_END_MS);
+      ender.once('connect', finish);
+      ender.once('error', finish);
+      ender.once('close', finish);
+    }
   }
   RED.nodes.registerType(TYPE, MqttInNode, {
     credentials: { user: { type: 'text' }, password: { type: 'password' } },

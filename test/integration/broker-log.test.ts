@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import type { PublishLogStats } from '../../runtime/publish-log';
+import { readSessions, type PublishLogStats } from '../../runtime/publish-log';
 import { ROOT, tmpDir, waitFor } from '../support/services';
 
 jest.setTimeout(30_000);
@@ -183,4 +183,15 @@ test('a recreated session whose client does not come back stops collecting after
   await new Promise((r) => setTimeout(r, 500));
   expect(got).toEqual([reading(0), reading(1), reading(2)]);
   await freshStats(b2, (x) => x.released === 6, 'all released once it took them');
+});
+
+test("the flows' saved sessions: written when they subscribe, gone when their client id connects with a clean session (a deleted input ends its session)", async () => {
+  const dir = tmpDir('broker-log');
+  const b = await start(dir);
+  const in1 = await ingest(b, true, []);
+  await in1.subscribeAsync('devices/+/telemetry', { qos: 1 });
+  await waitFor('the session saved', () => readSessions(dir).get('tw-ingest')?.get('devices/+/telemetry') === 1);
+  await in1.endAsync();
+  await connect(b, { clientId: 'tw-ingest', clean: true });
+  await waitFor('the session forgotten', () => !readSessions(dir).has('tw-ingest'));
 });

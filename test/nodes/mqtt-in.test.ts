@@ -116,6 +116,28 @@ test('messages published while the node is away wait in its persistent session',
   expect(texts(out)).toEqual([0, 1, 2, 3, 4].map((n) => `{"n":${n}}`));
 });
 
+test('a deleted node ends its persistent session: the broker keeps nothing more for it', async () => {
+  const id = freshClientId();
+  await load([inNode(id), { id: 'out', type: 'helper', z: 'tab1' }]);
+  await connected();
+  // Node-RED closes a deleted node with removed = true (a redeploy of a changed one: false, as helper.unload does).
+  await (getNode('in1') as unknown as { close(removed: boolean): Promise<void> }).close(true);
+  await helper.unload();
+  for (let n = 0; n < 3; n++) await publish('devices/b/telemetry', `{"n":${n}}`);
+  // The same client id with a persistent session again: the broker has none for it, so nothing was queued.
+  const got: string[] = [];
+  const c = mqtt.connect(`mqtt://127.0.0.1:${broker.port}`, { clientId: id, clean: false, reconnectPeriod: 0 });
+  c.on('message', (_t, m) => got.push(m.toString()));
+  const connack = await new Promise<{ sessionPresent: boolean }>((resolve, reject) => {
+    c.once('connect', resolve);
+    c.once('error', reject);
+  });
+  await sleep(300);
+  await c.endAsync();
+  expect(connack.sessionPresent).toBe(false);
+  expect(got).toEqual([]);
+});
+
 test('at most maxInFlight messages wait for confirmation: reading pauses, then goes on in order', async () => {
   const id = freshClientId();
   await load([inNode(id, { maxInFlight: 2 }), { id: 'out', type: 'helper', z: 'tab1' }]);
