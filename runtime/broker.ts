@@ -429,10 +429,6 @@ function attachPublishLog(
   });
 
   let stopped = false;
-  /**
-   * Recreates the flows' persistent sessions of the last run (their subscriptions, offline until they connect) and
-   * publishes again what the log held: queued for those sessions, delivered when the flows' input connects.
-   */
   // A recreated session whose client does not come back (its node was removed, its client id changed) would
   // collect every message for the rest of the run: after sessionExpiryMs its subscriptions go (what it already
   // has stays queued for it; the log keeps those until the next start, which publishes them to the sessions then).
@@ -444,6 +440,10 @@ function attachPublishLog(
     // A clean session ends the old one (a deleted thingwire-mqtt-in does this): not recreated at the next start.
     if (c.clean === true && sessions.delete(c.id)) saveSessions();
   });
+  /**
+   * Recreates the flows' persistent sessions of the last run (their subscriptions, offline until they connect) and
+   * publishes again what the log held: queued for those sessions, delivered when the flows' input connects.
+   */
   async function restore(): Promise<void> {
     const last = readSessions(dir, log);
     for (const [id, subs] of last) {
