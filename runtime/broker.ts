@@ -432,11 +432,12 @@ function attachPublishLog(
   // A recreated session whose client does not come back (its node was removed, its client id changed) would
   // collect every message for the rest of the run: after sessionExpiryMs its subscriptions go (what it already
   // has stays queued for it; the log keeps those until the next start, which publishes them to the sessions then).
-  const seen = new Set<string>();
+  /** Recreated sessions whose client has not connected yet (only those: every device's id would grow it). */
+  const awaited = new Set<string>();
   const expiries: NodeJS.Timeout[] = [];
   broker.on('client', (client: unknown) => {
     const c = client as AedesClient;
-    seen.add(c.id);
+    awaited.delete(c.id);
     // A clean session ends the old one (a deleted thingwire-mqtt-in does this): not recreated at the next start.
     if (c.clean === true && sessions.delete(c.id)) saveSessions();
   });
@@ -449,8 +450,9 @@ function attachPublishLog(
     for (const [id, subs] of last) {
       const list = [...subs].map(([topic, qos]) => ({ topic, qos }));
       await p.addSubscriptions({ id }, list);
+      awaited.add(id);
       const t = setTimeout(() => {
-        if (seen.has(id) || stopped) return;
+        if (!awaited.delete(id) || stopped) return;
         p.removeSubscriptions({ id }, list.map((x) => x.topic)).then(
           () => log(`mqtt: the flows' session ${preview(id)} from the last run did not come back within ${Math.round(sessionExpiryMs / 1000)} s: its subscriptions were removed (a node's client id changed or the node is gone?)`),
           (e: Error) => limiter.note(`mqtt: could not remove the subscriptions of the session ${preview(id)}: ${e.message}`),

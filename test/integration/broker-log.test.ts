@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { readSessions, type PublishLogStats } from '../../runtime/publish-log';
-import { ROOT, tmpDir, waitFor } from '../support/services';
+import { ROOT, sleep, tmpDir, waitFor } from '../support/services';
 
 jest.setTimeout(30_000);
 
@@ -180,7 +180,7 @@ test('a recreated session whose client does not come back stops collecting after
   const got: string[] = [];
   await ingest(b2, true, got);
   await waitFor('what was queued before the expiry', () => got.length >= 3);
-  await new Promise((r) => setTimeout(r, 500));
+  await sleep(500);
   expect(got).toEqual([reading(0), reading(1), reading(2)]);
   await freshStats(b2, (x) => x.released === 6, 'all released once it took them');
 });

@@ -4,8 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { afterFlowsStart } from '../../nodes/lib/red';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../support/services';
 
 test("runs once on the runtime's flows:started, and its listener and timer are gone after", async () => {
   const events = new EventEmitter();
