@@ -41,7 +41,7 @@ export interface WindowConfig {
   snapshotInterval?: string | number;
   output?: string;
   catchRejects?: boolean | string;
-  /** Drop redelivered readings (same device, metric and ts among the last 16); absent in older flows: off. */
+  /** Drop redelivered readings (same device, metric and ts among the last 16, 64 after one out of order); absent in older flows: off. */
   dedupe?: boolean | string;
 }
 

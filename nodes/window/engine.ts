@@ -106,7 +106,8 @@ export interface WindowEngineOptions {
   booleans?: 'count' | 'number';
   /**
    * Drop a value whose (series, ts) was taken already among the series' last 16 (a redelivered reading:
-   * at-least-once ingest; more, up to 256, for a series that gets its values in batches). Default false: two
+   * at-least-once ingest; 64 once the series got a value out of order, up to 256 for a series that gets its
+   * values in batches). Default false: two
    * readings with the same ts both count (first = earlier arrival).
    */
   dedupe?: boolean;
@@ -241,9 +242,14 @@ const BYTES = { series: 420, acc: 420, sketch: 90, counter: 120, point: 18, rece
  * again. Kept in saved state (SeriesState.r), so a redelivery after a restart is recognised too. A series
  * whose values come in batches (a device's buffered upload, 100 readings a message) remembers more: the ring
  * doubles while one ingest() brings more than half of it, up to RECENT_MAX, so a batch that comes again
- * whole is recognised whole.
+ * whole is recognised whole. A series that gets a value out of order (ts not above its highest: a redelivery, or
+ * a publisher sending again what it had in flight after a reconnect) remembers at least RECENT_REORDERED from
+ * then on: its redeliveries come while newer readings keep arriving (mqtt.js sends its in-flight messages again
+ * one at a time, after the newest; under load up to 16 newer readings of a series came first and the
+ * redelivery was counted again: test/integration/ingest-faults.test.ts, the embedded broker's kill).
  */
 const RECENT = 16;
+const RECENT_REORDERED = 64;
 const RECENT_MAX = 256;
 
 class Series {
@@ -282,6 +288,8 @@ class Series {
     if (r === null) {
       r = this.recent = new Float64Array(RECENT).fill(NaN);
     } else if (ts <= this.maxTs) {
+      // Out of order: a redelivery episode has begun, and what else comes again may come after newer readings.
+      if (r.length < RECENT_REORDERED) r = this.setRecent(this.recentTimes(), RECENT_REORDERED);
       for (let i = 0; i < r.length; i++) if (r[i] === ts) return true;
     }
     if (this.callId !== call) {

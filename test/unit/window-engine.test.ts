@@ -568,6 +568,29 @@ describe('redelivered readings (at-least-once ingest delivers a message again af
     expect(g.flush().rollups[0].count).toBe(800);
   });
 
+  test('a series that got a value out of order remembers 64 from then on, across a snapshot too', () => {
+    // A publisher's reconnect: what it had in flight comes again one at a time, after newer readings (mqtt.js).
+    const e = new WindowEngine({ levels: ['1h'], lateness: 0, dedupe: true });
+    const at = (i: number): Reading => ({ device: 'd', ts: T0 + i * 1000, metrics: { v: 1 } });
+    for (let i = 0; i < 12; i++) e.ingest(at(i));
+    e.ingest(at(9)); // the first redelivery: recognised, and the ring grows
+    for (let i = 12; i < 42; i++) e.ingest(at(i));
+    e.ingest(at(10));
+    e.ingest(at(11)); // 30 newer readings came first: a ring of 16 had forgotten both
+    expect(e.stats().duplicates).toBe(3);
+    expect(e.flush().rollups[0].count).toBe(42);
+    const snap = JSON.parse(JSON.stringify(e.snapshot())) as ReturnType<WindowEngine['snapshot']>;
+    expect(snap.groups[0][1][0].r?.length).toBe(42);
+    const f = new WindowEngine({ levels: ['1h'], lateness: 0, dedupe: true });
+    f.restore(snap);
+    f.ingest(at(2));
+    expect(f.stats().duplicates).toBe(4);
+    // In order, nothing grows: a second series keeps 16 (the memory of an in-order series is unchanged).
+    for (let i = 0; i < 40; i++) f.ingest({ device: 'e', ts: T0 + i * 1000, metrics: { v: 1 } });
+    f.ingest({ device: 'e', ts: T0 + 20 * 1000, metrics: { v: 1 } }); // 19 newer came first: forgotten, counted again
+    expect(f.stats().duplicates).toBe(4);
+  });
+
   test('one reading a message: the ring stays at 16', () => {
     const e = new WindowEngine({ levels: ['1h'], lateness: 0, dedupe: true });
     const bytes0 = (() => {
