@@ -46,6 +46,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import { isValidDeviceId, preview } from '../nodes/lib/names';
 import { secretsEqual } from '../nodes/lib/registry/tokens';
+import { indexOutgoing, type OutgoingPacket, type OutgoingPersistence } from './outgoing-queue';
 import { PublishLog, readSessions, writeSessions, type LogEntry, type PublishLogOptions, type PublishLogStats, type SessionSubs } from './publish-log';
 import type { DeviceInput, DeviceRecord, DeviceRegistry } from '../nodes/lib/registry/types';
 
@@ -532,6 +533,11 @@ export async function startEmbeddedBroker(
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { Aedes } = require('aedes') as { Aedes: { createBroker(opts?: object): Promise<AedesLike> } };
   const broker = await Aedes.createBroker();
+  // O(1) outgoing queues instead of the memory persistence's scanned arrays (see outgoing-queue.ts); before any
+  // client connects and before the publish log wraps the same methods.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Packet = require('aedes-packet') as new (p: object) => OutgoingPacket;
+  indexOutgoing(broker.persistence as unknown as OutgoingPersistence, (p) => new Packet(p));
   const auth = new BrokerAuth(authOpts);
   const limiter = new LogLimiter(log);
   const principals = new WeakMap<AedesClient, Principal>();
