@@ -37,15 +37,13 @@ interface Entry {
   seq: number;
   prev: Entry | null;
   next: Entry | null;
-  /** The messageId it is indexed under (undefined until aedes gives it one). */
+  /** The messageId it is indexed under: in byMid, or (undefined until aedes gives it one) in the list below. */
   mid: unknown;
-  /** In the messageId index: byMid, or the list of packets without one (mid undefined). */
-  midIndexed: boolean;
-  /** That list, in queue order. */
+  /** The list of packets without a messageId, in queue order. */
   uPrev: Entry | null;
   uNext: Entry | null;
-  /** Its (brokerId, brokerCounter) key while indexed. */
-  key: string | undefined;
+  /** The (brokerId, brokerCounter) key it is indexed under in byKey. */
+  key: string;
 }
 
 /** One client's queue. */
@@ -69,7 +67,7 @@ export class OutgoingQueue {
   }
 
   push(packet: OutgoingPacket): void {
-    const e: Entry = { packet, seq: this.seq++, prev: this.tail, next: null, mid: undefined, midIndexed: false, uPrev: null, uNext: null, key: undefined };
+    const e: Entry = { packet, seq: this.seq++, prev: this.tail, next: null, mid: undefined, uPrev: null, uNext: null, key: '' };
     if (this.tail === null) this.head = e;
     else this.tail.next = e;
     this.tail = e;
@@ -133,13 +131,11 @@ export class OutgoingQueue {
   }
 
   private unindexKey(e: Entry): void {
-    if (e.key !== undefined) remove(this.byKey, e.key, e);
-    e.key = undefined;
+    remove(this.byKey, e.key, e);
   }
 
   private indexMid(e: Entry): void {
     e.mid = e.packet.messageId;
-    e.midIndexed = true;
     if (e.mid !== undefined) {
       add(this.byMid, e.mid, e);
       return;
@@ -156,16 +152,15 @@ export class OutgoingQueue {
   }
 
   private unindexMid(e: Entry): void {
-    if (e.midIndexed && e.mid !== undefined) remove(this.byMid, e.mid, e);
-    else if (e.midIndexed) {
-      if (e.uPrev === null) this.uHead = e.uNext;
-      else e.uPrev.uNext = e.uNext;
-      if (e.uNext === null) this.uTail = e.uPrev;
-      else e.uNext.uPrev = e.uPrev;
-      e.uPrev = e.uNext = null;
+    if (e.mid !== undefined) {
+      remove(this.byMid, e.mid, e);
+      return;
     }
-    e.midIndexed = false;
-    e.mid = undefined;
+    if (e.uPrev === null) this.uHead = e.uNext;
+    else e.uPrev.uNext = e.uNext;
+    if (e.uNext === null) this.uTail = e.uPrev;
+    else e.uNext.uPrev = e.uPrev;
+    e.uPrev = e.uNext = null;
   }
 }
 
