@@ -153,9 +153,26 @@ export class ValidatorEngine {
 
   /** Validates an array element by element: the valid ones, and a reject for each invalid one. */
   validateItems(compiled: CompiledSchema, items: readonly unknown[]): { valid: unknown[]; rejects: Reject[] } {
+    return this.validateEach(items, () => compiled);
+  }
+
+  /**
+   * Validates an array element by element, each against the schema `schemaOf` gives for it (a batch of several
+   * devices' readings, each device's type with its own schema). When schemaOf throws a ThingwireError (no schema
+   * for that element, or one that does not compile), that element is rejected with it; the others go on.
+   */
+  validateEach(items: readonly unknown[], schemaOf: (item: unknown, index: number) => CompiledSchema): { valid: unknown[]; rejects: Reject[] } {
     const valid: unknown[] = [];
     const rejects: Reject[] = [];
     for (let i = 0; i < items.length; i++) {
+      let compiled: CompiledSchema;
+      try {
+        compiled = schemaOf(items[i], i);
+      } catch (e) {
+        if (!(e instanceof ThingwireError)) throw e;
+        rejects.push(e.toReject(i));
+        continue;
+      }
       const r = this.validate(compiled, items[i]);
       if (r.valid) valid.push(r.value);
       else rejects.push(issuesToReject(r.issues, i));

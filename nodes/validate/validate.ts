@@ -7,6 +7,7 @@
 import { ACK_PROPERTY, settleAck } from '../lib/ack';
 import type { Reject } from '../lib/contract';
 import { ThingwireError } from '../lib/errors';
+import { isPlainObject } from '../lib/names';
 import { parsePayload, DEFAULT_MAX_BYTES } from '../lib/payload';
 import { LazyStatus } from '../lib/lazy-status';
 import { configBool, configInt, onInput, rejectError, RejectedError, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
@@ -109,12 +110,27 @@ export = function register(RED: NodeAPI): void {
       if (catchRejects) throw new RejectedError(TYPE, first);
     }
 
+    /**
+     * A batch of several devices' readings (msg.devices: id -> metadata, as thingwire-device and thingwire-batch
+     * send it) with schemas from a set: each reading's schema is looked up as if it came alone, with its own device's
+     * metadata as msg.device (a reading of a device not in msg.devices: none, so the set's default key applies).
+     */
+    function validateByDevice(msg: NodeMessage, devices: Record<string, unknown>, items: unknown[]): { valid: unknown[]; rejects: Reject[] } {
+      const view = Object.create(msg) as NodeMessage;
+      return engine.validateEach(items, (item) => {
+        const id = isPlainObject(item) ? item.device : undefined;
+        view.device = typeof id === 'string' && Object.hasOwn(devices, id) ? devices[id] : undefined;
+        return schemaFor(view);
+      });
+    }
+
     onInput(node, (msg, send) => {
       let value: unknown;
-      let compiled: CompiledSchema;
+      let compiled: CompiledSchema | undefined;
       try {
         value = parsePayload(RED.util.getMessageProperty(msg, property), maxBytes);
-        compiled = schemaFor(msg);
+        const perDevice = source === 'set' && configError === undefined && eachItem && Array.isArray(value) && isPlainObject(msg.devices);
+        if (!perDevice) compiled = schemaFor(msg);
       } catch (e) {
         if (!(e instanceof ThingwireError)) throw e;
         reject(msg, send, [e.toReject()], [], RED.util.getMessageProperty(msg, property));
@@ -122,7 +138,7 @@ export = function register(RED: NodeAPI): void {
       }
 
       if (Array.isArray(value) && eachItem) {
-        const r = engine.validateItems(compiled, value);
+        const r = compiled === undefined ? validateByDevice(msg, msg.devices as Record<string, unknown>, value) : engine.validateItems(compiled, value);
         if (r.rejects.length === 0) {
           valid += r.valid.length;
           // r.valid holds the elements as validated (coerced, defaults filled in).
@@ -134,7 +150,8 @@ export = function register(RED: NodeAPI): void {
           valid += r.valid.length;
           const errors: ValidationIssue[] = [];
           for (const rj of r.rejects) {
-            for (const issue of rj.details as ValidationIssue[]) {
+            // A reading without a schema (schema_not_found, schema_invalid) has no issues of its own.
+            for (const issue of (rj.details as ValidationIssue[] | undefined) ?? []) {
               errors.push({ ...issue, instancePath: `/${rj.index}${issue.instancePath}` });
             }
           }
@@ -149,7 +166,7 @@ export = function register(RED: NodeAPI): void {
         return;
       }
 
-      const r = engine.validate(compiled, value);
+      const r = engine.validate(compiled!, value);
       if (r.valid) {
         valid++;
         RED.util.setMessageProperty(msg, property, r.value, true);

@@ -555,6 +555,49 @@ describe('schema from a thingwire-schemas set', () => {
     }
   });
 
+  // A batch of several devices (msg.devices, as thingwire-device and thingwire-batch send it): before, the key was read
+  // from msg.device only, which such a batch has not, so every reading got the default key's schema (or none).
+  test('a batch of several devices: each reading is validated with its own device type\'s schema', async () => {
+    const out = await start({ schemaSource: 'set', schemaSet: 'set1' }, [schemaSet({ defaultKey: 'generic' })]);
+    const items = [
+      { device: 'p1', temperature: 20 },
+      { device: 'e1', rssi: -60 },
+      { device: 'p1', rssi: -60 }, // a pico-w reading without temperature
+      { device: 'e1', temperature: 20 }, // an esp32 reading without rssi
+      { device: 'u1' }, // not in msg.devices: the default key
+      { device: 'b1' }, // its type's schema does not compile
+      { nodevice: 1 },
+    ];
+    send({ payload: clone(items), devices: { p1: { id: 'p1', type: 'pico-w' }, e1: { id: 'e1', type: 'esp32' }, b1: { id: 'b1', type: 'broken' } }, topic: 't' });
+    await handled(out, 1);
+    expect(out.caught).toHaveLength(0);
+    expect(out.ok.map((m) => m.payload)).toEqual([[items[0], items[1], items[4]]]);
+    expect(out.ok[0].topic).toBe('t');
+    expect(out.bad).toHaveLength(1);
+    expect(out.bad[0].payload).toEqual([items[2], items[3], items[5], items[6]]);
+    expect((out.bad[0].rejects as Array<{ index: number; code: string }>).map((r) => [r.index, r.code])).toEqual([
+      [2, 'validation_failed'],
+      [3, 'validation_failed'],
+      [5, 'schema_invalid'],
+      [6, 'validation_failed'],
+    ]);
+    expect((out.bad[0].errors as Array<{ instancePath: string; keyword: string }>).map((e) => [e.instancePath, e.keyword])).toEqual([
+      ['/2', 'required'],
+      ['/3', 'required'],
+      ['/6', 'required'],
+    ]);
+    expect(out.completes).toHaveLength(1);
+  });
+
+  test('a batch of several devices without a default key: a reading of an unknown type is schema_not_found, the rest go on', async () => {
+    const out = await start({ schemaSource: 'set', schemaSet: 'set1' }, [schemaSet()]);
+    send({ payload: [{ device: 'p1', temperature: 1 }, { device: 'a1', temperature: 1 }], devices: { p1: { id: 'p1', type: 'pico-w' }, a1: { id: 'a1', type: 'arduino' } } });
+    await handled(out, 1);
+    expect(out.ok.map((m) => m.payload)).toEqual([[{ device: 'p1', temperature: 1 }]]);
+    expect(out.bad[0].rejects).toEqual([{ code: 'schema_not_found', message: 'no schema for key "arduino" (msg.device.type) in the schema set', index: 1 }]);
+    expect(out.bad[0].error).toEqual({ code: 'schema_not_found', message: 'no schema for key "arduino" (msg.device.type) in the schema set', source: 'thingwire-validate' });
+  });
+
   test('an invalid set is a config error: red status, and messages go to Catch', async () => {
     const out = await start({ schemaSource: 'set', schemaSet: 'set1' }, [schemaSet({ schemas: '{"a": 1}' })]);
     const setNode = getNode('set1');
