@@ -1,0 +1,91 @@
+/**
+ * The starter's ingest chain as the flow file configures it: normalise > a 1 ms batch > registry metadata > validate.
+ * Single readings of several devices that arrive together cross the registry and validate nodes as one message (that is
+ * what the 1 ms batch is for), and every reading still gets its own verdict: each device's metadata by id, a bad
+ * value rejected alone with its index, a malformed payload rejected at normalise, every delivery token kept with the
+ * readings that go on.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import batchNode from '../../nodes/batch/batch';
+import deviceNode from '../../nodes/device/device';
+import normaliseNode from '../../nodes/normalise/normalise';
+import registryNode from '../../nodes/registry/registry';
+import validateNode from '../../nodes/validate/validate';
+import { TAB, getNode, helper, positioned, record, setDataDir, settle, until, useHelper, useTempDirs, withCatalogue, type FlowNodeConfig } from './harness';
+
+useHelper();
+const tempDir = useTempDirs('starter-ingest');
+
+const NODES = [batchNode, deviceNode, normaliseNode, registryNode, validateNode].map((n) => withCatalogue(n as (RED: never) => void));
+const STARTER = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'flows', 'starter.json'), 'utf8')) as FlowNodeConfig[];
+
+function starterNode(id: string): FlowNodeConfig {
+  const n = STARTER.find((x) => x.id === id);
+  if (!n) throw new Error(`${id} is not in the starter flow`);
+  return { ...n, z: 'tab1', x: undefined, y: undefined };
+}
+
+/** The chain with the starter's own wiring between its nodes; what leaves it goes to helpers. */
+function flow(): FlowNodeConfig[] {
+  const normalise = starterNode('tw.starter.normalise');
+  const turn = starterNode('tw.starter.turn');
+  const enrich = starterNode('tw.starter.enrich');
+  const validate = starterNode('tw.starter.validate');
+  // The chain is the starter's: normalise feeds the 1 ms batch, which feeds the registry node, which feeds validate.
+  expect(normalise.wires?.[0]).toEqual(['tw.starter.turn']);
+  expect(turn).toMatchObject({ type: 'thingwire-batch', maxWaitMs: 1 });
+  expect(turn.wires).toEqual([['tw.starter.enrich']]);
+  expect(enrich.wires?.[0]).toEqual(['tw.starter.validate']);
+  return positioned([
+    TAB,
+    { ...starterNode('tw.http.registry'), file: path.join(tempDir(), 'registry.json') },
+    { ...normalise, wires: [['tw.starter.turn'], ['bad']] },
+    turn,
+    { ...enrich, wires: [['tw.starter.validate', 'enriched'], ['bad']] },
+    { ...validate, wires: [['ok'], ['bad']] },
+    { id: 'enriched', type: 'helper', z: 'tab1' },
+    { id: 'ok', type: 'helper', z: 'tab1' },
+    { id: 'bad', type: 'helper', z: 'tab1' },
+  ]);
+}
+
+test('readings of several devices that arrive together cross registry and validate as one message, each judged on its own', async () => {
+  setDataDir(tempDir());
+  await helper.load(NODES as never, flow());
+  const registry = (getNode('tw.http.registry') as unknown as { registry: { createDevice(d: object): unknown } }).registry;
+  registry.createDevice({ id: 'r1', name: 'R1', type: 'probe', tags: { line: 'l1' } });
+  const enriched = record('enriched');
+  const ok = record('ok');
+  const bad = record('bad');
+  const ts = Date.now();
+  const mqtt = (device: string, body: string, token: string) => ({ topic: `devices/${device}/telemetry`, payload: Buffer.from(body), mqttAck: token });
+  const normalise = getNode('tw.starter.normalise');
+  normalise.receive(mqtt('r1', JSON.stringify({ ts, temperature: 21 }), 't1'));
+  normalise.receive(mqtt('u2', JSON.stringify({ ts, temperature: 22 }), 't2')); // not registered: passes without metadata
+  normalise.receive(mqtt('r1', JSON.stringify({ ts: ts + 1, temperature: 500 }), 't3')); // above the schema's 150
+  normalise.receive(mqtt('u3', '{"ts": ', 't4')); // malformed
+
+  await until('the readings validated', () => ok.length > 0 && bad.length >= 2);
+  await settle();
+  // One message through the registry node and one through validate for the three readings.
+  expect(enriched).toHaveLength(1);
+  expect(ok).toHaveLength(1);
+  expect(ok[0].payload).toEqual([
+    { device: 'r1', ts, metrics: { temperature: 21 } },
+    { device: 'u2', ts, metrics: { temperature: 22 } },
+  ]);
+  // Metadata by id: the registered device's, none for the unregistered one.
+  expect(ok[0].device).toBeUndefined();
+  expect(Object.keys(ok[0].devices as object)).toEqual(['r1']);
+  expect((ok[0].devices as Record<string, { name: string }>).r1.name).toBe('R1');
+  // The rejected reading's delivery is confirmed with the rest (it is refused for good, not to be sent again).
+  expect([...(ok[0].mqttAck as string[])].sort()).toEqual(['t1', 't2', 't3']);
+
+  const byCode = Object.fromEntries(bad.map((m) => [(m.error as { code: string }).code, m]));
+  expect(Object.keys(byCode).sort()).toEqual(['malformed_json', 'validation_failed']);
+  expect(byCode.validation_failed.payload).toEqual([{ device: 'r1', ts: ts + 1, metrics: { temperature: 500 } }]);
+  expect((byCode.validation_failed.rejects as Array<{ index: number }>).map((r) => r.index)).toEqual([2]);
+  expect(byCode.validation_failed.mqttAck).toBeUndefined();
+  expect(byCode.malformed_json.topic).toBe('devices/u3/telemetry');
+});
