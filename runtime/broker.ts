@@ -44,6 +44,7 @@
  */
 import * as net from 'node:net';
 import * as os from 'node:os';
+import { topicMatches } from '../nodes/lib/ack';
 import { isValidDeviceId, preview } from '../nodes/lib/names';
 import { secretsEqual } from '../nodes/lib/registry/tokens';
 import { indexOutgoing, type OutgoingPacket, type OutgoingPersistence } from './outgoing-queue';
@@ -270,6 +271,7 @@ interface AedesSub {
 }
 
 interface AedesPersistence {
+  subscriptionsByTopic(topic: string): Promise<unknown[]>;
   addSubscriptions(client: { id: string }, subs: { topic: string; qos: number }[]): Promise<void>;
   removeSubscriptions(client: { id: string }, topics: string[]): Promise<void>;
   outgoingEnqueue(sub: AedesSub, packet: AedesPacket): Promise<void>;
@@ -329,6 +331,8 @@ function ourError(message: string, returnCode?: number): Error {
   return e;
 }
 
+/** At most this many clean sessions' filters are remembered during the start-up hold. */
+const MAX_HOLD_FILTERS = 10_000;
 /** Replayed messages published per event-loop turn. */
 const REPLAY_CHUNK = 500;
 
@@ -518,6 +522,13 @@ export interface EmbeddedBrokerOptions {
   publishLog?: Omit<PublishLogOptions, 'dir' | 'log'>;
   /** A flows' session recreated at start loses its subscriptions if its client has not connected by then (default 10 min). */
   sessionExpiryMs?: number;
+  /**
+   * At most this long after the start (ms; 0 or absent: off), a QoS 1/2 publish that no subscription matches yet is
+   * refused (the publisher is disconnected and keeps the message, to send it again), so that what devices publish
+   * while the flows start is not acknowledged and dropped. The hold ends at the first publish a subscription
+   * matches, or after this time (logged).
+   */
+  holdUntilSubscribedMs?: number;
 }
 
 export const SESSION_EXPIRY_MS = 600_000;
@@ -585,12 +596,50 @@ export async function startEmbeddedBroker(
     });
   };
 
+  // The start-up hold (see EmbeddedBrokerOptions.holdUntilSubscribedMs). On the first start there is no session of the
+  // flows' input yet (later starts recreate it from the publish log before listening), and the flows subscribe a few
+  // seconds after the broker listens: a QoS 1 publish with no subscriber would be acknowledged and dropped.
+  const holdMs = brokerOpts.holdUntilSubscribedMs ?? 0;
+  let holding = holdMs > 0;
+  let heldBack = 0;
+  /** Filters subscribed while holding by clean sessions (aedes keeps only persistent ones in its persistence). */
+  const liveFilters: string[] = [];
+  const endHold = (why: string): void => {
+    if (!holding) return;
+    holding = false;
+    clearTimeout(holdTimer);
+    liveFilters.length = 0;
+    if (heldBack > 0) log(`mqtt: ${heldBack} publishes were refused while the flows started (their publishers send them again); ${why}`);
+  };
+  const holdTimer = setTimeout(() => endHold(`nothing subscribed to what devices publish within ${Math.round(holdMs / 1000)} s: publishes are accepted now`), holdMs);
+  holdTimer.unref();
+  if (!holding) clearTimeout(holdTimer);
+  broker.on('subscribe', (subs: unknown) => {
+    if (!holding || !Array.isArray(subs)) return;
+    for (const x of subs as Array<{ topic?: unknown }>) if (typeof x?.topic === 'string' && liveFilters.length < MAX_HOLD_FILTERS) liveFilters.push(x.topic);
+  });
+  const held = (packet: AedesPacket, cb: (err: Error | null) => void): void => {
+    const accept = (): void => {
+      endHold('the flows subscribe now');
+      allowed(packet, cb);
+    };
+    if (liveFilters.some((f) => topicMatches(f, packet.topic))) return accept();
+    broker.persistence.subscriptionsByTopic(packet.topic).then(
+      (subs) => {
+        if (!holding || subs.length > 0) return accept();
+        if (heldBack++ === 0) log(`mqtt: holding publishes back until the flows subscribe (at most ${Math.round(holdMs / 1000)} s): no subscriber for ${preview(packet.topic)} yet`);
+        cb(ourError('no subscriber yet: the flows are starting; the publisher keeps the message and sends it again'));
+      },
+      () => accept(),
+    );
+  };
+
   broker.authorizePublish = (client, packet, cb) => {
     // client null: aedes publishing a stale will with no client; it was authorised when stored.
     if (client === null) return cb(null);
     const p = principals.get(client);
     try {
-      if (p !== undefined && auth.canPublish(p, packet.topic)) return allowed(packet, cb);
+      if (p !== undefined && auth.canPublish(p, packet.topic)) return holding && (packet.qos ?? 0) > 0 ? held(packet, cb) : allowed(packet, cb);
     } catch {
       // fall through: refused
     }
@@ -673,6 +722,7 @@ export async function startEmbeddedBroker(
     publishLog: () => plog?.stats(),
     close: () => {
       closed ??= new Promise<void>((resolve) => {
+        clearTimeout(holdTimer);
         unlisten?.();
         limiter.flush();
         server.close(() => resolve());

@@ -19,6 +19,8 @@ import { seedFlowFile } from './seed';
 
 /** The package root (dist/runtime/main.js -> ../..). */
 export const PKG_DIR = path.resolve(__dirname, '..', '..');
+/** How long after the start the embedded broker holds back publishes nobody subscribes to yet (see broker.ts). */
+const HOLD_UNTIL_SUBSCRIBED_MS = 60_000;
 
 interface NodeRed {
   init(server: http.Server, settings: object): void;
@@ -116,7 +118,9 @@ export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> 
         provisioningKey: provKey,
         allowAnonymous: cfg.mqttAnonymous,
         service,
-      }, { publishLogDir: path.join(cfg.dataDir, 'mqtt-log') });
+        // What devices publish while the flows start is held back (refused, sent again) until the flows subscribe:
+        // on a first start there is no session of theirs yet to queue it for.
+      }, { publishLogDir: path.join(cfg.dataDir, 'mqtt-log'), holdUntilSubscribedMs: HOLD_UNTIL_SUBSCRIBED_MS });
       mqttHost = cfg.host === '0.0.0.0' || cfg.host === '::' ? '127.0.0.1' : cfg.host;
       mqttPort = broker.port;
       if (cfg.mqttAnonymous) {

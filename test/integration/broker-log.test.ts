@@ -195,3 +195,42 @@ test("the flows' saved sessions: written when they subscribe, gone when their cl
   await connect(b, { clientId: 'tw-ingest', clean: true });
   await waitFor('the session forgotten', () => !readSessions(dir).has('tw-ingest'));
 });
+
+// ---- the start-up hold (EmbeddedBrokerOptions.holdUntilSubscribedMs; the runtime sets it) ----------------------------
+
+/** The broker's own log lines (not the figures it prints every 100 ms). */
+const logLines = (b: ChildBroker): string =>
+  b
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('log '))
+    .join('\n');
+
+test('while nothing subscribes, a QoS 1 publish is refused and sent again; the first subscriber gets it, and QoS 0 passes meanwhile', async () => {
+  const b = await start(tmpDir('broker-log'), { TW_HOLD_MS: '60000' });
+  const pub = await connect(b, { clientId: 'device-side', reconnectPeriod: 100 });
+  let closes = 0;
+  pub.on('close', () => closes++);
+  const sent = pub.publishAsync('devices/d1/telemetry', reading(1), { qos: 1 });
+  await waitFor('the hold', () => /holding publishes back until the flows subscribe \(at most 60 s\): no subscriber for "?devices\/d1\/telemetry"?/.test(logLines(b)));
+  await waitFor('the publisher disconnected', () => closes > 0);
+  // QoS 0 is never held (nothing would send it again).
+  await connect(b, { clientId: 'qos0-side' }).then((c) => c.publishAsync('devices/d2/telemetry', reading(0), { qos: 0 }));
+  const got: string[] = [];
+  const sub = await connect(b, { clientId: 'clean-sub', clean: true });
+  sub.on('message', (_t, m) => got.push(m.toString()));
+  await sub.subscribeAsync('devices/+/telemetry', { qos: 1 });
+  await sent; // acknowledged once the publisher sent it again after its reconnect
+  await waitFor('the subscriber to get it', () => got.length === 1);
+  expect(got).toEqual([reading(1)]);
+  await waitFor('the end of the hold logged', () => /publishes were refused while the flows started \(their publishers send them again\); the flows subscribe now/.test(logLines(b)));
+  // Over: a publish nobody subscribes to is acknowledged (and dropped) as any broker does.
+  await pub.publishAsync('other/topic', reading(2), { qos: 1 });
+});
+
+test('the hold ends after its time even when nothing subscribes', async () => {
+  const b = await start(tmpDir('broker-log'), { TW_HOLD_MS: '1500' });
+  const pub = await connect(b, { clientId: 'device-side', reconnectPeriod: 100 });
+  await pub.publishAsync('devices/d1/telemetry', reading(1), { qos: 1 }); // refused until the hold's end, then acknowledged
+  expect(logLines(b)).toMatch(/publishes were refused while the flows started \(their publishers send them again\); nothing subscribed to what devices publish within 2 s: publishes are accepted now/);
+});

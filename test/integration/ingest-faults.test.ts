@@ -18,8 +18,9 @@
  *   reading stored.
  */
 import * as mqtt from 'mqtt';
-import { LoadGenerator, checkRollupCounts, expectedOf, failedOf, readSeqsViaApi, reportLine, tally, type CheckReport } from '../../runtime/loadgen';
+import { LoadGenerator, checkRollupCounts, expectedOf, readSeqsViaApi, type CheckReport } from '../../runtime/loadgen';
 import { sleep, startMosquitto, startRuntime, tmpDir, waitFor, type Mosquitto, type Runtime } from '../support/services';
+import { waitForEveryReading } from '../support/stored';
 
 jest.setTimeout(180_000);
 
@@ -57,21 +58,9 @@ async function ingestReady(runtime: Runtime, mqttUrl: string): Promise<void> {
 }
 
 async function everyReadingStored(runtime: Runtime, gen: LoadGenerator, start: number, published: number): Promise<CheckReport> {
-  const expected = expectedOf(gen);
-  let report: CheckReport | undefined;
-  await waitFor(
-    'every reading in the store',
-    async () => {
-      report = tally(expected, await readSeqsViaApi(runtime.url, [...expected.keys()], start - 60_000, Date.now() + 60_000), failedOf(gen));
-      return report.missing === 0;
-    },
-    90_000,
-    1000,
-  ).catch((e: Error) => {
-    throw new Error(`${e.message}\n${report ? reportLine(report) : ''}`);
-  });
+  const report = await waitForEveryReading(runtime.url, gen, start, 90_000);
   expect(report).toMatchObject({ devices: DEVICES, expected: published, storedDistinct: published, missing: 0, duplicates: 0, unexpected: 0 });
-  return report as CheckReport;
+  return report;
 }
 
 /**

@@ -15,18 +15,14 @@ import {
   HOSTILE_KINDS,
   LoadGenerator,
   diffCounts,
-  expectedOf,
   expectedRejects,
-  failedOf,
   fetchMetric,
   hostileDeviceId,
   readSeqsViaApi,
   rejectsByCode,
-  reportLine,
-  tally,
-  type CheckReport,
 } from '../../runtime/loadgen';
 import { startRuntime, waitFor, type Runtime } from '../support/services';
+import { waitForEveryReading } from '../support/stored';
 
 jest.setTimeout(120_000);
 
@@ -77,20 +73,7 @@ test('valid readings are all stored and every hostile message is rejected with i
   expect(Object.fromEntries([...got].sort())).toEqual(Object.fromEntries([...want].sort()));
 
   // Every valid reading reached the store, exactly once; nothing of a hostile device did.
-  const expected = expectedOf(gen);
-  const devices = [...expected.keys()];
-  let report: CheckReport | undefined;
-  await waitFor(
-    'every reading in the store',
-    async () => {
-      report = tally(expected, await readSeqsViaApi(runtime.url, devices, start - 60_000, Date.now() + 60_000), failedOf(gen));
-      return report.missing === 0;
-    },
-    30_000,
-    1000,
-  ).catch((e: Error) => {
-    throw new Error(`${e.message}\n${report ? reportLine(report) : ''}`);
-  });
+  const report = await waitForEveryReading(runtime.url, gen, start, 30_000);
   expect(report).toMatchObject({ devices: DEVICES, expected: phase.readings, storedDistinct: phase.readings, missing: 0, duplicates: 0, unexpected: 0 });
   const hostileIds = Array.from({ length: 1000 }, (_, i) => hostileDeviceId(i));
   const stray = await readSeqsViaApi(runtime.url, hostileIds, start - 60_000, Date.now() + 60_000, { field: 'temperature' });

@@ -3,7 +3,7 @@
  * its own process). `node dist/test/support/broker-child.js <publish log dir> [port]`: prints `ready <port>`, then
  * the publish log's figures as `stats <json>` every 100 ms and the broker's log lines as `log <line>`; SIGTERM
  * closes it. The service account's password comes from TW_SERVICE_PASSWORD, the log's rotation from TW_ROTATE_MS,
- * the recreated sessions' expiry from TW_SESSION_EXPIRY_MS.
+ * the recreated sessions' expiry from TW_SESSION_EXPIRY_MS, the start-up hold from TW_HOLD_MS.
  */
 import { startEmbeddedBroker } from '../../runtime/broker';
 
@@ -21,6 +21,7 @@ startEmbeddedBroker(
     publishLogDir: dir,
     publishLog: { rotateMs: Number(process.env.TW_ROTATE_MS ?? 1000) },
     ...(process.env.TW_SESSION_EXPIRY_MS ? { sessionExpiryMs: Number(process.env.TW_SESSION_EXPIRY_MS) } : {}),
+    ...(process.env.TW_HOLD_MS ? { holdUntilSubscribedMs: Number(process.env.TW_HOLD_MS) } : {}),
   },
 ).then(
   (b) => {

@@ -177,7 +177,8 @@ function withoutKey(env: NodeJS.ProcessEnv, key: string): NodeJS.ProcessEnv {
   return out;
 }
 
-export async function startRuntime(env: Record<string, string> = {}, dataDir = tmpDir('runtime'), extraNodeArgs: string[] = []): Promise<Runtime> {
+/** `waitForFlows: false`: resolve at the ready line (the broker listens; the flows may not have started yet). */
+export async function startRuntime(env: Record<string, string> = {}, dataDir = tmpDir('runtime'), extraNodeArgs: string[] = [], opts: { waitForFlows?: boolean } = {}): Promise<Runtime> {
   const main = path.join(ROOT, 'dist', 'runtime', 'main.js');
   if (!fs.existsSync(main)) throw new Error(`${main} is missing: run npm run build first (npm test does)`);
   // THINGWIRE_RUNTIME_NODE_ARGS: extra node options for the runtime only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p",
@@ -199,6 +200,8 @@ export async function startRuntime(env: Record<string, string> = {}, dataDir = t
   );
   if (!ready) throw new Error("unreachable");
   const url = ready[1];
+  const self = { port: Number(new URL(url).port), url, mqttPort: Number(ready[2]), dataDir, proc, output: t.output, stop: () => stopProc(proc) };
+  if (opts.waitForFlows === false) return self;
   // The ready line comes before Node-RED has started the flows: until then their HTTP routes answer Express's 404
   // and their MQTT subscriptions are not there. Wait for health to say the flows run.
   await waitFor(
@@ -212,5 +215,5 @@ export async function startRuntime(env: Record<string, string> = {}, dataDir = t
     },
     30_000,
   );
-  return { port: Number(new URL(url).port), url, mqttPort: Number(ready[2]), dataDir, proc, output: t.output, stop: () => stopProc(proc) };
+  return self;
 }

@@ -1,0 +1,41 @@
+/**
+ * Devices that publish while the runtime starts lose nothing. On a first start the embedded broker listens a few
+ * seconds before the flows' MQTT input subscribes, and there is no session of the input yet to queue for: a QoS 1
+ * publish then had no subscriber, was acknowledged and dropped. The broker now holds such publishes back (refuses
+ * them: the publisher keeps each and sends it again after reconnecting) until a subscription matches.
+ * Here: load devices connect and publish numbered readings at QoS 1 right at the runtime's ready line, before its
+ * flows run; every reading must reach the store, and the runtime must say it held publishes back (so the test ran
+ * inside the window it is about).
+ */
+import { LoadGenerator } from '../../runtime/loadgen';
+import { startRuntime, type Runtime } from '../support/services';
+import { waitForEveryReading } from '../support/stored';
+
+jest.setTimeout(120_000);
+
+let rt: Runtime | undefined;
+
+afterAll(async () => {
+  await rt?.stop();
+});
+
+test('readings published before the flows subscribe are held back, sent again and all stored', async () => {
+  rt = await startRuntime({}, undefined, [], { waitForFlows: false });
+  const runtime = rt;
+  const gen = new LoadGenerator({ url: `mqtt://127.0.0.1:${runtime.mqttPort}`, devices: 20, prefix: 'devices', qos: 1, connections: 2, metrics: 3, padBytes: 0, maxInFlight: 200, reconnect: true });
+  const start = Date.now();
+  await gen.connect();
+  let phase;
+  try {
+    phase = await gen.run({ rate: 100, durationMs: 3000, batch: 1, readings: 300 });
+  } finally {
+    await gen.close();
+  }
+  expect(phase.readings).toBe(300);
+  expect(phase.failed).toBe(0);
+  expect(runtime.output()).toMatch(/mqtt: holding publishes back until the flows subscribe/);
+
+  const report = await waitForEveryReading(runtime.url, gen, start, 60_000, () => runtime.output().slice(-3000));
+  expect(report).toMatchObject({ devices: 20, expected: 300, storedDistinct: 300, missing: 0, unexpected: 0 });
+  expect(runtime.output()).toMatch(/publishes were refused while the flows started \(their publishers send them again\); the flows subscribe now/);
+});
