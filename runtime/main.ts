@@ -19,7 +19,11 @@ import { seedFlowFile } from './seed';
 
 /** The package root (dist/runtime/main.js -> ../..). */
 export const PKG_DIR = path.resolve(__dirname, '..', '..');
-/** How long after the start the embedded broker holds back publishes nobody subscribes to yet (see broker.ts). */
+/**
+ * How long after the start the embedded broker holds back QoS 1 publishes nobody subscribes to yet (refused: the
+ * device sends them again), so that what devices publish while the flows start is not dropped: on a first start there
+ * is no session of the flows' input yet to queue it for (see broker.ts).
+ */
 const HOLD_UNTIL_SUBSCRIBED_MS = 60_000;
 
 interface NodeRed {
@@ -118,8 +122,6 @@ export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> 
         provisioningKey: provKey,
         allowAnonymous: cfg.mqttAnonymous,
         service,
-        // What devices publish while the flows start is held back (refused, sent again) until the flows subscribe:
-        // on a first start there is no session of theirs yet to queue it for.
       }, { publishLogDir: path.join(cfg.dataDir, 'mqtt-log'), holdUntilSubscribedMs: HOLD_UNTIL_SUBSCRIBED_MS });
       mqttHost = cfg.host === '0.0.0.0' || cfg.host === '::' ? '127.0.0.1' : cfg.host;
       mqttPort = broker.port;

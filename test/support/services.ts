@@ -164,12 +164,6 @@ export interface Runtime extends Service {
   dataDir: string;
 }
 
-/**
- * Starts the built runtime (dist/runtime/main.js; `npm test` builds first) on
- * free ports and resolves when it has printed its ready line and its flows run. THINGWIRE_MQTT_ANONYMOUS=1
- * by default (most tests publish as arbitrary devices and are about other things);
- * pass THINGWIRE_MQTT_ANONYMOUS: '0' to test the broker's device authentication.
- */
 /** env without one variable (the runtime refuses THINGWIRE_* names it does not know). */
 function withoutKey(env: NodeJS.ProcessEnv, key: string): NodeJS.ProcessEnv {
   const out = { ...env };
@@ -177,7 +171,13 @@ function withoutKey(env: NodeJS.ProcessEnv, key: string): NodeJS.ProcessEnv {
   return out;
 }
 
-/** `waitForFlows: false`: resolve at the ready line (the broker listens; the flows may not have started yet). */
+/**
+ * Starts the built runtime (dist/runtime/main.js; `npm test` builds first) on
+ * free ports and resolves when it has printed its ready line and its flows run. THINGWIRE_MQTT_ANONYMOUS=1
+ * by default (most tests publish as arbitrary devices and are about other things);
+ * pass THINGWIRE_MQTT_ANONYMOUS: '0' to test the broker's device authentication. `waitForFlows: false`: resolves
+ * at the ready line (the broker listens; the flows may not have started yet).
+ */
 export async function startRuntime(env: Record<string, string> = {}, dataDir = tmpDir('runtime'), extraNodeArgs: string[] = [], opts: { waitForFlows?: boolean } = {}): Promise<Runtime> {
   const main = path.join(ROOT, 'dist', 'runtime', 'main.js');
   if (!fs.existsSync(main)) throw new Error(`${main} is missing: run npm run build first (npm test does)`);
