@@ -611,9 +611,8 @@ export async function startEmbeddedBroker(
     liveFilters.length = 0;
     if (heldBack > 0) log(`mqtt: ${heldBack} publishes were refused while the flows started (their publishers send them again); ${why}`);
   };
-  const holdTimer = setTimeout(() => endHold(`nothing subscribed to what devices publish within ${Math.round(holdMs / 1000)} s: publishes are accepted now`), holdMs);
-  holdTimer.unref();
-  if (!holding) clearTimeout(holdTimer);
+  const holdTimer = holding ? setTimeout(() => endHold(`nothing subscribed to what devices publish within ${Math.round(holdMs / 1000)} s: publishes are accepted now`), holdMs) : undefined;
+  holdTimer?.unref();
   broker.on('subscribe', (subs: unknown) => {
     if (!holding || !Array.isArray(subs)) return;
     for (const x of subs as Array<{ topic?: unknown }>) if (typeof x?.topic === 'string' && liveFilters.length < MAX_HOLD_FILTERS) liveFilters.push(x.topic);

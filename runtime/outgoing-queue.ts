@@ -18,8 +18,9 @@
  *   an Error('no such packet');
  * - clear: the first packet in order with the messageId is removed and returned (undefined when none);
  * - stream: the queue as it is now, in order.
- * Checked by aedes-persistence's own conformance suite (test/integration/outgoing-queue.test.ts runs abstract.js
- * against a memory persistence with this applied) and by a randomised comparison with the array's behaviour.
+ * Checked by aedes-persistence's own conformance suite (test/unit/outgoing-queue.test.ts runs its abstract.js, through
+ * test/support/outgoing-conformance.ts, against a memory persistence with this applied) and by a randomised
+ * comparison with the array's behaviour (the same test file).
  */
 import { Readable } from 'node:stream';
 

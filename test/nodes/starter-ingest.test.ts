@@ -5,25 +5,23 @@
  * value rejected alone with its index, a malformed payload rejected at normalise, every delivery token kept with the
  * readings that go on.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import batchNode from '../../nodes/batch/batch';
 import deviceNode from '../../nodes/device/device';
 import normaliseNode from '../../nodes/normalise/normalise';
 import registryNode from '../../nodes/registry/registry';
 import validateNode from '../../nodes/validate/validate';
+import { starterNode as readStarterNode } from '../support/starter';
 import { TAB, getNode, helper, positioned, record, setDataDir, settle, until, useHelper, useTempDirs, withCatalogue, type FlowNodeConfig } from './harness';
 
 useHelper();
 const tempDir = useTempDirs('starter-ingest');
 
 const NODES = [batchNode, deviceNode, normaliseNode, registryNode, validateNode].map((n) => withCatalogue(n as (RED: never) => void));
-const STARTER = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'flows', 'starter.json'), 'utf8')) as FlowNodeConfig[];
 
+/** A node of flows/starter.json as the flow file configures it, on the test's tab. */
 function starterNode(id: string): FlowNodeConfig {
-  const n = STARTER.find((x) => x.id === id);
-  if (!n) throw new Error(`${id} is not in the starter flow`);
-  return { ...n, z: 'tab1', x: undefined, y: undefined };
+  return { ...readStarterNode(id), z: 'tab1', x: undefined, y: undefined };
 }
 
 /** The chain with the starter's own wiring between its nodes; what leaves it goes to helpers. */

@@ -1,7 +1,7 @@
 /**
  * aedes-persistence's own conformance suite (abstract.js, node:test) run against its memory persistence with
  * runtime/outgoing-queue.ts's indexed outgoing queues in place of its arrays: `node --test
- * dist/test/support/outgoing-conformance.js` (test/integration/outgoing-queue.test.ts runs it; a separate process
+ * dist/test/support/outgoing-conformance.js` (test/unit/outgoing-queue.test.ts runs it; a separate process
  * because the suite is written for node:test, not Jest).
  */
 import { test } from 'node:test';
