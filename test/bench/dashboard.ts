@@ -329,7 +329,9 @@ const PAGE_SCRIPT = `(() => {
       super(...a);
       this.addEventListener('message', (ev) => {
         const d = ev.data;
-        B.traffic.push([B.now(), typeof d === 'string' ? d.length : (d.byteLength || d.size || 0)]);
+        // socket.io event frames are 42["name",...]: the name says which widget (msg-input:<node id>) or event.
+        const name = typeof d === 'string' && d.startsWith('42["') ? d.slice(4, Math.max(4, d.indexOf('"', 4))) : '(other)';
+        B.traffic.push([B.now(), typeof d === 'string' ? d.length : (d.byteLength || d.size || 0), name]);
         if (typeof d !== 'string' || d.indexOf('"live"') < 0) return;
         const at = B.now();
         try {
@@ -617,13 +619,37 @@ interface LoadResult {
   /** Every sample as [ms from the window's start to its publish, DOM latency ms]: when a stall happened. */
   timeline: Array<[number, number]>;
   /** The browser's side in the window: main-thread tasks over 50 ms, socket frames and KB a second (every widget's messages reach every page), and how many samples over 50 ms overlapped a long task. */
-  page: { longTasks: number; longTaskMs: number; longestTaskMs: number; framesPerSecond: number; kbPerSecond: number; slowSamples: number; slowWithLongTask: number };
+  page: {
+    longTasks: number;
+    longTaskMs: number;
+    longestTaskMs: number;
+    framesPerSecond: number;
+    kbPerSecond: number;
+    slowSamples: number;
+    slowWithLongTask: number;
+    /** The socket's frames by socket.io event (msg-input:<widget id> and the like), most KB first. */
+    byEvent: Array<{ event: string; framesPerSecond: number; kbPerSecond: number }>;
+  };
   /** publish -> the Device page's live function in the runtime, every reading of every device in the window (live-probe.ts). */
   probe?: ProbeResult;
   /** Wall-clock time of the window's start (ISO), to line the timeline up with the minute (rollups) and the runtime's timers. */
   windowStart: string;
   /** When the runtime of the live part was started (its nodes' periodic saves count from about then). */
   runtimeStartedAt?: string;
+}
+
+/** Frames a second and KB a second per socket.io event name, most KB first. */
+function byEvent(traffic: Array<[number, number, string]>, seconds: number): Array<{ event: string; framesPerSecond: number; kbPerSecond: number }> {
+  const sum = new Map<string, { n: number; bytes: number }>();
+  for (const [, bytes, name] of traffic) {
+    const s = sum.get(name) ?? { n: 0, bytes: 0 };
+    s.n++;
+    s.bytes += bytes;
+    sum.set(name, s);
+  }
+  return [...sum]
+    .map(([event, s]) => ({ event, framesPerSecond: s.n / seconds, kbPerSecond: s.bytes / 1024 / seconds }))
+    .sort((a, b) => b.kbPerSecond - a.kbPerSecond);
 }
 
 async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h: HistoryResult): Promise<LoadResult> {
@@ -706,7 +732,7 @@ async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h:
       frames: Array<[number, number]>;
       muts: Array<{ live: number; at: number; n: number; raf: number | null }>;
       long: Array<[number, number]>;
-      traffic: Array<[number, number]>;
+      traffic: Array<[number, number, string]>;
     };
     const clock1 = await clockOffset(page);
 
@@ -768,6 +794,7 @@ async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h:
       kbPerSecond: traffic.reduce((a, [, n]) => a + n, 0) / 1024 / elapsed,
       slowSamples: timeline.filter(([, ms]) => ms >= 50).length,
       slowWithLongTask,
+      byEvent: byEvent(traffic, elapsed),
     };
     const q = Math.max(1, Math.floor(dom.length / 4));
     const trend = { firstQuarter: median(dom.slice(0, q)), lastQuarter: median(dom.slice(-q)) };
@@ -906,6 +933,7 @@ async function main(): Promise<void> {
     log(`  slowest in the DOM: ${slowest.map(([at, ms]) => `${f1(ms)} ms (published ${f1(at / 1000)} s into the window)`).join(', ')}`);
     const pg = l.page;
     log(`  the page: ${pg.longTasks} main-thread tasks over 50 ms (${f1(pg.longTaskMs)} ms in all, longest ${f1(pg.longestTaskMs)} ms); socket ${f1(pg.framesPerSecond)} frames/s, ${f1(pg.kbPerSecond)} KB/s; ${pg.slowWithLongTask} of the ${pg.slowSamples} samples over 50 ms overlapped a long task`);
+    log(`  the socket by event (KB/s, frames/s): ${pg.byEvent.slice(0, 8).map((e) => `${e.event} ${f1(e.kbPerSecond)} / ${f1(e.framesPerSecond)}`).join('; ')}`);
     log(`  the window started at ${l.windowStart} (runtime started ${l.runtimeStartedAt ?? '?'}; rollups close at each full minute, state saves every 60 s from the start)`);
     log(`  target p99 < 50 ms (in the DOM): ${l.dom.p99 < 50 ? 'met' : 'NOT met'}${l.dom.count < 100 ? ` (p99 of ${l.dom.count} samples is about the largest)` : ''}`);
   }

@@ -17,6 +17,26 @@ const API_KEY = 'e2e-alerts-admin-key-0123456789';
 const HOT = 'da-boiler-1';
 const ALSO_HOT = 'da-boiler-2';
 
+/**
+ * Counts the socket.io events a page receives by name (msg-input:<widget id>), from a WebSocket listener added
+ * before the dashboard's scripts run. A string: this project compiles without the DOM typings.
+ */
+const COUNT_EVENTS = `(() => {
+  const n = (window.__twEvents = {});
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...a) {
+      super(...a);
+      this.addEventListener('message', (ev) => {
+        const d = ev.data;
+        if (typeof d === 'string' && d.startsWith('42["')) { const k = d.slice(4, d.indexOf('"', 4)); n[k] = (n[k] || 0) + 1; }
+      });
+    }
+  };
+})()`;
+const events = async (page: Page, name: string): Promise<number> => Number(await page.evaluate(`(window.__twEvents || {})[${JSON.stringify(name)}] || 0`));
+const ALERTS_VIEW = 'msg-input:tw.da.template';
+
 describe('the Alerts and Registry pages', () => {
   let rt: Runtime;
   let browser: Browser;
@@ -41,6 +61,7 @@ describe('the Alerts and Registry pages', () => {
 
   async function open(path: string, ready: string): Promise<Page> {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.addInitScript(COUNT_EVENTS);
     await page.goto(`${rt.url}/dashboard/${path}`);
     await page.locator(ready).waitFor({ timeout: 20_000 });
     return page;
@@ -65,6 +86,8 @@ describe('the Alerts and Registry pages', () => {
   test('Alerts: a hot device is a critical alert, acknowledged with a comment on the page, kept over a reload, then resolved', async () => {
     const page = await open('alerts', '.tw-al-active[data-loaded="true"]');
     const other = await open('alerts', '.tw-al-active[data-loaded="true"]');
+    // A browser on another page gets none of the Alerts page's pushes (its own page's messages, yes).
+    const bystander = await open('overview', '.tw-do');
     expect(await page.locator('.tw-al-active tbody tr', { hasText: HOT }).count()).toBe(0);
 
     const row = await fire(page, HOT, 66.5);
@@ -95,7 +118,16 @@ describe('the Alerts and Registry pages', () => {
     expect(listed.status).toBe(200);
     const alert = (listed.body as { alerts: Array<{ device: string; rule: string; severity: string; acknowledged: boolean; ack?: { by: string; comment?: string } }> }).alerts.find((a) => a.device === HOT);
     expect(alert).toMatchObject({ rule: 'temperature-high', severity: 'critical', acknowledged: true, ack: { by: 'Ana', comment: 'valve replaced, watching it' } });
-    await other.close();
+    expect(await events(other, ALERTS_VIEW)).toBeGreaterThanOrEqual(2);
+    await bystander.locator('.tw-do[data-ready="yes"]').waitFor({ timeout: 10_000 });
+    expect(await events(bystander, 'msg-input:tw.do.template')).toBeGreaterThan(0);
+    expect(await events(bystander, ALERTS_VIEW)).toBe(0);
+    await bystander.close();
+    // The other browser goes to the Overview page in the same tab (same socket): its Alerts page says bye and gets
+    // no more of the list.
+    await other.evaluate(`document.querySelector('#app').__vue_app__.config.globalProperties.$router.push('/dashboard/overview')`);
+    await other.locator('.tw-do').waitFor({ timeout: 10_000 });
+    const left = await events(other, ALERTS_VIEW);
 
     // A reload asks for the list at once: the acknowledged alert is there without any new change.
     await page.reload();
@@ -108,6 +140,8 @@ describe('the Alerts and Registry pages', () => {
     // Another device runs hot and stays unacknowledged; the first cools down: resolved, with its acknowledgement.
     const second = await fire(page, ALSO_HOT, 63.2);
     expect(await second.getByRole('button', { name: 'Acknowledge' }).count()).toBe(1);
+    expect(await events(other, ALERTS_VIEW)).toBe(left);
+    await other.close();
     await publish(HOT, 22);
     await again.waitFor({ state: 'detached', timeout: 15_000 });
     const resolved = page.locator('.tw-al-recent tbody tr', { hasText: HOT });

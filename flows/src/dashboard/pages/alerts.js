@@ -1,4 +1,4 @@
-// The dashboard's Alerts page: the alert node's active list pushed to every open Alerts page as it changes,
+// The dashboard's Alerts page: the alert node's active list pushed to every open Alerts page (only) as it changes,
 // alerts resolved in the last 24 hours, and acknowledging an active alert with a comment (the alert node's
 // "ack" control message, answered to the browser that sent it). Nodes "tw.da.*" on the starter tab (see ../gen.js
 // for how pages are put into the flow).
@@ -18,14 +18,51 @@ const KEEP_MS = 86400e3;
 const STORE = 'file';
 const trimRecent = (list, now) => list.filter((r) => now - r.resolved < KEEP_MS).slice(0, MAX_RECENT);`;
 
+// The browsers with an Alerts page open (flow context tw_da_watchers, memory: socket id -> { client, at }). A
+// page says "load" when it opens, "hello" every 10 s and "bye" when it closes; one silent for WATCH_MS is
+// forgotten (a closed tab). The lists are pushed to these browsers only (msg._client): sent without one, a
+// dashboard message goes to every page of every browser (a Device page got the 500 KB active list of 1,300
+// alerts every second).
+const WATCHERS = `
+const WATCH_MS = 30000;
+const MAX_WATCHERS = 1000;
+let watchers = flow.get('tw_da_watchers');
+if (!(watchers instanceof Map)) {
+    watchers = new Map();
+    flow.set('tw_da_watchers', watchers);
+}
+const forgetSilent = (now) => { for (const [k, w] of watchers) if (now - w.at > WATCH_MS) watchers.delete(k); };
+/** One message per open Alerts page, each addressed to its browser. */
+const toWatchers = (topic, payload) => {
+    forgetSilent(Date.now());
+    return [...watchers.values()].map((w) => ({ topic, payload, _client: w.client }));
+};`;
+
 const ROUTER = `
 // Requests from the Alerts page (one browser each, msg._client): "load" (the active list from the alert node,
-// and the recent resolved alerts) and "ack" (an active alert acknowledged with a comment). Output 1: control
-// messages to the alert node (marked tw_da, so only this page's answers are picked up); output 2: answers.
+// and the recent resolved alerts), "hello" / "bye" (the page is open / closed) and "ack" (an active alert
+// acknowledged with a comment). Output 1: control messages to the alert node (marked tw_da, so only this page's
+// answers are picked up); output 2: answers.
 ${RECENT}
+${WATCHERS}
 const p = msg.payload || {};
 const reply = (topic, payload) => ({ topic, payload, _client: msg._client });
-if (msg.topic === 'load') {
+const socket = msg._client && msg._client.socketId;
+if (msg.topic === 'hello' || msg.topic === 'load' || msg.topic === 'bye') {
+    const now = Date.now();
+    forgetSilent(now);
+    if (msg.topic === 'bye') {
+        if (socket) watchers.delete(socket);
+        node.status({ fill: 'green', shape: watchers.size ? 'dot' : 'ring', text: watchers.size + ' open' });
+        return null;
+    }
+    const known = socket ? watchers.has(socket) : false;
+    if (socket && (known || watchers.size < MAX_WATCHERS)) watchers.set(socket, { client: msg._client, at: now });
+    node.status({ fill: 'green', shape: watchers.size ? 'dot' : 'ring', text: watchers.size + ' open' });
+    // A hello from a browser not known (its socket reconnected, or the flows restarted): loaded again.
+    if (msg.topic === 'hello' && known) return null;
+}
+if (msg.topic === 'load' || msg.topic === 'hello') {
     const recent = trimRecent(flow.get('tw_da_recent', STORE) || [], Date.now());
     return [{ action: 'active', payload: {}, tw_da: 'active', _client: msg._client }, reply('recent', recent)];
 }
@@ -46,12 +83,13 @@ return null;`;
 
 const ACTIVE = `
 // The alert node's second output: its active list (topic "active", sent when it changes) goes to every open
-// Alerts page; answers to this page's control messages (tw_da) go back to the browser that asked. Answers to
-// others (the HTTP API, the Live page's table) are not for this page.
+// Alerts page (and to no one when none is); answers to this page's control messages (tw_da) go back to the
+// browser that asked. Answers to others (the HTTP API, the Live page's table) are not for this page.
+${WATCHERS}
 if (msg.action === undefined) {
     if (msg.topic !== 'active' || !Array.isArray(msg.payload)) return null;
     node.status({ fill: msg.payload.length ? 'red' : 'green', shape: 'dot', text: msg.payload.length + ' active' });
-    return { topic: 'active', payload: msg.payload };
+    return [toWatchers('active', msg.payload)];
 }
 if (!msg.tw_da || !msg._client) return null;
 if (msg.tw_da === 'active') return { topic: 'active', payload: Array.isArray(msg.payload) ? msg.payload : [], _client: msg._client };
@@ -62,6 +100,7 @@ const CHANGES = `
 // The alert node's state changes (output 1): an episode's start is remembered by its id; a resolved alert joins
 // the recent list (with who acknowledged it, if anyone), which goes to every open Alerts page.
 ${RECENT}
+${WATCHERS}
 const e = msg.payload;
 if (!e || typeof e !== 'object' || typeof e.id !== 'string' || e.id === '') return null;
 const open = flow.get('tw_da_open', STORE) || {};
@@ -104,7 +143,7 @@ if (ended) {
 }
 const recent = trimRecent([r].concat((flow.get('tw_da_recent', STORE) || []).filter((x) => x.id !== e.id)), now);
 flow.set('tw_da_recent', recent, STORE);
-return { topic: 'recent', payload: recent };`;
+return [toWatchers('recent', recent)];`;
 
 const REFUSED = `
 // The alert node refused one of this page's acknowledgements (the alert resolved meanwhile, a bad comment...):
@@ -137,7 +176,7 @@ module.exports = function alertsPage(ctx) {
     type: 'comment',
     z: Z,
     name: 'Alerts page: active alerts pushed as they change, alerts resolved in the last 24 h, acknowledge with a comment',
-    info: 'The ui-template (flows/src/dashboard/pages/alerts.vue, put here by flows/src/dashboard/gen.js) asks for the active list when it opens (an "active" control message to the alert node, answered to that browser only) and for the recent resolved alerts. The alert node\'s active list (its output 2) goes to every open Alerts page when it changes. An acknowledgement is the alert node\'s "ack" control message { id, by, comment }; a refused one comes back through the Catch node. Resolved alerts are taken from the alert node\'s state changes (output 1) and kept 24 h in the "file" context store: the store\'s alerts measurement has no alert id nor who acknowledged it and why.',
+    info: 'The ui-template (flows/src/dashboard/pages/alerts.vue, put here by flows/src/dashboard/gen.js) asks for the active list when it opens (an "active" control message to the alert node, answered to that browser only) and for the recent resolved alerts. The alert node\'s active list (its output 2) goes to every open Alerts page when it changes, addressed to each (a page says hello every 10 s and is forgotten 30 s after its last; a dashboard message without msg._client would reach every page of every browser). An acknowledgement is the alert node\'s "ack" control message { id, by, comment }; a refused one comes back through the Catch node. Resolved alerts are taken from the alert node\'s state changes (output 1) and kept 24 h in the "file" context store: the store\'s alerts measurement has no alert id nor who acknowledged it and why.',
     x: 480,
     y: Y0 - 40,
     wires: [],
