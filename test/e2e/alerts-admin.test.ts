@@ -86,7 +86,8 @@ describe('the Alerts and Registry pages', () => {
   test('Alerts: a hot device is a critical alert, acknowledged with a comment on the page, kept over a reload, then resolved', async () => {
     const page = await open('alerts', '.tw-al-active[data-loaded="true"]');
     const other = await open('alerts', '.tw-al-active[data-loaded="true"]');
-    // A browser on another page gets none of the Alerts page's pushes (its own page's messages, yes).
+    // A browser on another page gets none of the Alerts page's pushes, nor the Live page's alert table (its own
+    // page's messages, yes).
     const bystander = await open('overview', '.tw-do');
     expect(await page.locator('.tw-al-active tbody tr', { hasText: HOT }).count()).toBe(0);
 
@@ -122,6 +123,8 @@ describe('the Alerts and Registry pages', () => {
     await bystander.locator('.tw-do[data-ready="yes"]').waitFor({ timeout: 10_000 });
     expect(await events(bystander, 'msg-input:tw.do.template')).toBeGreaterThan(0);
     expect(await events(bystander, ALERTS_VIEW)).toBe(0);
+    // Nor the Live page's alert table, which only goes out while a Live page is open.
+    expect(await events(bystander, 'msg-input:tw.al.table')).toBe(0);
     await bystander.close();
     // The other browser goes to the Overview page in the same tab (same socket): its Alerts page says bye and gets
     // no more of the list.

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as vm from 'node:vm';
 import { ROOT } from './services';
 
 export interface StarterNode {
@@ -29,6 +30,21 @@ export function starterFunction<F>(id: string, ...params: string[]): F {
   const code = starterNode(id).func;
   if (code === undefined) throw new Error(`${id} in flows/starter.json is not a function node`);
   return new Function(...params, code) as F;
+}
+
+/**
+ * The same, compiled in a VM context of its own as Node-RED runs each Function node: its built-ins (Map, Array, ...)
+ * are not those of another node, so what one node makes and another reads (through the flow context) is checked
+ * as it is in the runtime (`instanceof Map` is false there for a Map another node made). Timers and Date are this
+ * process's, as in Node-RED (so fake timers work); compile after jest.useFakeTimers().
+ */
+export function starterFunctionIsolated<F>(id: string, ...params: string[]): F {
+  const code = starterNode(id).func;
+  if (code === undefined) throw new Error(`${id} in flows/starter.json is not a function node`);
+  // What Node-RED's sandbox passes in from the host (10-function.js: console, Buffer, Date, URL, the timers):
+  // Date is the host's, so fake timers move its clock too.
+  const sandbox = vm.createContext({ console, Buffer, Date, URL, URLSearchParams, setTimeout, clearTimeout, setInterval, clearInterval });
+  return vm.runInContext(`(function (${params.join(', ')}) {\n${code}\n})`, sandbox, { filename: `${id}.js` }) as F;
 }
 
 /** A context store (flow.get/set, context.get/set) kept in a Map. */

@@ -6,7 +6,7 @@
  * "active list" (tw.da.active): the lists go to the browsers with the page open, addressed to each, and to no one
  * when none is (a dashboard message without msg._client reaches every page of every browser).
  */
-import { starterFunction } from '../support/starter';
+import { starterFunctionIsolated } from '../support/starter';
 
 type Fn = (msg: unknown, flow: unknown, node: unknown) => unknown;
 type Sent = { topic: string; payload: unknown; _client?: { socketId: string } };
@@ -27,7 +27,7 @@ function flowContext(): { flow: unknown; ctx: Map<string, unknown>; stores: Map<
 }
 
 function changes(): { run: (payload: Record<string, unknown>) => unknown; ctx: Map<string, unknown> } {
-  const fn = starterFunction<Fn>('tw.da.changes', 'msg', 'flow', 'node');
+  const fn = starterFunctionIsolated<Fn>('tw.da.changes', 'msg', 'flow', 'node');
   const { flow, ctx, stores } = flowContext();
   return {
     ctx,
@@ -118,8 +118,8 @@ describe('the lists go to the open Alerts pages only', () => {
     const { flow, ctx } = flowContext();
     const status: unknown[] = [];
     const node = { status: (s: unknown) => status.push(s) };
-    const router = starterFunction<Fn>('tw.da.router', 'msg', 'flow', 'node');
-    const active = starterFunction<Fn>('tw.da.active', 'msg', 'flow', 'node');
+    const router = starterFunctionIsolated<Fn>('tw.da.router', 'msg', 'flow', 'node');
+    const active = starterFunctionIsolated<Fn>('tw.da.active', 'msg', 'flow', 'node');
     return { router: (m) => router(m, flow, node), active: (m) => active(m, flow, node), ctx, status };
   }
   const list = [{ id: 'a', severity: 'critical' }];

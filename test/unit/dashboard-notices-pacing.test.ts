@@ -47,8 +47,9 @@ afterEach(() => {
   jest.useRealTimers();
 });
 
-test('wired: the events table after its function, every toast through the pacing', () => {
-  expect(starterNode('tw.an.events').wires).toEqual([['tw.an.eventtable']]);
+test('wired: the events table after its function (through the Live page\'s gate), every toast through the pacing', () => {
+  expect(starterNode('tw.an.events').wires).toEqual([['tw.dlive.events']]);
+  expect(starterNode('tw.dlive.events').wires).toEqual([['tw.an.eventtable']]);
   expect(starterNode('tw.an.notify').wires).toEqual([['tw.toast.pace']]);
   expect(starterNode('tw.dev.notify').wires).toEqual([['tw.toast.pace']]);
   expect(starterNode('tw.toast.pace').wires).toEqual([['tw.an.toast']]);

@@ -27,7 +27,8 @@ const WATCHERS = `
 const WATCH_MS = 30000;
 const MAX_WATCHERS = 1000;
 let watchers = flow.get('tw_da_watchers');
-if (!(watchers instanceof Map)) {
+// Not instanceof: each Function node runs in a context of its own, with its own Map (the router makes it).
+if (Object.prototype.toString.call(watchers) !== '[object Map]') {
     watchers = new Map();
     flow.set('tw_da_watchers', watchers);
 }
