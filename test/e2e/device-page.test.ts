@@ -119,6 +119,17 @@ describe('the Device page', () => {
     await page.getByText('77.50').first().waitFor({ timeout: 5_000 });
     // Measured for the record (the benchmark reports latency properly): publish to seen on the page.
     process.stdout.write(`device page: live reading seen ${seenAfter} ms after publishing (incl. polling)\n`);
+
+    // Another device chosen in the list: the page watches it instead.
+    await page.locator('.tw-dev-pick').selectOption(OTHER);
+    await page.waitForURL(new RegExp(`device=${OTHER}`), { timeout: 10_000 });
+    await waitFor('the other device\'s history', async () => /points/.test(await page.locator('.tw-dev-level').innerText()), 20_000, 50);
+    expect((await chart(page)).live).toBe(0);
+    await client.publishAsync(`devices/${DEVICE}/telemetry`, JSON.stringify({ ts: Date.now(), temperature: 78.5, humidity: 41 }), { qos: 1 });
+    await client.publishAsync(`devices/${OTHER}/telemetry`, JSON.stringify({ ts: Date.now(), temperature: 32.5 }), { qos: 1 });
+    await waitFor('the other device\'s live reading', async () => (await chart(page)).live === 1, 10_000, 20);
+    await page.getByText('32.50').first().waitFor({ timeout: 5_000 });
+    expect(await page.locator('.tw-dev-pick').inputValue()).toBe(OTHER);
     await page.close();
   });
 
