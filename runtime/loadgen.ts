@@ -881,6 +881,9 @@ Usage: node dist/runtime/loadgen.js [options]
                      compare URL/api/v1/metrics thingwire_rejects_total with what was sent (exit 1 on a mismatch)
   --check-file PATH  read the embedded store file instead (after the runtime stopped)
   --settle S         seconds the check waits for the store to catch up (default 15)
+  --reconnect        after a lost connection (the broker restarted, or it refused publishes while the runtime's
+                     flows started) connect again and send the unacknowledged QoS 1 publishes again, as a device
+                     with an outbox does (default: a lost connection fails the run)
 
 With THINGWIRE_PROVISIONING_KEY set (or DATA_DIR/provisioning-key present), each device connects with user = its id and
 password provision:<key>, as npm run simulate does; without, K anonymous connections (THINGWIRE_MQTT_ANONYMOUS=1).
@@ -905,7 +908,11 @@ const CLI_FLAGS = [
   '--check',
   '--check-file',
   '--settle',
+  '--reconnect',
 ] as const;
+
+/** Flags without a value. */
+const BOOLEAN_FLAGS: readonly string[] = ['--reconnect'];
 
 function intFlag(flag: string, raw: string, min: number, max: number): number {
   if (!/^\d+$/.test(raw)) throw new UsageError(`${flag} must be a whole number ${min}..${max}, got ${JSON.stringify(raw)}`);
@@ -931,6 +938,11 @@ export function parseLoadArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     const name = eq >= 0 ? arg.slice(0, eq) : arg;
     if (!(CLI_FLAGS as readonly string[]).includes(name)) throw new UsageError(`unknown argument ${JSON.stringify(name)} (see --help)`);
     if (given.has(name)) throw new UsageError(`${name} is given more than once`);
+    if (BOOLEAN_FLAGS.includes(name)) {
+      if (eq >= 0) throw new UsageError(`${name} takes no value`);
+      given.set(name, '');
+      continue;
+    }
     const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
     if (value === undefined || value.trim() === '') throw new UsageError(`${name} needs a value`);
     given.set(name, value.trim());
@@ -972,7 +984,7 @@ export function parseLoadArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
   return {
     help: false,
     options: {
-      load: { url, devices, prefix: LOAD_DEFAULTS.prefix, qos, connections, metrics, padBytes, maxInFlight, ...(provisioningKey ? { provisioningKey } : {}) },
+      load: { url, devices, prefix: LOAD_DEFAULTS.prefix, qos, connections, metrics, padBytes, maxInFlight, reconnect: given.has('--reconnect'), ...(provisioningKey ? { provisioningKey } : {}) },
       rate,
       durationMs: Math.round(durationS * 1000),
       batch,

@@ -266,7 +266,13 @@ describe('command line', () => {
   test('defaults and flags', () => {
     const p = parseLoadArgs(['--devices', '200', '--rate=400', '--duration', '5', '--qos', '1', '--hostile', '2000', '--check', 'http://127.0.0.1:1880/'], env);
     if (p.help) throw new Error('help');
-    expect(p.options).toMatchObject({ rate: 400, durationMs: 5000, batch: 1, hostile: 2000, check: 'http://127.0.0.1:1880', load: { devices: 200, qos: 1, connections: 4, metrics: 3, url: 'mqtt://127.0.0.1:1883' } });
+    expect(p.options).toMatchObject({ rate: 400, durationMs: 5000, batch: 1, hostile: 2000, check: 'http://127.0.0.1:1880', load: { devices: 200, qos: 1, connections: 4, metrics: 3, url: 'mqtt://127.0.0.1:1883', reconnect: false } });
+  });
+
+  test('--reconnect takes no value and turns the generator\'s reconnect on', () => {
+    const p = parseLoadArgs(['--reconnect', '--devices', '3'], env);
+    if (p.help) throw new Error('help');
+    expect(p.options.load).toMatchObject({ reconnect: true, devices: 3 });
   });
 
   test('per-device rate and hostile ratio', () => {
@@ -283,6 +289,8 @@ describe('command line', () => {
     [['--bogus'], /unknown argument/],
     [['--check', 'ftp://x'], /--check must be/],
     [['--batch'], /--batch needs a value/],
+    [['--reconnect=yes'], /--reconnect takes no value/],
+    [['--reconnect', '--reconnect'], /more than once/],
   ])('%j is refused', (argv, re) => {
     expect(() => parseLoadArgs(argv, env)).toThrow(UsageError);
     expect(() => parseLoadArgs(argv, env)).toThrow(re);
