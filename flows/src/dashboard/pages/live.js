@@ -8,8 +8,9 @@
 // last would leave gaps) and are small. Nodes "tw.dlive.*" on the starter tab (../gen.js); the Live page's own
 // widgets and their producers are the starter's.
 
-// Which widgets are gated: [producer node, its output, the widget] (the producer's wire to the widget goes through
-// the gate instead; the gate sits where the widget was and the widget moved right of it).
+// Which widgets are gated: the gate's id and name, the producers' outputs that feed it (from: [node, output]) and
+// the widget (to). A producer's wire to the widget goes through the gate instead; the gate sits where the widget
+// was and the widget moved GATE_DX right of it.
 const GATED = [
   { id: 'tw.dlive.alerts', name: 'alert table', from: [['tw.al.answer', 0]], to: 'tw.al.table' },
   { id: 'tw.dlive.latest', name: 'latest values table', from: [['tw.starter.latest', 0]], to: 'tw.starter.table' },
