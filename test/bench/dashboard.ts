@@ -42,6 +42,8 @@
  *    (its ts) to the Device page's live function: the runtime's part of the latency with 100,000+ samples instead
  *    of the watched device's one a second. The aim (issue 8): p99 < 50 ms; a one-year chart in under 1 s.
  *
+ * --page-profile FILE writes a CPU profile of the page's main thread over the live window (sampled every 200 us;
+ * Chrome DevTools opens it) to see what the page does between a socket frame and the DOM.
  * --no-live-charts unwires the three function nodes that feed the starter's per-reading ui-charts (the "Live"
  * page's temperature chart, the anomaly band and score charts) in the seeded flows: FlowFuse's ui-chart clones
  * its whole stored history (up to 600 points a series, a series per device) on every message it takes, which
@@ -91,11 +93,13 @@ interface Args {
   reps: number;
   coldReps: number;
   noLiveCharts: boolean;
+  /** --page-profile FILE: a CPU profile of the page (Chrome DevTools Protocol) over the live window, written to FILE. */
+  pageProfile?: string;
   quick: boolean;
 }
 
 const USAGE =
-  'usage: node dist/test/bench/dashboard.js [--devices N] [--seconds N] [--warmup N] [--connections N] [--minute-days N] [--reps N] [--cold-reps N] [--no-live-charts] [--quick]';
+  'usage: node dist/test/bench/dashboard.js [--devices N] [--seconds N] [--warmup N] [--connections N] [--minute-days N] [--reps N] [--cold-reps N] [--no-live-charts] [--page-profile FILE] [--quick]';
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { devices: 1000, seconds: 60, warmup: 5, connections: 4, minuteDays: 365, reps: 5, coldReps: 5, noLiveCharts: false, quick: false };
@@ -118,6 +122,13 @@ function parseArgs(argv: string[]): Args {
     else if (arg === '--reps') a.reps = num(argv[++i], arg, 1, 50);
     else if (arg === '--cold-reps') a.coldReps = num(argv[++i], arg, 0, 20);
     else if (arg === '--no-live-charts') a.noLiveCharts = true;
+    else if (arg === '--page-profile') {
+      a.pageProfile = argv[++i];
+      if (!a.pageProfile) {
+        console.error(`--page-profile needs a file name\n${USAGE}`);
+        process.exit(2);
+      }
+    }
     else if (arg === '--quick') a.quick = true;
     else if (arg === '--help' || arg === '-h') {
       console.log(USAGE);
@@ -686,6 +697,13 @@ async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h:
     });
 
     await sleep(args.warmup * 1000);
+    // --page-profile: the page's main thread sampled over the window (every 200 us).
+    const cdp = args.pageProfile ? await page.context().newCDPSession(page) : undefined;
+    if (cdp) {
+      await cdp.send('Profiler.enable');
+      await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+      await cdp.send('Profiler.start');
+    }
     const wStart = nowMs();
     const probe0 = readProbe(rt.probeFile);
     const kStart = k;
@@ -703,6 +721,12 @@ async function liveLoad(args: Args, page: Page, rt: Runtime, fleet: SimFleet, h:
     }
     const wEnd = nowMs();
     const elapsed = (wEnd - wStart) / 1000;
+    if (cdp && args.pageProfile) {
+      const { profile } = await cdp.send('Profiler.stop');
+      fs.writeFileSync(args.pageProfile, JSON.stringify(profile));
+      await cdp.detach();
+      log(`  the page's CPU profile over the window: ${args.pageProfile} (open it in Chrome DevTools, Performance)`);
+    }
     const published = k - kStart;
     const runtimeCpuPct = (cpuMs(rt.pid) - cpu0) / 10 / elapsed;
     const b = process.cpuUsage(bench0);
