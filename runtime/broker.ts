@@ -47,8 +47,10 @@ import * as os from 'node:os';
 import { topicMatches } from '../nodes/lib/ack';
 import { isValidDeviceId, preview } from '../nodes/lib/names';
 import { secretsEqual } from '../nodes/lib/registry/tokens';
-import { indexOutgoing, type OutgoingPacket, type OutgoingPersistence } from './outgoing-queue';
-import { PublishLog, readSessions, writeSessions, type LogEntry, type PublishLogOptions, type PublishLogStats, type SessionSubs } from './publish-log';
+import { indexOutgoing, type OutgoingPacket, type OutgoingPersistence, type OutgoingQueue } from './outgoing-queue';
+import { InProcessSessions, type Adopted, type InProcessLimits } from './in-process';
+import { registerInProcessBroker } from '../nodes/lib/in-process';
+import { PublishLog, readInProcessSessions, readSessions, writeSessions, type LogEntry, type PublishLogOptions, type PublishLogStats, type SessionSubs } from './publish-log';
 import type { DeviceInput, DeviceRecord, DeviceRegistry } from '../nodes/lib/registry/types';
 
 export interface EmbeddedBroker {
@@ -277,6 +279,7 @@ interface AedesPersistence {
   outgoingEnqueue(sub: AedesSub, packet: AedesPacket): Promise<void>;
   outgoingEnqueueCombi(subs: AedesSub[], packet: AedesPacket): Promise<void>;
   outgoingClearMessageId(client: AedesClient, packet: AedesPacket): Promise<AedesPacket | undefined>;
+  createRetainedStreamCombi(patterns: string[]): AsyncIterable<AedesPacket>;
 }
 
 interface AedesLike {
@@ -284,6 +287,8 @@ interface AedesLike {
   persistence: AedesPersistence;
   published: (packet: AedesPacket, client: AedesClient | null, cb: (err?: Error | null) => void) => void;
   publish(packet: object, client: AedesClient | null, done: (err?: Error | null) => void): void;
+  subscribe(topic: string, fn: (packet: AedesPacket, cb: () => void) => void, done: () => void): void;
+  unsubscribe(topic: string, fn: (packet: AedesPacket, cb: () => void) => void, done: () => void): void;
   connectedClients: number;
   clients: Record<string, AedesClient | undefined>;
   authenticate: (client: AedesClient, username: string | undefined, password: Buffer | undefined, cb: (err: Error | null, ok?: boolean) => void) => void;
@@ -343,6 +348,17 @@ function qos1Deliveries(subs: readonly AedesSub[], qos: number | undefined): num
   return n;
 }
 
+interface LoggedBroker {
+  logPublish: (packet: AedesPacket, cb: (err: Error | null) => void) => void;
+  restore: () => Promise<void>;
+  /** For in-process sessions: one more delivery of the message to wait for (its log entry), and its release. */
+  hold: (packet: AedesPacket) => LogEntry | undefined;
+  release: (handle: unknown) => void;
+  saveSessions: () => void;
+  adopt: (clientId: string) => Adopted[];
+  stop: () => void;
+}
+
 /**
  * Wires the publish log into aedes: each QoS 1/2 publish a client makes is logged before the broker acknowledges
  * it (authorizePublish calls back once the line is written: `logPublish`), and released as aedes' persistence
@@ -359,7 +375,9 @@ function attachPublishLog(
   log: (m: string) => void,
   limiter: LogLimiter,
   sessionExpiryMs: number,
-): { logPublish: (packet: AedesPacket, cb: (err: Error | null) => void) => void; restore: () => Promise<void>; stop: () => void } {
+  queues: Map<string, OutgoingQueue>,
+  inproc: () => InProcessSessions | undefined,
+): LoggedBroker {
   const dir = plog.dir;
   const entries = new WeakMap<object, LogEntry>();
   const entryOf = (packet: AedesPacket | undefined): LogEntry | undefined =>
@@ -406,7 +424,7 @@ function attachPublishLog(
   const sessions: SessionSubs = new Map();
   const saveSessions = (): void => {
     try {
-      writeSessions(dir, sessions);
+      writeSessions(dir, sessions, inproc()?.list());
     } catch (e) {
       limiter.note(`mqtt: cannot save the flows' sessions in ${dir}: ${(e as Error).message}`);
     }
@@ -452,6 +470,11 @@ function attachPublishLog(
    */
   async function restore(): Promise<void> {
     const last = readSessions(dir, log);
+    const ip = inproc();
+    for (const [id, filters] of readInProcessSessions(dir)) {
+      if (ip !== undefined) ip.restore(id, filters);
+      else if (!last.has(id)) last.set(id, new Map(filters.map((f) => [f, 1]))); // in-process delivery is off this run
+    }
     for (const [id, subs] of last) {
       const list = [...subs].map(([topic, qos]) => ({ topic, qos }));
       await p.addSubscriptions({ id }, list);
@@ -469,7 +492,8 @@ function attachPublishLog(
     const packets = plog.recovered();
     if (packets.length === 0) return;
     const bad = plog.stats().badLines;
-    log(`mqtt: publishing again the ${packets.length} messages the publish log held from the last run${bad > 0 ? ` (${bad} unreadable lines skipped: a write cut by the crash)` : ''}, queued for the flows' ${last.size} persistent session(s)`);
+    const n = last.size + (ip?.list().size ?? 0);
+    log(`mqtt: publishing again the ${packets.length} messages the publish log held from the last run${bad > 0 ? ` (${bad} unreadable lines skipped: a write cut by the crash)` : ''}, queued for the flows' ${n} persistent session(s)`);
     let i = 0;
     let outstanding = packets.length;
     let failed = 0;
@@ -504,6 +528,29 @@ function attachPublishLog(
   return {
     logPublish,
     restore,
+    hold: (packet) => {
+      const e = entryOf(packet);
+      if (e) plog.enqueued(e, 1);
+      return e;
+    },
+    release: (handle) => {
+      if (handle !== undefined) plog.delivered(handle as LogEntry);
+    },
+    saveSessions,
+    // A persistent MQTT session of the last run recreated for a client id that now attaches in process (the first
+    // start after an upgrade): what it queued is handed over (the log already counts those deliveries) and it goes.
+    adopt: (id) => {
+      if (!awaited.delete(id)) return [];
+      const list = [...(sessions.get(id)?.keys() ?? [])];
+      const packets = queues.get(id)?.toArray() ?? [];
+      queues.delete(id);
+      sessions.delete(id);
+      if (list.length > 0) {
+        p.removeSubscriptions({ id }, list).catch((e: Error) => limiter.note(`mqtt: could not remove the subscriptions of the session ${preview(id)}: ${e.message}`));
+      }
+      if (packets.length > 0) log(`mqtt: the flows' session ${preview(id)} now takes messages in process: its ${packets.length} queued messages were handed over`);
+      return packets.map((pk) => ({ packet: pk as unknown as AedesPacket, handle: entryOf(pk as unknown as AedesPacket) }));
+    },
     stop: () => {
       stopped = true;
       for (const t of expiries) clearTimeout(t);
@@ -529,6 +576,12 @@ export interface EmbeddedBrokerOptions {
    * matches, or after this time (logged).
    */
   holdUntilSubscribedMs?: number;
+  /**
+   * Offer in-process delivery to thingwire-mqtt-in nodes in this process (see in-process.ts): registered once the
+   * broker listens; a node whose host is a loopback address (or the broker's host) and whose port is this one
+   * attaches directly instead of connecting. Limits for tests. Off unless given.
+   */
+  inProcess?: boolean | Partial<InProcessLimits>;
 }
 
 export const SESSION_EXPIRY_MS = 600_000;
@@ -548,7 +601,7 @@ export async function startEmbeddedBroker(
   // client connects and before the publish log wraps the same methods.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const Packet = require('aedes-packet') as new (p: object) => OutgoingPacket;
-  indexOutgoing(broker.persistence as unknown as OutgoingPersistence, (p) => new Packet(p));
+  const queues = indexOutgoing(broker.persistence as unknown as OutgoingPersistence, (p) => new Packet(p));
   const auth = new BrokerAuth(authOpts);
   const limiter = new LogLimiter(log);
   const principals = new WeakMap<AedesClient, Principal>();
@@ -585,7 +638,28 @@ export async function startEmbeddedBroker(
     const k = principals.get(c)?.kind;
     return k === 'service' || k === 'anonymous';
   };
-  const logged = plog ? attachPublishLog(broker, plog, isFlows, log, limiter, brokerOpts.sessionExpiryMs ?? SESSION_EXPIRY_MS) : undefined;
+  const sessionExpiryMs = brokerOpts.sessionExpiryMs ?? SESSION_EXPIRY_MS;
+  let inproc: InProcessSessions | undefined;
+  const logged = plog ? attachPublishLog(broker, plog, isFlows, log, limiter, sessionExpiryMs, queues, () => inproc) : undefined;
+  if (brokerOpts.inProcess) {
+    const limits = typeof brokerOpts.inProcess === 'object' ? brokerOpts.inProcess : {};
+    inproc = new InProcessSessions(
+      0, // set once it listens
+      {
+        subscribe: (t, fn, done) => broker.subscribe(t, fn, done),
+        unsubscribe: (t, fn, done) => broker.unsubscribe(t, fn, done),
+        retained: (filters) => broker.persistence.createRetainedStreamCombi(filters),
+      },
+      {
+        hold: (packet) => logged?.hold(packet as AedesPacket),
+        release: (handle) => logged?.release(handle),
+        changed: () => logged?.saveSessions(),
+        log,
+      },
+      { restoredMs: sessionExpiryMs, ...limits },
+      (id) => logged?.adopt(id) ?? [],
+    );
+  }
   const allowed = (packet: AedesPacket, cb: (err: Error | null) => void): void => {
     if (logged === undefined) return cb(null);
     // The PUBACK (or PUBREC) waits for the line: what the publisher is told is kept is on disk.
@@ -622,7 +696,7 @@ export async function startEmbeddedBroker(
       endHold('the flows subscribe now');
       allowed(packet, cb);
     };
-    if (liveFilters.some((f) => topicMatches(f, packet.topic))) return accept();
+    if (liveFilters.some((f) => topicMatches(f, packet.topic)) || inproc?.matches(packet.topic)) return accept();
     broker.persistence.subscriptionsByTopic(packet.topic).then(
       (subs) => {
         if (!holding || subs.length > 0) return accept();
@@ -713,6 +787,11 @@ export async function startEmbeddedBroker(
   });
   server.on('error', (e) => log(`mqtt: server error: ${e.message}`));
   const actual = (server.address() as net.AddressInfo).port;
+  if (inproc) {
+    inproc.port = actual;
+    inproc.host = host;
+    registerInProcessBroker(inproc);
+  }
   let closed: Promise<void> | undefined;
   return {
     port: actual,
@@ -723,6 +802,10 @@ export async function startEmbeddedBroker(
       closed ??= new Promise<void>((resolve) => {
         clearTimeout(holdTimer);
         unlisten?.();
+        if (inproc) {
+          registerInProcessBroker(undefined);
+          inproc.close();
+        }
         limiter.flush();
         server.close(() => resolve());
         for (const s of sockets) s.destroy();

@@ -31,6 +31,8 @@ export interface RuntimeConfig {
   provisioningOff: boolean;
   /** Demo switch: anonymous MQTT clients may publish (as any device) on the embedded broker. */
   mqttAnonymous: boolean;
+  /** The embedded broker delivers to the flows' thingwire-mqtt-in nodes in process (default on). */
+  mqttInProcess: boolean;
   /** The editor's login: user name, and the bcrypt hash of its password (undefined = no login). */
   adminUser: string;
   adminPasswordHash?: string;
@@ -58,6 +60,7 @@ export const ENV_VARS: Record<string, string> = {
   THINGWIRE_ADMIN_PASSWORD_HASH: 'bcrypt hash of the editor password (make one with: npx node-red admin hash-pw); turns the editor login on',
   THINGWIRE_PROVISIONING_KEY: 'devices may register themselves on the embedded broker with password provision:<key> (at least 16 characters; default: generated once into DATA_DIR/provisioning-key; off: no self-registration)',
   THINGWIRE_MQTT_ANONYMOUS: 'set to 1 to let anonymous MQTT clients publish as any device (demo only; default 0: devices log in with id and token)',
+  THINGWIRE_MQTT_IN_PROCESS: "0 makes the flows' thingwire-mqtt-in nodes connect to the embedded broker over TCP like any client (default 1: they take its messages in process)",
   THINGWIRE_API_KEY: 'admin API key of the HTTP API under /api/v1 (Authorization: Bearer <key> or X-API-Key); unset: its management endpoints answer 503',
   THINGWIRE_API_READ_KEY: 'read-only API key (GET routes of the HTTP API and GET /api/v1/series; at least 16 characters); changes answer 403 to it',
   THINGWIRE_API_RATE: 'entries per second each device may write through the HTTP API (entries, ThingSpeak /update and bulk_update; bursts of twice that; default 50; 0 or off: no limit); beyond it 429 with Retry-After',
@@ -142,6 +145,13 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
     else if (anon !== '0' && anon !== 'false') problems.push(`THINGWIRE_MQTT_ANONYMOUS=${JSON.stringify(anon)} must be 1 or 0`);
   }
 
+  let mqttInProcess = true;
+  const inProc = env.THINGWIRE_MQTT_IN_PROCESS;
+  if (inProc !== undefined && inProc !== '') {
+    if (inProc === '0' || inProc === 'false') mqttInProcess = false;
+    else if (inProc !== '1' && inProc !== 'true') problems.push(`THINGWIRE_MQTT_IN_PROCESS=${JSON.stringify(inProc)} must be 1 or 0`);
+  }
+
   let mqttUrl: URL | undefined;
   if (env.MQTT_URL !== undefined && env.MQTT_URL !== '') {
     try {
@@ -201,6 +211,7 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
     provisioningKey,
     provisioningOff,
     mqttAnonymous,
+    mqttInProcess,
     adminUser,
     adminPasswordHash,
   };

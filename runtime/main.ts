@@ -122,7 +122,7 @@ export async function startRuntime(cfg: RuntimeConfig): Promise<RunningRuntime> 
         provisioningKey: provKey,
         allowAnonymous: cfg.mqttAnonymous,
         service,
-      }, { publishLogDir: path.join(cfg.dataDir, 'mqtt-log'), holdUntilSubscribedMs: HOLD_UNTIL_SUBSCRIBED_MS });
+      }, { publishLogDir: path.join(cfg.dataDir, 'mqtt-log'), holdUntilSubscribedMs: HOLD_UNTIL_SUBSCRIBED_MS, inProcess: cfg.mqttInProcess });
       mqttHost = cfg.host === '0.0.0.0' || cfg.host === '::' ? '127.0.0.1' : cfg.host;
       mqttPort = broker.port;
       if (cfg.mqttAnonymous) {

@@ -408,12 +408,36 @@ export function readSessions(dir: string, warn: (m: string) => void = () => unde
   return out;
 }
 
+/**
+ * The in-process sessions (runtime/in-process.ts) the flows had in the last run: client id -> topic filters. They are
+ * kept in the same file, beside the MQTT ones (an older file has none).
+ */
+export function readInProcessSessions(dir: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  let doc: unknown;
+  try {
+    doc = JSON.parse(fs.readFileSync(path.join(dir, SESSIONS_FILE), 'utf8'));
+  } catch {
+    return out; // readSessions warned
+  }
+  const ip = (doc as { inProcess?: unknown })?.inProcess;
+  if (ip === null || typeof ip !== 'object') return out;
+  for (const [id, filters] of Object.entries(ip as Record<string, unknown>)) {
+    if (id === '' || !Array.isArray(filters)) continue;
+    const list = filters.filter((f): f is string => typeof f === 'string' && f !== '');
+    if (list.length > 0) out.set(id, list);
+  }
+  return out;
+}
+
 /** Writes the sessions (a temporary file renamed over the old one, so a crash leaves one or the other). */
-export function writeSessions(dir: string, sessions: SessionSubs): void {
+export function writeSessions(dir: string, sessions: SessionSubs, inProcess: ReadonlyMap<string, readonly string[]> = new Map()): void {
   const doc: Record<string, Record<string, number>> = {};
   for (const [id, subs] of sessions) if (subs.size > 0) doc[id] = Object.fromEntries(subs);
   const file = path.join(dir, SESSIONS_FILE);
   const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, `${JSON.stringify({ v: 1, sessions: doc })}\n`);
+  const body: { v: 1; sessions: typeof doc; inProcess?: Record<string, readonly string[]> } = { v: 1, sessions: doc };
+  if (inProcess.size > 0) body.inProcess = Object.fromEntries(inProcess);
+  fs.writeFileSync(tmp, `${JSON.stringify(body)}\n`);
   fs.renameSync(tmp, file);
 }

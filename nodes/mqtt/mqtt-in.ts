@@ -15,11 +15,18 @@
  * stops reading from the connection (mqtt.js handleMessage's callback is held),
  * so memory stays bounded and the broker holds the rest. Subscriptions are sent
  * again after every connect the broker answers without a session.
+ *
+ * In process: when the bundled runtime's embedded broker runs in this process and the node's host and port name it
+ * (../lib/in-process.ts), the node attaches to it directly instead of connecting: the same messages and outputs, the
+ * same window and confirmations, without encoding each one to a socket and parsing it back (the runtime's largest
+ * per-reading cost at the knee). The session is named by the client id and outlives a redeploy; backpressure pauses
+ * the session instead of the socket.
  */
 import * as mqtt from 'mqtt';
 import { ACK_PROPERTY, AckWindow, topicMatches } from '../lib/ack';
+import { inProcessBrokerFor, type InProcessBroker, type InProcessMessage, type InProcessSession } from '../lib/in-process';
 import { LazyStatus } from '../lib/lazy-status';
-import type { Node, NodeAPI, NodeMessage, NodeStatus } from '../lib/red';
+import { afterFlowsStart, type Node, type NodeAPI, type NodeMessage, type NodeStatus, type StartGate } from '../lib/red';
 import type { MqttInConfig } from './config';
 import { mqttInOptions } from './options';
 import { installFastClone } from '../lib/clone';
@@ -57,6 +64,10 @@ export = function register(RED: NodeAPI): void {
     }
 
     let client: mqtt.MqttClient | undefined;
+    let keepAwake: NodeJS.Timeout | undefined;
+    let session: InProcessSession | undefined;
+    let attachGate: StartGate | undefined;
+    const inProcess = inProcessBrokerFor(o.url);
     let state: 'connecting' | 'connected' | 'disconnected' = 'connecting';
     let lastError = '';
     let lastWarn = 0;
@@ -65,16 +76,22 @@ export = function register(RED: NodeAPI): void {
       maxInFlightBytes: o.maxInFlightBytes,
       timeoutMs: o.ackTimeoutMs,
       sendAck: (messageId) => {
-        if (client?.connected) (client as unknown as PacketSender)._sendPacket({ cmd: 'puback', messageId });
+        if (session !== undefined) session.ack(messageId);
+        else if (client?.connected) (client as unknown as PacketSender)._sendPacket({ cmd: 'puback', messageId });
       },
       // The store could not keep a message (its spool full): it stays unacknowledged, and the broker sends it again
-      // on a new connection, so the connection is dropped (once a second at most) and mqtt.js reconnects.
+      // on a new connection, so the connection is dropped (once a second at most) and mqtt.js reconnects; in
+      // process, the session delivers again what is unacknowledged (a new epoch: as after a reconnect).
       onLost: () => {
         if (lostTimer !== undefined) return;
         lostTimer = setTimeout(() => {
           lostTimer = undefined;
           node.warn(RED._(`${TYPE}.errors.lost`));
-          client?.stream?.destroy();
+          if (session !== undefined) {
+            window.disconnect();
+            window.connect();
+            session.redeliver();
+          } else client?.stream?.destroy();
         }, 1000);
       },
     });
@@ -88,11 +105,8 @@ export = function register(RED: NodeAPI): void {
         return { fill: 'red', shape: 'ring', text: RED._(`${TYPE}.status.${state}`, { error: lastError, ...counts }) };
       }
       const full = window.full();
-      return {
-        fill: full || s.timedOut > 0 ? 'yellow' : 'green',
-        shape: 'dot',
-        text: RED._(`${TYPE}.status.${full ? 'full' : 'connected'}`, counts),
-      };
+      const key = full ? 'full' : session !== undefined ? 'inProcess' : 'connected';
+      return { fill: full || s.timedOut > 0 ? 'yellow' : 'green', shape: 'dot', text: RED._(`${TYPE}.status.${key}`, counts) };
     }, 1000);
 
     const sweeper = setInterval(() => {
@@ -116,106 +130,160 @@ export = function register(RED: NodeAPI): void {
       connectTimeout: 10_000,
       resubscribe: false,
     };
-    if (node.credentials?.user) connectOpts.username = node.credentials.user;
-    if (node.credentials?.password) connectOpts.password = node.credentials.password;
-    if (o.protocolVersion === 5) {
-      // Without a session expiry an MQTT 5 broker ends the session at disconnect (and with it the queued messages);
-      // Receive Maximum lets the broker send as many unacknowledged messages as this node tracks.
-      connectOpts.properties = { sessionExpiryInterval: o.sessionExpiryS, receiveMaximum: o.maxInFlight };
-    }
+    if (inProcess !== undefined) {
+      // After the flows start: a queued message delivered while the nodes are still being created would be lost.
+      attachGate = afterFlowsStart(RED, () => attach(inProcess));
+    } else connectTcp();
+    status.mark();
 
-    client = mqtt.connect(o.url, connectOpts);
-
-    client.handleMessage = (packet, cb) => {
-      const topic = packet.topic;
-      const msg: NodeMessage = { topic, payload: packet.payload, qos: packet.qos, retain: packet.retain };
-      if (o.confirmOnReceipt.length > 0 && confirmAtOnce(topic)) {
+    /** One message from the in-process session (the same outputs and tracking as handleMessage below). */
+    function deliver(m: InProcessMessage): void {
+      const msg: NodeMessage = { topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain };
+      if (o.confirmOnReceipt.length > 0 && confirmAtOnce(m.topic)) {
         node.send([null, msg]);
-        cb();
+        if (m.qos === 1) session?.ack(m.id);
         return;
       }
-      if (packet.qos !== 1 || packet.messageId === undefined) {
+      if (m.qos !== 1) {
         node.send([msg, null]);
-        cb();
         return;
       }
-      msg[ACK_PROPERTY] = window.track(packet.messageId, topic, payloadBytes(packet.payload));
+      msg[ACK_PROPERTY] = window.track(m.id, m.topic, m.payload.length);
       node.send([msg, null]);
       status.mark();
-      // Hold mqtt.js's reading while the window is full: the broker keeps what we cannot take yet.
-      if (!window.full()) {
-        cb(DEFERRED);
-        return;
-      }
-      paused(true);
-      window.whenRoom(() => {
-        paused(false);
-        cb(DEFERRED);
-      });
-    };
-
-    // While reading is held, mqtt.js handles no packet, PINGRESP included, and would take the connection for dead
-    // after 1.5 keepalives (then reconnect, and get the whole window delivered again). The wait is for this flow,
-    // not the network, so the keepalive clock is held too; a connection that dies meanwhile shows when reading
-    // resumes, or when a PUBACK cannot be written.
-    let keepAwake: NodeJS.Timeout | undefined;
-    function paused(on: boolean): void {
-      if (on && keepAwake === undefined && o.keepaliveS > 0) {
-        keepAwake = setInterval(() => {
-          // The broker times the connection out too when nothing comes from it (no PUBACK while the flow is stuck):
-          // a PINGREQ keeps it alive (its PINGRESP waits in the socket until reading resumes), and mqtt.js's own
-          // ping timer, which would otherwise expect that PINGRESP, is restarted.
-          if (client?.connected) client.sendPing();
-          client?.reschedulePing(true);
-        }, Math.max(500, (o.keepaliveS * 1000) / 3));
-      } else if (!on && keepAwake !== undefined) {
-        clearInterval(keepAwake);
-        keepAwake = undefined;
-      }
+      if (!window.full()) return;
+      // The broker queues the rest (and past its bound holds the publishers' acknowledgements).
+      session?.pause();
+      window.whenRoom(() => session?.resume());
     }
 
-    client.on('connect', (connack) => {
+    function attach(b: InProcessBroker): void {
+      attachGate = undefined;
       window.connect();
+      const opened = b.open(o.clientId, o.topics, { deliver });
+      if (typeof opened === 'string') {
+        window.disconnect();
+        lastError = opened;
+        state = 'disconnected';
+        node.error(RED._(`${TYPE}.errors.inProcess`, { error: opened }));
+        status.mark();
+        return;
+      }
+      session = opened;
       state = 'connected';
-      lastError = '';
       status.mark();
-      if (connack.sessionPresent) return;
-      client?.subscribe(
-        o.topics.map((t) => ({ [t]: { qos: 1 as const } })).reduce((a, b) => ({ ...a, ...b }), {}),
-        (err, granted) => {
-          const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
-          if (err || refused.length > 0) {
-            lastError = err ? err.message : RED._(`${TYPE}.errors.refused`, { topics: refused.join(', ') });
-            node.error(RED._(`${TYPE}.errors.subscribe`, { error: lastError }));
-            status.mark();
-          }
-        },
-      );
-    });
-    client.on('close', () => {
-      window.disconnect();
-      if (state === 'connected') state = 'disconnected';
-      status.mark();
-    });
-    client.on('offline', () => {
-      state = 'disconnected';
-      status.mark();
-    });
-    client.on('error', (err) => {
-      lastError = err.message;
-      state = 'disconnected';
-      status.mark();
-      node.debug(RED._(`${TYPE}.errors.connection`, { url: o.url, error: err.message }));
-    });
-    status.mark();
+      session.resume(); // it opens paused: what it queued meanwhile comes now
+    }
+
+    function connectTcp(): void {
+      if (node.credentials?.user) connectOpts.username = node.credentials.user;
+      if (node.credentials?.password) connectOpts.password = node.credentials.password;
+      if (o.protocolVersion === 5) {
+        // Without a session expiry an MQTT 5 broker ends the session at disconnect (and with it the queued messages);
+        // Receive Maximum lets the broker send as many unacknowledged messages as this node tracks.
+        connectOpts.properties = { sessionExpiryInterval: o.sessionExpiryS, receiveMaximum: o.maxInFlight };
+      }
+
+      client = mqtt.connect(o.url, connectOpts);
+
+      client.handleMessage = (packet, cb) => {
+        const topic = packet.topic;
+        const msg: NodeMessage = { topic, payload: packet.payload, qos: packet.qos, retain: packet.retain };
+        if (o.confirmOnReceipt.length > 0 && confirmAtOnce(topic)) {
+          node.send([null, msg]);
+          cb();
+          return;
+        }
+        if (packet.qos !== 1 || packet.messageId === undefined) {
+          node.send([msg, null]);
+          cb();
+          return;
+        }
+        msg[ACK_PROPERTY] = window.track(packet.messageId, topic, payloadBytes(packet.payload));
+        node.send([msg, null]);
+        status.mark();
+        // Hold mqtt.js's reading while the window is full: the broker keeps what we cannot take yet.
+        if (!window.full()) {
+          cb(DEFERRED);
+          return;
+        }
+        paused(true);
+        window.whenRoom(() => {
+          paused(false);
+          cb(DEFERRED);
+        });
+      };
+
+      // While reading is held, mqtt.js handles no packet, PINGRESP included, and would take the connection for dead
+      // after 1.5 keepalives (then reconnect, and get the whole window delivered again). The wait is for this flow,
+      // not the network, so the keepalive clock is held too; a connection that dies meanwhile shows when reading
+      // resumes, or when a PUBACK cannot be written.
+      function paused(on: boolean): void {
+        if (on && keepAwake === undefined && o.keepaliveS > 0) {
+          keepAwake = setInterval(() => {
+            // The broker times the connection out too when nothing comes from it (no PUBACK while the flow is stuck):
+            // a PINGREQ keeps it alive (its PINGRESP waits in the socket until reading resumes), and mqtt.js's own
+            // ping timer, which would otherwise expect that PINGRESP, is restarted.
+            if (client?.connected) client.sendPing();
+            client?.reschedulePing(true);
+          }, Math.max(500, (o.keepaliveS * 1000) / 3));
+        } else if (!on && keepAwake !== undefined) {
+          clearInterval(keepAwake);
+          keepAwake = undefined;
+        }
+      }
+
+      client.on('connect', (connack) => {
+        window.connect();
+        state = 'connected';
+        lastError = '';
+        status.mark();
+        if (connack.sessionPresent) return;
+        client?.subscribe(
+          o.topics.map((t) => ({ [t]: { qos: 1 as const } })).reduce((a, b) => ({ ...a, ...b }), {}),
+          (err, granted) => {
+            const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
+            if (err || refused.length > 0) {
+              lastError = err ? err.message : RED._(`${TYPE}.errors.refused`, { topics: refused.join(', ') });
+              node.error(RED._(`${TYPE}.errors.subscribe`, { error: lastError }));
+              status.mark();
+            }
+          },
+        );
+      });
+      client.on('close', () => {
+        window.disconnect();
+        if (state === 'connected') state = 'disconnected';
+        status.mark();
+      });
+      client.on('offline', () => {
+        state = 'disconnected';
+        status.mark();
+      });
+      client.on('error', (err) => {
+        lastError = err.message;
+        state = 'disconnected';
+        status.mark();
+        node.debug(RED._(`${TYPE}.errors.connection`, { url: o.url, error: err.message }));
+      });
+    }
 
     node.on('close', (removed, done) => {
       clearInterval(sweeper);
       if (lostTimer !== undefined) clearTimeout(lostTimer);
-      paused(false);
+      if (keepAwake !== undefined) clearInterval(keepAwake);
+      keepAwake = undefined;
       status.close();
+      attachGate?.cancel();
       // Whatever is still in flight stays unacknowledged: the broker delivers it again to the next session.
       window.close();
+      if (session !== undefined) {
+        // Deleted: the session ends (nobody comes back for it); redeployed: the next node takes it over.
+        session.close(removed === true);
+        session = undefined;
+        done();
+        return;
+      }
       const c = client;
       client = undefined;
       if (!c) {

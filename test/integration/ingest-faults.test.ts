@@ -17,6 +17,8 @@
  *   memory (past 256 batches in its disk spool), nothing is refused, every message is acknowledged, every
  *   reading stored.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as mqtt from 'mqtt';
 import { LoadGenerator, checkRollupCounts, expectedOf, readSeqsViaApi, type CheckReport } from '../../runtime/loadgen';
 import { sleep, startMosquitto, startRuntime, tmpDir, waitFor, type Mosquitto, type Runtime } from '../support/services';
@@ -163,4 +165,76 @@ test('a burst faster than the store (batches of 100 readings at 20,000 readings/
   expect(value(/thingwire_store_rejected_lines_total\{store="tw.store"\} (\S+)/)).toBe(0);
   expect(value(/thingwire_ingest_messages_total\{node="tw.starter.mqttin",outcome="unacknowledged"\} (\S+)/)).toBe(0);
   expect(value(/thingwire_ingest_messages_total\{node="tw.starter.mqttin",outcome="acknowledged"\} (\S+)/)).toBe(res.messages);
+});
+
+interface DeployedNode {
+  id: string;
+  type: string;
+  name?: string;
+  [k: string]: unknown;
+}
+
+/** Deploys `change(flows)` as a "modified nodes" deploy (only the changed nodes restart), as the editor's Deploy does. */
+async function redeploy(runtime: Runtime, change: (flows: DeployedNode[]) => DeployedNode[]): Promise<void> {
+  const cur = (await (await fetch(`${runtime.url}/flows`, { headers: { 'Node-RED-API-Version': 'v2' } })).json()) as { rev: string; flows: DeployedNode[] };
+  const before = runtime.output().length;
+  const res = await fetch(`${runtime.url}/flows`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'Node-RED-API-Version': 'v2', 'Node-RED-Deployment-Type': 'nodes' },
+    body: JSON.stringify({ rev: cur.rev, flows: change(cur.flows) }),
+  });
+  expect(res.status).toBe(200);
+  await waitFor('the flows to start again', () => runtime.output().slice(before).includes('Started'), 15_000);
+}
+
+test('in process: the input redeployed twice under load, then its queue drained: every reading stored once', async () => {
+  // The starter's input takes its messages from the embedded broker in process (runtime/in-process.ts). Each deploy of
+  // a changed input closes the node (what it had not confirmed goes back to its session) and starts a new one with
+  // the same client id, which takes the session over: what came meanwhile was queued for it.
+  const dataDir = tmpDir('ingest-redeploy');
+  rt = await startRuntime({ THINGWIRE_LOG_LEVEL: 'info' }, dataDir);
+  const runtime = rt;
+  const mqttUrl = `mqtt://127.0.0.1:${runtime.mqttPort}`;
+  await ingestReady(runtime, mqttUrl);
+  const gen = load(mqttUrl);
+  await gen.connect();
+  const start = Date.now();
+  const phase = gen.run({ rate: RATE, durationMs: SECONDS * 1000, batch: 1, readings: RATE * SECONDS });
+  for (const name of ['device telemetry (1)', 'device telemetry (2)']) {
+    await sleep(3000);
+    await redeploy(runtime, (flows) => flows.map((n) => (n.type === 'thingwire-mqtt-in' ? { ...n, name } : n)));
+  }
+  const res = await phase;
+  await gen.close();
+  expect(res.failed).toBe(0);
+  expect(res.readings).toBe(RATE * SECONDS);
+  await everyReadingStored(runtime, gen, start, res.readings);
+  // The broker never had the input as a TCP client: the only one left is the flows' stock mqtt-broker connection.
+  const metrics = await (await fetch(`${runtime.url}/api/v1/metrics`)).text();
+  expect(metrics).toMatch(/^thingwire_mqtt_clients_connected 1$/m);
+  // Everything the log took was released once stored (nothing waits for a session).
+  const logged = async (): Promise<{ appended: number; released: number }> => {
+    const m = await (await fetch(`${runtime.url}/api/v1/metrics`)).text();
+    const n = (o: string): number => Number(new RegExp(`^thingwire_mqtt_publish_log_messages_total\\{outcome="${o}"\\} (\\d+)$`, 'm').exec(m)?.[1]);
+    return { appended: n('appended'), released: n('released') };
+  };
+  await waitFor('the publish log to release every message', async () => {
+    const l = await logged();
+    return l.appended > 0 && l.released === l.appended;
+  }, 15_000);
+  expect((await logged()).appended).toBeGreaterThanOrEqual(RATE * SECONDS);
+});
+
+test('in process: deleting the input ends its session on the broker; restoring it starts a new one', async () => {
+  const dataDir = tmpDir('ingest-delete');
+  rt = await startRuntime({ THINGWIRE_LOG_LEVEL: 'info' }, dataDir);
+  const runtime = rt;
+  const sessions = (): unknown => JSON.parse(fs.readFileSync(path.join(dataDir, 'mqtt-log', 'sessions.json'), 'utf8'));
+  await waitFor('the in-process session saved', () => fs.existsSync(path.join(dataDir, 'mqtt-log', 'sessions.json')) && JSON.stringify(sessions()).includes('thingwire-starter'), 15_000);
+  expect(sessions()).toEqual({ v: 1, sessions: {}, inProcess: { 'thingwire-starter': ['devices/+/+'] } });
+  let removed: DeployedNode | undefined;
+  await redeploy(runtime, (flows) => flows.filter((n) => (n.type === 'thingwire-mqtt-in' ? ((removed = n), false) : true)));
+  await waitFor('the session gone from the file', () => !JSON.stringify(sessions()).includes('thingwire-starter'), 10_000);
+  await redeploy(runtime, (flows) => [...flows, removed!]);
+  await waitFor('a new session', () => JSON.stringify(sessions()).includes('thingwire-starter'), 10_000);
 });

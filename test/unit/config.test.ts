@@ -39,6 +39,7 @@ describe('defaults', () => {
       provisioningKey: undefined,
       provisioningOff: false,
       mqttAnonymous: false,
+      mqttInProcess: true,
       adminUser: 'admin',
       adminPasswordHash: undefined,
     });
@@ -86,6 +87,7 @@ describe('defaults', () => {
         'THINGWIRE_API_READ_KEY',
         'THINGWIRE_CREDENTIAL_SECRET',
         'THINGWIRE_MQTT_ANONYMOUS',
+        'THINGWIRE_MQTT_IN_PROCESS',
         'THINGWIRE_PROVISIONING_KEY',
         'THINGWIRE_LOG_LEVEL',
         'THINGWIRE_RESEED',
@@ -176,6 +178,7 @@ describe('each variable', () => {
         THINGWIRE_ALLOW_OPEN_EDITOR: '1',
         THINGWIRE_PROVISIONING_KEY: 'k'.repeat(20),
         THINGWIRE_MQTT_ANONYMOUS: '1',
+        THINGWIRE_MQTT_IN_PROCESS: '0',
         THINGWIRE_ADMIN_USER: 'ops',
         THINGWIRE_ADMIN_PASSWORD_HASH: HASH,
         INFLUX_URL: 'http://influx:8086/',
@@ -198,6 +201,7 @@ describe('each variable', () => {
       provisioningKey: 'k'.repeat(20),
       provisioningOff: false,
       mqttAnonymous: true,
+      mqttInProcess: false,
       adminUser: 'ops',
       adminPasswordHash: HASH,
     });
@@ -431,6 +435,14 @@ describe('editor login and broker authentication (issue 4)', () => {
     expect(parse({ THINGWIRE_MQTT_ANONYMOUS: '0' }).mqttAnonymous).toBe(false);
     expect(parse({ THINGWIRE_MQTT_ANONYMOUS: 'false' }).mqttAnonymous).toBe(false);
     expect(problems({ THINGWIRE_MQTT_ANONYMOUS: 'yes' })).toEqual(['THINGWIRE_MQTT_ANONYMOUS="yes" must be 1 or 0']);
+  });
+
+  test('THINGWIRE_MQTT_IN_PROCESS: on by default, 0/false off, anything else refused', () => {
+    expect(parse({}).mqttInProcess).toBe(true);
+    expect(parse({ THINGWIRE_MQTT_IN_PROCESS: '1' }).mqttInProcess).toBe(true);
+    expect(parse({ THINGWIRE_MQTT_IN_PROCESS: '0' }).mqttInProcess).toBe(false);
+    expect(parse({ THINGWIRE_MQTT_IN_PROCESS: 'false' }).mqttInProcess).toBe(false);
+    expect(problems({ THINGWIRE_MQTT_IN_PROCESS: 'off' })).toEqual(['THINGWIRE_MQTT_IN_PROCESS="off" must be 1 or 0']);
   });
 
   test('a typo of a new variable is still reported', () => {
