@@ -521,7 +521,7 @@ async function main(): Promise<void> {
   const cpu = base ? cpuRatios(single.steps, base.steps) : undefined;
   if (cpu?.median !== undefined) {
     const each = cpu.rates.map((r) => `${r.rate}/s: ${r.thingwire.toFixed(1)} vs ${r.stock.toFixed(1)}`).join('; ');
-    log(`| CPU per message, stock / Thingwire (runtime % of a core per 1,000 messages/s at the rates both held: ${each}) | ${cpu.median.toFixed(2)}x (median; the knee ratio is capped by the load generator on the same cores, this is not) |`);
+    log(`| CPU per message, stock / Thingwire (runtime % of a core per 1,000 messages/s at the rates both held, Thingwire vs stock: ${each}) | ${cpu.median.toFixed(2)}x (median; above 1 Thingwire costs less; the knee ratio is capped by the load generator on the same cores, this is not) |`);
   }
   log(`| readings published / stored, missing, duplicates | ${publishedAll} / ${check?.storedDistinct ?? '-'}, ${check?.missing ?? '-'}, ${check?.duplicates ?? '-'} |`);
   log(`| load average at start / end | ${loadStart.map((l) => l.toFixed(2)).join(' ')} / ${loadavg()} (${os.cpus().length} cores) |`);
