@@ -263,6 +263,26 @@ export function topicMatches(filter: string, topic: string): boolean {
   return f.length === t.length;
 }
 
+/**
+ * A matcher for several valid topic filters at once (topicMatches' rules), compiled to one regular expression: the
+ * MQTT input asks it of every message (its "confirm at once" filters), where topicMatches split both strings per
+ * filter (1.1 % of the runtime's busy time at 8,000 readings/s).
+ */
+export function topicMatcher(filters: readonly string[]): (topic: string) => boolean {
+  if (filters.length === 0) return () => false;
+  const alternatives = filters.map((f) => {
+    const levels = f.split('/');
+    const hash = levels[levels.length - 1] === '#';
+    if (hash) levels.pop();
+    let re = levels.map((l) => (l === '+' ? '[^/]*' : l.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/');
+    if (hash) re = levels.length === 0 ? '.*' : `${re}(?:/.*)?`;
+    // [MQTT-4.7.2-1] a filter starting with a wildcard does not match topics starting with '$'.
+    return f.startsWith('+') || f.startsWith('#') ? `(?!\\$)${re}` : re;
+  });
+  const re = new RegExp(`^(?:${alternatives.join('|')})$`, 's');
+  return (topic) => re.test(topic);
+}
+
 /** Checks one MQTT topic filter; returns why it is invalid, or undefined. */
 export function topicFilterProblem(filter: string): string | undefined {
   if (filter.length === 0) return 'is empty';

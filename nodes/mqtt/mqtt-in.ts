@@ -23,7 +23,7 @@
  * the session instead of the socket.
  */
 import * as mqtt from 'mqtt';
-import { ACK_PROPERTY, AckWindow, topicMatches } from '../lib/ack';
+import { ACK_PROPERTY, AckWindow, topicMatcher } from '../lib/ack';
 import { inProcessBrokerFor, type InProcessBroker, type InProcessMessage, type InProcessSession } from '../lib/in-process';
 import { LazyStatus } from '../lib/lazy-status';
 import { afterFlowsStart, type Node, type NodeAPI, type NodeMessage, type NodeStatus, type StartGate } from '../lib/red';
@@ -96,7 +96,7 @@ export = function register(RED: NodeAPI): void {
       },
     });
     let lostTimer: NodeJS.Timeout | undefined;
-    const confirmAtOnce = (topic: string): boolean => o.confirmOnReceipt.some((f) => topicMatches(f, topic));
+    const confirmAtOnce = topicMatcher(o.confirmOnReceipt);
 
     const status = new LazyStatus(node, (): NodeStatus => {
       const s = window.stats();

@@ -2,7 +2,7 @@
  * nodes/lib/ack.ts (at-least-once delivery: which PUBACKs go out, when, in what order) and
  * nodes/mqtt/options.ts (the MQTT input's config checks). Pure logic, manual clock.
  */
-import { ACK_PROPERTY, AckWindow, ackWindowStats, settleAck, topicFilterProblem, topicMatches } from '../../nodes/lib/ack';
+import { ACK_PROPERTY, AckWindow, ackWindowStats, settleAck, topicFilterProblem, topicMatcher, topicMatches } from '../../nodes/lib/ack';
 import { mqttInOptions } from '../../nodes/mqtt/options';
 
 function rig(maxInFlight = 100, timeoutMs = 0): { w: AckWindow; acks: number[]; clock: { t: number } } {
@@ -214,6 +214,37 @@ describe('topic filters', () => {
     ['a', 'a/b', false],
   ])('%s matches %s: %s', (f, t, want) => {
     expect(topicMatches(f, t)).toBe(want);
+    expect(topicMatcher([f])(t)).toBe(want);
+  });
+
+  test('topicMatcher (one regular expression for several filters) agrees with topicMatches on random filters and topics', () => {
+    // Levels drawn from a small alphabet (with regex metacharacters, '$' and empty levels) so that matches are common.
+    const words = ['a', 'b', 'a.b', '$SYS', 'x+y', '(c)', '', 'd*'];
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const topic = (): string => Array.from({ length: 1 + rnd(4) }, () => words[rnd(words.length)]).join('/');
+    const filter = (): string => {
+      const n = 1 + rnd(4);
+      const levels = Array.from({ length: n }, () => (rnd(3) === 0 ? '+' : words[rnd(words.length)]));
+      if (rnd(3) === 0) levels[n - 1] = '#';
+      return levels.join('/');
+    };
+    let matched = 0;
+    for (let i = 0; i < 3000; i++) {
+      const filters = Array.from({ length: 1 + rnd(3) }, filter).filter((f) => topicFilterProblem(f) === undefined);
+      const m = topicMatcher(filters);
+      for (let j = 0; j < 5; j++) {
+        const t = topic();
+        const want = filters.some((f) => topicMatches(f, t));
+        if (want) matched++;
+        expect([filters, t, m(t)]).toEqual([filters, t, want]);
+      }
+    }
+    expect(matched).toBeGreaterThan(1000);
+    expect(topicMatcher([])('a')).toBe(false);
   });
 
   test.each([
