@@ -11,10 +11,11 @@
  * reaches the devices instead of memory growing. The bound is smaller while a node is attached (it only waits for
  * the node's window) than while none is (a redeploy: the queue covers the gap).
  *
- * A session with no node attached expires after `detachedMs` (a node whose client id changed leaves its old session
- * behind; one recreated at start waits `restoredMs` for its node): it stops queueing, and what it held stays in the
- * publish log (not released), which publishes it again at the next start. A node that is deleted ends its session
- * (close(true)): what it held is released, as a clean MQTT session drops its queue.
+ * A session with no node attached keeps queueing for as long as the runtime runs (a redeploy, flows stopped from the
+ * editor), up to its bound; then the devices wait. A node that is deleted ends its session (close(true)): what it
+ * held is released, as a clean MQTT session drops its queue. A node whose client id changed takes its old session's
+ * messages over and ends it (open() is told the node's id). A session recreated at start whose node does not come
+ * within `restoredMs` ends, and what it held stays in the publish log (not released) for the next start.
  *
  * No Node-RED import; aedes through the small MqEmitter interface below.
  */
@@ -53,8 +54,6 @@ export interface InProcessLimits {
   detachedQueue: number;
   /** ... or queued payload bytes (default 256 MB, either way). */
   queueBytes: number;
-  /** A session detached in this run expires after this long without a node (default 60 s). */
-  detachedMs: number;
   /** A session recreated at start expires after this long without a node (default 10 min). */
   restoredMs: number;
   /** Messages are handed over this long after the first of a group arrived (default 2 ms; 0: at the turn's end). */
@@ -65,7 +64,6 @@ export const IN_PROCESS_LIMITS: InProcessLimits = {
   attachedQueue: 10_000,
   detachedQueue: 200_000,
   queueBytes: 256 * 1024 * 1024,
-  detachedMs: 60_000,
   restoredMs: 600_000,
   deliveryMs: 2,
 };
@@ -103,6 +101,9 @@ class Session implements InProcessSession {
   private expiry: NodeJS.Timeout | undefined;
   private ended = false;
   readonly listener = (packet: MqPacket, cb: () => void): void => this.arrive(packet, cb);
+
+  /** The id of the node that last attached (a node whose client id changes takes its old session over). */
+  node: string | undefined;
 
   constructor(
     readonly id: string,
@@ -190,6 +191,24 @@ class Session implements InProcessSession {
     this.pump();
   }
 
+  /** Everything it holds, unacknowledged first, leaving it empty (a node whose client id changed takes it over). */
+  drain(): Item[] {
+    this.requeue();
+    const items = this.queue.slice(this.head);
+    this.queue = [];
+    this.head = 0;
+    this.queuedBytes = 0;
+    return items;
+  }
+
+  /** Takes over items drained from another session. */
+  take(items: readonly Item[]): void {
+    for (const it of items) {
+      this.queue.push(it);
+      this.queuedBytes += it.bytes;
+    }
+  }
+
   /** What was delivered and not acknowledged goes back to the front of the queue, in order. */
   private requeue(): void {
     if (this.inflight.size === 0) return;
@@ -223,7 +242,6 @@ class Session implements InProcessSession {
       this.end(true);
       return;
     }
-    this.expireAfter(this.owner.limits.detachedMs, 'its node was not deployed again');
     this.pump(); // the detached bound is larger: publishers held for the attached one go on
   }
 
@@ -285,11 +303,13 @@ export class InProcessSessions implements InProcessBroker {
     this.limits = { ...IN_PROCESS_LIMITS, ...limits };
   }
 
-  open(clientId: string, filters: readonly string[], consumer: InProcessConsumer): InProcessSession | string {
+  open(clientId: string, filters: readonly string[], consumer: InProcessConsumer, node?: string): InProcessSession | string {
     if (this.closed) return 'the broker is closed';
     if (filters.length === 0) return 'no topic filter';
     let s = this.sessions.get(clientId);
     if (s?.attached) return `client id ${JSON.stringify(clientId)} is in use by another node`;
+    // The same node under another client id before (its client id was changed): nobody comes back for that session.
+    const before = node === undefined ? [] : [...this.sessions.values()].filter((o) => o.node === node && o.id !== clientId && !o.attached);
     if (s !== undefined && !sameFilters(s.filters, filters)) {
       // Changed topics: as an MQTT client with a persistent session would subscribe anew; the old queue is kept.
       this.resubscribe(s, filters);
@@ -299,6 +319,13 @@ export class InProcessSessions implements InProcessBroker {
       for (const a of this.adopt(clientId)) s.push(a.packet, a.handle, false);
       this.sendRetained(s);
     }
+    for (const o of before) {
+      const items = o.drain();
+      s.take(items);
+      o.end(false); // empty now: its messages are the new session's
+      this.hooks.log(`mqtt: node ${node} now takes messages as ${JSON.stringify(clientId)}: the ${items.length} messages its session ${JSON.stringify(o.id)} held were handed over`);
+    }
+    s.node = node;
     s.attach(consumer);
     return s;
   }

@@ -21,6 +21,8 @@
  * - pause()/resume(): backpressure. While paused the broker hands over nothing and queues; past its bound it holds
  *   the publishers' acknowledgements, so devices slow down instead of memory growing.
  * - close(end): detach; end = the node was deleted, so the session goes too (nothing will confirm its messages).
+ *   Without end the session keeps queueing (up to its bound, then devices wait) until a node takes it again; a node
+ *   that names itself in open() and whose client id changed takes its old session's messages over.
  *
  * No Node-RED and no aedes import here: the registry is a process-wide slot (a global symbol, so a second copy of
  * this module, e.g. a differently installed node package, finds the same broker).
@@ -61,9 +63,10 @@ export interface InProcessBroker {
   readonly host: string;
   /**
    * Opens (or takes over) the session of `clientId`, PAUSED: nothing is delivered until resume() (so the caller can
-   * keep the session first). A string says why it cannot (the node shows it).
+   * keep the session first). `node` (the node's id): a detached session this node had under another client id is
+   * handed over and ended. A string says why it cannot (the node shows it).
    */
-  open(clientId: string, filters: readonly string[], consumer: InProcessConsumer): InProcessSession | string;
+  open(clientId: string, filters: readonly string[], consumer: InProcessConsumer, node?: string): InProcessSession | string;
 }
 
 const SLOT = Symbol.for('thingwire.mqtt.inProcessBroker');

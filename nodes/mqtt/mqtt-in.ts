@@ -160,7 +160,7 @@ export = function register(RED: NodeAPI): void {
     function attach(b: InProcessBroker): void {
       attachGate = undefined;
       window.connect();
-      const opened = b.open(o.clientId, o.topics, { deliver });
+      const opened = b.open(o.clientId, o.topics, { deliver }, node.id);
       if (typeof opened === 'string') {
         window.disconnect();
         lastError = opened;

@@ -160,6 +160,22 @@ test('a redeploy: the new node takes the session over, with the unconfirmed and 
   expect(released).toEqual(['1']);
 });
 
+test("a redeploy with a changed client id: the node takes its old session's messages along", async () => {
+  await load();
+  await attached();
+  let out = record('out');
+  await publish('devices/a/telemetry', '1');
+  await until('1 message', () => out.length === 1);
+  await helper.unload();
+  await publish('devices/a/telemetry', '2');
+  await load({ clientId: 'flows-renamed' });
+  out = record('out');
+  await until('both messages under the new client id', () => out.length === 2);
+  expect(texts(out)).toEqual(['1', '2']);
+  expect(sessions.has('flows')).toBe(false);
+  expect(sessions.has('flows-renamed')).toBe(true);
+});
+
 test('a deleted node ends its session: what it held is released, nothing more is kept for it', async () => {
   await load();
   await attached();

@@ -244,19 +244,50 @@ test('a deleted node ends its session: what it held is released and nothing more
   expect(r.sessions.matches('devices/a/t')).toBe(false);
 });
 
-test('a session left without a node expires: its messages stay held in the log for the next start', async () => {
+test('a session left without a node keeps queueing (flows stopped, a slow redeploy); one recreated at start and never taken expires', async () => {
   jest.useFakeTimers();
-  const r = rig({ detachedMs: 1000 });
+  const r = rig({ restoredMs: 1000 });
   const s = open(r, 'flows', consumer());
   s.close(false);
+  r.sessions.restore('gone', ['devices/+/+']);
   const p = r.publish('devices/a/t', 'waiting');
   await Promise.resolve();
-  jest.advanceTimersByTime(1000);
+  jest.advanceTimersByTime(3_600_000);
   jest.useRealTimers();
   await p;
-  expect(r.sessions.has('flows')).toBe(false);
+  expect(r.sessions.has('flows')).toBe(true);
+  expect(r.sessions.has('gone')).toBe(false);
   expect(r.released).toHaveLength(0);
-  expect(r.logs.join('\n')).toMatch(/in-process session "flows" had no node for 1 s .*ended; its 1 queued messages stay in the publish log/);
+  expect(r.logs.join('\n')).toMatch(/in-process session "gone" had no node for 1 s .*ended; its 1 queued messages stay in the publish log/);
+  const c = consumer();
+  open(r, 'flows', c);
+  expect(c.texts()).toEqual(['waiting']);
+});
+
+test("a node whose client id changed takes its old session's messages over and ends it", async () => {
+  const r = rig();
+  const c1 = consumer();
+  const s1 = r.sessions.open('old-id', ['devices/+/+'], c1, 'node-1');
+  if (typeof s1 === 'string') throw new Error(s1);
+  s1.resume();
+  await r.publish('devices/a/t', '1');
+  await settle();
+  s1.close(false);
+  await r.publish('devices/a/t', '2');
+  // Another node's detached session is left alone.
+  const other = r.sessions.open('other', ['devices/+/+'], consumer(), 'node-2');
+  if (typeof other === 'string') throw new Error(other);
+  other.close(false);
+  const c2 = consumer();
+  const s2 = r.sessions.open('new-id', ['devices/+/+'], c2, 'node-1');
+  if (typeof s2 === 'string') throw new Error(s2);
+  s2.resume();
+  expect(c2.texts()).toEqual(['1', '2']);
+  expect(r.sessions.has('old-id')).toBe(false);
+  expect(r.sessions.has('other')).toBe(true);
+  expect(r.logs.join('\n')).toMatch(/node node-1 now takes messages as "new-id": the 2 messages its session "old-id" held were handed over/);
+  for (const m of c2.got) s2.ack(m.id);
+  expect(r.released.map((h) => h.payload)).toEqual(['1', '2']);
 });
 
 test('a session of the last run is recreated at start: it queues until its node comes, and the topics count as subscribed', async () => {
