@@ -136,22 +136,31 @@ export = function register(RED: NodeAPI): void {
     } else connectTcp();
     status.mark();
 
-    /** One message from the in-process session (the same outputs and tracking as handleMessage below). */
-    function deliver(m: InProcessMessage): void {
-      const msg: NodeMessage = { topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain };
-      if (o.confirmOnReceipt.length > 0 && confirmAtOnce(m.topic)) {
+    /**
+     * Sends a received message on its output (over TCP and in process alike): "confirm at once" topics on the second,
+     * acknowledged by the caller at once; a QoS 1 message with an id is tracked in the window ('tracked': it waits for
+     * its confirmation); anything else goes out untracked.
+     */
+    function take(topic: string, msg: NodeMessage, messageId: number | undefined, bytes: number): 'atOnce' | 'untracked' | 'tracked' {
+      if (o.confirmOnReceipt.length > 0 && confirmAtOnce(topic)) {
         node.send([null, msg]);
-        if (m.qos === 1) session?.ack(m.id);
-        return;
+        return 'atOnce';
       }
-      if (m.qos !== 1) {
+      if (msg.qos !== 1 || messageId === undefined) {
         node.send([msg, null]);
-        return;
+        return 'untracked';
       }
-      msg[ACK_PROPERTY] = window.track(m.id, m.topic, m.payload.length);
+      msg[ACK_PROPERTY] = window.track(messageId, topic, bytes);
       node.send([msg, null]);
       status.mark();
-      if (!window.full()) return;
+      return 'tracked';
+    }
+
+    /** One message from the in-process session. */
+    function deliver(m: InProcessMessage): void {
+      const taken = take(m.topic, { topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain }, m.id, m.payload.length);
+      if (taken === 'atOnce' && m.qos === 1) session?.ack(m.id);
+      if (taken !== 'tracked' || !window.full()) return;
       // The broker queues the rest (and past its bound holds the publishers' acknowledgements).
       session?.pause();
       window.whenRoom(() => session?.resume());
@@ -187,21 +196,11 @@ export = function register(RED: NodeAPI): void {
       client = mqtt.connect(o.url, connectOpts);
 
       client.handleMessage = (packet, cb) => {
-        const topic = packet.topic;
-        const msg: NodeMessage = { topic, payload: packet.payload, qos: packet.qos, retain: packet.retain };
-        if (o.confirmOnReceipt.length > 0 && confirmAtOnce(topic)) {
-          node.send([null, msg]);
-          cb();
+        const msg: NodeMessage = { topic: packet.topic, payload: packet.payload, qos: packet.qos, retain: packet.retain };
+        if (take(packet.topic, msg, packet.messageId, payloadBytes(packet.payload)) !== 'tracked') {
+          cb(); // mqtt.js acknowledges it now (QoS 1)
           return;
         }
-        if (packet.qos !== 1 || packet.messageId === undefined) {
-          node.send([msg, null]);
-          cb();
-          return;
-        }
-        msg[ACK_PROPERTY] = window.track(packet.messageId, topic, payloadBytes(packet.payload));
-        node.send([msg, null]);
-        status.mark();
         // Hold mqtt.js's reading while the window is full: the broker keeps what we cannot take yet.
         if (!window.full()) {
           cb(DEFERRED);

@@ -83,6 +83,16 @@ function windowStats(): AckStats {
 
 const texts = (msgs: NodeMsg[]): string[] => msgs.map((m) => (m.payload as Buffer).toString());
 
+/** Loads the input, waits for it to attach, publishes `payloads` to devices/a/telemetry and waits for them at its output. */
+async function received(payloads: string[]): Promise<NodeMsg[]> {
+  await load();
+  await attached();
+  const out = record('out');
+  for (const p of payloads) await publish('devices/a/telemetry', p);
+  await until(`${payloads.length} messages`, () => out.length === payloads.length);
+  return out;
+}
+
 test('messages leave as over TCP, "confirm at once" topics on output 2; a confirmation releases the message at the broker', async () => {
   await load();
   await attached();
@@ -125,12 +135,7 @@ test('a full window pauses the session; confirmations let the rest through in or
 });
 
 test('"lost" (the store could not keep it): the unconfirmed messages come again, with new tokens', async () => {
-  await load();
-  await attached();
-  const out = record('out');
-  await publish('devices/a/telemetry', 'a');
-  await publish('devices/a/telemetry', 'b');
-  await until('2 messages', () => out.length === 2);
+  const out = await received(['a', 'b']);
   settleAck(out[0], 'lost');
   await until('a warning and the message again', () => out.length === 4, 5000);
   expect(texts(out)).toEqual(['a', 'b', 'a', 'b']);
@@ -144,12 +149,7 @@ test('"lost" (the store could not keep it): the unconfirmed messages come again,
 });
 
 test('a redeploy: the new node takes the session over, with the unconfirmed and what came meanwhile', async () => {
-  await load();
-  await attached();
-  let out = record('out');
-  await publish('devices/a/telemetry', '1');
-  await publish('devices/a/telemetry', '2');
-  await until('2 messages', () => out.length === 2);
+  let out = await received(['1', '2']);
   settleAck(out[0], 'durable');
   await helper.unload(); // closes the node with removed = false, as a redeploy of a changed node does
   await publish('devices/a/telemetry', '3');
@@ -161,11 +161,7 @@ test('a redeploy: the new node takes the session over, with the unconfirmed and 
 });
 
 test("a redeploy with a changed client id: the node takes its old session's messages along", async () => {
-  await load();
-  await attached();
-  let out = record('out');
-  await publish('devices/a/telemetry', '1');
-  await until('1 message', () => out.length === 1);
+  let out = await received(['1']);
   await helper.unload();
   await publish('devices/a/telemetry', '2');
   await load({ clientId: 'flows-renamed' });
@@ -177,11 +173,7 @@ test("a redeploy with a changed client id: the node takes its old session's mess
 });
 
 test('a deleted node ends its session: what it held is released, nothing more is kept for it', async () => {
-  await load();
-  await attached();
-  const out = record('out');
-  await publish('devices/a/telemetry', 'x');
-  await until('1 message', () => out.length === 1);
+  await received(['x']);
   await (getNode('in1') as unknown as { close(removed: boolean): Promise<void> }).close(true);
   expect(sessions.has('flows')).toBe(false);
   expect(released).toEqual(['x']);
