@@ -501,15 +501,11 @@ export class LoadGenerator {
         const at = over && target === undefined ? t0 + phase.durationMs : now;
         bucket.refill(at);
         // At most 1,000 messages a turn, so sockets and timers get theirs.
-        let budget = 1000;
-        let blocked = false;
-        while (budget-- > 0 && bucket.tokens >= batch && (target === undefined || sent < target)) {
-          if (!this.publishNext(batch, res)) {
-            blocked = true;
-            break;
-          }
+        let turn = 0;
+        while (turn < 1000 && bucket.tokens >= batch && (target === undefined || sent < target) && this.publishNext(batch, res)) {
           bucket.take(batch);
           sent += batch;
+          turn++;
         }
         const hostileDue = Math.min(hostileTotal, Math.floor((Math.min(elapsed, phase.durationMs) / phase.durationMs) * hostileTotal));
         while (hostileDone < hostileDue && this.publishHostile(res)) hostileDone++;
@@ -521,7 +517,11 @@ export class LoadGenerator {
           resolve();
           return;
         }
-        if (budget <= 0 || blocked) setImmediate(step);
+        // Out of budget: go on after the sockets' turn. Blocked (a connection's window full, or reconnecting) or out of
+        // tokens: wait a timer tick. Blocked used to go on at once (setImmediate), which spun the publisher at full CPU
+        // whenever the broker held its acknowledgements back: 61 % of a core instead of 32 % at ~11,500 msg/s, taken
+        // from the runtime under test on the same two cores.
+        if (turn >= 1000) setImmediate(step);
         else setTimeout(step, 1);
       };
       step();
