@@ -120,16 +120,10 @@ export = function register(RED: NodeAPI): void {
       if (engine.version === savedVersion) return;
       saving = true;
       const version = engine.version;
-      let snap: AlertSnapshot;
-      try {
-        snap = engine.snapshot();
-      } catch (e) {
-        saving = false;
-        node.warn(_('errors.save', { error: (e as Error).message }));
-        return;
-      }
+      const st = state;
+      // In pieces, between which the node goes on (engine.snapshotText); the close handler still saves in one go.
       io = io
-        .then(() => state.save(snap))
+        .then(() => st.saveStream(() => engine.snapshotText()))
         .then(
           () => {
             savedVersion = version;

@@ -201,6 +201,32 @@ type KeyRow = [
   severity: string,
 ];
 
+/** A key as its snapshot row; `copy`: its arrays copied, so the row does not change with the key. */
+function keyRow(k: Key, copy = true): KeyRow {
+  if (!copy) return [k.rule.id, k.outer, k.inner, k.key, k.device, k.metric, k.f, k.ft, k.rr, [k.st, k.lv, k.since, k.pl, k.ps, k.pc, k.ns, k.nl, k.ln, k.lc, k.u], k.id, k.ack, k.nid, k.flapping, k.ch, k.rule.levels[k.lv < 0 ? 0 : k.lv].severity];
+  return [
+    k.rule.id,
+    k.outer,
+    k.inner,
+    k.key,
+    k.device,
+    k.metric,
+    k.f.slice(),
+    k.ft.slice(),
+    k.rr.map((r) => (r === null ? null : r.slice())),
+    [k.st, k.lv, k.since, k.pl, k.ps, k.pc, k.ns, k.nl, k.ln, k.lc, k.u],
+    k.id,
+    k.ack === null ? null : { ...k.ack },
+    k.nid,
+    k.flapping,
+    k.ch.slice(),
+    k.rule.levels[k.lv < 0 ? 0 : k.lv].severity,
+  ];
+}
+
+/** Key rows per piece of snapshotText (about 100 KB of JSON). */
+const SNAPSHOT_KEYS_PER_PIECE = 250;
+
 export interface AlertSnapshot {
   v: 1;
   /** Rule id to its source JSON. */
@@ -1004,38 +1030,19 @@ export class AlertEngine {
   // ---- state -----------------------------------------------------------------------------------
 
   snapshot(): AlertSnapshot {
-    const rules: Record<string, string> = {};
-    for (const r of this.rules) rules[r.id] = r.source;
     const keys: KeyRow[] = [];
     const index = new Map<Key, number>();
     for (const mm of this.maps) {
       for (const m of mm.values()) {
         for (const k of m.values()) {
           index.set(k, keys.length);
-          keys.push([
-            k.rule.id,
-            k.outer,
-            k.inner,
-            k.key,
-            k.device,
-            k.metric,
-            k.f.slice(),
-            k.ft.slice(),
-            k.rr.map((r) => (r === null ? null : r.slice())),
-            [k.st, k.lv, k.since, k.pl, k.ps, k.pc, k.ns, k.nl, k.ln, k.lc, k.u],
-            k.id,
-            k.ack === null ? null : { ...k.ack },
-            k.nid,
-            k.flapping,
-            k.ch.slice(),
-            k.rule.levels[k.lv < 0 ? 0 : k.lv].severity,
-          ]);
+          keys.push(keyRow(k));
         }
       }
     }
     return {
       v: 1,
-      rules,
+      rules: this.ruleSources(),
       keys,
       live: [...this.live].map((k) => index.get(k)!),
       silences: this.silenceList.map((s) => ({ ...s })),
@@ -1043,6 +1050,52 @@ export class AlertEngine {
       seq: this.seq,
       counts: this.counts.slice(),
     };
+  }
+
+  /**
+   * The snapshot as JSON text in pieces (State.saveStream), for a save that runs between the engine's other work:
+   * one snapshot() and its JSON.stringify held the event loop for 40-70 ms every 10 s with 2,000 devices. Each piece
+   * is made when it is asked for, so the engine may change between pieces: every key's row is whole as of its piece
+   * (a key seen again under the same rule and names, dropped and made anew meanwhile, is written once); `live` lists
+   * the keys that were live when their row was made, so a row and its mark agree; silences, the clock, the id
+   * sequence and the counters come last, so nothing restored is behind a row. With no change between the pieces the
+   * text is JSON.stringify(snapshot()).
+   */
+  *snapshotText(keysPerPiece = SNAPSHOT_KEYS_PER_PIECE): Generator<string> {
+    yield `{"v":1,"rules":${JSON.stringify(this.ruleSources())},"keys":[`;
+    const index = new Map<Key, number>();
+    const written = new Set<string>();
+    const wasLive: Key[] = [];
+    let piece: string[] = [];
+    for (let ri = 0; ri < this.maps.length; ri++) {
+      for (const m of this.maps[ri].values()) {
+        for (const k of m.values()) {
+          const name = `${ri}\u0000${k.outer}\u0000${k.inner}`;
+          if (written.has(name)) continue;
+          written.add(name);
+          if (k.live) wasLive.push(k);
+          piece.push(JSON.stringify(keyRow(k, false)));
+          index.set(k, index.size);
+          if (piece.length >= keysPerPiece) {
+            yield (index.size > piece.length ? ',' : '') + piece.join(',');
+            piece = [];
+          }
+        }
+      }
+    }
+    if (piece.length > 0) yield (index.size > piece.length ? ',' : '') + piece.join(',');
+    // In the order of the live set where they still are in it (as snapshot() lists them), then the rest.
+    const marked = new Set(wasLive);
+    const live: number[] = [];
+    for (const k of this.live) if (marked.delete(k)) live.push(index.get(k)!);
+    for (const k of wasLive) if (marked.has(k)) live.push(index.get(k)!);
+    yield `],"live":${JSON.stringify(live)},"silences":${JSON.stringify(this.silenceList)},"clock":${JSON.stringify(this.clock)},"seq":${JSON.stringify(this.seq)},"counts":${JSON.stringify(this.counts)}}`;
+  }
+
+  private ruleSources(): Record<string, string> {
+    const rules: Record<string, string> = {};
+    for (const r of this.rules) rules[r.id] = r.source;
+    return rules;
   }
 
   /**
