@@ -44,3 +44,22 @@ export class TimeSlicer {
     this.start = performance.now();
   }
 }
+
+/**
+ * Runs a generator's steps to its end in slices (a pause once a slice has run `slicer.budgetMs`) and returns its value
+ * with the time its steps took, pauses left out.
+ */
+export async function runSliced<T>(steps: Iterator<unknown, T>, slicer: TimeSlicer = new TimeSlicer()): Promise<{ value: T; busyMs: number }> {
+  let busyMs = 0;
+  let from = performance.now();
+  slicer.restart();
+  for (;;) {
+    const r = steps.next();
+    if (r.done === true) return { value: r.value, busyMs: busyMs + performance.now() - from };
+    if (slicer.due()) {
+      busyMs += performance.now() - from;
+      await slicer.pause();
+      from = performance.now();
+    }
+  }
+}
