@@ -48,7 +48,7 @@ import { topicMatches } from '../nodes/lib/ack';
 import { isValidDeviceId, preview } from '../nodes/lib/names';
 import { secretsEqual } from '../nodes/lib/registry/tokens';
 import { indexOutgoing, type OutgoingPacket, type OutgoingPersistence, type OutgoingQueue } from './outgoing-queue';
-import { InProcessSessions, type Adopted, type InProcessLimits } from './in-process';
+import { InProcessSessions, type Adopted, type InProcessLimits, type InProcessStats } from './in-process';
 import { registerInProcessBroker } from '../nodes/lib/in-process';
 import { PublishLog, readInProcessSessions, readSessions, writeSessions, type LogEntry, type PublishLogOptions, type PublishLogStats, type SessionSubs } from './publish-log';
 import type { DeviceInput, DeviceRecord, DeviceRegistry } from '../nodes/lib/registry/types';
@@ -61,6 +61,8 @@ export interface EmbeddedBroker {
   clients(): number;
   /** The publish log's figures (undefined without one). */
   publishLog(): PublishLogStats | undefined;
+  /** The in-process sessions' figures (undefined when in-process delivery is off). */
+  inProcess(): InProcessStats | undefined;
   close(): Promise<void>;
 }
 
@@ -798,6 +800,7 @@ export async function startEmbeddedBroker(
     host,
     clients: () => broker.connectedClients,
     publishLog: () => plog?.stats(),
+    inProcess: () => inproc?.stats(),
     close: () => {
       closed ??= new Promise<void>((resolve) => {
         clearTimeout(holdTimer);

@@ -283,6 +283,17 @@ class Session implements InProcessSession {
   }
 }
 
+export interface InProcessStats {
+  /** Sessions a thingwire-mqtt-in node is attached to. */
+  attached: number;
+  /** Sessions without a node (flows stopped, or not started yet after a restart): they keep queueing, bounded. */
+  detached: number;
+  /** Messages queued, not yet handed to a node. */
+  queued: number;
+  /** Messages handed to a node and not yet acknowledged by it. */
+  unacknowledged: number;
+}
+
 /** The broker's in-process sessions (one per client id). */
 export class InProcessSessions implements InProcessBroker {
   readonly limits: InProcessLimits;
@@ -349,6 +360,19 @@ export class InProcessSessions implements InProcessBroker {
 
   has(clientId: string): boolean {
     return this.sessions.has(clientId);
+  }
+
+  /** Figures for the runtime's metrics: sessions with and without a node, messages waiting and handed over unacknowledged. */
+  stats(): InProcessStats {
+    const st: InProcessStats = { attached: 0, detached: 0, queued: 0, unacknowledged: 0 };
+    for (const s of this.sessions.values()) {
+      if (s.attached) st.attached++;
+      else st.detached++;
+      const q = s.stats();
+      st.queued += q.queued;
+      st.unacknowledged += q.unacknowledged;
+    }
+    return st;
   }
 
   /** The broker stops: sessions end without releasing (the publish log keeps the messages for the next start). */

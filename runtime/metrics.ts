@@ -24,7 +24,8 @@
  *   left unacknowledged / released by the timeout since the node started (labelled by node id).
  * - devices: registered and enabled devices and streams, from the runtime's registry handle.
  *   Online/offline is not here: the liveness tracker lives inside each thingwire-device node.
- * - the embedded MQTT broker: connected clients (runtime/broker.ts exposes no message count).
+ * - the embedded MQTT broker: connected clients, its publish log, its in-process sessions and their messages
+ *   (runtime/broker.ts exposes no message count).
  * - the process: prom-client's default metrics with the `thingwire_` prefix (CPU, memory, heap, GC,
  *   handles, event-loop lag).
  *
@@ -43,6 +44,7 @@ import { ackWindowStats } from '../nodes/lib/ack';
 import { secretsEqual } from '../nodes/lib/registry/tokens';
 import { listStores, type RegisteredStore } from '../nodes/lib/store/registry';
 import type { PublishLogStats } from './publish-log';
+import type { InProcessStats } from './in-process';
 
 export const METRIC_PREFIX = 'thingwire_';
 /** The label of the runtime hooks: `onSend.thingwire-metrics`, `onReceive.thingwire-metrics`. */
@@ -181,7 +183,7 @@ export interface RuntimeMetricsOptions {
   /** The runtime's device registry handle; without it no device metrics. */
   registry?: DeviceCounts;
   /** The embedded broker; without it (an external broker) no broker metrics. */
-  broker?: { clients(): number; publishLog?(): PublishLogStats | undefined };
+  broker?: { clients(): number; publishLog?(): PublishLogStats | undefined; inProcess?(): InProcessStats | undefined };
   /** The running stores (default: listStores(), the stores of this process). */
   stores?: () => RegisteredStore[];
   /** prom-client's default process metrics (default true). */
@@ -235,12 +237,41 @@ export class RuntimeMetrics {
     if (broker) {
       new Gauge({
         name: `${p}mqtt_clients_connected`,
-        help: 'Clients connected to the embedded MQTT broker (devices, the flows and other subscribers).',
+        help: 'Clients connected to the embedded MQTT broker over the network (devices, external subscribers, flows whose input is not in process).',
         registers,
         collect() {
           this.set(broker.clients());
         },
       });
+      if (broker.inProcess?.() !== undefined) {
+        const stats = (): InProcessStats | undefined => broker.inProcess?.();
+        new Gauge({
+          name: `${p}mqtt_in_process_sessions`,
+          help: "The embedded broker's in-process sessions (thingwire-mqtt-in nodes attached without a network connection): attached, or detached (no node: flows stopped or not started yet; they keep queueing, bounded).",
+          labelNames: ['state'],
+          registers,
+          collect() {
+            this.reset();
+            const st = stats();
+            if (st === undefined) return;
+            this.set({ state: 'attached' }, st.attached);
+            this.set({ state: 'detached' }, st.detached);
+          },
+        });
+        new Gauge({
+          name: `${p}mqtt_in_process_messages`,
+          help: 'Messages in the in-process sessions: queued (not yet handed to a node: past 10,000 with a node attached, 200,000 without, devices wait for their PUBACK) and unacknowledged (handed over, not yet stored).',
+          labelNames: ['state'],
+          registers,
+          collect() {
+            this.reset();
+            const st = stats();
+            if (st === undefined) return;
+            this.set({ state: 'queued' }, st.queued);
+            this.set({ state: 'unacknowledged' }, st.unacknowledged);
+          },
+        });
+      }
       if (broker.publishLog?.() !== undefined) {
         const stats = (): PublishLogStats | undefined => broker.publishLog?.();
         new Counter({

@@ -212,6 +212,9 @@ test('in process: the input redeployed twice under load, then its queue drained:
   // The broker never had the input as a TCP client: the only one left is the flows' stock mqtt-broker connection.
   const metrics = await (await fetch(`${runtime.url}/api/v1/metrics`)).text();
   expect(metrics).toMatch(/^thingwire_mqtt_clients_connected 1$/m);
+  // Two redeploys, one session: each new node took the last one's over.
+  expect(metrics).toMatch(/^thingwire_mqtt_in_process_sessions\{state="attached"\} 1$/m);
+  expect(metrics).toMatch(/^thingwire_mqtt_in_process_sessions\{state="detached"\} 0$/m);
   // Everything the log took was released once stored (nothing waits for a session).
   const logged = async (): Promise<{ appended: number; released: number }> => {
     const m = await (await fetch(`${runtime.url}/api/v1/metrics`)).text();

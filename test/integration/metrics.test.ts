@@ -158,6 +158,11 @@ describe('GET /api/v1/metrics without API keys (open on loopback)', () => {
     });
     expect(valueOf(log, 'thingwire_mqtt_publish_log_messages_total', { outcome: 'dropped' })).toBe(0);
     expect(valueOf(log, 'thingwire_mqtt_publish_log_bytes')).toBeGreaterThanOrEqual(0);
+    // The starter's input attached in process (not a network client of the broker), nothing waiting in its session.
+    expect(valueOf(log, 'thingwire_mqtt_in_process_sessions', { state: 'attached' })).toBe(1);
+    expect(valueOf(log, 'thingwire_mqtt_in_process_sessions', { state: 'detached' })).toBe(0);
+    expect(valueOf(log, 'thingwire_mqtt_in_process_messages', { state: 'queued' })).toBe(0);
+    expect(valueOf(log, 'thingwire_mqtt_in_process_messages', { state: 'unacknowledged' })).toBe(0);
     expect(valueOf(s, 'thingwire_devices_registered')).toBe(0);
     expect(valueOf(s, 'thingwire_nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
     expect(valueOf(s, 'thingwire_nodejs_eventloop_lag_p99_seconds')).toBeGreaterThanOrEqual(0);

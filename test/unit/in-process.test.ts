@@ -203,10 +203,13 @@ test('a redeploy: the next node with the client id gets what the last did not co
   const s1 = open(r, 'flows', c1);
   for (const n of [1, 2]) await r.publish('devices/a/t', String(n));
   await settle();
+  expect(r.sessions.stats()).toEqual({ attached: 1, detached: 0, queued: 0, unacknowledged: 2 });
   s1.ack(c1.got[0].id);
   s1.close(false);
   await r.publish('devices/a/t', '3'); // no node: queued
   await settle();
+  // The unconfirmed one back at the queue's front, with the new one.
+  expect(r.sessions.stats()).toEqual({ attached: 0, detached: 1, queued: 2, unacknowledged: 0 });
   const c2 = consumer();
   const s2 = r.sessions.open('flows', ['devices/+/+'], c2);
   if (typeof s2 === 'string') throw new Error(s2);
@@ -214,6 +217,7 @@ test('a redeploy: the next node with the client id gets what the last did not co
   s2.resume();
   expect(c2.texts()).toEqual(['2', '3']);
   expect(r.released.map((h) => h.payload)).toEqual(['1']);
+  expect(r.sessions.stats()).toEqual({ attached: 1, detached: 0, queued: 0, unacknowledged: 2 });
 });
 
 test('two nodes cannot share a session; a different client id is a session of its own', async () => {
