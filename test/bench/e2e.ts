@@ -37,7 +37,8 @@
  * way (same devices, connections, payloads, QoS) and stepped the same way; behind = the count at the end of
  * the flow short of the published count --lag seconds after the step. Thingwire's sustained rate is printed
  * as a ratio of the baseline's, and the runtime's CPU per message against the baseline's at the rates both
- * held (the knee ratio is capped by the load generator sharing the cores; the CPU ratio is not).
+ * held (the knees are what each runtime reaches with the load generator on the same two cores; the CPU ratio
+ * is per message, whatever else runs).
  *
  * At the end the whole run's readings are checked in the store (runtime/loadgen.ts's checker: per device,
  * none missing, duplicated or unexpected), after the runtime is given up to 120 s to catch up. A table is
@@ -522,7 +523,7 @@ async function main(): Promise<void> {
   const cpu = base ? cpuRatios(single.steps, base.steps) : undefined;
   if (cpu?.median !== undefined) {
     const each = cpu.rates.map((r) => `${r.rate}/s: ${r.thingwire.toFixed(1)} vs ${r.stock.toFixed(1)}`).join('; ');
-    log(`| CPU per message, stock / Thingwire (runtime % of a core per 1,000 messages/s at the rates both held, Thingwire vs stock: ${each}) | ${cpu.median.toFixed(2)}x (median; above 1 Thingwire costs less; the knee ratio is capped by the load generator on the same cores, this is not) |`);
+    log(`| CPU per message, stock / Thingwire (runtime % of a core per 1,000 messages/s at the rates both held, Thingwire vs stock: ${each}) | ${cpu.median.toFixed(2)}x (median; above 1 Thingwire costs less; the knees share the two cores with the load generator, this does not) |`);
   }
   log(`| readings published / stored, missing, duplicates | ${publishedAll} / ${check?.storedDistinct ?? '-'}, ${check?.missing ?? '-'}, ${check?.duplicates ?? '-'} |`);
   log(`| load average at start / end | ${loadStart.map((l) => l.toFixed(2)).join(' ')} / ${loadavg()} (${os.cpus().length} cores) |`);
