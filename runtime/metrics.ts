@@ -193,6 +193,16 @@ export interface RuntimeMetricsOptions {
 type StoreNumber = 'queuedLines' | 'memoryBatches' | 'spooledBatches' | 'spooledBytes' | 'written' | 'rejected' | 'dropped';
 const STORE_STATES = ['ok', 'retrying', 'spooling'] as const;
 
+/**
+ * A labelled gauge's or counter's values from a source read at each scrape: reset, then `put` once per entry of
+ * `values` with `{ [label]: key }` (nothing when the source has no figures).
+ */
+function setByLabel(metric: { reset(): void }, label: string, values: Record<string, number> | undefined, put: (labels: Record<string, string>, n: number) => void): void {
+  metric.reset();
+  if (values === undefined) return;
+  for (const k in values) put({ [label]: k }, values[k]);
+}
+
 /** The metrics registry of one runtime and the hooks that feed it. */
 export class RuntimeMetrics {
   readonly registry = new Registry();
@@ -251,11 +261,8 @@ export class RuntimeMetrics {
           labelNames: ['state'],
           registers,
           collect() {
-            this.reset();
             const st = stats();
-            if (st === undefined) return;
-            this.set({ state: 'attached' }, st.attached);
-            this.set({ state: 'detached' }, st.detached);
+            setByLabel(this, 'state', st && { attached: st.attached, detached: st.detached }, (l, n) => this.set(l, n));
           },
         });
         new Gauge({
@@ -264,11 +271,8 @@ export class RuntimeMetrics {
           labelNames: ['state'],
           registers,
           collect() {
-            this.reset();
             const st = stats();
-            if (st === undefined) return;
-            this.set({ state: 'queued' }, st.queued);
-            this.set({ state: 'unacknowledged' }, st.unacknowledged);
+            setByLabel(this, 'state', st && { queued: st.queued, unacknowledged: st.unacknowledged }, (l, n) => this.set(l, n));
           },
         });
       }
@@ -280,12 +284,8 @@ export class RuntimeMetrics {
           labelNames: ['outcome'],
           registers,
           collect() {
-            this.reset();
             const st = stats();
-            if (st === undefined) return;
-            this.inc({ outcome: 'appended' }, st.appended);
-            this.inc({ outcome: 'released' }, st.released);
-            this.inc({ outcome: 'dropped' }, st.dropped);
+            setByLabel(this, 'outcome', st && { appended: st.appended, released: st.released, dropped: st.dropped }, (l, n) => this.inc(l, n));
           },
         });
         new Gauge({
