@@ -9,7 +9,7 @@ import { LazyStatus } from '../lib/lazy-status';
 import { configInt, onInput, type Node, type NodeAPI } from '../lib/red';
 import { BATCHER_DEFAULTS, Batcher } from './batcher';
 import type { BatchConfig } from './config';
-import { declareInputUse, installFastClone } from '../lib/clone';
+import { declareInputUse, installFastClone, isShared, markUnshared } from '../lib/clone';
 
 const TYPE = 'thingwire-batch';
 
@@ -19,11 +19,15 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, config);
     const node = this;
     // Reads its input only; a batch holds the readings (and device metadata) of the messages it got, so what it sends
-    // counts as shared (../lib/clone): the starter's fan-out of batches then copies nothing for its readers.
+    // counts as shared (../lib/clone): the starter's fan-out of batches then copies nothing for its readers. A batch
+    // of messages that all came to this node alone (none shared) is no more shared than they were: the node after it
+    // gets it without a copy, as it would get those messages (the starter's 1 ms batch after the normaliser: a deep
+    // copy of every batch for the registry node, 2 % of the runtime's main thread at 13,000 readings/s).
     declareInputUse(node, 'shares');
     let batcher: Batcher;
     try {
-      batcher = new Batcher((out) => {
+      batcher = new Batcher((out, shared) => {
+        if (!shared) markUnshared(out);
         node.send(out);
         status.mark();
       }, { maxItems: configInt(config.maxItems, BATCHER_DEFAULTS.maxItems), maxWaitMs: configInt(config.maxWaitMs, BATCHER_DEFAULTS.maxWaitMs) });
@@ -40,7 +44,7 @@ export = function register(RED: NodeAPI): void {
     );
 
     onInput(node, (msg) => {
-      batcher.add(msg);
+      batcher.add(msg, isShared(msg));
     });
 
     node.on('close', (_removed, done) => {

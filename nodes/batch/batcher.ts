@@ -58,13 +58,16 @@ export class Batcher {
   private items: unknown[] = [];
   private tokens: string[] = [];
   private meta = new Map<string, unknown>();
+  /** Whether a message merged into the waiting batch was shared with other readers (see add). */
+  private shared = false;
   private timer: unknown;
   private closed = false;
   batches = 0;
   itemsOut = 0;
 
   constructor(
-    private readonly emit: (out: BatchOutput) => void,
+    /** Gets each batch, and whether any message merged into it was shared (see add). */
+    private readonly emit: (out: BatchOutput, shared: boolean) => void,
     opts: Partial<BatcherOptions> = {},
     private readonly clock: BatchTimer = systemTimer,
   ) {
@@ -79,12 +82,18 @@ export class Batcher {
     return this.items.length;
   }
 
-  add(msg: BatchInput): void {
+  /**
+   * Merges a message into the waiting batch. `shared`: other holders share the message's contents (the fan-out's
+   * readers, ../lib/clone.ts); the batch that holds them is then shared too, and a batch of messages none of which
+   * was shared is not.
+   */
+  add(msg: BatchInput, shared = false): void {
     if (this.closed) throw new Error('Batcher is closed');
     const p = msg.payload;
     const list = Array.isArray(p) ? p : [p];
     // A message bigger than a batch is never split (its token confirms it whole): it goes alone.
     if (this.items.length > 0 && this.items.length + list.length > this.options.maxItems) this.flush();
+    if (shared) this.shared = true;
     for (const item of list) this.items.push(item);
     const t = msg[ACK_PROPERTY];
     if (typeof t === 'string') this.tokens.push(t);
@@ -115,12 +124,14 @@ export class Batcher {
       if (only !== undefined && this.items.every((r) => isPlainObject(r) && r.device === only[0])) out.device = only[1];
       else out.devices = Object.fromEntries(this.meta);
     }
+    const shared = this.shared;
     this.items = [];
     this.tokens = [];
     this.meta = new Map();
+    this.shared = false;
     this.batches++;
     this.itemsOut += out.payload.length;
-    this.emit(out);
+    this.emit(out, shared);
   }
 
   /** Emits what is waiting and stops the timer; add() is refused afterwards. */

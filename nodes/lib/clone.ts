@@ -177,6 +177,18 @@ export function isShared(msg: object): boolean {
   return sharedMessages.has(msg);
 }
 
+/** Messages a 'shares' node sends that hold objects only of messages it got unshared (see markUnshared). */
+const unsharedMessages = new WeakSet<object>();
+
+/**
+ * Says that a message a 'shares' node sends holds objects only of messages that came to the node unshared (isShared
+ * false: each went to it alone, by reference, as Node-RED passes a message on a single wire): the fan-out treats it
+ * as those messages were, not as shared. A batch of such messages is the case (../batch).
+ */
+export function markUnshared(msg: object): void {
+  unsharedMessages.add(msg);
+}
+
 /** A message's own top level over the same values; undefined for a message that is not a plain object. */
 function shellOf(msg: object): object | undefined {
   const proto = Object.getPrototypeOf(msg);
@@ -216,7 +228,12 @@ export function flowLookup(event: RoutedSendEvent): unknown {
 export function shareForReaders(events: RoutedSendEvent[], lookup: NodeLookup = flowLookup): void {
   const n = events.length;
   if (n === 0) return;
-  const sourceShares = inputUseOf(events[0].source?.node) === 'shares';
+  // A sharing node's messages count as shared, unless it said a message holds nothing shared (markUnshared).
+  let sourceShares = inputUseOf(events[0].source?.node) === 'shares';
+  if (sourceShares) {
+    sourceShares = false;
+    for (let i = 0; i < n && !sourceShares; i++) if (!unsharedMessages.has(events[i].msg)) sourceShares = true;
+  }
   if (n === 1) {
     const e = events[0];
     const shared = sourceShares || sharedMessages.has(e.msg);

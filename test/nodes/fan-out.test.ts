@@ -55,8 +55,8 @@ test('a batch fanned out to three nodes: each has its own copy, the hook made th
   for (let i = 0; i < 3; i++) b.receive({ payload: reading(i), mqttAck: `tok${i}` });
   await all;
   expect(new Set(Object.values(got)).size).toBe(3);
-  // Delivery is in wire order: h1 changed its message before h2 and h3 got theirs (a batch counts as shared, see
-  // declareInputUse in the batch node, so h1 has a copy too).
+  // Delivery is in wire order: h1 changed its message before h2 and h3 got theirs (h1 got the batch itself: its
+  // messages came to the batch node alone, so it is no more shared than they were).
   for (const id of ['h2', 'h3']) {
     const p = got[id].payload as Array<{ device: string; metrics: Record<string, number> }>;
     expect(p.map((r) => r.device)).toEqual(['d0', 'd1', 'd2']);
@@ -67,6 +67,48 @@ test('a batch fanned out to three nodes: each has its own copy, the hook made th
   expect((got.h3.payload as Array<{ metrics: Record<string, number> }>)[0].metrics.t).toBe(200);
   expect(got.h2.payload).not.toBe(got.h3.payload);
   expect((got.h2.payload as unknown[])[1]).not.toBe((got.h3.payload as unknown[])[1]);
+});
+
+test('a batch of messages that came to it alone goes on uncopied; one holding a shared message is copied', async () => {
+  await helper.load(
+    [batchNode],
+    [
+      { id: 's', type: 'helper', wires: [['b', 'r']] },
+      { id: 'b', type: 'thingwire-batch', maxItems: 2, maxWaitMs: 1000, wires: [['h']] },
+      { id: 'r', type: 'helper' },
+      { id: 'h', type: 'helper' },
+    ],
+  );
+  declareInputUse(getNode('r'), 'reads');
+  const batches: NodeMsg[] = [];
+  let arrived: () => void = () => undefined;
+  getNode('h').on('input', (msg: NodeMsg) => {
+    batches.push(msg);
+    arrived();
+  });
+  const next = (): Promise<void> => new Promise<void>((resolve) => (arrived = resolve));
+  const b = getNode('b');
+  // Two messages straight to the batch node (each reached it alone): the node after it gets those very readings.
+  const r0 = reading(0);
+  const r1 = reading(1);
+  let got = next();
+  b.receive({ payload: r0 });
+  b.receive({ payload: r1 });
+  await got;
+  expect((batches[0].payload as unknown[])[0]).toBe(r0);
+  expect((batches[0].payload as unknown[])[1]).toBe(r1);
+  // One of them shared with a reader (s sends it to the batch node and to r): the batch is a copy for h.
+  const r2 = reading(2);
+  const r3 = reading(3);
+  got = next();
+  (getNode('s') as unknown as { send(m: NodeMsg): void }).send({ payload: r2 });
+  await new Promise((resolve) => setImmediate(resolve));
+  b.receive({ payload: r3 });
+  await got;
+  const p = batches[1].payload as unknown[];
+  expect(p).toEqual([r2, r3]);
+  expect(p[0]).not.toBe(r2);
+  expect(p[1]).not.toBe(r3);
 });
 
 test('settings thingwireFastClone: false leaves Node-RED\'s own copy', async () => {

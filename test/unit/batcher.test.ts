@@ -107,3 +107,28 @@ test('bad options are refused', () => {
   expect(() => new Batcher(() => undefined, { maxItems: 0 })).toThrow(RangeError);
   expect(() => new Batcher(() => undefined, { maxWaitMs: -1 })).toThrow(RangeError);
 });
+
+test('a batch is shared when a message merged into it was (the flag goes with that batch only)', () => {
+  const out: Array<{ n: number; shared: boolean }> = [];
+  const timer = new ManualTimer();
+  const b = new Batcher((o, shared) => out.push({ n: o.payload.length, shared }), { maxItems: 3, maxWaitMs: 20 }, timer);
+  b.add({ payload: r('a', 1) });
+  b.add({ payload: r('a', 2) });
+  timer.fire();
+  b.add({ payload: r('a', 3) });
+  b.add({ payload: r('a', 4) }, true);
+  timer.fire();
+  b.add({ payload: r('a', 5) });
+  timer.fire();
+  // A shared message that does not fit closes the waiting batch first: that batch is not marked, the next one is.
+  b.add({ payload: [r('a', 6), r('a', 7)] });
+  b.add({ payload: [r('a', 8), r('a', 9)] }, true);
+  b.close();
+  expect(out).toEqual([
+    { n: 2, shared: false },
+    { n: 2, shared: true },
+    { n: 1, shared: false },
+    { n: 2, shared: false },
+    { n: 2, shared: true },
+  ]);
+});

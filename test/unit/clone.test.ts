@@ -13,6 +13,7 @@ import {
   inputUseOf,
   installFastClone,
   isShared,
+  markUnshared,
   preRouteCopy,
   shareForReaders,
   type RoutedSendEvent,
@@ -339,6 +340,36 @@ describe('readers share one message (the onSend hook)', () => {
     const all = [event(fresh, node(), false, sharer), event(fresh, node(), true, sharer)];
     shareForReaders(all, lookup);
     expect(all.map((e) => e.cloneMessage)).toEqual([true, true]);
+  });
+
+  test('a "shares" node\'s message marked unshared (a batch of messages none of which was shared) is passed on as they were', () => {
+    const sharer = node('shares');
+    const own = { payload: [{ device: 'a' }] };
+    markUnshared(own);
+    // To one node that is not a reader: the message itself, as Node-RED passes a message on a single wire.
+    const toFunction = event(own, node(), false, sharer);
+    shareForReaders([toFunction], lookup);
+    expect(toFunction.cloneMessage).toBe(false);
+    expect(toFunction.msg).toBe(own);
+    expect(isShared(own)).toBe(false);
+    // To one reader: not marked shared either (what the reader sends on is not copied for its single next node).
+    const own2 = { payload: [{ device: 'b' }] };
+    markUnshared(own2);
+    const toReader = event(own2, node('reads'), false, sharer);
+    shareForReaders([toReader], lookup);
+    expect(toReader.cloneMessage).toBe(false);
+    expect(isShared(own2)).toBe(false);
+    // A fan-out to a reader and another node: as for any unshared message, the reader a shell, the other a copy.
+    const own3 = { payload: [{ device: 'c' }] };
+    markUnshared(own3);
+    const fan = [event(own3, node('reads'), false, sharer), event(own3, node(), true, sharer)];
+    shareForReaders(fan, lookup);
+    expect(fan.map((e) => e.cloneMessage)).toEqual([false, true]);
+    expect(isShared(fan[0].msg)).toBe(true);
+    // The mark is for that message only: another message of the same node counts as shared.
+    const other = event({ payload: [{ device: 'd' }] }, node(), false, sharer);
+    shareForReaders([other], lookup);
+    expect(other.cloneMessage).toBe(true);
   });
 
   test('messages of one send may hold the same objects: once a reader gets one uncopied, the others are copies', () => {
