@@ -7,7 +7,7 @@
 import { ACK_PROPERTY } from '../lib/ack';
 import type { AlertEvent } from '../lib/contract';
 import { LazyStatus } from '../lib/lazy-status';
-import { onInput, rejectError, RejectedError, type Node, type NodeAPI, type NodeMessage } from '../lib/red';
+import { catalogueText, onInput, rejectError, RejectedError, type Node, type NodeAPI, type NodeMessage } from '../lib/red';
 import { StateFile, thingwireDataDir } from '../lib/state';
 import { parseConfig, type AnomalyConfig, type AnomalySettings } from './config';
 import { AnomalyScorer, formatDuration, type EventText, type ScorerSnapshot } from './scorer';
@@ -21,10 +21,13 @@ export = function register(RED: NodeAPI): void {
 
   /** Values in event messages: 6 significant digits (21.79999456660126 reads 21.8). */
   const num = (v: number): string => (Number.isFinite(v) ? String(Number(v.toPrecision(6))) : String(v));
+  // The two made per anomaly (often, for a noisy fleet) are filled in without i18next after the first.
+  const firingText = catalogueText((k, subs) => RED._(k, subs), `${TYPE}.events.anomaly-firing`, ['metric', 'value', 'score', 'signal']);
+  const resolvedText = catalogueText((k, subs) => RED._(k, subs), `${TYPE}.events.anomaly-resolved`, ['metric', 'value', 'normal']);
   /** The event messages, from the message catalogue. */
   const text: EventText = {
-    anomalyFiring: (p) => _('events.anomaly-firing', { metric: p.metric, value: num(p.value), score: p.score.toFixed(2), signal: p.signal }),
-    anomalyResolved: (p) => _('events.anomaly-resolved', { metric: p.metric, value: num(p.value), normal: p.normal }),
+    anomalyFiring: (p) => firingText({ metric: p.metric, value: num(p.value), score: p.score.toFixed(2), signal: p.signal }),
+    anomalyResolved: (p) => resolvedText({ metric: p.metric, value: num(p.value), normal: String(p.normal) }),
     maintenanceFiring: (p) =>
       _('events.maintenance-firing', {
         metric: p.metric,
