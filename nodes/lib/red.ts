@@ -232,13 +232,13 @@ export function catalogueText(translate: (key: string, subs?: Record<string, unk
   return (values) => {
     if (direct) return translate(key, values);
     if (parts === undefined) {
-      const text = translate(key, Object.fromEntries(names.map((n, i) => [n, `\u0000${i}\u0000`])));
+      const text = translate(key, Object.fromEntries(names.map((n, i) => [n, `\uE000${i}\uE000`])));
       // text, index, text, index, ..., text
-      const split = text.split(/\u0000(\d+)\u0000/);
+      const split = text.split(/\uE000(\d+)\uE000/);
       order = split.filter((_, i) => i % 2 === 1).map(Number);
       parts = split.filter((_, i) => i % 2 === 0);
       const real = translate(key, values);
-      if (order.length !== names.length || new Set(order).size !== names.length || text.split('\u0000').length !== 2 * names.length + 1 || fill(values) !== real) {
+      if (order.length !== names.length || new Set(order).size !== names.length || text.split('\uE000').length !== 2 * names.length + 1 || fill(values) !== real) {
         direct = true;
       }
       return real;

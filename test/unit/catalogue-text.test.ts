@@ -20,7 +20,7 @@ test('the text RED._ gives, asking it on the first call only (with markers, and 
   const back = catalogueText(c.translate, 'back', ['metric', 'n']);
   const values = [
     { metric: 'temperature', value: '21.8', score: '0.93', signal: 'range' },
-    { metric: 'x', value: '__score__', score: '$1 \u0000 1', signal: '' }, // values that look like markers or patterns stay as they are
+    { metric: 'x', value: '__score__', score: '$1 \uE000 1', signal: '' }, // values that look like markers or patterns stay as they are
   ];
   for (const v of values) expect(fire(v)).toBe(c.translate('fire', v));
   expect(back({ metric: 'humidity', n: '5' })).toBe('5 normal in a row; humidity back');
