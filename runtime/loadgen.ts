@@ -101,7 +101,17 @@ export interface LoadOptions {
    * again, as a device with a persistent outbox does. Default false: a lost connection fails them.
    */
   reconnect?: boolean;
+  /**
+   * How long connect() keeps trying while the broker cannot be reached (a runtime still starting), ms: a new attempt
+   * every WAIT_RETRY_MS. Default 0: the first failure fails connect().
+   */
+  waitMs?: number;
+  /** Told once when connect() starts waiting for the broker (why, and for how long at most). */
+  onWait?: (line: string) => void;
 }
+
+/** How often connect() tries again while it waits for the broker (LoadOptions.waitMs). */
+export const WAIT_RETRY_MS = 500;
 
 export interface PhaseOptions {
   /** Readings per second asked, over all devices. */
@@ -365,6 +375,7 @@ export class LoadGenerator {
   }
 
   async connect(withHostile = false): Promise<void> {
+    await this.untilBrokerAnswers();
     const tag = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     if (this.opts.provisioningKey !== undefined) {
       const key = this.opts.provisioningKey;
@@ -390,6 +401,37 @@ export class LoadGenerator {
       }
       this.hostileConn = { client: await connectClient(this.opts.url, `tw-load-${tag}-hostile`), inFlight: 0 };
     }
+  }
+
+  /**
+   * With waitMs, tries a connection every WAIT_RETRY_MS until the broker accepts one (then closes it) or waitMs has
+   * passed (then throws the last error). The fleet's connections are made after that, as without waiting.
+   */
+  private async untilBrokerAnswers(): Promise<void> {
+    const waitMs = this.opts.waitMs ?? 0;
+    if (waitMs <= 0) return;
+    const deadline = Date.now() + waitMs;
+    let told = false;
+    for (;;) {
+      try {
+        const c = await connectClient(this.opts.url, `tw-load-probe-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, this.probeLogin());
+        await new Promise<void>((resolve) => c.end(true, {}, () => resolve()));
+        return;
+      } catch (e) {
+        if (Date.now() + WAIT_RETRY_MS > deadline) throw e;
+        if (!told) {
+          told = true;
+          this.opts.onWait?.(`waiting up to ${Math.round(waitMs / 1000)} s for the broker: ${(e as Error).message}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, WAIT_RETRY_MS));
+      }
+    }
+  }
+
+  /** The first device's login in the provisioning mode (the broker refuses anonymous clients then). */
+  private probeLogin(): { username: string; password: string } | undefined {
+    const key = this.opts.provisioningKey;
+    return key === undefined ? undefined : { username: loadDeviceId(0), password: `provision:${key}` };
   }
 
   async close(): Promise<void> {
@@ -881,6 +923,8 @@ Usage: node dist/runtime/loadgen.js [options]
                      compare URL/api/v1/metrics thingwire_rejects_total with what was sent (exit 1 on a mismatch)
   --check-file PATH  read the embedded store file instead (after the runtime stopped)
   --settle S         seconds the check waits for the store to catch up (default 15)
+  --wait S           keep trying to connect for up to S seconds while the broker cannot be reached (a runtime
+                     that is still starting; default 0: fail at once)
   --reconnect        after a lost connection (the broker restarted, or it refused publishes while the runtime's
                      flows started) connect again and send the unacknowledged QoS 1 publishes again, as a device
                      with an outbox does (default: a lost connection fails the run)
@@ -909,6 +953,7 @@ const CLI_FLAGS = [
   '--check-file',
   '--settle',
   '--reconnect',
+  '--wait',
 ] as const;
 
 /** Flags without a value. */
@@ -975,6 +1020,7 @@ export function parseLoadArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
   }
   const checkFile = get('--check-file');
   if (check !== undefined && checkFile !== undefined) throw new UsageError('give --check or --check-file, not both');
+  const waitMs = get('--wait') !== undefined ? numFlag('--wait', get('--wait')!, 0, 3600) * 1000 : 0;
   const settleMs = get('--settle') !== undefined ? numFlag('--settle', get('--settle')!, 0, 3600) * 1000 : 15_000;
   const pk = env.THINGWIRE_PROVISIONING_KEY;
   const provisioningKey = pk !== undefined && pk !== '' ? pk : undefined;
@@ -984,7 +1030,7 @@ export function parseLoadArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
   return {
     help: false,
     options: {
-      load: { url, devices, prefix: LOAD_DEFAULTS.prefix, qos, connections, metrics, padBytes, maxInFlight, reconnect: given.has('--reconnect'), ...(provisioningKey ? { provisioningKey } : {}) },
+      load: { url, devices, prefix: LOAD_DEFAULTS.prefix, qos, connections, metrics, padBytes, maxInFlight, reconnect: given.has('--reconnect'), waitMs, ...(provisioningKey ? { provisioningKey } : {}) },
       rate,
       durationMs: Math.round(durationS * 1000),
       batch,
@@ -998,7 +1044,7 @@ export function parseLoadArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
 
 /** Runs the CLI: publish, then (optionally) check; resolves with the exit code. */
 export async function runCli(o: CliOptions, log: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
-  const gen = new LoadGenerator(o.load);
+  const gen = new LoadGenerator({ ...o.load, onWait: (line) => log(`[loadgen] ${line}`) });
   await gen.connect(o.hostile > 0);
   const start = Date.now();
   log(
