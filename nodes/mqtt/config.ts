@@ -25,4 +25,6 @@ export interface MqttInConfig {
   /** MQTT 5 session expiry, seconds. */
   sessionExpiry?: number | string;
   keepalive?: number | string;
+  /** Output 1 sends the messages that arrive together as one message (msg.mqttGroup) for thingwire-normalise. */
+  group?: boolean | string;
 }

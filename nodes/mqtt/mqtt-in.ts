@@ -9,7 +9,9 @@
  *
  * Output 1: messages to process (QoS 1 ones carry msg.mqttAck). Output 2: messages on
  * the "confirm at once" topics (device status, last will), acknowledged on receipt,
- * so a flow routes them without a switch node.
+ * so a flow routes them without a switch node. With "Group messages" on, output 1
+ * sends the messages that arrive together as one group message (../lib/group.ts)
+ * for thingwire-normalise: Node-RED's cost per message is then paid per group.
  *
  * Backpressure: at most maxInFlight messages (and maxInFlightMB of payload) are tracked; past that the node
  * stops reading from the connection (mqtt.js handleMessage's callback is held),
@@ -24,6 +26,7 @@
  */
 import * as mqtt from 'mqtt';
 import { ACK_PROPERTY, AckWindow, topicMatcher } from '../lib/ack';
+import { Grouper } from '../lib/group';
 import { inProcessBrokerFor, type InProcessBroker, type InProcessMessage, type InProcessSession } from '../lib/in-process';
 import { LazyStatus } from '../lib/lazy-status';
 import { afterFlowsStart, type Node, type NodeAPI, type NodeMessage, type NodeStatus, type StartGate } from '../lib/red';
@@ -96,6 +99,13 @@ export = function register(RED: NodeAPI): void {
       },
     });
     let lostTimer: NodeJS.Timeout | undefined;
+    // In process a whole delivery turn is handed over synchronously (one group at the end of the task); over TCP the
+    // messages one read of the socket brought (one group at the end of the event loop's turn).
+    const grouper = o.group ? new Grouper((g) => node.send([g, null]), inProcess !== undefined ? 'microtask' : 'immediate') : undefined;
+    const out = (msg: NodeMessage): void => {
+      if (grouper !== undefined) grouper.add(msg as NodeMessage & { topic: string });
+      else node.send([msg, null]);
+    };
     const confirmAtOnce = topicMatcher(o.confirmOnReceipt);
 
     const status = new LazyStatus(node, (): NodeStatus => {
@@ -147,11 +157,11 @@ export = function register(RED: NodeAPI): void {
         return 'atOnce';
       }
       if (msg.qos !== 1 || messageId === undefined) {
-        node.send([msg, null]);
+        out(msg);
         return 'untracked';
       }
       msg[ACK_PROPERTY] = window.track(messageId, topic, bytes);
-      node.send([msg, null]);
+      out(msg);
       status.mark();
       return 'tracked';
     }
@@ -273,6 +283,7 @@ export = function register(RED: NodeAPI): void {
       if (keepAwake !== undefined) clearInterval(keepAwake);
       keepAwake = undefined;
       status.close();
+      grouper?.close();
       attachGate?.cancel();
       // Whatever is still in flight stays unacknowledged: the broker delivers it again to the next session.
       window.close();

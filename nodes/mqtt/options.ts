@@ -16,6 +16,8 @@ export interface MqttInOptions {
   ackTimeoutMs: number;
   sessionExpiryS: number;
   keepaliveS: number;
+  /** Messages that arrive together leave output 1 as one group message (see ../lib/group.ts). */
+  group: boolean;
 }
 
 export const MQTT_IN_DEFAULTS = {
@@ -78,6 +80,7 @@ export function mqttInOptions(cfg: MqttInConfig): { options: MqttInOptions; prob
       ackTimeoutMs: int(cfg.ackTimeout, MQTT_IN_DEFAULTS.ackTimeoutS, 'confirmation timeout', 0, 86_400, problems) * 1000,
       sessionExpiryS: int(cfg.sessionExpiry, MQTT_IN_DEFAULTS.sessionExpiryS, 'session expiry', 0, 4_294_967_295, problems),
       keepaliveS: int(cfg.keepalive, MQTT_IN_DEFAULTS.keepaliveS, 'keepalive', 0, 65535, problems),
+      group: cfg.group === true || cfg.group === 'true',
     },
     problems,
   };

@@ -2,14 +2,17 @@
  * thingwire-normalise: turns device payloads (JSON objects, batches, bare numbers
  * on devices/{device}/{metric} topics) into Thingwire Readings. Accepted
  * readings leave on output 1; rejects on output 2 with msg.error and msg.rejects.
+ * A group message from thingwire-mqtt-in (../lib/group.ts) leaves as one batch.
  * The logic lives in ../lib/normalise (no Node-RED); this file only wires it in.
  */
 import { ACK_PROPERTY, settleAck } from '../lib/ack';
+import type { Reading, Reject } from '../lib/contract';
 import { ThingwireError } from '../lib/errors';
-import { normalise, DEFAULT_NORMALISE_OPTIONS, type NormaliseOptions, type StringFieldPolicy } from '../lib/normalise';
+import { GROUP_PROPERTY, isGroupMessage, type GroupMessage } from '../lib/group';
+import { normalise, DEFAULT_NORMALISE_OPTIONS, type NormaliseOptions, type NormaliseResult, type StringFieldPolicy } from '../lib/normalise';
 import { parsePayload, DEFAULT_MAX_BYTES } from '../lib/payload';
 import { LazyStatus } from '../lib/lazy-status';
-import { configBool, configInt, onInput, rejectError, RejectedError, type Node, type NodeAPI } from '../lib/red';
+import { configBool, configInt, onInput, rejectError, RejectedError, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
 import { isTimeUnit } from '../lib/time';
 import type { NormaliseConfig } from './config';
 import { installFastClone } from '../lib/clone';
@@ -42,18 +45,35 @@ export = function register(RED: NodeAPI): void {
 
     node.status({});
 
-    onInput(node, (msg, send) => {
-      let value: unknown;
-      let result;
+    /** One device payload (a message's, or a group item's) to readings and rejects. */
+    function run(payload: unknown, topic: unknown, known: unknown): { result: NormaliseResult; value: unknown } {
       try {
-        value = parsePayload(msg.payload, maxBytes);
-        const known = (msg.device as { id?: unknown } | undefined)?.id;
-        result = normalise(value, { topic: msg.topic, device: typeof known === 'string' ? known : undefined }, opts);
+        const value = parsePayload(payload, maxBytes);
+        const result = normalise(value, { topic: typeof topic === 'string' ? topic : undefined, device: typeof known === 'string' ? known : undefined }, opts);
+        return { result, value };
       } catch (e) {
         if (!(e instanceof ThingwireError)) throw e;
-        result = { readings: [], rejects: [e.toReject()], batch: false };
-        value = msg.payload;
+        return { result: { readings: [], rejects: [e.toReject()], batch: false }, value: payload };
       }
+    }
+
+    /** The reject output's message for `src` (the input message, or a group item), which it becomes. */
+    function rejectMessage(src: NodeMessage, result: NormaliseResult, value: unknown): NodeMessage {
+      // The MQTT delivery goes on with the accepted readings, or is settled here when there are none.
+      if (result.readings.length === 0) settleAck(src, 'rejected');
+      else delete src[ACK_PROPERTY];
+      if (result.batch && Array.isArray(value)) src.payload = result.rejects.map((r) => (r.index === undefined ? value : (value as unknown[])[r.index]));
+      src.error = rejectError(TYPE, result.rejects[0]);
+      src.rejects = result.rejects;
+      return src;
+    }
+
+    onInput(node, (msg, send) => {
+      if (isGroupMessage(msg)) {
+        group(msg, send);
+        return;
+      }
+      const { result, value } = run(msg.payload, msg.topic, (msg.device as { id?: unknown } | undefined)?.id);
       accepted += result.readings.length;
       rejected += result.rejects.length;
       status.mark();
@@ -66,17 +86,48 @@ export = function register(RED: NodeAPI): void {
         send([ok, null]);
       }
       if (hasBad) {
-        const bad = msg;
-        // The MQTT delivery goes on with the accepted readings, or is settled here when there are none.
-        if (result.readings.length === 0) settleAck(bad, 'rejected');
-        else delete bad[ACK_PROPERTY];
-        if (result.batch && Array.isArray(value)) bad.payload = result.rejects.map((r) => (r.index === undefined ? value : (value as unknown[])[r.index]));
-        bad.error = rejectError(TYPE, result.rejects[0]);
-        bad.rejects = result.rejects;
-        send([null, bad]);
+        send([null, rejectMessage(msg, result, value)]);
         if (catchRejects) throw new RejectedError(TYPE, result.rejects[0]);
       }
     });
+
+    /**
+     * A group from thingwire-mqtt-in (../lib/group.ts): every item is normalised as its own message would be; the
+     * readings of all leave as one batch carrying the tokens of the items that gave some, and each item with a
+     * reject leaves on the reject output as its own message would have (its token settled there when it gave no
+     * reading).
+     */
+    function group(msg: GroupMessage, send: SendFn): void {
+      const readings: Reading[] = [];
+      const tokens: string[] = [];
+      let firstReject: Reject | undefined;
+      for (const item of msg.payload) {
+        const { result, value } = run(item.payload, item.topic, undefined);
+        accepted += result.readings.length;
+        rejected += result.rejects.length;
+        if (result.readings.length > 0) {
+          for (const r of result.readings) readings.push(r);
+          const t = item[ACK_PROPERTY];
+          if (typeof t === 'string') tokens.push(t);
+        }
+        if (result.rejects.length > 0) {
+          firstReject ??= result.rejects[0];
+          // A message of its own (the item is not shared with anything else: the group was made for this node).
+          const bad: NodeMessage = { ...item };
+          send([null, rejectMessage(bad, result, value)]);
+        }
+      }
+      status.mark();
+      if (readings.length > 0) {
+        const ok: NodeMessage = msg;
+        delete ok[GROUP_PROPERTY];
+        ok.payload = readings;
+        if (tokens.length > 0) ok[ACK_PROPERTY] = tokens;
+        else delete ok[ACK_PROPERTY];
+        send([ok, null]);
+      }
+      if (catchRejects && firstReject !== undefined) throw new RejectedError(TYPE, firstReject);
+    }
 
     node.on('close', (_removed, done) => {
       status.close();

@@ -8,6 +8,7 @@
  */
 import MQEmitter from 'mqemitter';
 import mqttInNode from '../../nodes/mqtt/mqtt-in';
+import normaliseNode from '../../nodes/normalise/normalise';
 import { ACK_PROPERTY, ackWindowStats, settleAck, type AckStats } from '../../nodes/lib/ack';
 import { registerInProcessBroker } from '../../nodes/lib/in-process';
 import { InProcessSessions } from '../../runtime/in-process';
@@ -197,4 +198,98 @@ test('a second node with the same client id is refused with a clear error; anoth
   await until('connecting over TCP', () => String((getNode('in1').status.getCalls().at(-1)?.args[0] as { text?: string })?.text).startsWith('connecting'));
   await sleep(200);
   expect(sessions.has('elsewhere')).toBe(false);
+});
+
+describe('group on: input > normalise', () => {
+  async function loadGrouped(extra: Partial<FlowNodeConfig> = {}): Promise<void> {
+    await helper.load([withCatalogue(mqttInNode), withCatalogue(normaliseNode)], [
+      { id: 'tab1', type: 'tab', label: 'test' },
+      inNode({ group: true, wires: [['norm'], ['status']], ...extra }),
+      { id: 'norm', type: 'thingwire-normalise', z: 'tab1', v: 1, wires: [['out'], ['rej']] },
+      { id: 'out', type: 'helper', z: 'tab1' },
+      { id: 'rej', type: 'helper', z: 'tab1' },
+      { id: 'status', type: 'helper', z: 'tab1' },
+    ]);
+    await attached();
+  }
+
+  test("one hand-over leaves as one batch of readings; a refused item's token is settled, the others travel on", async () => {
+    await loadGrouped();
+    const out = record('out');
+    const rej = record('rej');
+    const st = record('status');
+    const ts = Date.now() - 1000;
+    // Published together: the session hands them over in one turn.
+    await Promise.all([
+      publish('devices/a/telemetry', JSON.stringify({ ts, t: 1 })),
+      publish('devices/b/telemetry', '{not json'),
+      publish('devices/c/telemetry', JSON.stringify([{ ts, t: 3 }, { ts, t: 'NaN', u: null }, { ts: ts + 1, t: 4 }])),
+      publish('devices/d/status', 'online'),
+      publish('devices/e/telemetry', JSON.stringify([{ ts, t: Number.MAX_VALUE, x: { y: { z: { w: 1 } } } }])),
+      publish('devices/f/temperature', '21.5', 0),
+    ]);
+    await until('the batch, the rejects and the status', () => out.length === 1 && rej.length === 3 && st.length === 1);
+    await sleep(50);
+    expect(out).toHaveLength(1);
+    const readings = out[0].payload as Array<{ device: string; metrics: Record<string, unknown> }>;
+    expect(readings.map((r) => [r.device, r.metrics.t ?? r.metrics.temperature])).toEqual([
+      ['a', 1],
+      ['c', 3],
+      ['c', 4],
+      ['f', 21.5],
+    ]);
+    expect(out[0].mqttGroup).toBeUndefined();
+    // The tokens of the two QoS 1 messages that gave readings (f was QoS 0: none).
+    const tokens = out[0][ACK_PROPERTY] as string[];
+    expect(tokens).toHaveLength(2);
+    // Each reject leaves as its message would have alone, with its reason.
+    expect(rej.map((m) => [m.topic, (m.error as { code: string }).code])).toEqual([
+      ['devices/b/telemetry', 'malformed_json'],
+      ['devices/c/telemetry', 'no_metrics'],
+      ['devices/e/telemetry', 'invalid_metric'],
+    ]);
+    expect(settleAck(rej[0], 'durable')).toBe(0); // its token: settled already, as refused
+    expect(rej[1][ACK_PROPERTY]).toBeUndefined(); // its message travels on with the accepted readings
+    expect(rej[1].payload).toEqual([{ ts, t: 'NaN', u: null }]); // the refused element, as for a batch alone
+    expect(rej[1].rejects).toEqual([expect.objectContaining({ code: 'no_metrics', index: 1 })]);
+    // Settled, the refused ones (b, e) still wait for a's confirmation: PUBACKs go out in arrival order.
+    expect(released).toEqual(['online']);
+    expect(windowStats()).toMatchObject({ inFlight: 4, acknowledged: 0 });
+    expect(settleAck(out[0], 'durable')).toBe(2);
+    expect(windowStats()).toMatchObject({ inFlight: 0, acknowledged: 4, rejected: 2 });
+    expect(released).toHaveLength(5);
+  });
+
+  test('a full window still pauses the session; every message arrives once, in order, in groups', async () => {
+    await loadGrouped({ maxInFlight: 3 });
+    const out = record('out');
+    const ts = Date.now() - 1000;
+    await Promise.all(Array.from({ length: 10 }, (_, i) => publish('devices/a/telemetry', JSON.stringify({ ts: ts + i, n: i }))));
+    const seen: number[] = [];
+    for (let k = 0; seen.length < 10 && k < 10; k++) {
+      await until(`group ${k + 1}`, () => out.length > k);
+      const rs = out[k].payload as Array<{ metrics: { n: number } }>;
+      expect(rs.length).toBeLessThanOrEqual(3);
+      for (const r of rs) seen.push(r.metrics.n);
+      settleAck(out[k], 'durable');
+    }
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(out.length).toBeLessThan(10);
+    expect(windowStats()).toMatchObject({ inFlight: 0, acknowledged: 10 });
+  });
+
+  test('"lost": the group\'s unconfirmed messages come again in a new group with new tokens', async () => {
+    await loadGrouped();
+    const out = record('out');
+    const ts = Date.now() - 1000;
+    await Promise.all([publish('devices/a/telemetry', JSON.stringify({ ts, n: 1 })), publish('devices/a/telemetry', JSON.stringify({ ts: ts + 1, n: 2 }))]);
+    await until('the group', () => out.length === 1);
+    expect(out[0].payload).toHaveLength(2);
+    settleAck(out[0], 'lost');
+    await until('the group again', () => out.length === 2, 5000);
+    expect((out[1].payload as Array<{ metrics: { n: number } }>).map((r) => r.metrics.n)).toEqual([1, 2]);
+    expect(out[1][ACK_PROPERTY]).not.toEqual(out[0][ACK_PROPERTY]);
+    settleAck(out[1], 'durable');
+    expect(released).toHaveLength(2);
+  });
 });

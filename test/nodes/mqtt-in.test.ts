@@ -291,6 +291,37 @@ describe('mqtt-in > normalise > write (confirm delivery)', () => {
     expect(out).toEqual([]);
   });
 
+  test('group on, over TCP: the same confirmations, rejects and stored readings, in fewer messages', async () => {
+    setDataDir(tempDir());
+    const id = freshClientId();
+    const flow = pipeline(id, { backend: 'embedded' }).map((n) => (n.id === 'in1' ? { ...n, group: true } : n));
+    flow.push({ id: 'seen', type: 'helper', z: 'tab1' });
+    (flow.find((n) => n.id === 'norm') as FlowNodeConfig).wires = [['w1', 'seen'], ['rej']];
+    await load(flow);
+    await connected();
+    const rej = record('rej');
+    const seen = record('seen');
+    const t0 = Date.now() - 60_000;
+    const sends: Array<Promise<void>> = [];
+    for (let i = 0; i < 40; i++) sends.push(publish(`devices/g${i % 4}/telemetry`, JSON.stringify({ ts: t0 + i, v: i })));
+    sends.push(publish('devices/g0/telemetry', '{not json'));
+    sends.push(publish('devices/g1/telemetry', JSON.stringify([{ ts: t0 + 100, v: 100 }, { ts: 'yesterday', v: 1 }])));
+    await Promise.all(sends);
+    await until('all 42 confirmed', () => windowStats().acknowledged === 42, 10_000);
+    expect(windowStats()).toMatchObject({ inFlight: 0, received: 42, rejected: 1, timedOut: 0 });
+    expect(rej.map((m) => (m.error as { code: string }).code).sort()).toEqual(['invalid_ts', 'malformed_json']);
+    // Every normalised message is a batch; together they hold the 41 readings, each once.
+    const vs = seen.flatMap((m) => (m.payload as Array<{ metrics: { v: number } }>).map((r) => r.metrics.v));
+    expect(vs.sort((a, b) => a - b)).toEqual([...Array.from({ length: 40 }, (_, i) => i), 100]);
+    expect(seen.every((m) => m.mqttGroup === undefined && Array.isArray(m[ACK_PROPERTY]))).toBe(true);
+
+    const qok = record('qok');
+    getNode('q1').receive({ payload: { fields: ['v'], start: t0 - 1000, end: t0 + 1000 } });
+    await until('query answer', () => qok.length === 1);
+    const series = (qok[0].payload as { series: Array<{ device: string; points: unknown[] }> }).series;
+    expect(series.map((s) => s.points.length).reduce((a, b) => a + b, 0)).toBe(41);
+  });
+
   test('InfluxDB 1.x down: the points go to the disk spool, which makes them durable, so they are confirmed', async () => {
     setDataDir(tempDir());
     const id = freshClientId();

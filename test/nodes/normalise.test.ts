@@ -431,6 +431,58 @@ describe('Catch nodes', () => {
   });
 });
 
+describe('group messages (thingwire-mqtt-in with "Group" on)', () => {
+  const group = (items: Array<{ topic: string; payload: unknown; mqttAck?: string }>, extra: NodeMsg = {}): NodeMsg => ({
+    topic: items[0].topic,
+    payload: items,
+    mqttGroup: true,
+    mqttAck: items.flatMap((i) => (i.mqttAck ? [i.mqttAck] : [])),
+    ...extra,
+  });
+
+  test('each item judged as its own message: one batch out, each reject alone, done() once, counted per element', async () => {
+    const out = await start({ maxBatch: 2 });
+    send(
+      group(
+        [
+          { topic: 'devices/a/telemetry', payload: Buffer.from(`{"ts":${TS},"t":1}`), mqttAck: 'x#1' },
+          { topic: 'devices/b/telemetry', payload: Buffer.from('[1,2,3]'), mqttAck: 'x#2' },
+          { topic: 'devices/c/t', payload: Buffer.from('2.5'), mqttAck: 'x#3' },
+          { topic: 'devices/d/telemetry', payload: Buffer.from(`{"ts":${TS},"device":"e","t":1}`) },
+        ],
+        { seq: 7 },
+      ),
+    );
+    await handled(out, 1);
+    expect(out.completes).toHaveLength(1);
+    expect(out.ok).toHaveLength(1);
+    expect(out.ok[0].seq).toBe(7);
+    expect(out.ok[0].mqttGroup).toBeUndefined();
+    expect(out.ok[0].payload).toEqual([
+      { device: 'a', ts: TS, metrics: { t: 1 } },
+      { device: 'c', ts: expect.any(Number), metrics: { t: 2.5 } },
+    ]);
+    expect(out.ok[0].mqttAck).toEqual(['x#1', 'x#3']);
+    expect(out.bad.map((m) => [m.topic, codeOf(m)])).toEqual([
+      ['devices/b/telemetry', 'payload_too_large'],
+      ['devices/d/telemetry', 'device_mismatch'],
+    ]);
+    expect(out.bad[0].payload).toEqual([[1, 2, 3]]); // as for the message alone: the refused batch
+    await until('the status counts', () => (out.statuses.at(-1)?.status as { text?: string })?.text === 'readings 2 / rejected 2');
+  });
+
+  test('a group of rejects only sends nothing on output 1; with catchRejects one done(err) for the group', async () => {
+    const out = await start({ catchRejects: true });
+    send(group([{ topic: 'devices/a/telemetry', payload: Buffer.from('{') }, { topic: 'devices/a/telemetry', payload: Buffer.from('"x"') }], { seq: 1 }));
+    send(group([{ topic: 'devices/a/telemetry', payload: Buffer.from(`{"ts":${TS},"t":1}`) }], { seq: 2 }));
+    await handled(out, 2);
+    expect(out.ok.map((m) => m.seq)).toEqual([2]);
+    expect(out.bad.map(codeOf)).toEqual(['malformed_json', 'not_a_reading']);
+    expect(out.caught.map((m) => [m.seq, (m.error as { message: string }).message])).toEqual([[1, expect.stringMatching(/^RejectedError: malformed_json: /)]]);
+    expect(out.completes.map((m) => m.seq)).toEqual([2]);
+  });
+});
+
 describe('done() exactly once per message', () => {
   test('objects, batches (good, mixed, bad, empty, too big), bare values, malformed and oversize', async () => {
     const out = await start({ maxBytes: 200, maxBatch: 3 });
