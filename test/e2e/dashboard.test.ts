@@ -197,6 +197,16 @@ describe('dashboard and editor in headless Chromium', () => {
     }
     expect(await page.locator('#node-input-levels').count()).toBe(0);
 
+    // The input's dialog shows the starter's "Group" on.
+    await page.locator('.red-ui-flow-node-group', { hasText: 'device telemetry' }).first().dblclick();
+    const inTray = page.locator('.red-ui-tray');
+    await inTray.getByText('messages that arrive together as one message').waitFor({ timeout: 10_000 });
+    expect(await page.locator('#node-input-group').isChecked()).toBe(true);
+    await page.waitForTimeout(500);
+    await page.screenshot({ path: screenshotPath('editor-mqtt-in-dialog') });
+    await page.locator('#node-dialog-cancel').click();
+    await inTray.waitFor({ state: 'detached', timeout: 10_000 });
+
     // The retention node (flows/retention.json) draws its policy as a timeline per rule.
     await page.evaluate('RED.workspaces.show("tw.ret.tab")');
     await page.locator('.red-ui-flow-node-group', { hasText: 'tier the store' }).first().dblclick();

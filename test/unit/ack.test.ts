@@ -276,7 +276,15 @@ describe('mqttInOptions', () => {
       ackTimeoutMs: 60_000,
       sessionExpiryS: 86_400,
       keepaliveS: 30,
+      group: false,
     });
+  });
+
+  test('group: on from the editor (true) and from saved text ("true"), else off', () => {
+    expect(mqttInOptions({ id: 'n', group: true }).options.group).toBe(true);
+    expect(mqttInOptions({ id: 'n', group: 'true' }).options.group).toBe(true);
+    expect(mqttInOptions({ id: 'n', group: 'false' }).options.group).toBe(false);
+    expect(mqttInOptions({ id: 'n', group: false }).options.group).toBe(false);
   });
 
   test('lists, TLS, IPv6, MQTT 5', () => {
