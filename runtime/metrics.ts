@@ -102,7 +102,7 @@ export class FlowCounters {
         const wires = node.wires?.[ev.source.port];
         if (wires !== undefined && wires.length > 1 && wires[0] !== ev.destination.id) continue;
         const type = node.type;
-        bump(this.sent, type, 1, MAX_TYPES);
+        bump(this.sent, type, messageCount(ev.msg), MAX_TYPES);
         if (type.startsWith('thingwire-')) this.countRejects(type, ev.msg);
       }
     } catch {
@@ -114,7 +114,7 @@ export class FlowCounters {
   readonly onReceive = (ev: ReceiveEventLike): void => {
     try {
       const node = ev.destination.node;
-      if (node !== undefined) bump(this.received, node.type, 1, MAX_TYPES);
+      if (node !== undefined) bump(this.received, node.type, messageCount(ev.msg), MAX_TYPES);
     } catch {
       // A metrics hook must never stop a message.
     }
@@ -154,6 +154,15 @@ export class FlowCounters {
     }
     return rows;
   }
+}
+
+/**
+ * How many messages `msg` counts as: a group from thingwire-mqtt-in (../nodes/lib/group.ts) as the MQTT messages it
+ * carries, so the counts mean the same with the input's "Group" on or off; anything else as one.
+ */
+function messageCount(msg: unknown): number {
+  const m = msg as { mqttGroup?: unknown; payload?: unknown } | null;
+  return m !== null && typeof m === 'object' && m.mqttGroup === true && Array.isArray(m.payload) ? m.payload.length : 1;
 }
 
 /** Adds n to map[key], or to map[OTHER] when key is new and the map holds `max` keys already (two Map lookups, not three: it runs per message). */
@@ -227,8 +236,8 @@ export class RuntimeMetrics {
         },
       });
     };
-    mirror(`${p}node_messages_sent_total`, 'Messages sent by Node-RED nodes along wires, by node type (once per output, whatever its number of wires).', 'type', counters.sent);
-    mirror(`${p}node_messages_received_total`, 'Messages delivered to Node-RED nodes, by node type.', 'type', counters.received);
+    mirror(`${p}node_messages_sent_total`, 'Messages sent by Node-RED nodes along wires, by node type (once per output, whatever its number of wires; a group from thingwire-mqtt-in counts as its messages).', 'type', counters.sent);
+    mirror(`${p}node_messages_received_total`, 'Messages delivered to Node-RED nodes, by node type (a group from thingwire-mqtt-in counts as its messages).', 'type', counters.received);
     new Counter({
       name: `${p}rejects_total`,
       help: 'Rejected readings and requests sent to the reject output of Thingwire nodes, by node type and reject code (one per element of msg.rejects).',

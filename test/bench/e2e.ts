@@ -14,7 +14,8 @@
  * knee to within 2^(1/8) = 1.09x; with one halving a ratio of two knees could only read 1.41x or 2x). A step is
  * BEHIND when, --lag seconds (default 5: the store writes in 1 s batches) after its last publish, either
  *   - the runtime's MQTT ingress has not taken in every message of the step (the normaliser's received count,
- *     thingwire_node_messages_received_total{type="thingwire-normalise"}, short of what was published), or
+ *     thingwire_node_messages_received_total{type="thingwire-normalise"}, where a group from the input counts as
+ *     its messages, short of what was published), or
  *   - the store does not hold the step's last reading of every probe device (16 devices spread over the fleet),
  * or when the publisher reached less than 90 % of the asked rate (held up by the broker's backpressure or
  * by its own CPU: the line says which figures). Sustained readings/s = the highest step that was not behind,

@@ -49,6 +49,19 @@ describe('FlowCounters (the hook handlers)', () => {
     expect([...c.sent.values()]).toEqual([3]);
   });
 
+  test('a group from thingwire-mqtt-in counts as the messages it carries, sent and received', () => {
+    const c = new FlowCounters();
+    const group = { mqttGroup: true, payload: [{ topic: 't', payload: 'a' }, { topic: 't', payload: 'b' }, { topic: 't', payload: 'c' }] };
+    c.onSend([sendEvent('thingwire-mqtt-in', [['n']], 0, 'n', group)]);
+    c.onReceive({ msg: group, destination: { id: 'n', node: { type: 'thingwire-normalise' } } });
+    // Not a group: a batch of readings, a group mark without an array, an empty group.
+    c.onReceive({ msg: { payload: [1, 2, 3] }, destination: { id: 'n', node: { type: 'thingwire-normalise' } } });
+    c.onReceive({ msg: { mqttGroup: true, payload: 'x' }, destination: { id: 'n', node: { type: 'thingwire-normalise' } } });
+    c.onReceive({ msg: { mqttGroup: true, payload: [] }, destination: { id: 'n', node: { type: 'thingwire-normalise' } } });
+    expect(c.sent.get('thingwire-mqtt-in')).toBe(3);
+    expect(c.received.get('thingwire-normalise')).toBe(3 + 1 + 1 + 0);
+  });
+
   test("rejects: msg.rejects counted per code when the sending node set msg.error itself, else 1; others' rejects are not counted again", () => {
     const c = new FlowCounters();
     const w = [['ok'], ['bad']];
