@@ -101,7 +101,9 @@ export = function register(RED: NodeAPI): void {
       const readings: Reading[] = [];
       const tokens: string[] = [];
       let firstReject: Reject | undefined;
-      for (const item of msg.payload) {
+      for (const entry of msg.payload as unknown[]) {
+        // A group is made by thingwire-mqtt-in; anything else in one (a hand-made message) is judged as a bare payload.
+        const item: NodeMessage = entry !== null && typeof entry === 'object' && !Array.isArray(entry) ? (entry as NodeMessage) : { payload: entry };
         const { result, value } = run(item.payload, item.topic, undefined);
         accepted += result.readings.length;
         rejected += result.rejects.length;
@@ -112,7 +114,7 @@ export = function register(RED: NodeAPI): void {
         }
         if (result.rejects.length > 0) {
           firstReject ??= result.rejects[0];
-          // A message of its own (the item is not shared with anything else: the group was made for this node).
+          // A message of its own, as the item would have been alone (a copy: the item stays as it was in the group).
           const bad: NodeMessage = { ...item };
           send([null, rejectMessage(bad, result, value)]);
         }

@@ -481,6 +481,15 @@ describe('group messages (thingwire-mqtt-in with "Group" on)', () => {
     expect(out.caught.map((m) => [m.seq, (m.error as { message: string }).message])).toEqual([[1, expect.stringMatching(/^RejectedError: malformed_json: /)]]);
     expect(out.completes.map((m) => m.seq)).toEqual([2]);
   });
+
+  test('a hand-made group with items that are not messages: each a clear reject, no crash', async () => {
+    const out = await start();
+    send({ payload: [null, 5, 'x', [1], { topic: 'devices/a/t', payload: '1.5' }], mqttGroup: true, seq: 1 });
+    await handled(out, 1);
+    expect(out.completes).toHaveLength(1);
+    expect((out.ok[0].payload as Array<{ device: string }>).map((r) => r.device)).toEqual(['a']);
+    expect(out.bad.map(codeOf)).toEqual(['not_a_reading', 'not_a_reading', 'malformed_json', 'not_a_reading']);
+  });
 });
 
 describe('done() exactly once per message', () => {
