@@ -202,6 +202,8 @@ describe('dashboard and editor in headless Chromium', () => {
     const inTray = page.locator('.red-ui-tray');
     await inTray.getByText('messages that arrive together as one message').waitFor({ timeout: 10_000 });
     expect(await page.locator('#node-input-group').isChecked()).toBe(true);
+    // Its first output's label says what it sends with Group on.
+    expect(await page.evaluate("(function () { var n = RED.nodes.node('tw.starter.mqttin'); return n._def.outputLabels.call(n, 0); })()")).toMatch(/^groups of messages \(msg\.mqttGroup/);
     await page.waitForTimeout(500);
     await page.screenshot({ path: screenshotPath('editor-mqtt-in-dialog') });
     await page.locator('#node-dialog-cancel').click();
