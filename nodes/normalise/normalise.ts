@@ -79,6 +79,9 @@ export = function register(RED: NodeAPI): void {
       status.mark();
 
       const hasBad = result.rejects.length > 0;
+      // An empty batch ([]): nothing to store and nothing refused; its delivery is done here (else it waited for the
+      // input's timeout, holding a place in its window and every later PUBACK behind it).
+      if (result.readings.length === 0 && !hasBad) settleAck(msg, 'rejected');
       if (result.readings.length > 0) {
         // Keep the original message for the reject output when both outputs are used.
         const ok = hasBad ? RED.util.cloneMessage(msg) : msg;
@@ -112,6 +115,7 @@ export = function register(RED: NodeAPI): void {
           const t = item[ACK_PROPERTY];
           if (typeof t === 'string') tokens.push(t);
         }
+        if (result.readings.length === 0 && result.rejects.length === 0) settleAck(item, 'rejected'); // an empty batch
         if (result.rejects.length > 0) {
           firstReject ??= result.rejects[0];
           // A message of its own, as the item would have been alone (a copy: the item stays as it was in the group).

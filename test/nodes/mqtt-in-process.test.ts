@@ -200,7 +200,7 @@ test('a second node with the same client id is refused with a clear error; anoth
   expect(sessions.has('elsewhere')).toBe(false);
 });
 
-describe('group on: input > normalise', () => {
+describe('input > normalise (group on unless a test says otherwise)', () => {
   async function loadGrouped(extra: Partial<FlowNodeConfig> = {}): Promise<void> {
     await helper.load([withCatalogue(mqttInNode), withCatalogue(normaliseNode)], [
       { id: 'tab1', type: 'tab', label: 'test' },
@@ -258,6 +258,24 @@ describe('group on: input > normalise', () => {
     expect(settleAck(out[0], 'durable')).toBe(2);
     expect(windowStats()).toMatchObject({ inFlight: 0, acknowledged: 4, rejected: 2 });
     expect(released).toHaveLength(5);
+  });
+
+  test.each([true, false])('group %p: an empty batch ([]) is confirmed at once, and does not hold back the PUBACKs after it', async (grouped) => {
+    await loadGrouped({ group: grouped });
+    const out = record('out');
+    const rej = record('rej');
+    await publish('devices/a/telemetry', '[]');
+    // Before this was settled in normalise, the empty batch held its place in the window until the 60 s timeout.
+    await until('the empty batch released', () => released.includes('[]'));
+    expect(windowStats()).toMatchObject({ inFlight: 0, acknowledged: 1, rejected: 1 });
+    const ts = Date.now() - 1000;
+    await Promise.all([publish('devices/a/telemetry', '[]'), publish('devices/a/telemetry', JSON.stringify({ ts, t: 1 }))]);
+    await until('the reading', () => out.length === 1);
+    expect(out[0].payload).toEqual(grouped ? [expect.objectContaining({ device: 'a', ts })] : expect.objectContaining({ device: 'a', ts }));
+    expect(rej).toHaveLength(0);
+    expect(settleAck(out[0], 'durable')).toBe(1);
+    expect(windowStats()).toMatchObject({ inFlight: 0, acknowledged: 3, rejected: 2 });
+    expect(released).toEqual(['[]', '[]', JSON.stringify({ ts, t: 1 })]);
   });
 
   test('a full window still pauses the session; every message arrives once, in order, in groups', async () => {
