@@ -14,6 +14,8 @@ export interface WriteConfig {
   intFields?: string;
   /** Comma-separated AnomalyScore fields to store (SCORE_FIELDS); empty or absent: every field. */
   scoreFields?: string;
+  /** Store a score's band (expected, lower, upper) at most once every this many ms per device and metric; 0 or absent: every score's. */
+  bandEvery?: number | string;
   catchRejects?: boolean | string;
   /** Settle msg.mqttAck (thingwire-mqtt-in's at-least-once delivery) once the points are durable. */
   confirm?: boolean | string;

@@ -17,12 +17,12 @@
 import { ACK_PROPERTY, settleAck, type AckOutcome } from '../lib/ack';
 import type { Reject } from '../lib/contract';
 import { checkBatch, encodeBatch } from '../lib/line-protocol';
-import { DEFAULT_POINT_SCHEMA, parseScoreFields, SCORE_FIELDS, toPoints, type PointSchema } from '../lib/store/points';
+import { BandGate, DEFAULT_POINT_SCHEMA, parseScoreFields, SCORE_FIELDS, toPoints, type PointSchema } from '../lib/store/points';
 import type { StoreListener } from '../lib/store/service';
 import type { WriterStats } from '../lib/store/writer';
 import type { Point } from '../lib/store/types';
 import { LazyStatus } from '../lib/lazy-status';
-import { configBool, configList, onInput, rejectError, RejectedError, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
+import { configBool, configInt, configList, onInput, rejectError, RejectedError, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
 import type { StoreNode } from '../store/config';
 import type { WriteConfig } from './config';
 import { statusOf } from './status';
@@ -46,6 +46,8 @@ export = function register(RED: NodeAPI): void {
       intFields: configList(config.intFields),
       ...(scoreFields.fields ? { scoreFields: scoreFields.fields } : {}),
     };
+    const bandEvery = configInt(config.bandEvery, 0);
+    if (bandEvery > 0) schema.bandGate = new BandGate(bandEvery);
     // A name that is not a score field would silently store nothing of it: the node refuses to run instead.
     const configProblem =
       scoreFields.unknown.length > 0 ? RED._(`${TYPE}.errors.score-fields`, { names: scoreFields.unknown.join(', '), known: SCORE_FIELDS.join(', ') }) : undefined;

@@ -308,6 +308,27 @@ describe('anomaly scores', () => {
     }
   });
 
+  test('with Band every set, a series stores its band at most that often; score and anomalous every time', async () => {
+    const out = await startEmbedded({ scoreFields: 'score, anomalous, expected, lower, upper', bandEvery: '500' });
+    // 25 scores a second for 2 s, two metrics; then one more message with an older score (a redelivery).
+    const scores = [];
+    for (let i = 0; i < 50; i++) for (const m of ['temperature', 'humidity']) scores.push(score(m, T0 + i * 40, 20 + i));
+    send({ payload: scores });
+    send({ payload: [score('temperature', T0 + 40, 21)] });
+    await handled(out, 2);
+    expect(out.bad).toHaveLength(0);
+    const q = { measurement: 'anomaly', where: { metric: 'temperature' }, start: T0, end: T0 + 2000 };
+    await readBack(out, { ...q, fields: 'score' }, 50);
+    await drained();
+    const all = Object.fromEntries((await query(out, { ...q, fields: 'score,anomalous,expected,lower,upper' })).map((x) => [x.field, x.points.map((p) => p[0])]));
+    expect(all.score).toHaveLength(50);
+    expect(all.anomalous).toHaveLength(50);
+    const kept = [T0, T0 + 40, T0 + 520, T0 + 1040, T0 + 1560]; // every 500 ms from the first; T0 + 40 from the redelivery
+    expect(all.expected).toEqual(kept);
+    expect(all.lower).toEqual(kept);
+    expect(all.upper).toEqual(kept);
+  });
+
   test('without Score fields a score stores all of its fields', async () => {
     const out = await startEmbedded();
     send({ payload: score('temperature', T0, 21) });

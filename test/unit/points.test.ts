@@ -6,7 +6,7 @@
 import type { AlertEvent, AnomalyScore, Reading, Rollup } from '../../nodes/lib/contract';
 import { ThingwireError } from '../../nodes/lib/errors';
 import { encodePoint } from '../../nodes/lib/line-protocol';
-import { alertToPoint, anomalyToPoint, DEFAULT_POINT_SCHEMA, kindOf, parseScoreFields, readingToPoint, rollupToPoint, SCORE_FIELDS, toPoints, type PointSchema } from '../../nodes/lib/store/points';
+import { alertToPoint, anomalyToPoint, BandGate, DEFAULT_POINT_SCHEMA, kindOf, parseScoreFields, readingToPoint, rollupToPoint, SCORE_FIELDS, toPoints, type PointSchema } from '../../nodes/lib/store/points';
 
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
@@ -386,6 +386,34 @@ describe('anomalyToPoint', () => {
     expect(anomalyToPoint(score({ expected: Number.NaN, lower: Number.NaN, upper: Number.NaN }), undefined, s).fields).toEqual({ score: 0.83, anomalous: true });
     // The value is still checked when it is not stored: a score with a NaN value is malformed.
     expect(thrown(() => anomalyToPoint(score({ value: Number.NaN }), undefined, s)).code).toBe('invalid_value');
+  });
+
+  test('bandGate: a series keeps its band at most once every bandEvery ms of event time; other fields every time; series apart; older scores keep theirs', () => {
+    const s = schema({ bandGate: new BandGate(500) });
+    const at = (metric: string, ts: number, device = 'd1'): Record<string, unknown> => anomalyToPoint(score({ device, metric, ts }), undefined, s).fields;
+    const band = { expected: 21.2, lower: 18.7, upper: 23.7 };
+    expect(at('temperature', T0)).toMatchObject({ score: 0.83, ...band });
+    const thinned = at('temperature', T0 + 40);
+    expect(thinned).toEqual({ value: 31.5, score: 0.83, anomalous: true, signal: 'daily', learning: false });
+    expect(at('temperature', T0 + 499)).not.toHaveProperty('expected');
+    expect(at('humidity', T0 + 40)).toMatchObject(band); // another metric: its own series
+    expect(at('temperature', T0 + 40, 'd2')).toMatchObject(band); // another device
+    expect(at('temperature', T0 + 500)).toMatchObject(band); // 500 ms after the last band kept
+    expect(at('temperature', T0 + 900)).not.toHaveProperty('lower');
+    expect(at('temperature', T0 + 100)).toMatchObject(band); // older than the last kept (a redelivery): kept, and...
+    expect(at('temperature', T0 + 950)).not.toHaveProperty('upper'); // ...the gate still counts from T0 + 500
+    expect(at('temperature', T0 + 1000)).toMatchObject(band);
+    expect(s.bandGate!.series).toBe(3);
+  });
+
+  test('BandGate: past maxSeries it starts over; everyMs must be positive', () => {
+    const g = new BandGate(1000, 2);
+    expect([g.admit('a', 'm', 0), g.admit('b', 'm', 0), g.admit('a', 'm', 10)]).toEqual([true, true, false]);
+    expect(g.admit('c', 'm', 0)).toBe(true); // a third series: forgets the two
+    expect(g.series).toBe(1);
+    expect(g.admit('a', 'm', 20)).toBe(true);
+    expect(() => new BandGate(0)).toThrow(RangeError);
+    expect(() => new BandGate(Number.NaN)).toThrow(RangeError);
   });
 
   test('scoreFields: a score with none of the listed fields (an estimate without maintenance) makes no point and no reject', () => {

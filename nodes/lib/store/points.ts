@@ -14,7 +14,8 @@
  *              fields value, score, expected, lower, upper (floats; the band is left out before it
  *              exists), anomalous, learning (booleans), signal (string), and with a maintenance
  *              estimate ttf (integer ms, left out when null) and probability, time = ts; or only the
- *              fields listed in the schema's scoreFields
+ *              fields listed in the schema's scoreFields; with a BandGate, the band (expected, lower,
+ *              upper) of a series at most once every bandEvery ms
  */
 import type { AlertEvent, AnomalyScore, Reading, Reject, Rollup } from '../contract';
 import { ThingwireError } from '../errors';
@@ -34,6 +35,57 @@ export interface PointSchema {
   intFields: readonly string[];
   /** The AnomalyScore fields stored (see SCORE_FIELDS); every one when not set. */
   scoreFields?: ReadonlySet<ScoreField>;
+  /** When set, a score's band (expected, lower, upper) is stored only when this gate admits it. */
+  bandGate?: BandGate;
+}
+
+/** Series a BandGate remembers before it starts over (each entry ~100 bytes). */
+export const BAND_GATE_MAX_SERIES = 100_000;
+
+/**
+ * Lets the band fields (expected, lower, upper) of a device's metric through at most once every `everyMs` of event
+ * time: the band is a smooth statistic that the Device page reads back in chart-wide buckets, so a device scored 25
+ * times a second stored 75 band rows a second per metric that no chart showed, and those rows were most of what the
+ * store wrote per reading (see the README's performance section). The score and the other fields are not gated. A
+ * score older than the last admitted one of its series (a redelivery, an out-of-order reading) is let through and
+ * changes nothing. Holds one entry per device and metric, up to maxSeries, then starts over (admitting once more).
+ */
+export class BandGate {
+  private readonly last = new Map<string, Map<string, number>>();
+  private size = 0;
+
+  constructor(
+    readonly everyMs: number,
+    private readonly maxSeries: number = BAND_GATE_MAX_SERIES,
+  ) {
+    if (!(Number.isFinite(everyMs) && everyMs > 0)) throw new RangeError(`everyMs must be a number > 0, got ${everyMs}`);
+  }
+
+  /** Whether the band of this score is stored; records it when it is. */
+  admit(device: string, metric: string, ts: number): boolean {
+    let byMetric = this.last.get(device);
+    const prev = byMetric?.get(metric);
+    if (prev !== undefined) {
+      if (ts < prev) return true;
+      if (ts - prev < this.everyMs) return false;
+      byMetric!.set(metric, ts);
+      return true;
+    }
+    if (this.size >= this.maxSeries) {
+      this.last.clear();
+      this.size = 0;
+      byMetric = undefined;
+    }
+    if (byMetric === undefined) this.last.set(device, (byMetric = new Map()));
+    byMetric.set(metric, ts);
+    this.size++;
+    return true;
+  }
+
+  /** Series remembered. */
+  get series(): number {
+    return this.size;
+  }
 }
 
 /** An AnomalyScore point's fields, every one it can have. */
@@ -189,9 +241,12 @@ export function anomalyToPoint(a: AnomalyScore, device: unknown, s: PointSchema)
   const fields: Record<string, FieldValue> = {};
   if (stores(keep, 'value')) fields.value = a.value;
   if (stores(keep, 'score')) fields.score = a.score;
-  for (const k of BAND) {
-    const v = a[k];
-    if (typeof v === 'number' && Number.isFinite(v) && stores(keep, k)) fields[k] = v;
+  const ts = requireTs(a.ts, 'anomaly.ts');
+  if (s.bandGate === undefined || s.bandGate.admit(tags.device, tags.metric, ts)) {
+    for (const k of BAND) {
+      const v = a[k];
+      if (typeof v === 'number' && Number.isFinite(v) && stores(keep, k)) fields[k] = v;
+    }
   }
   if (stores(keep, 'anomalous')) fields.anomalous = a.anomalous;
   if (typeof a.signal === 'string' && a.signal !== '' && stores(keep, 'signal')) fields.signal = a.signal;
@@ -201,7 +256,7 @@ export function anomalyToPoint(a: AnomalyScore, device: unknown, s: PointSchema)
     if (storableMs(m.ttf) && stores(keep, 'ttf')) fields.ttf = BigInt(Math.round(m.ttf));
     if (typeof m.probability === 'number' && Number.isFinite(m.probability) && stores(keep, 'probability')) fields.probability = m.probability;
   }
-  return { measurement: s.anomalyMeasurement || DEFAULT_POINT_SCHEMA.anomalyMeasurement!, tags, fields, ts: requireTs(a.ts, 'anomaly.ts') };
+  return { measurement: s.anomalyMeasurement || DEFAULT_POINT_SCHEMA.anomalyMeasurement!, tags, fields, ts };
 }
 
 /**
