@@ -209,6 +209,20 @@ describe('dashboard and editor in headless Chromium', () => {
     await page.locator('#node-dialog-cancel').click();
     await inTray.waitFor({ state: 'detached', timeout: 10_000 });
 
+    // The score writer's dialog shows the starter's Band every (500 ms) with its unit. (Opened through the editor's API:
+    // a wire crosses the node's middle, where a double-click lands.)
+    await page.evaluate("RED.editor.edit(RED.nodes.node('tw.an.writescores'))");
+    const writeTray = page.locator('.red-ui-tray');
+    await writeTray.getByText('Band every').waitFor({ timeout: 10_000 });
+    expect(await page.locator('#node-input-bandEvery').inputValue()).toBe('500');
+    expect(await writeTray.innerText()).toContain('ms per device and metric (0: every score)');
+    // Saved without a "Pass on" (the option came later): the dialog shows what it does, when queued.
+    expect(await page.locator('#node-input-passOn').inputValue()).toBe('queued');
+    await page.waitForTimeout(500);
+    await page.screenshot({ path: screenshotPath('editor-write-dialog') });
+    await page.locator('#node-dialog-cancel').click();
+    await writeTray.waitFor({ state: 'detached', timeout: 10_000 });
+
     // The retention node (flows/retention.json) draws its policy as a timeline per rule.
     await page.evaluate('RED.workspaces.show("tw.ret.tab")');
     await page.locator('.red-ui-flow-node-group', { hasText: 'tier the store' }).first().dblclick();
