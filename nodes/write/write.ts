@@ -48,9 +48,15 @@ export = function register(RED: NodeAPI): void {
     };
     const bandEvery = configInt(config.bandEvery, 0);
     if (bandEvery > 0) schema.bandGate = new BandGate(bandEvery);
-    // A name that is not a score field would silently store nothing of it: the node refuses to run instead.
+    // A name that is not a score field would silently store nothing of it, a Band every that is not a number every
+    // band: the node refuses to run instead.
+    const bandText = String(config.bandEvery ?? '').trim();
     const configProblem =
-      scoreFields.unknown.length > 0 ? RED._(`${TYPE}.errors.score-fields`, { names: scoreFields.unknown.join(', '), known: SCORE_FIELDS.join(', ') }) : undefined;
+      scoreFields.unknown.length > 0
+        ? RED._(`${TYPE}.errors.score-fields`, { names: scoreFields.unknown.join(', '), known: SCORE_FIELDS.join(', ') })
+        : bandText !== '' && !/^\d+$/.test(bandText)
+          ? RED._(`${TYPE}.errors.band-every`, { value: bandText })
+          : undefined;
     const catchRejects = configBool(config.catchRejects, false);
     // Saved flows from before the option have no `confirm`: off for them (the editor's default for new nodes is on).
     const confirm = configBool(config.confirm, false);

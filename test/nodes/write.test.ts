@@ -360,6 +360,15 @@ describe('anomaly scores', () => {
     expect(out.ok).toHaveLength(0);
     expect(await query(out, { measurement: 'anomaly', fields: 'score', start: T0, end: T0 + 1 })).toEqual([]);
   });
+
+  test.each(['fast', '-5', '1.5'])('a Band every of %p: an error at start and every message ends with it, nothing stored', async (bad) => {
+    const out = await startEmbedded({ bandEvery: bad });
+    expect(errorCalls(getNode('w1')).map((c) => c.args[0])).toEqual([`thingwire-write cannot write: Band every is ${bad}, not a whole number of ms (0 or empty: every score's band)`]);
+    send({ payload: score('temperature', T0, 21) });
+    await handled(out, 1);
+    expect(out.caught).toHaveLength(1);
+    expect(out.ok).toHaveLength(0);
+  });
 });
 
 describe('hostile names', () => {
