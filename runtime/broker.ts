@@ -383,9 +383,10 @@ function attachPublishLog(
   const dir = plog.dir;
   // A message's log entry rides on its payload Buffer as a property under this broker's own symbol (not enumerable:
   // a clone or a copy of the payload does not carry it). A WeakMap did the same at ~0.5 us more a message (set and
-  // get, its ephemeron table walked by every GC): 3 % of the main thread at the single-reading knee.
+  // get on fresh Buffers, its weak table walked by every GC; a micro-benchmark); the knee, alternately: +2.5 % on
+  // average, inside the spread between runs.
   const ENTRY = Symbol('thingwire.publishLogEntry');
-  const entries = new WeakMap<object, LogEntry>(); // payloads that take no property (frozen), should one come
+  const entries = new WeakMap<object, LogEntry>(); // payloads that take no property (non-extensible), should one come
   const setEntry = (payload: object, e: LogEntry): void => {
     if (Object.isExtensible(payload)) Object.defineProperty(payload, ENTRY, { value: e, writable: true, configurable: true });
     else entries.set(payload, e);
