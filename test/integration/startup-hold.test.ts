@@ -37,16 +37,32 @@ async function publishAtStart(runtime: Runtime): Promise<{ gen: LoadGenerator; s
   return { gen, start };
 }
 
-test('readings published before the flows subscribe are held back, sent again and all stored', async () => {
-  rt = await startRuntime({ THINGWIRE_MQTT_IN_PROCESS: '0' }, undefined, [], { waitForFlows: false });
-  const runtime = rt;
-  const { gen, start } = await publishAtStart(runtime);
-  expect(runtime.output()).toMatch(/mqtt: holding publishes back until the flows subscribe/);
+/** Starts of the runtime the first test may need before its publishes reach the broker ahead of the flows' subscription. */
+const HOLD_ATTEMPTS = 3;
 
-  const report = await waitForEveryReading(runtime.url, gen, start, 60_000, () => runtime.output().slice(-3000));
-  expect(report).toMatchObject({ devices: 20, expected: 300, storedDistinct: 300, missing: 0, unexpected: 0 });
-  expect(runtime.output()).toMatch(/publishes were refused while the flows started \(their publishers send them again\); the flows subscribe now/);
-});
+test('readings published before the flows subscribe are held back, sent again and all stored', async () => {
+  for (let attempt = 1; ; attempt++) {
+    rt = await startRuntime({ THINGWIRE_MQTT_IN_PROCESS: '0' }, undefined, [], { waitForFlows: false });
+    const runtime = rt;
+    const { gen, start } = await publishAtStart(runtime);
+    const heldBack = /mqtt: holding publishes back until the flows subscribe/.test(runtime.output());
+
+    // Every start, whether or not it fell inside the window: nothing lost.
+    const report = await waitForEveryReading(runtime.url, gen, start, 60_000, () => runtime.output().slice(-3000));
+    expect(report).toMatchObject({ devices: 20, expected: 300, storedDistinct: 300, missing: 0, unexpected: 0 });
+    if (heldBack) {
+      expect(runtime.output()).toMatch(/publishes were refused while the flows started \(their publishers send them again\); the flows subscribe now/);
+      return;
+    }
+    // The flows subscribed before the first publish reached the broker (seen once in CI, 2026-12-04, on a busy
+    // machine): this start did not exercise the hold, so the test starts the runtime again on a fresh data directory.
+    if (attempt >= HOLD_ATTEMPTS) {
+      throw new Error(`in ${attempt} starts the flows subscribed before the first publish arrived: the hold was never exercised\n${runtime.output().slice(-3000)}`);
+    }
+    await runtime.stop();
+    rt = undefined;
+  }
+}, 300_000);
 
 test('in process: readings published as the runtime starts are all stored, none twice', async () => {
   rt = await startRuntime({}, undefined, [], { waitForFlows: false });
