@@ -1077,3 +1077,132 @@ describe('points (addPoints, for the embedded store)', () => {
     expect(fromSpool.flatMap((b) => splitLines(b.lines))).toEqual(range(2, 2 * fromSpool.length));
   });
 });
+
+describe('group commit (maxBatchSize)', () => {
+  type Outcome = 'durable' | 'rejected' | 'lost';
+  const track = (): { seen: Array<[string, Outcome]>; cb: (name: string) => (o: Outcome) => void } => {
+    const seen: Array<[string, Outcome]> = [];
+    return { seen, cb: (name) => (o) => seen.push([name, o]) };
+  };
+  /** batchSize 2, maxBatchSize 6: A (2) in flight, B (6) grown behind it, then C, D, E (2 each) queued. */
+  const queued = (cfg: RigConfig = {}): { r: Rig; t: ReturnType<typeof track> } => {
+    const r = rig({ batchSize: 2, maxBatchSize: 6, maxMemoryBatches: 8, spool: false, ...cfg });
+    r.backend.hold = true;
+    const t = track();
+    r.w.add(range(0, 2), t.cb('A'));
+    r.w.add(range(2, 6), t.cb('B'));
+    r.w.add(range(8, 2), t.cb('C'));
+    r.w.add(range(10, 2), t.cb('D'));
+    r.w.add(range(12, 2), t.cb('E'));
+    return { r, t };
+  };
+
+  test('defaults to batchSize (no merging) and is never below it', () => {
+    expect(rig().w.options.maxBatchSize).toBe(5000);
+    expect(rig({ batchSize: 100, maxBatchSize: 10 }).w.options.maxBatchSize).toBe(100);
+    expect(rig({ batchSize: 100, maxBatchSize: 400 }).w.options.maxBatchSize).toBe(400);
+  });
+
+  test('while a write is in flight the buffer grows to maxBatchSize; the batches queued behind are then sent as one write', async () => {
+    const { r, t } = queued();
+    await settle();
+    expect(r.backend.counts()).toEqual([2]);
+    expect(r.w.stats()).toMatchObject({ memoryBatches: 5, bufferedLines: 0 }); // the one in flight included
+    r.backend.held[0].resolve();
+    await settle();
+    expect(r.backend.counts()).toEqual([2, 6]); // B: grown to maxBatchSize while A was written
+    expect(t.seen).toEqual([['A', 'durable']]);
+    r.backend.held[1].resolve();
+    await settle();
+    expect(r.backend.counts()).toEqual([2, 6, 6]); // C, D and E in one write
+    expect(t.seen).toEqual([
+      ['A', 'durable'],
+      ['B', 'durable'],
+    ]);
+    r.backend.held[2].resolve();
+    await settle();
+    expect(t.seen.map(([n]) => n)).toEqual(['A', 'B', 'C', 'D', 'E']);
+    expect(t.seen.every(([, o]) => o === 'durable')).toBe(true);
+    expect(r.backend.lines()).toEqual(range(0, 14));
+    expect(r.w.stats()).toMatchObject({ memoryBatches: 0, inFlight: 0, written: 14 });
+  });
+
+  test('a buffer that grew past batchSize is cut as soon as the write in flight returns, not at the flush timer', async () => {
+    const r = rig({ batchSize: 2, maxBatchSize: 6, flushIntervalMs: 1000 });
+    r.backend.hold = true;
+    r.w.add(range(0, 2));
+    r.w.add(range(2, 3)); // 3 lines: past batchSize, below maxBatchSize, so buffered
+    await settle();
+    expect(r.w.stats()).toMatchObject({ bufferedLines: 3, memoryBatches: 1 });
+    r.backend.held[0].resolve();
+    await settle();
+    expect(r.backend.counts()).toEqual([2, 3]);
+    expect(r.clock.now()).toBe(0);
+  });
+
+  test('a merged write the server refuses (400) is taken apart: only the batch with the bad line is rejected', async () => {
+    const { r, t } = queued();
+    r.backend.held[0].resolve();
+    await settle();
+    r.backend.held[1].resolve();
+    await settle();
+    expect(r.backend.counts()).toEqual([2, 6, 6]);
+    r.backend.held[2].reject(status(400, 'bad line in D'));
+    await settle();
+    // C, D and E are sent on their own again, in order.
+    expect(r.backend.counts()).toEqual([2, 6, 6, 2]);
+    r.backend.held[3].resolve();
+    await settle();
+    r.backend.held[4].reject(status(400, 'bad line in D'));
+    await settle();
+    r.backend.held[5].resolve();
+    await settle();
+    expect(r.backend.counts()).toEqual([2, 6, 6, 2, 2, 2]);
+    expect(t.seen).toEqual([
+      ['A', 'durable'],
+      ['B', 'durable'],
+      ['C', 'durable'],
+      ['D', 'rejected'],
+      ['E', 'durable'],
+    ]);
+    expect(r.rejects.map((x) => x.lines)).toEqual([range(10, 2)]);
+    expect(r.backend.lines()).toEqual([...range(0, 10), ...range(12, 2)]);
+  });
+
+  test('a merged write that fails (503) is kept whole in the spool, written once the store is back, every add() durable', async () => {
+    const { r, t } = queued({ spool: undefined, retry: { initialMs: 1000, jitter: 0 } });
+    r.backend.held[0].resolve();
+    await settle();
+    r.backend.held[1].resolve();
+    await settle();
+    r.backend.held[2].reject(unavailable());
+    await settle();
+    expect(r.w.stats()).toMatchObject({ spooledBatches: 1, memoryBatches: 0, state: 'retrying' });
+    // In the (fsynced) spool: durable, as for a batch that was never merged.
+    expect(t.seen.map(([n, o]) => `${n}:${o}`)).toEqual(['A:durable', 'B:durable', 'C:durable', 'D:durable', 'E:durable']);
+    r.backend.hold = false;
+    await drain(r);
+    expect(r.backend.counts()).toEqual([2, 6, 6, 6]);
+    expect(r.backend.lines()).toEqual(range(0, 14));
+    expect(r.rejects).toEqual([]);
+  });
+
+  test('batches of points and of lines are not merged together', async () => {
+    const r = rig({ batchSize: 2, maxBatchSize: 8, maxMemoryBatches: 8, spool: false });
+    r.backend.hold = true;
+    const pt = (i: number): Point => ({ measurement: 'm', tags: { dev: `d${i % 3}` }, fields: { v: 1000 + i }, ts: 100_000 + i });
+    r.w.add(range(0, 2));
+    r.w.add(range(2, 8)); // grows to 8 behind the first write
+    r.w.addPoints([pt(10), pt(11)]);
+    r.w.add(range(12, 2));
+    r.w.addPoints([pt(14), pt(15)]);
+    r.w.addPoints([pt(16), pt(17)]);
+    for (let i = 0; i < 5; i++) {
+      r.backend.held[i]?.resolve();
+      await settle();
+    }
+    expect(r.backend.counts()).toEqual([2, 8, 2, 2, 4]);
+    expect(r.backend.sent.map((b) => (b.points !== undefined ? 'points' : 'lines'))).toEqual(['lines', 'lines', 'points', 'lines', 'points']);
+    expect(r.backend.lines()).toEqual([...range(0, 10), ...[10, 11].map((i) => `m,dev=d${i % 3} v=${1000 + i} ${100_000 + i}`), ...range(12, 2), ...[14, 15, 16, 17].map((i) => `m,dev=d${i % 3} v=${1000 + i} ${100_000 + i}`)]);
+  });
+});

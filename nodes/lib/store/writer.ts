@@ -51,7 +51,9 @@
  * Memory bound: buffered lines < batchSize, memory batches <= maxMemoryBatches
  * (burstMemoryBatches while no write is failing), plus the batch being sent: at
  * most batchSize * (burstMemoryBatches + 2) lines while the backend answers and
- * batchSize * (maxMemoryBatches + 2) however long an outage. When the spool
+ * batchSize * (maxMemoryBatches + 2) however long an outage. Group commit
+ * (maxBatchSize) adds at most 3 * (maxBatchSize - batchSize): the buffer, the
+ * batch being sent and the one behind it may hold maxBatchSize. When the spool
  * cannot take a batch (full under 'reject-new', or an I/O error), the NEWEST
  * memory batch is rejected through onReject; under 'drop-oldest' the spool
  * drops its oldest batches and onDrop reports the points. Without a spool, `overflow` applies the same two policies
@@ -88,6 +90,15 @@ export interface RetryOptions {
 export interface BatchWriterOptions {
   /** Lines per batch (a batch is cut when it is full). Default 5000. */
   batchSize: number;
+  /**
+   * Group commit, for a backend whose every write has a fixed cost (the embedded store: ~0.5 ms a table for each
+   * appender flush, and a commit, however few the rows): when writes fall behind, the batches waiting in memory are
+   * sent as one write of up to this many lines (their ordinals kept, so each add() still learns its own outcome),
+   * and while a write is in flight with no batch behind it the buffer grows up to this many lines, cut (once it
+   * holds batchSize) as soon as the write returns. A merged write the backend refuses (400, 413) is taken back
+   * apart and its batches sent one by one, as without merging. Default batchSize: no merging; never below it.
+   */
+  maxBatchSize: number;
   /** A batch is cut this long after its first line was buffered. Default 1000. */
   flushIntervalMs: number;
   /** Ready batches kept in memory before the oldest spills to the spool while the backend fails. Default 4, at least 1. */
@@ -108,6 +119,7 @@ export interface BatchWriterOptions {
 
 export const DEFAULT_WRITER_OPTIONS: Readonly<BatchWriterOptions> = Object.freeze({
   batchSize: 5000,
+  maxBatchSize: 5000,
   flushIntervalMs: 1000,
   maxMemoryBatches: 4,
   burstMemoryBatches: 4,
@@ -194,10 +206,17 @@ export interface BatchWriterConfig extends Partial<Omit<BatchWriterOptions, 'ret
   onStats?: (stats: WriterStats) => void;
 }
 
-interface MemBatch {
-  batch: Batch;
-  /** Cut order within this writer: 1, 2, ...; 0 = spooled by an earlier run. */
+/** The batches a queued batch holds, by cut order within this writer: 1, 2, ...; 0 = spooled by an earlier run. */
+interface Ordinals {
   ordinal: number;
+  /** The last one: more than `ordinal` when batches waiting in memory were merged into one write (maxBatchSize). */
+  last: number;
+}
+
+interface MemBatch extends Ordinals {
+  batch: Batch;
+  /** The batches a merged one was made of (mergeHead), in order: what a refusal takes it back to. */
+  merged?: MemBatch[];
 }
 
 /** The queue head being sent: its origin and what is left to send of it (several parts after a 413 split). */
@@ -208,6 +227,7 @@ interface Current {
   /** memory[0], when origin is 'memory'. */
   mem?: MemBatch;
   ordinal: number;
+  last: number;
   parts: Batch[];
 }
 
@@ -306,7 +326,9 @@ export class BatchWriter {
   private failing = false;
   private lastOrdinal = 0;
   /** Ordinals of batches this writer spooled (earlier runs' batches are 0). */
-  private readonly spoolOrdinals = new Map<number, number>();
+  private readonly spoolOrdinals = new Map<number, Ordinals>();
+  /** Batches up to this ordinal came back from a merged batch the backend refused: not merged again. */
+  private unmergedThrough = 0;
   private waiters: FlushWaiter[] = [];
   /** add() callbacks in ordinal order, waiting for their batches to leave memory. */
   private addWaiters: SettleWaiter[] = [];
@@ -332,6 +354,7 @@ export class BatchWriter {
     const d = DEFAULT_WRITER_OPTIONS;
     this.options = Object.freeze({
       batchSize: cfg.batchSize ?? d.batchSize,
+      maxBatchSize: Math.max(cfg.maxBatchSize ?? 0, cfg.batchSize ?? d.batchSize),
       flushIntervalMs: cfg.flushIntervalMs ?? d.flushIntervalMs,
       maxMemoryBatches: cfg.maxMemoryBatches ?? d.maxMemoryBatches,
       burstMemoryBatches: Math.max(cfg.burstMemoryBatches ?? 0, cfg.maxMemoryBatches ?? d.maxMemoryBatches),
@@ -341,6 +364,7 @@ export class BatchWriter {
     });
     const o = this.options;
     if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1)) throw new RangeError(`batchSize must be an integer >= 1, got ${o.batchSize}`);
+    if (!Number.isInteger(o.maxBatchSize)) throw new RangeError(`maxBatchSize must be an integer, got ${cfg.maxBatchSize}`);
     if (!(o.flushIntervalMs >= 0)) throw new RangeError(`flushIntervalMs must be >= 0, got ${o.flushIntervalMs}`);
     if (!(Number.isInteger(o.maxMemoryBatches) && o.maxMemoryBatches >= 1)) throw new RangeError(`maxMemoryBatches must be an integer >= 1, got ${o.maxMemoryBatches}`);
     if (!Number.isInteger(o.burstMemoryBatches)) throw new RangeError(`burstMemoryBatches must be an integer, got ${cfg.burstMemoryBatches}`);
@@ -369,12 +393,11 @@ export class BatchWriter {
   add(lines: readonly string[], onSettled?: (outcome: SettleOutcome) => void): void {
     if (this.closing) throw new Error('BatchWriter is closed');
     const from = this.lastOrdinal + 1;
-    const size = this.options.batchSize;
     for (let i = 0; i < lines.length; i++) {
       const l = lines[i];
       if (l.length === 0) continue;
       this.buffer.push(l);
-      if (this.buffer.length >= size) this.cut();
+      if (this.buffer.length >= this.cutSize()) this.cut();
     }
     this.afterAdd(from, onSettled);
   }
@@ -388,13 +411,17 @@ export class BatchWriter {
   addPoints(points: readonly Point[], onSettled?: (outcome: SettleOutcome) => void): void {
     if (this.closing) throw new Error('BatchWriter is closed');
     const from = this.lastOrdinal + 1;
-    const size = this.options.batchSize;
     for (let i = 0; i < points.length; i++) {
       this.buffer.push(points[i]);
       this.bufferedPoints++;
-      if (this.buffer.length >= size) this.cut();
+      if (this.buffer.length >= this.cutSize()) this.cut();
     }
     this.afterAdd(from, onSettled);
+  }
+
+  /** Lines the buffer holds before it is cut: maxBatchSize while a write is in flight with no batch behind it. */
+  private cutSize(): number {
+    return this.inFlight !== undefined && this.memory.length <= (this.current?.origin === 'memory' ? 1 : 0) ? this.options.maxBatchSize : this.options.batchSize;
   }
 
   /** The flush timer and the settled callback of an add() or addPoints() whose first batch has ordinal `from`. */
@@ -467,7 +494,8 @@ export class BatchWriter {
       nPoints === entries.length
         ? CutBatch.ofPoints(entries as Point[])
         : CutBatch.ofLines(nPoints === 0 ? (entries as string[]) : entries.map((e) => (typeof e === 'string' ? e : encodePoint(e))));
-    this.memory.push({ batch, ordinal: ++this.lastOrdinal });
+    const ordinal = ++this.lastOrdinal;
+    this.memory.push({ batch, ordinal, last: ordinal });
     this.enforceMemoryBound();
     this.pump();
   }
@@ -486,18 +514,18 @@ export class BatchWriter {
         // The spool cannot take it: keep the older data, reject the newest batch
         // (memory.length >= 2 here, so the newest is never the batch being sent).
         const newest = this.memory.pop() as MemBatch;
-        this.rejectLines(newest.batch, this.spoolError, newest.ordinal);
+        this.rejectLines(newest.batch, this.spoolError, newest);
       } else if (this.options.overflow === 'drop-oldest') {
         const i = this.current?.mem === oldest ? 1 : 0;
         const [d] = this.memory.splice(i, 1);
-        this.outcomes.set(d.ordinal, 'lost');
+        for (let o = d.ordinal; o <= d.last; o++) this.outcomes.set(o, 'lost');
         this.drop(d.batch.count, `memory full (${bound} batches, no spool): dropped the oldest batch of ${d.batch.count} points`);
       } else {
         const newest = this.memory.pop() as MemBatch;
         this.rejectLines(
           newest.batch,
           new WriteRejectedError('memory_full', `memory full (${bound} batches waiting, no spool): ${newest.batch.count} lines not written`),
-          newest.ordinal,
+          newest,
         );
       }
     }
@@ -515,7 +543,7 @@ export class BatchWriter {
       return false;
     }
     if (this.memory[0] === m) this.memory.shift();
-    this.spoolOrdinals.set(r.id, m.ordinal);
+    this.spoolOrdinals.set(r.id, { ordinal: m.ordinal, last: m.last });
     if (this.current?.mem === m) {
       this.current.origin = 'spool';
       this.current.spoolId = r.id;
@@ -529,8 +557,9 @@ export class BatchWriter {
     return true;
   }
 
-  private rejectLines(batch: Batch, err: WriteRejectedError, ordinal?: number): void {
-    if (ordinal !== undefined && ordinal > 0) this.outcomes.set(ordinal, err.code === 'server_rejected' ? 'rejected' : 'lost');
+  /** Gives the lines to onReject; `of`: the batches they came from, whose settled callbacks learn the outcome. */
+  private rejectLines(batch: Batch, err: WriteRejectedError, of?: Ordinals): void {
+    if (of !== undefined && of.ordinal > 0) for (let o = of.ordinal; o <= of.last; o++) this.outcomes.set(o, err.code === 'server_rejected' ? 'rejected' : 'lost');
     this.rejected += batch.count;
     this.onReject?.(linesOf(batch).slice(), err);
   }
@@ -546,6 +575,9 @@ export class BatchWriter {
   private pump(): void {
     if (this.stopped || this.inFlight !== undefined || this.backoffTimer !== undefined) return;
     if (this.current === undefined) {
+      // A buffer that grew past batchSize while the last write was in flight (maxBatchSize) is the next batch.
+      if (this.buffer.length >= this.options.batchSize && this.memory.length === 0) this.cut();
+      if (this.current !== undefined || this.inFlight !== undefined) return;
       try {
         this.current = this.takeNext();
       } catch (e) {
@@ -579,11 +611,40 @@ export class BatchWriter {
   private takeNext(): Current | undefined {
     if (this.spool && this.spool.size().batches > 0) {
       const e = this.spool.peek();
-      if (e) return { origin: 'spool', spoolId: e.id, ordinal: this.spoolOrdinals.get(e.id) ?? 0, parts: [e.batch] };
+      if (e) {
+        const o = this.spoolOrdinals.get(e.id);
+        return { origin: 'spool', spoolId: e.id, ordinal: o?.ordinal ?? 0, last: o?.last ?? 0, parts: [e.batch] };
+      }
     }
     const m = this.memory[0];
-    if (m) return { origin: 'memory', mem: m, ordinal: m.ordinal, parts: [m.batch] };
-    return undefined;
+    if (m === undefined) return undefined;
+    const h = this.failing ? m : this.mergeHead();
+    return { origin: 'memory', mem: h, ordinal: h.ordinal, last: h.last, parts: [h.batch] };
+  }
+
+  /**
+   * Merges the batches waiting at the head of memory into one of at most maxBatchSize lines (all of points, or all
+   * of lines, as the head), in their order; returns memory[0]. The merged batch keeps their ordinals (first..last),
+   * so every settled callback, refusal and loss still reaches the lines it concerns.
+   */
+  private mergeHead(): MemBatch {
+    const head = this.memory[0];
+    const max = this.options.maxBatchSize;
+    const ofPoints = head.batch.points !== undefined;
+    let n = head.batch.count;
+    let k = 1;
+    while (k < this.memory.length) {
+      const b = this.memory[k].batch;
+      if ((b.points !== undefined) !== ofPoints || n + b.count > max) break;
+      n += b.count;
+      k++;
+    }
+    if (k === 1 || head.ordinal <= this.unmergedThrough) return head;
+    const taken = this.memory.slice(0, k);
+    const batch = ofPoints ? CutBatch.ofPoints(taken.flatMap((m) => m.batch.points as Point[])) : CutBatch.ofLines(taken.flatMap((m) => linesOf(m.batch)));
+    const merged: MemBatch = { batch, ordinal: head.ordinal, last: taken[k - 1].last, merged: taken };
+    this.memory.splice(0, k, merged);
+    return merged;
   }
 
   private onWritten(cur: Current, part: Batch): void {
@@ -616,6 +677,17 @@ export class BatchWriter {
     if (this.stopped || this.current !== cur) return;
     this.inFlight = undefined;
     const c = classify(err);
+    const m = cur.mem;
+    if (c !== 'retry' && cur.origin === 'memory' && m?.merged !== undefined && cur.parts.length === 1 && this.memory[0] === m) {
+      // A merged batch refused, or too large: back to the batches it was made of, each sent (and refused or split)
+      // on its own, so a bad line costs its own batch and no more, and each add() learns its own outcome.
+      this.memory.splice(0, 1, ...m.merged);
+      this.unmergedThrough = m.last;
+      this.current = undefined;
+      this.pump();
+      this.emitStats();
+      return;
+    }
     if (c === 'split' && part.count > 1) {
       const p = part.points;
       const lines = p === undefined ? linesOf(part) : undefined;
@@ -646,7 +718,7 @@ export class BatchWriter {
           serverMessage: se?.serverMessage,
           cause: err,
         }),
-        cur.ordinal,
+        cur,
       );
       this.partDone(cur);
       return;
@@ -695,7 +767,7 @@ export class BatchWriter {
   private oldestQueued(): number {
     if (this.current) return this.current.ordinal;
     const head = this.spool?.headId();
-    if (head !== undefined) return this.spoolOrdinals.get(head) ?? 0;
+    if (head !== undefined) return this.spoolOrdinals.get(head)?.ordinal ?? 0;
     return this.memory[0]?.ordinal ?? Infinity;
   }
 
@@ -772,17 +844,17 @@ export class BatchWriter {
 
     // What is left, oldest first: the unsent parts of a head batch from memory, then memory.
     const left: Batch[] = [];
-    const leftOrdinals: number[] = [];
+    const leftOrdinals: Ordinals[] = [];
     const cur = this.current;
     let memory = this.memory;
     if (cur?.origin === 'memory' && memory[0] === cur.mem) {
       left.push(...cur.parts);
-      for (let i = 0; i < cur.parts.length; i++) leftOrdinals.push(cur.ordinal);
+      for (let i = 0; i < cur.parts.length; i++) leftOrdinals.push(cur);
       memory = memory.slice(1);
     }
     for (const m of memory) {
       left.push(m.batch);
-      leftOrdinals.push(m.ordinal);
+      leftOrdinals.push(m);
     }
     this.memory = [];
     this.current = undefined;
