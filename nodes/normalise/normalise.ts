@@ -2,7 +2,7 @@
  * thingwire-normalise: turns device payloads (JSON objects, batches, bare numbers
  * on devices/{device}/{metric} topics) into Thingwire Readings. Accepted
  * readings leave on output 1; rejects on output 2 with msg.error and msg.rejects.
- * A group message from thingwire-mqtt-in (../lib/group.ts) leaves as one batch.
+ * A group message from thingwire-mqtt-in (../lib/group.ts) leaves as one batch (several past maxBatch readings).
  * The logic lives in ../lib/normalise (no Node-RED); this file only wires it in.
  */
 import { ACK_PROPERTY, settleAck } from '../lib/ack';
@@ -98,11 +98,14 @@ export = function register(RED: NodeAPI): void {
      * A group from thingwire-mqtt-in (../lib/group.ts): every item is normalised as its own message would be; the
      * readings of all leave as one batch carrying the tokens of the items that gave some, and each item with a
      * reject leaves on the reject output as its own message would have (its token settled there when it gave no
-     * reading).
+     * reading). A group whose readings are more than maxBatch (the most one message may carry, and what the nodes
+     * after it accept in one) leaves as several batches of at most maxBatch, split between items, each with its
+     * items' tokens: a burst of device batches delivered in one turn made groups of 15,000+ readings that the device
+     * node refused whole (payload_too_large), their deliveries settled as refused and their readings lost.
      */
     function group(msg: GroupMessage, send: SendFn): void {
-      const readings: Reading[] = [];
-      const tokens: string[] = [];
+      let readings: Reading[] = [];
+      let tokens: string[] = [];
       let firstReject: Reject | undefined;
       for (const entry of msg.payload as unknown[]) {
         // A group is made by thingwire-mqtt-in; anything else in one (a hand-made message) is judged as a bare payload.
@@ -111,6 +114,16 @@ export = function register(RED: NodeAPI): void {
         accepted += result.readings.length;
         rejected += result.rejects.length;
         if (result.readings.length > 0) {
+          if (readings.length > 0 && readings.length + result.readings.length > opts.maxBatch) {
+            const part: NodeMessage = { ...msg };
+            delete part[GROUP_PROPERTY];
+            part.payload = readings;
+            if (tokens.length > 0) part[ACK_PROPERTY] = tokens;
+            else delete part[ACK_PROPERTY];
+            send([part, null]);
+            readings = [];
+            tokens = [];
+          }
           for (const r of result.readings) readings.push(r);
           const t = item[ACK_PROPERTY];
           if (typeof t === 'string') tokens.push(t);

@@ -471,6 +471,36 @@ describe('group messages (thingwire-mqtt-in with "Group" on)', () => {
     await until('the status counts', () => (out.statuses.at(-1)?.status as { text?: string })?.text === 'readings 2 / rejected 2');
   });
 
+  test('a group of more than maxBatch readings leaves as batches of at most maxBatch, split between items, each with its tokens', async () => {
+    // A burst of device batches delivered in one turn made groups of 15,000+ readings, which the device node (10,000
+    // a message at most) refused whole: every delivery in them settled as refused, its readings lost.
+    const out = await start({ maxBatch: 3 });
+    const batchOf = (n: number, from: number): Buffer => Buffer.from(JSON.stringify(Array.from({ length: n }, (_, i) => ({ ts: TS + from + i, t: from + i }))));
+    send(
+      group(
+        [
+          { topic: 'devices/a/telemetry', payload: batchOf(2, 0), mqttAck: 'x#1' },
+          { topic: 'devices/b/telemetry', payload: batchOf(1, 10), mqttAck: 'x#2' },
+          { topic: 'devices/c/telemetry', payload: batchOf(3, 20), mqttAck: 'x#3' },
+          { topic: 'devices/d/telemetry', payload: Buffer.from('{'), mqttAck: 'x#4' },
+          { topic: 'devices/e/telemetry', payload: batchOf(1, 30), mqttAck: 'x#5' },
+        ],
+        { seq: 9 },
+      ),
+    );
+    await handled(out, 1);
+    expect(out.completes).toHaveLength(1);
+    expect(out.ok.map((m) => (m.payload as Array<{ device: string }>).map((r) => r.device))).toEqual([['a', 'a', 'b'], ['c', 'c', 'c'], ['e']]);
+    expect(out.ok.map((m) => m.mqttAck)).toEqual([['x#1', 'x#2'], ['x#3'], ['x#5']]);
+    expect(out.ok.map((m) => [m.seq, m.mqttGroup])).toEqual([
+      [9, undefined],
+      [9, undefined],
+      [9, undefined],
+    ]);
+    expect(out.ok.flatMap((m) => (m.payload as Array<{ metrics: { t: number } }>).map((r) => r.metrics.t))).toEqual([0, 1, 10, 20, 21, 22, 30]);
+    expect(out.bad.map((m) => [m.topic, codeOf(m)])).toEqual([['devices/d/telemetry', 'malformed_json']]);
+  });
+
   test('a group of rejects only sends nothing on output 1; with catchRejects one done(err) for the group', async () => {
     const out = await start({ catchRejects: true });
     send(group([{ topic: 'devices/a/telemetry', payload: Buffer.from('{') }, { topic: 'devices/a/telemetry', payload: Buffer.from('"x"') }], { seq: 1 }));

@@ -87,3 +87,28 @@ test('readings of several devices that arrive together cross registry and valida
   expect(byCode.validation_failed.mqttAck).toBeUndefined();
   expect(byCode.malformed_json.topic).toBe('devices/u3/telemetry');
 });
+
+test('a group of device batches bigger than one message may carry (15,000 readings) crosses the chain whole: nothing refused', async () => {
+  // thingwire-mqtt-in hands over what arrives in one turn as one group; after the store settles a large write, that is
+  // hundreds of device batches at once. The registry node takes at most 10,000 readings a message and refused the
+  // group's one batch whole (payload_too_large): every delivery in it settled as refused, its readings lost.
+  setDataDir(tempDir());
+  await helper.load(NODES as never, flow());
+  const ok = record('ok');
+  const bad = record('bad');
+  const ts = Date.now() - 60_000;
+  const items = Array.from({ length: 150 }, (_, m) => ({
+    topic: `devices/g${m % 10}/telemetry`,
+    payload: Buffer.from(JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ ts: ts + m * 100 + i, temperature: 20 + (i % 5) })))),
+    mqttAck: `g#${m}`,
+  }));
+  getNode('tw.starter.normalise').receive({ topic: items[0].topic, payload: items, mqttGroup: true, mqttAck: items.map((i) => i.mqttAck) });
+  await until('all 15,000 readings validated', () => ok.reduce((n, m) => n + (m.payload as unknown[]).length, 0) >= 15_000 || bad.length > 0, 20_000);
+  await settle();
+  expect(bad.map((m) => (m.error as { code: string }).code)).toEqual([]);
+  const readings = ok.flatMap((m) => m.payload as Array<{ device: string; ts: number }>);
+  expect(readings).toHaveLength(15_000);
+  expect(new Set(readings.map((r) => `${r.device}/${r.ts}`)).size).toBe(15_000);
+  expect(ok.every((m) => (m.payload as unknown[]).length <= 10_000)).toBe(true);
+  expect(ok.flatMap((m) => m.mqttAck as string[]).sort()).toEqual(items.map((i) => i.mqttAck).sort());
+});
