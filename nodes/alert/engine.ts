@@ -45,10 +45,12 @@
  * dropped; the active ones among them are resolved (reason 'rule-changed') by restore().
  */
 import type { AlertAck, AlertEvent, AlertReason, AlertState, MetricValue, Reject, RejectCode, Severity } from '../lib/contract';
+import { MAX_BATCH } from '../lib/contract';
 import { isValidDeviceId, isValidName, preview } from '../lib/names';
 import { formatProblems, parseRules, RULE_LIMITS, SEVERITIES, type CompiledLevel, type CompiledRule, type Fact, type RuleProblem } from './rules';
 
-export const MAX_BATCH = 100_000;
+/** Largest batch taken in one message: the contract's. */
+export { MAX_BATCH };
 const OK = 0;
 const PENDING = 1;
 const FIRING = 2;

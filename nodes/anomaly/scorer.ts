@@ -27,6 +27,7 @@
  * across a restart: a maintenance estimator whose rule changed starts afresh.
  */
 import type { AlertEvent, AnomalyScore, MaintenanceEstimate, Reading, Reject, RejectCode } from '../lib/contract';
+import { MAX_BATCH } from '../lib/contract';
 import { isValidDeviceId, isValidName, preview } from '../lib/names';
 import type { MaintenanceRule } from './config';
 import { AnomalyDetector, type AnomalyResult, type AnomalySnapshot } from './engine';
@@ -142,8 +143,8 @@ export interface ScorerSnapshot {
   groups: Array<[string, SeriesState[]]>;
 }
 
-/** Largest batch taken in one message. */
-export const MAX_BATCH = 100_000;
+/** Largest batch taken in one message: the contract's. */
+export { MAX_BATCH };
 
 const C_SCORED = 0;
 const C_SKIPPED = 1;

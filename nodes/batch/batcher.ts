@@ -18,6 +18,7 @@
  * No Node-RED here: the timer is injected, so tests control time.
  */
 import { ACK_PROPERTY } from '../lib/ack';
+import { MAX_BATCH } from '../lib/contract';
 import { isPlainObject } from '../lib/names';
 
 export interface BatcherOptions {
@@ -72,7 +73,7 @@ export class Batcher {
     private readonly clock: BatchTimer = systemTimer,
   ) {
     const o = { ...BATCHER_DEFAULTS, ...opts };
-    if (!(Number.isInteger(o.maxItems) && o.maxItems >= 1 && o.maxItems <= 100_000)) throw new RangeError(`maxItems must be a whole number from 1 to 100000, got ${o.maxItems}`);
+    if (!(Number.isInteger(o.maxItems) && o.maxItems >= 1 && o.maxItems <= MAX_BATCH)) throw new RangeError(`maxItems must be a whole number from 1 to ${MAX_BATCH}, got ${o.maxItems}`);
     if (!(Number.isFinite(o.maxWaitMs) && o.maxWaitMs >= 0 && o.maxWaitMs <= 60_000)) throw new RangeError(`maxWaitMs must be from 0 to 60000, got ${o.maxWaitMs}`);
     this.options = Object.freeze(o);
   }

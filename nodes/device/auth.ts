@@ -8,6 +8,7 @@
  * registered devices are still rejected.
  */
 import type { Reject, RejectCode } from '../lib/contract';
+import { MAX_BATCH } from '../lib/contract';
 import { isValidDeviceId, preview } from '../lib/names';
 import { parseDeviceTopic } from '../lib/normalise';
 import { isRegistryError } from '../lib/registry/errors';
@@ -15,8 +16,13 @@ import type { DeviceRecord, DeviceRegistry, RegistryErrorCode } from '../lib/reg
 import { MAX_TS, MIN_TS } from '../lib/time';
 import type { IdSource, UnknownDevices } from './config';
 
-/** Largest batch (array payload) looked at; larger ones are rejected whole. */
-export const MAX_BATCH = 10_000;
+/**
+ * Largest batch (array payload) looked at; larger ones are rejected whole. The contract's: the node sits after
+ * thingwire-batch too, whose batches may hold that many (it was 10,000 until 2026-12-05, and a batch node set above
+ * it refused every merged batch whole, its deliveries settled as refused and its readings lost). A device's own
+ * payload is bounded lower, by bytes and at normalise.
+ */
+export { MAX_BATCH };
 
 /** What rides in msg.device: the registry's description of the device, never its credentials. */
 export interface DeviceInfo {

@@ -167,6 +167,14 @@ export interface AnomalyScore {
   tags?: Record<string, string>;
 }
 
+/**
+ * The most readings (or rollups, events) one message between nodes carries. Every node that takes arrays accepts this
+ * many, and thingwire-batch merges no more, so a batch one node sends is never refused whole by the next
+ * (payload_too_large settles every delivery in it as refused). A device's own payload is bounded lower, at normalise
+ * (its Max batch, 10,000) and by bytes.
+ */
+export const MAX_BATCH = 100_000;
+
 /** Machine-readable reasons a node rejects input. Stable: flows switch on them. */
 export type RejectCode =
   | 'payload_too_large'

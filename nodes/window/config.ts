@@ -4,6 +4,7 @@
  * checked; all problems are reported together in one WindowConfigError. No Node-RED here.
  */
 import type { Reading } from '../lib/contract';
+import { MAX_BATCH } from '../lib/contract';
 import { isValidName, preview } from '../lib/names';
 import { configBool, configList } from '../lib/red';
 import { durationMs } from '../lib/time';
@@ -80,8 +81,8 @@ export interface NodeSettings {
   timeZone: string;
 }
 
-/** Readings per message above which the whole message is rejected (payload_too_large). */
-export const MAX_BATCH = 100_000;
+/** Readings per message above which the whole message is rejected (payload_too_large): the contract's. */
+export { MAX_BATCH };
 /** Most window levels in one node. */
 export const MAX_LEVELS = 8;
 /** Upper bound of every duration: ten years of ms. */

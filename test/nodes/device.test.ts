@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import deviceNode from '../../nodes/device/device';
+import { MAX_BATCH } from '../../nodes/lib/contract';
 import registryNode from '../../nodes/registry/registry';
 import type { RegistryNode } from '../../nodes/registry/config';
 import type { DeviceRecord, LivenessEvent, Page } from '../../nodes/lib/registry/types';
@@ -238,7 +239,7 @@ describe('auth', () => {
     const before = registry().size.devices;
     send({ payload: { device: '__proto__', metrics: { t: 1 } }, token: tokens.a, provisioningKey: KEY });
     send({ payload: '{"__proto__": {"polluted": true}, "device": "constructor", "metrics": {"t": 1}}', token: tokens.a });
-    send({ payload: new Array(10_001).fill(reading('a')), token: tokens.a });
+    send({ payload: new Array(MAX_BATCH + 1).fill(reading('a')), token: tokens.a });
     send({ payload: [null, [], 'x', { device: 'a'.repeat(500) }], token: tokens.a });
     send({ payload: reading('a'), token: { toString: () => tokens.a } });
     send({ payload: reading('a'), req: { headers: { authorization: ['Bearer x', 'Bearer y'] }, query: { api_key: { $ne: '' } } } });

@@ -112,3 +112,27 @@ test('a group of device batches bigger than one message may carry (15,000 readin
   expect(ok.every((m) => (m.payload as unknown[]).length <= 10_000)).toBe(true);
   expect(ok.flatMap((m) => m.mqttAck as string[]).sort()).toEqual(items.map((i) => i.mqttAck).sort());
 });
+
+test('a batch node set to merge more than 10,000 readings feeds the registry node: every merged batch goes on whole', async () => {
+  // Until 2026-12-05 the device node took at most 10,000 readings a message while thingwire-batch could be set to merge
+  // up to 100,000: a batch node at 20,000 before it had every merged batch refused whole (payload_too_large), its
+  // deliveries settled as refused and its readings lost. Both now use the contract's MAX_BATCH.
+  setDataDir(tempDir());
+  const nodes = flow().map((n) => (n.id === 'tw.starter.turn' ? { ...n, maxItems: 20_000, maxWaitMs: 200 } : n));
+  await helper.load(NODES as never, nodes);
+  const ok = record('ok');
+  const bad = record('bad');
+  const ts = Date.now() - 60_000;
+  const turn = getNode('tw.starter.turn');
+  for (let m = 0; m < 150; m++) {
+    const payload = Array.from({ length: 100 }, (_, i) => ({ device: `b${m % 10}`, ts: ts + m * 100 + i, metrics: { temperature: 20 + (i % 5) } }));
+    turn.receive({ payload, mqttAck: `b#${m}` });
+  }
+  await until('all 15,000 readings validated', () => ok.reduce((n, m) => n + (m.payload as unknown[]).length, 0) >= 15_000 || bad.length > 0, 20_000);
+  await settle();
+  expect(bad.map((m) => (m.error as { code: string }).code)).toEqual([]);
+  // One merged message of 15,000 readings crossed the registry and validate nodes.
+  expect(ok.map((m) => (m.payload as unknown[]).length)).toEqual([15_000]);
+  expect(new Set(ok.flatMap((m) => (m.payload as Array<{ device: string; ts: number }>).map((r) => `${r.device}/${r.ts}`))).size).toBe(15_000);
+  expect((ok[0].mqttAck as string[]).slice().sort()).toEqual(Array.from({ length: 150 }, (_, m) => `b#${m}`).sort());
+});
