@@ -270,6 +270,18 @@ describe('dashboard and editor in headless Chromium', () => {
       await page.locator('.red-ui-flow-node-group', { hasText: text }).first().waitFor({ timeout: 10_000 });
       await shoot(name, zoomOuts);
     }
+    // Every deployed node passes the editor's own checks (its defaults' validators): no red triangle on a shipped flow.
+    const checked = (await page.evaluate(`(() => { const bad = []; let good = 0; const look = (n) => { if (n.valid === false) bad.push(n.type + ' ' + n.id); else if (n.valid === true && n.type.startsWith('thingwire-')) good++; }; RED.nodes.eachNode(look); RED.nodes.eachConfig(look); return { bad, good }; })()`)) as { bad: string[]; good: number };
+    expect(checked.bad).toEqual([]);
+    expect(checked.good).toBeGreaterThan(20); // the editor did check the Thingwire nodes
+    // The batch node's limits are the runtime's: 1-100,000 readings (the contract's MAX_BATCH), 0-60,000 ms.
+    const batchChecks = await page.evaluate(`(() => { const d = RED.nodes.getType('thingwire-batch').defaults; return [
+      ['1', '100000', '20000', '0', '100001', '1.5', ''].map((v) => d.maxItems.validate.call({}, v)),
+      ['0', '60000', '-1', '60001', 'x'].map((v) => d.maxWaitMs.validate.call({}, v)) ]; })()`);
+    expect(batchChecks).toEqual([
+      [true, true, true, false, false, false, false],
+      [true, true, false, false, false],
+    ]);
     // The import-only example: imported into the editor (not deployed), as a user would from Import > Examples.
     const flow = fs.readFileSync(path.join(ROOT, 'flows', 'examples', 'one-sensor.json'), 'utf8');
     await page.evaluate(`RED.view.importNodes(${flow}, { generateIds: true, addFlow: false })`);
