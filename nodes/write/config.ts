@@ -16,6 +16,8 @@ export interface WriteConfig {
   scoreFields?: string;
   /** Store a score's band (expected, lower, upper) at most once every this many ms per device and metric; 0 or absent: every score's. */
   bandEvery?: number | string;
+  /** Store a score at most once every this many ms per device and metric (anomalous ones and maintenance alerts always); 0 or absent: every score. */
+  scoreEvery?: number | string;
   catchRejects?: boolean | string;
   /** Settle msg.mqttAck (thingwire-mqtt-in's at-least-once delivery) once the points are durable. */
   confirm?: boolean | string;

@@ -17,7 +17,7 @@
 import { ACK_PROPERTY, settleAck, type AckOutcome } from '../lib/ack';
 import type { Reject } from '../lib/contract';
 import { checkBatch, encodeBatch } from '../lib/line-protocol';
-import { BandGate, DEFAULT_POINT_SCHEMA, parseScoreFields, SCORE_FIELDS, toPoints, type PointSchema } from '../lib/store/points';
+import { BandGate, DEFAULT_POINT_SCHEMA, parseScoreFields, SCORE_FIELDS, ScoreGate, toPoints, type PointSchema } from '../lib/store/points';
 import type { StoreListener } from '../lib/store/service';
 import type { WriterStats } from '../lib/store/writer';
 import type { Point } from '../lib/store/types';
@@ -48,15 +48,20 @@ export = function register(RED: NodeAPI): void {
     };
     const bandEvery = configInt(config.bandEvery, 0);
     if (bandEvery > 0) schema.bandGate = new BandGate(bandEvery);
-    // A name that is not a score field would silently store nothing of it, a Band every that is not a number every
-    // band: the node refuses to run instead.
+    const scoreEvery = configInt(config.scoreEvery, 0);
+    if (scoreEvery > 0) schema.scoreGate = new ScoreGate(scoreEvery);
+    // A name that is not a score field would silently store nothing of it, a Band every or Score every that is not a
+    // number every band or score: the node refuses to run instead.
     const bandText = String(config.bandEvery ?? '').trim();
+    const scoreText = String(config.scoreEvery ?? '').trim();
     const configProblem =
       scoreFields.unknown.length > 0
         ? RED._(`${TYPE}.errors.score-fields`, { names: scoreFields.unknown.join(', '), known: SCORE_FIELDS.join(', ') })
         : bandText !== '' && !/^\d+$/.test(bandText)
           ? RED._(`${TYPE}.errors.band-every`, { value: bandText })
-          : undefined;
+          : scoreText !== '' && !/^\d+$/.test(scoreText)
+            ? RED._(`${TYPE}.errors.score-every`, { value: scoreText })
+            : undefined;
     const catchRejects = configBool(config.catchRejects, false);
     // Saved flows from before the option have no `confirm`: off for them (the editor's default for new nodes is on).
     const confirm = configBool(config.confirm, false);
@@ -151,8 +156,9 @@ export = function register(RED: NodeAPI): void {
       } else if (count > 0) {
         queue(ack === undefined ? undefined : (outcome: AckOutcome) => settleAck({ [ACK_PROPERTY]: ack }, outcome));
       } else if (ack !== undefined) {
-        // Nothing to store (every point refused, or an empty batch): settled, the rejects say why.
-        settleAck({ [ACK_PROPERTY]: ack }, 'rejected');
+        // Nothing to store. Every point refused: settled as refused, the rejects say why. None refused (an empty batch,
+        // or every score left out by Score every): nothing of it needed storing, so it is as good as durable.
+        settleAck({ [ACK_PROPERTY]: ack }, rejects.length > 0 ? 'rejected' : 'durable');
       }
       if (rejects.length > 0) {
         mappingRejects += rejects.length;

@@ -11,6 +11,7 @@ import queryNode from '../../nodes/query/query';
 import storeNode from '../../nodes/store/store';
 import writeNode from '../../nodes/write/write';
 import type { StoreNode } from '../../nodes/store/config';
+import { ACK_PROPERTY, AckWindow } from '../../nodes/lib/ack';
 import { freePort } from '../support/services';
 import { removeDataDir, startFakeHttp, startInfluxV1, type FakeHttp, type InfluxV1Service } from '../support/tsdb';
 import {
@@ -327,6 +328,55 @@ describe('anomaly scores', () => {
     expect(all.expected).toEqual(kept);
     expect(all.lower).toEqual(kept);
     expect(all.upper).toEqual(kept);
+  });
+
+  test('with Score every set, a series stores a score at most that often; anomalous ones and the return to normal always; the message goes on whole', async () => {
+    const out = await startEmbedded({ scoreFields: 'score, anomalous', scoreEvery: '500' });
+    // 25 scores a second for 2 s, two metrics, one anomalous temperature score at T0 + 600; then a redelivery.
+    const scores = [];
+    for (let i = 0; i < 50; i++) for (const m of ['temperature', 'humidity']) scores.push({ ...score(m, T0 + i * 40, 20 + i), anomalous: m === 'temperature' && i === 15 });
+    send({ payload: scores });
+    send({ payload: [score('temperature', T0 + 40, 21)] });
+    await handled(out, 2);
+    expect(out.bad).toHaveLength(0);
+    // Every score goes on (to the alert node, the dashboard): the gate only decides what is stored.
+    expect((out.ok[0].payload as unknown[]).length).toBe(100);
+    const at = async (metric: string, want: number): Promise<number[]> =>
+      (await readBack(out, { measurement: 'anomaly', where: { metric }, fields: 'score', start: T0, end: T0 + 2000 }, want))[0].points.map((p) => p[0] - T0);
+    await drained();
+    // Temperature: every 500 ms from the first, the anomalous one at 600 and the calm one after it at 640, then 500 ms on.
+    expect(await at('temperature', 7)).toEqual([0, 40, 520, 600, 640, 1160, 1680]);
+    expect(await at('humidity', 4)).toEqual([0, 520, 1040, 1560]);
+    const anomalous = await query(out, { measurement: 'anomaly', where: { metric: 'temperature' }, fields: 'anomalous', start: T0, end: T0 + 2000 });
+    expect(anomalous[0].points.filter((p) => p[1] === true).map((p) => p[0] - T0)).toEqual([600]);
+  });
+
+  test.each(['often', '-1', '2.5'])('a Score every of %p: an error at start and every message ends with it', async (bad) => {
+    const out = await startEmbedded({ scoreEvery: bad });
+    expect(errorCalls(getNode('w1')).map((c) => c.args[0])).toEqual([`thingwire-write cannot write: Score every is ${bad}, not a whole number of ms (0 or empty: every score)`]);
+    send({ payload: score('temperature', T0, 21) });
+    await handled(out, 1);
+    expect(out.caught).toHaveLength(1);
+    expect(out.ok).toHaveLength(0);
+  });
+
+  test('with Confirm on, a message whose scores Score every leaves out is confirmed as stored; one refused whole, as refused', async () => {
+    const out = await startEmbedded({ scoreFields: 'score', scoreEvery: '1000', confirm: true });
+    const acks: number[] = [];
+    const win = new AckWindow('write-test', { maxInFlight: 10, timeoutMs: 0, sendAck: (id) => acks.push(id) });
+    win.connect();
+    try {
+      send({ payload: [score('temperature', T0, 21)], [ACK_PROPERTY]: win.track(1, 't') });
+      send({ payload: [score('temperature', T0 + 100, 21), score('temperature', T0 + 200, 22)], [ACK_PROPERTY]: win.track(2, 't') }); // both left out
+      send({ payload: [{ ...score('temperature', T0 + 300, 21), value: 'hot' }], [ACK_PROPERTY]: win.track(3, 't') }); // refused
+      await handled(out, 3);
+      await until('three deliveries settled', () => acks.length === 3);
+      expect(acks.slice().sort()).toEqual([1, 2, 3]);
+      expect(win.stats()).toMatchObject({ inFlight: 0, acknowledged: 3, rejected: 1 });
+      expect(out.bad.map((m) => (m.error as { code: string }).code)).toEqual(['invalid_value']);
+    } finally {
+      win.close();
+    }
   });
 
   test('without Score fields a score stores all of its fields', async () => {

@@ -6,7 +6,7 @@
 import type { AlertEvent, AnomalyScore, Reading, Rollup } from '../../nodes/lib/contract';
 import { ThingwireError } from '../../nodes/lib/errors';
 import { encodePoint } from '../../nodes/lib/line-protocol';
-import { alertToPoint, anomalyToPoint, BandGate, DEFAULT_POINT_SCHEMA, kindOf, parseScoreFields, readingToPoint, rollupToPoint, SCORE_FIELDS, toPoints, type PointSchema } from '../../nodes/lib/store/points';
+import { alertToPoint, anomalyToPoint, BandGate, DEFAULT_POINT_SCHEMA, kindOf, parseScoreFields, readingToPoint, rollupToPoint, SCORE_FIELDS, ScoreGate, toPoints, type PointSchema } from '../../nodes/lib/store/points';
 
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
@@ -414,6 +414,72 @@ describe('anomalyToPoint', () => {
     expect(g.admit('a', 'm', 20)).toBe(true);
     expect(() => new BandGate(0)).toThrow(RangeError);
     expect(() => new BandGate(Number.NaN)).toThrow(RangeError);
+  });
+
+  test('scoreGate: a series stores a score at most once every scoreEvery ms; anomalous ones, maintenance alerts and the return to normal always; series apart; older scores stored', () => {
+    const s = schema({ scoreGate: new ScoreGate(500) });
+    const calm = { anomalous: false, maintenance: undefined };
+    /** The times of the scores toPoints stores, of one message holding them all in order. */
+    const stored = (list: Array<Partial<AnomalyScore>>): number[] => {
+      const r = toPoints(list.map((o) => score({ ...calm, ...o })), undefined, s);
+      expect(r.rejects).toEqual([]);
+      expect(r.indexes).toHaveLength(r.points.length);
+      return r.points.map((p) => p.ts);
+    };
+    // A calm series, 25 scores a second: one every 500 ms from the first.
+    expect(stored(Array.from({ length: 30 }, (_, i) => ({ ts: T0 + i * 40 })))).toEqual([T0, T0 + 520, T0 + 1040]);
+    // An anomalous score is stored whenever it comes, and so is the first calm one after it; then the interval again.
+    expect(stored([{ ts: T0 + 1080 }, { ts: T0 + 1120, anomalous: true }, { ts: T0 + 1160, anomalous: true }, { ts: T0 + 1200 }, { ts: T0 + 1240 }, { ts: T0 + 1700 }])).toEqual([
+      T0 + 1120,
+      T0 + 1160,
+      T0 + 1200,
+      T0 + 1700,
+    ]);
+    // A maintenance alert counts as anomalous; an estimate without one does not.
+    expect(stored([{ ts: T0 + 1740, maintenance: { ...ESTIMATE } }, { ts: T0 + 1780, maintenance: { ...ESTIMATE, alert: false } }, { ts: T0 + 1820, maintenance: { ...ESTIMATE, alert: false } }])).toEqual([T0 + 1740, T0 + 1780]);
+    // Another metric and another device are their own series.
+    expect(stored([{ ts: T0 + 1830, metric: 'humidity' }, { ts: T0 + 1830, device: 'd2' }, { ts: T0 + 1840, metric: 'humidity' }])).toEqual([T0 + 1830, T0 + 1830]);
+    // Older than the last stored (a redelivery): stored, and the interval still counts from the last stored.
+    expect(stored([{ ts: T0 + 40 }, { ts: T0 + 2000 }, { ts: T0 + 2280 }, { ts: T0 + 2300 }])).toEqual([T0 + 40, T0 + 2280]);
+    expect(s.scoreGate!.series).toBe(3);
+  });
+
+  test('scoreGate: a malformed score is rejected as without the gate, and does not move it', () => {
+    const s = schema({ scoreGate: new ScoreGate(500) });
+    const r = toPoints([score({ anomalous: false, value: Number.NaN }), score({ anomalous: false, ts: Number.NaN }), score({ anomalous: false, device: '' }), score({ anomalous: false })], undefined, s);
+    expect(r.rejects.map((x) => [x.index, x.code])).toEqual([
+      [0, 'invalid_value'],
+      [1, 'invalid_ts'],
+      [2, 'not_a_reading'],
+    ]);
+    expect(r.indexes).toEqual([3]);
+    expect(s.scoreGate!.series).toBe(1);
+  });
+
+  test('scoreGate with bandGate: the band gate only sees the scores stored', () => {
+    const s = schema({ scoreGate: new ScoreGate(500), bandGate: new BandGate(500) });
+    const r = toPoints(
+      Array.from({ length: 30 }, (_, i) => score({ anomalous: i === 5, ts: T0 + i * 40 })),
+      undefined,
+      s,
+    );
+    // Stored: T0, the anomalous T0 + 200, the calm T0 + 240 after it, then T0 + 760 (the first 500 ms or more after T0 + 240).
+    expect(r.points.map((p) => [p.ts - T0, 'expected' in p.fields])).toEqual([
+      [0, true],
+      [200, false],
+      [240, false],
+      [760, true],
+    ]);
+  });
+
+  test('ScoreGate: past maxSeries it starts over; everyMs must be positive', () => {
+    const g = new ScoreGate(1000, 2);
+    expect([g.admit('a', 'm', 0, false), g.admit('b', 'm', 0, false), g.admit('a', 'm', 10, false)]).toEqual([true, true, false]);
+    expect(g.admit('c', 'm', 0, false)).toBe(true); // a third series: forgets the two
+    expect(g.series).toBe(1);
+    expect(g.admit('a', 'm', 20, false)).toBe(true);
+    expect(() => new ScoreGate(0)).toThrow(RangeError);
+    expect(() => new ScoreGate(Number.NaN)).toThrow(RangeError);
   });
 
   test('scoreFields: a score with none of the listed fields (an estimate without maintenance) makes no point and no reject', () => {

@@ -15,7 +15,8 @@
  *              exists), anomalous, learning (booleans), signal (string), and with a maintenance
  *              estimate ttf (integer ms, left out when null) and probability, time = ts; or only the
  *              fields listed in the schema's scoreFields; with a BandGate, the band (expected, lower,
- *              upper) of a series at most once every bandEvery ms
+ *              upper) of a series at most once every bandEvery ms; with a ScoreGate, a series' scores
+ *              at most once every scoreEvery ms, anomalous ones and maintenance alerts always
  */
 import type { AlertEvent, AnomalyScore, Reading, Reject, Rollup } from '../contract';
 import { ThingwireError } from '../errors';
@@ -37,21 +38,21 @@ export interface PointSchema {
   scoreFields?: ReadonlySet<ScoreField>;
   /** When set, a score's band (expected, lower, upper) is stored only when this gate admits it. */
   bandGate?: BandGate;
+  /** When set, a score is stored only when this gate admits it (see ScoreGate); the others map to no point. */
+  scoreGate?: ScoreGate;
 }
 
-/** Series a BandGate remembers before it starts over (each entry ~100 bytes). */
+/** Series a BandGate or ScoreGate remembers before it starts over (each entry ~100 bytes). */
 export const BAND_GATE_MAX_SERIES = 100_000;
 
 /**
- * Lets the band fields (expected, lower, upper) of a device's metric through at most once every `everyMs` of event
- * time: the band is a smooth statistic that the Device page reads back in chart-wide buckets, so a device scored 25
- * times a second stored 75 band rows a second per metric that no chart showed, and those rows were most of what the
- * store wrote per reading (see the README's performance section). The score and the other fields are not gated. A
- * score older than the last admitted one of its series (a redelivery, an out-of-order reading) is let through and
- * changes nothing. Holds one entry per device and metric, up to maxSeries, then starts over (admitting once more).
+ * Lets a device's metric through at most once every `everyMs` of event time, and always when the caller calls it
+ * notable, or when the last one let through was notable. One older than the last let through (a redelivery, an
+ * out-of-order reading) is let through and changes nothing, so what is stored again is never lost. Holds one entry
+ * per device and metric, up to maxSeries, then starts over (letting each through once more).
  */
-export class BandGate {
-  private readonly last = new Map<string, Map<string, number>>();
+class IntervalGate {
+  private readonly last = new Map<string, Map<string, { ts: number; notable: boolean }>>();
   private size = 0;
 
   constructor(
@@ -61,14 +62,15 @@ export class BandGate {
     if (!(Number.isFinite(everyMs) && everyMs > 0)) throw new RangeError(`everyMs must be a number > 0, got ${everyMs}`);
   }
 
-  /** Whether the band of this score is stored; records it when it is. */
-  admit(device: string, metric: string, ts: number): boolean {
+  /** Whether this one goes through; records it when it does. */
+  admit(device: string, metric: string, ts: number, notable = false): boolean {
     let byMetric = this.last.get(device);
     const prev = byMetric?.get(metric);
     if (prev !== undefined) {
-      if (ts < prev) return true;
-      if (ts - prev < this.everyMs) return false;
-      byMetric!.set(metric, ts);
+      if (ts < prev.ts) return true;
+      if (!notable && !prev.notable && ts - prev.ts < this.everyMs) return false;
+      prev.ts = ts;
+      prev.notable = notable;
       return true;
     }
     if (this.size >= this.maxSeries) {
@@ -77,7 +79,7 @@ export class BandGate {
       byMetric = undefined;
     }
     if (byMetric === undefined) this.last.set(device, (byMetric = new Map()));
-    byMetric.set(metric, ts);
+    byMetric.set(metric, { ts, notable });
     this.size++;
     return true;
   }
@@ -86,6 +88,35 @@ export class BandGate {
   get series(): number {
     return this.size;
   }
+}
+
+/**
+ * Lets the band fields (expected, lower, upper) of a device's metric through at most once every `everyMs` of event
+ * time: the band is a smooth statistic that the Device page reads back in chart-wide buckets, so a device scored 25
+ * times a second stored 75 band rows a second per metric that no chart showed, and those rows were most of what the
+ * store wrote per reading (see the README's performance section). The score and the other fields are not gated.
+ */
+export class BandGate extends IntervalGate {
+  /** Whether the band of this score is stored; records it when it is. */
+  override admit(device: string, metric: string, ts: number): boolean {
+    return super.admit(device, metric, ts, false);
+  }
+}
+
+/**
+ * Lets the scores of a device's metric through at most once every `everyMs` of event time, except those that matter on
+ * their own: a score that is anomalous or carries a maintenance alert (`notable`) is always let through, and so is the
+ * first one after it (the return to normal). A score is what the anomaly node gives for every reading of every scored
+ * metric: three metrics of a device reporting 30 times a second were 90 score points a second, three stored rows for
+ * every stored reading row, which the dashboard does not read back (it reads the band, see BandGate) and which bounded
+ * what the embedded store takes (see the README's performance section). A device reporting every `everyMs` or slower
+ * keeps every score.
+ */
+export class ScoreGate extends IntervalGate {}
+
+/** Whether a score is stored whatever a ScoreGate's interval: anomalous, or with a maintenance alert. */
+function notableScore(a: AnomalyScore): boolean {
+  return a.anomalous === true || (isObject(a.maintenance) && a.maintenance.alert === true);
 }
 
 /** An AnomalyScore point's fields, every one it can have. */
@@ -229,19 +260,26 @@ function stores(keep: ReadonlySet<ScoreField> | undefined, f: ScoreField): boole
   return keep === undefined || keep.has(f);
 }
 
+/** Throws the reject for a score that cannot be stored (before any gate looks at it); its ts when it can. */
+function checkScore(a: AnomalyScore): number {
+  requireString(a.device, 'anomaly.device');
+  requireString(a.metric, 'anomaly.metric');
+  if (typeof a.value !== 'number' || !Number.isFinite(a.value)) throw new ThingwireError('invalid_value', `anomaly.value must be a finite number, got ${preview(a.value)}`);
+  if (!Number.isFinite(a.score)) throw new ThingwireError('invalid_value', `anomaly.score must be a finite number, got ${preview(a.score)}`);
+  return requireTs(a.ts, 'anomaly.ts');
+}
+
 export function anomalyToPoint(a: AnomalyScore, device: unknown, s: PointSchema): Point {
+  const ts = checkScore(a);
   const tags: Record<string, string> = {};
   metadataTags(device, s.deviceTags, tags);
   if (isObject(a.tags)) for (const k in a.tags) if (typeof a.tags[k] === 'string') tags[k] = a.tags[k];
-  tags.device = requireString(a.device, 'anomaly.device');
-  tags.metric = requireString(a.metric, 'anomaly.metric');
-  if (typeof a.value !== 'number' || !Number.isFinite(a.value)) throw new ThingwireError('invalid_value', `anomaly.value must be a finite number, got ${preview(a.value)}`);
-  if (!Number.isFinite(a.score)) throw new ThingwireError('invalid_value', `anomaly.score must be a finite number, got ${preview(a.score)}`);
+  tags.device = a.device;
+  tags.metric = a.metric;
   const keep = s.scoreFields;
   const fields: Record<string, FieldValue> = {};
   if (stores(keep, 'value')) fields.value = a.value;
   if (stores(keep, 'score')) fields.score = a.score;
-  const ts = requireTs(a.ts, 'anomaly.ts');
   if (s.bandGate === undefined || s.bandGate.admit(tags.device, tags.metric, ts)) {
     for (const k of BAND) {
       const v = a[k];
@@ -293,7 +331,10 @@ export function toPoints(
           points.push(alertToPoint(item as AlertEvent, device, s));
           break;
         case 'anomaly': {
-          const p = anomalyToPoint(item as AnomalyScore, device, s);
+          const a = item as AnomalyScore;
+          // Not stored under the score gate: no point, and no reject (a bad score is rejected before the gate looks).
+          if (s.scoreGate !== undefined && !s.scoreGate.admit(a.device, a.metric, checkScore(a), notableScore(a))) continue;
+          const p = anomalyToPoint(a, device, s);
           // None of the chosen score fields in this score (ttf and probability only, and no maintenance estimate).
           if (s.scoreFields !== undefined && isEmpty(p.fields)) continue;
           points.push(p);
