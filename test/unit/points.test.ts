@@ -403,6 +403,8 @@ describe('anomalyToPoint', () => {
     expect(at('temperature', T0 + 100)).toMatchObject(band); // older than the last kept (a redelivery): kept, and...
     expect(at('temperature', T0 + 950)).not.toHaveProperty('upper'); // ...the gate still counts from T0 + 500
     expect(at('temperature', T0 + 1000)).toMatchObject(band);
+    expect(at('temperature', T0 + 1000)).toMatchObject(band); // the same score again (a redelivery): keeps its band
+    expect(at('temperature', T0 + 1100)).not.toHaveProperty('expected'); // ...and the gate still counts from T0 + 1000
     expect(s.bandGate!.series).toBe(3);
   });
 
@@ -441,6 +443,8 @@ describe('anomalyToPoint', () => {
     expect(stored([{ ts: T0 + 1830, metric: 'humidity' }, { ts: T0 + 1830, device: 'd2' }, { ts: T0 + 1840, metric: 'humidity' }])).toEqual([T0 + 1830, T0 + 1830]);
     // Older than the last stored (a redelivery): stored, and the interval still counts from the last stored.
     expect(stored([{ ts: T0 + 40 }, { ts: T0 + 2000 }, { ts: T0 + 2280 }, { ts: T0 + 2300 }])).toEqual([T0 + 40, T0 + 2280]);
+    // The same score again (a redelivered reading, its first write perhaps lost): stored again, the interval unmoved.
+    expect(stored([{ ts: T0 + 2280 }, { ts: T0 + 2280 }, { ts: T0 + 2500 }, { ts: T0 + 2780 }])).toEqual([T0 + 2280, T0 + 2280, T0 + 2780]);
     expect(s.scoreGate!.series).toBe(3);
   });
 

@@ -47,8 +47,8 @@ export const BAND_GATE_MAX_SERIES = 100_000;
 
 /**
  * Lets a device's metric through at most once every `everyMs` of event time, and always when the caller calls it
- * notable, or when the last one let through was notable. One older than the last let through (a redelivery, an
- * out-of-order reading) is let through and changes nothing, so what is stored again is never lost. Holds one entry
+ * notable, or when the last one let through was notable. One not newer than the last let through (a redelivery, an
+ * out-of-order reading) is let through and changes nothing, so what is delivered again is stored again. Holds one entry
  * per device and metric, up to maxSeries, then starts over (letting each through once more).
  */
 class IntervalGate {
@@ -67,7 +67,9 @@ class IntervalGate {
     let byMetric = this.last.get(device);
     const prev = byMetric?.get(metric);
     if (prev !== undefined) {
-      if (ts < prev.ts) return true;
+      // Not newer than the last let through: a redelivery (the same reading again, perhaps because its first write
+      // was lost) or an out-of-order reading. Let through, stored again at worst (writes are idempotent).
+      if (ts <= prev.ts) return true;
       if (!notable && !prev.notable && ts - prev.ts < this.everyMs) return false;
       prev.ts = ts;
       prev.notable = notable;
