@@ -282,6 +282,13 @@ describe('dashboard and editor in headless Chromium', () => {
       [true, true, true, false, false, false, false],
       [true, true, false, false, false],
     ]);
+    // The write node's Band every and Score every: a whole number of ms, or empty.
+    const writeChecks = await page.evaluate(`(() => { const d = RED.nodes.getType('thingwire-write').defaults; return ['bandEvery', 'scoreEvery'].map((k) =>
+      ['', 0, '500', '-1', '2.5', 'often'].map((v) => d[k].validate.call({}, v))); })()`);
+    expect(writeChecks).toEqual([
+      [true, true, true, false, false, false],
+      [true, true, true, false, false, false],
+    ]);
     // The import-only example: imported into the editor (not deployed), as a user would from Import > Examples.
     const flow = fs.readFileSync(path.join(ROOT, 'flows', 'examples', 'one-sensor.json'), 'utf8');
     await page.evaluate(`RED.view.importNodes(${flow}, { generateIds: true, addFlow: false })`);

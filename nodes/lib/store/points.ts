@@ -272,7 +272,11 @@ function checkScore(a: AnomalyScore): number {
 }
 
 export function anomalyToPoint(a: AnomalyScore, device: unknown, s: PointSchema): Point {
-  const ts = checkScore(a);
+  return checkedScoreToPoint(a, checkScore(a), device, s);
+}
+
+/** anomalyToPoint of a score checkScore accepted, at the ts it returned. */
+function checkedScoreToPoint(a: AnomalyScore, ts: number, device: unknown, s: PointSchema): Point {
   const tags: Record<string, string> = {};
   metadataTags(device, s.deviceTags, tags);
   if (isObject(a.tags)) for (const k in a.tags) if (typeof a.tags[k] === 'string') tags[k] = a.tags[k];
@@ -334,9 +338,10 @@ export function toPoints(
           break;
         case 'anomaly': {
           const a = item as AnomalyScore;
+          const ts = checkScore(a);
           // Not stored under the score gate: no point, and no reject (a bad score is rejected before the gate looks).
-          if (s.scoreGate !== undefined && !s.scoreGate.admit(a.device, a.metric, checkScore(a), notableScore(a))) continue;
-          const p = anomalyToPoint(a, device, s);
+          if (s.scoreGate !== undefined && !s.scoreGate.admit(a.device, a.metric, ts, notableScore(a))) continue;
+          const p = checkedScoreToPoint(a, ts, device, s);
           // None of the chosen score fields in this score (ttf and probability only, and no maintenance estimate).
           if (s.scoreFields !== undefined && isEmpty(p.fields)) continue;
           points.push(p);
