@@ -212,6 +212,8 @@ export class AnomalyScorer {
   private nMaintenance = 0;
   private clock = 0;
   private counts = new Array<number>(N_COUNTS).fill(0);
+  /** Filled by each series' detector in turn (AnomalyDetector.update's `into`). */
+  private readonly result: AnomalyResult = { score: 0, anomalous: false, expected: NaN, lower: NaN, upper: NaN, signal: 'none', learning: true };
   /** Events produced outside score() (restore), handed out with the next score() output. */
   private pending: AlertEvent[] = [];
   /** Bumped on every change of state: a saver compares it with the version it last saved. */
@@ -354,7 +356,8 @@ export class AnomalyScorer {
     s.touch = ++this.clock;
     this.version++;
     this.counts[C_SCORED]++;
-    const r = s.det.update(ts, v);
+    // The scratch result: everything needed from it is copied below, before the next reading's update.
+    const r = s.det.update(ts, v, this.result);
     if (s.learning && !r.learning) {
       s.learning = false;
       this.nLearning--;

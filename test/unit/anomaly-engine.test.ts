@@ -18,6 +18,25 @@ function feed(d: AnomalyDetector, values: readonly number[], from = 0, step = FI
 }
 
 describe('AnomalyDetector', () => {
+  it('fills a given result object with what a new one would hold (invalid readings too)', () => {
+    const a = new AnomalyDetector();
+    const b = new AnomalyDetector();
+    const values = seasonal(1200, 4);
+    values[700] = 90; // an anomaly
+    values[300] = NaN; // an invalid reading
+    const into: AnomalyResult = { score: -1, anomalous: true, expected: 0, lower: 0, upper: 0, signal: 'none', learning: false };
+    let anomalous = 0;
+    values.forEach((v, i) => {
+      const want = a.update(T0 + i * FIVE_MIN, v);
+      const got = b.update(T0 + i * FIVE_MIN, v, into);
+      expect(got).toBe(into);
+      expect({ ...got }).toEqual(want);
+      if (want.anomalous) anomalous++;
+    });
+    expect(anomalous).toBeGreaterThan(0);
+    expect(b.update(T0, NaN, into).signal).toBe('invalid');
+  });
+
   it('scores in [0, 1] and reports a band around the expected value', () => {
     const d = new AnomalyDetector();
     const r = mulberry32(3);
