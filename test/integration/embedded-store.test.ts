@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { encodePoint } from '../../nodes/lib/line-protocol';
 import { EmbeddedBackend } from '../../nodes/lib/store/embedded';
-import { TimeSlicer } from '../../nodes/lib/slice';
+import { CATCH_UP_SLICE_MS, SLICE_MS, TimeSlicer } from '../../nodes/lib/slice';
 import { StoreError, type Aggregate, type Batch, type FieldValue, type Point, type RangeQuery, type Series } from '../../nodes/lib/store/types';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -687,6 +687,35 @@ describe('a batch is written in slices (the event loop runs between them)', () =
         expect(find(r.series, d, 'ok')!.points.filter((p) => p[1] === true)).toHaveLength(40 + 100);
       }
       expect(due).toHaveBeenCalled();
+    } finally {
+      jest.restoreAllMocks();
+      await store.close();
+    }
+  });
+
+  test('a write the writer is catching up with (hints.behind) runs in the longer catch-up slices, and stores the same', async () => {
+    const budgets: number[] = [];
+    jest.spyOn(TimeSlicer.prototype, 'due').mockImplementation(function (this: TimeSlicer) {
+      budgets.push(this.budgetMs);
+      return false;
+    });
+    const store = new EmbeddedBackend({ path: newFile() });
+    try {
+      const pts = (from: number, v: number): Point[] => Array.from({ length: 3000 }, (_, i) => point(`dev-${i % 30}`, T0 + (from + i) * 1000, { t: v + i }));
+      await store.write(batchOf(pts(0, 0)), { behind: true });
+      const caughtUp = new Set(budgets);
+      budgets.length = 0;
+      await store.write(batchOf(pts(3000, 10_000)), { behind: false });
+      const keepingUp = new Set(budgets);
+      budgets.length = 0;
+      await store.write(batchOf(pts(6000, 20_000)));
+      expect([...caughtUp]).toEqual([CATCH_UP_SLICE_MS]);
+      expect([...keepingUp]).toEqual([SLICE_MS]);
+      expect([...new Set(budgets)]).toEqual([SLICE_MS]);
+      expect(CATCH_UP_SLICE_MS).toBeGreaterThan(SLICE_MS);
+      const r = await store.query(q({ fields: ['t'], start: T0, end: T0 + 9000 * 1000 }));
+      const got = r.series.flatMap((x) => x.points.map((p) => p[1] as number)).sort((x, y) => x - y);
+      expect(got).toEqual([...pts(0, 0), ...pts(3000, 10_000), ...pts(6000, 20_000)].map((p) => p.fields.t as number).sort((x, y) => x - y));
     } finally {
       jest.restoreAllMocks();
       await store.close();

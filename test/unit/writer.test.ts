@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { splitLines } from '../../nodes/lib/line-protocol';
 import { DiskSpool, encodeSpoolFile, spoolFileName, type SpoolOptions } from '../../nodes/lib/store/spool';
-import { StoreError, type Batch, type Point, type StoreBackend } from '../../nodes/lib/store/types';
+import { StoreError, type Batch, type Point, type StoreBackend, type WriteHints } from '../../nodes/lib/store/types';
 import { mulberry32 } from '../../runtime/sim-model';
 import {
   BatchWriter,
@@ -74,7 +74,7 @@ interface Held {
 class ScriptedBackend implements StoreBackend {
   readonly kind = 'embedded' as const;
   readonly description = 'scripted backend';
-  readonly calls: Array<{ at: number; batch: Batch; failed?: boolean }> = [];
+  readonly calls: Array<{ at: number; batch: Batch; failed?: boolean; behind?: boolean }> = [];
   readonly accepted: Batch[] = [];
   /** The batch objects themselves, as write() was given them. */
   readonly sent: Batch[] = [];
@@ -88,12 +88,12 @@ class ScriptedBackend implements StoreBackend {
 
   constructor(private readonly clock: ManualClock) {}
 
-  write(sent: Batch): Promise<void> {
+  write(sent: Batch, hints?: WriteHints): Promise<void> {
     // What was sent, as the spool or a server would see it (a batch the writer cut also carries its lines
     // unjoined and their points: see the points tests).
     const batch: Batch = { lines: sent.lines, count: sent.count };
     this.sent.push(sent);
-    this.calls.push({ at: this.clock.now(), batch });
+    this.calls.push({ at: this.clock.now(), batch, behind: hints?.behind });
     const err = this.script.length > 0 ? this.script.shift() : this.fail(batch);
     if (this.hold) {
       return new Promise((resolve, reject) => {
@@ -242,14 +242,14 @@ describe('batching', () => {
     await r.clock.advance(399);
     expect(r.backend.calls).toHaveLength(0);
     await r.clock.advance(1);
-    expect(r.backend.calls).toEqual([{ at: 1000, batch: { lines: `${L(0)}\n${L(1)}`, count: 2 } }]);
+    expect(r.backend.calls).toEqual([{ at: 1000, batch: { lines: `${L(0)}\n${L(1)}`, count: 2 }, behind: false }]);
     // The next line starts a new interval.
     await r.clock.advance(500);
     r.w.add([L(2)]);
     await r.clock.advance(999);
     expect(r.backend.calls).toHaveLength(1);
     await r.clock.advance(1);
-    expect(r.backend.calls[1]).toEqual({ at: 2500, batch: { lines: L(2), count: 1 } });
+    expect(r.backend.calls[1]).toEqual({ at: 2500, batch: { lines: L(2), count: 1 }, behind: false });
     expect(r.clock.pending()).toBe(0);
   });
 
@@ -1125,6 +1125,43 @@ describe('group commit (maxBatchSize)', () => {
     expect(t.seen.every(([, o]) => o === 'durable')).toBe(true);
     expect(r.backend.lines()).toEqual(range(0, 14));
     expect(r.w.stats()).toMatchObject({ memoryBatches: 0, inFlight: 0, written: 14 });
+  });
+
+  test('tells the backend when it is catching up (WriteHints.behind): batches behind the write, merged or grown', async () => {
+    const { r } = queued();
+    await settle();
+    r.backend.held[0].resolve(); // A was sent as it was added, before anything queued behind it
+    await settle();
+    r.backend.held[1].resolve(); // B: grown past batchSize while A was written; C, D, E behind it
+    await settle();
+    r.backend.held[2].resolve(); // C+D+E merged, nothing behind
+    await settle();
+    expect(r.backend.counts()).toEqual([2, 6, 6]);
+    expect(r.backend.calls.map((c) => c.behind)).toEqual([false, true, true]);
+    // Keeping up: a lone batch, nothing queued, is not behind.
+    r.backend.hold = false;
+    r.w.add(range(20, 2));
+    await settle();
+    r.w.add(range(22, 1));
+    await r.clock.advance(1000);
+    expect(r.backend.counts()).toEqual([2, 6, 6, 2, 1]);
+    expect(r.backend.calls.slice(3).map((c) => c.behind)).toEqual([false, false]);
+  });
+
+  test('a spool to drain is catching up too, down to its last batch', async () => {
+    const r = rig({ batchSize: 2, maxMemoryBatches: 1, retry: { initialMs: 1000, jitter: 0 } });
+    r.backend.fail = () => unavailable();
+    r.w.add(range(0, 2));
+    r.w.add(range(2, 2));
+    r.w.add(range(4, 2));
+    await r.clock.advance(10);
+    expect(r.w.stats().spooledBatches).toBeGreaterThan(0);
+    r.backend.fail = () => undefined;
+    await drain(r);
+    expect(r.backend.lines()).toEqual(range(0, 6));
+    const ok = r.backend.calls.filter((c) => c.failed !== true);
+    expect(ok.map((c) => c.batch.count)).toEqual([2, 2, 2]);
+    expect(ok.map((c) => c.behind)).toEqual([true, true, false]);
   });
 
   test('a buffer that grew past batchSize is cut as soon as the write in flight returns, not at the flush timer', async () => {

@@ -85,13 +85,14 @@ import {
 } from '@duckdb/node-api';
 import { ThingwireError } from '../errors';
 import { encodePoint, parseLine, splitLines } from '../line-protocol';
-import { TimeSlicer } from '../slice';
+import { CATCH_UP_SLICE_MS, SLICE_MS, TimeSlicer } from '../slice';
 import { downsample, planQuery, type QueryPlan } from './query-plan';
 import {
   StoreError,
   type Aggregate,
   type BackendHealth,
   type Batch,
+  type WriteHints,
   type FieldValue,
   type Point,
   type QueryResult,
@@ -749,11 +750,11 @@ export class EmbeddedBackend implements StoreBackend {
 
   // ---- write -------------------------------------------------------------------------------
 
-  write(batch: Batch): Promise<void> {
-    return this.run('write', () => this.writeBatch(batch));
+  write(batch: Batch, hints?: WriteHints): Promise<void> {
+    return this.run('write', () => this.writeBatch(batch, hints?.behind === true));
   }
 
-  private async writeBatch(batch: Batch): Promise<void> {
+  private async writeBatch(batch: Batch, behind: boolean): Promise<void> {
     await this.ready();
     // A batch of points is read from its points: its lines are not made (see Batch.points).
     const points = batch.points;
@@ -762,8 +763,9 @@ export class EmbeddedBackend implements StoreBackend {
     const conn = this.writeConn!;
     const rows = this.rows;
     // Parsing and appending run in slices of a few ms (../slice): a 5,000-line batch in one go held the event
-    // loop for 20-30 ms, and everything else in the runtime (readings on their way to a dashboard) waited.
-    const slicer = new TimeSlicer();
+    // loop for 20-30 ms, and everything else in the runtime (readings on their way to a dashboard) waited. Longer
+    // slices while the writer catches up: the store is then what everything waits for (CATCH_UP_SLICE_MS).
+    const slicer = new TimeSlicer(behind ? CATCH_UP_SLICE_MS : SLICE_MS);
     // DuckDB starts the transaction on its own thread while this one parses the lines.
     const begun = conn.run('BEGIN TRANSACTION').then(
       () => undefined,

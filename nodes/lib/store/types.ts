@@ -130,13 +130,23 @@ export interface PartitionSelector {
   where?: Record<string, string>;
 }
 
+/** What the writer tells a backend about a write (BatchWriter; a backend may ignore it). */
+export interface WriteHints {
+  /**
+   * Other batches wait behind this one (merged batches, more in memory or in the spool): the writer is catching
+   * up, the store is the bottleneck, and finishing the write sooner matters more than the event loop's other work
+   * (the embedded store then parses and appends in longer slices: see CATCH_UP_SLICE_MS in ../slice).
+   */
+  behind: boolean;
+}
+
 /** What every backend does. Implementations: influx-v1.ts, influx-v2.ts, embedded.ts. */
 export interface StoreBackend {
   readonly kind: BackendKind;
   /** For status and logs, with no secret in it: e.g. "influxdb-v1 http://127.0.0.1:8086 db=thingwire". */
   readonly description: string;
   /** Writes one batch; resolves when the server accepted it; throws StoreError. */
-  write(batch: Batch): Promise<void>;
+  write(batch: Batch, hints?: WriteHints): Promise<void>;
   query(q: RangeQuery): Promise<QueryResult>;
   health(): Promise<BackendHealth>;
   close(): Promise<void>;

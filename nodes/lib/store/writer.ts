@@ -597,7 +597,7 @@ export class BatchWriter {
     this.inFlight = part;
     let p: Promise<void>;
     try {
-      p = this.backend.write(part);
+      p = this.backend.write(part, { behind: this.behind(cur) });
     } catch (e) {
       p = Promise.reject(e);
     }
@@ -606,6 +606,17 @@ export class BatchWriter {
       (e: unknown) => this.onWriteFailed(cur, part, e),
     );
     this.emitStats();
+  }
+
+  /**
+   * Whether the writer is catching up with the write of `cur`'s head part (WriteHints.behind): batches wait behind
+   * it, or it is one that only falling behind makes (merged, or grown past batchSize while a write was in flight).
+   */
+  private behind(cur: Current): boolean {
+    if (cur.parts.length > 1 || cur.mem?.merged !== undefined || cur.parts[0].count > this.options.batchSize) return true;
+    // The batch being sent is still counted where it came from (memory[0], or the spool's head).
+    const spooled = this.spool?.size().batches ?? 0;
+    return this.memory.length + spooled > 1;
   }
 
   private takeNext(): Current | undefined {
