@@ -682,6 +682,29 @@ export function reportLine(r: CheckReport): string {
 export const SERIES_PAGE = 100_000;
 
 /**
+ * GET `u` and its body as text (status 200, or an Error with the status and the body's start). A connection the
+ * server closed is tried again, twice: the runtime's HTTP server closes a keep-alive connection idle for 5 s, and a
+ * checker parsing a 35 MB answer (16 million readings, 100 devices a request) kept the event loop busy past that,
+ * so fetch reused a socket that was already closed ("fetch failed: other side closed", bench:e2e 2026-12-05).
+ */
+export async function getText(u: string, headers?: Record<string, string>, timeoutMs = 60_000): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    let res: Response;
+    try {
+      res = await fetch(u, { headers, signal: AbortSignal.timeout(timeoutMs) });
+    } catch (e) {
+      // fetch rejects with a TypeError for a network failure (a timeout is a DOMException: not retried). By name, not
+      // instanceof: the TypeError is of the realm fetch runs in (under jest, not the test's).
+      if ((e as Error | undefined)?.name !== 'TypeError' || attempt >= 3) throw e;
+      continue;
+    }
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`GET ${u} answered ${res.status}: ${text.slice(0, 300)}`);
+    return text;
+  }
+}
+
+/**
  * Reads `field` (seq) of `devices` in [start, end] through GET /api/v1/series, in groups of devices and pages
  * of SERIES_PAGE points per series; yields (device, value, ts).
  */
@@ -703,10 +726,7 @@ export async function readSeqsViaApi(
       // maxPoints=0: every point (the API downsamples to 1,000 points a series by default, which hid readings from
       // the checker once a device had more than that in the range: a one-hour soak at 2.5 readings/s per device).
       const u = `${apiBase}/api/v1/series?devices=${encodeURIComponent(t.devices.join(','))}&fields=${encodeURIComponent(field)}&start=${t.from}&end=${end}&maxPoints=0`;
-      const res = await fetch(u, { headers: opts.headers, signal: AbortSignal.timeout(60_000) });
-      const text = await res.text();
-      if (res.status !== 200) throw new Error(`GET ${u} answered ${res.status}: ${text.slice(0, 300)}`);
-      const body = JSON.parse(text) as { series: Array<{ device: string; field: string; points: Array<[number, number]> }> };
+      const body = JSON.parse(await getText(u, opts.headers)) as { series: Array<{ device: string; field: string; points: Array<[number, number]> }> };
       for (const s of body.series) {
         if (s.field !== field) continue;
         for (const [ts, v] of s.points) out.push([s.device, v, ts]);
@@ -733,10 +753,7 @@ export async function readRollupCountsViaApi(
   const sums = new Map<string, number>();
   for (let i = 0; i < devices.length; i += 50) {
     const u = `${apiBase}/api/v1/series?devices=${encodeURIComponent(devices.slice(i, i + 50).join(','))}&fields=${encodeURIComponent(field)}&level=${encodeURIComponent(opts.level ?? '1m')}&stat=count&start=${start}&end=${end}&maxPoints=0`;
-    const res = await fetch(u, { headers: opts.headers, signal: AbortSignal.timeout(60_000) });
-    const text = await res.text();
-    if (res.status !== 200) throw new Error(`GET ${u} answered ${res.status}: ${text.slice(0, 300)}`);
-    const body = JSON.parse(text) as { series: Array<{ device: string; points: Array<[number, number]> }> };
+    const body = JSON.parse(await getText(u, opts.headers)) as { series: Array<{ device: string; points: Array<[number, number]> }> };
     for (const sr of body.series) for (const [, v] of sr.points) sums.set(sr.device, (sums.get(sr.device) ?? 0) + v);
   }
   return sums;

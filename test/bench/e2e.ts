@@ -530,6 +530,7 @@ async function main(): Promise<void> {
   await gen.close();
   log(`checking all ${publishedAll} readings in the store...`);
   let check: CheckReport | undefined;
+  let checkError: string | undefined;
   const expected = expectedOf(gen);
   await waitFor(
     'every reading in the store',
@@ -539,8 +540,10 @@ async function main(): Promise<void> {
     },
     120_000,
     3000,
-  ).catch(() => undefined);
-  log(`  store: ${check ? reportLine(check) : 'not read'}`);
+  ).catch((e: Error) => {
+    checkError = e.message;
+  });
+  log(`  store: ${check ? reportLine(check) : `not read: ${checkError ?? 'no answer'}`}`);
   const twRss = rssMB(rt.pid);
   await rt.stop();
 

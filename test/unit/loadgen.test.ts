@@ -5,6 +5,7 @@
  * to check the node type, code and count each kind declares), the checker's tally, the Prometheus parsing and the command line.
  */
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { encodePoint } from '../../nodes/lib/line-protocol';
 import { DEFAULT_NORMALISE_OPTIONS, normalise } from '../../nodes/lib/normalise';
@@ -20,6 +21,7 @@ import {
   bucketCapacity,
   diffCounts,
   expectedRejects,
+  getText,
   hostileDeviceId,
   hostileKindAt,
   loadDeviceId,
@@ -321,4 +323,50 @@ test('rollupMismatches: devices whose rollups counted other than they published,
     ['load-0003', 7, 0],
   ]);
   expect(rollupMismatches(expected, new Map(expected))).toEqual([]);
+});
+
+describe('getText (the checker reading the store through the API)', () => {
+  /** A server that drops the connection of its first `drops` requests without an answer, then answers 'ok'. */
+  async function flaky(drops: number, status = 200): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+    let n = 0;
+    const server = http.createServer((req, res) => {
+      n++;
+      if (n <= drops) {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(status, { 'Content-Type': 'text/plain' });
+      res.end(status === 200 ? 'ok' : 'no such thing');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    return { url: `http://127.0.0.1:${port}/x`, requests: () => n, close: () => new Promise((r) => server.close(() => r())) };
+  }
+
+  test('a connection closed by the server is tried again, twice', async () => {
+    const s = await flaky(2);
+    try {
+      await expect(getText(s.url)).resolves.toBe('ok');
+      expect(s.requests()).toBe(3);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a third closed connection fails; an answer other than 200 fails at once with its status', async () => {
+    const s = await flaky(3);
+    try {
+      await expect(getText(s.url)).rejects.toThrow('fetch failed');
+      expect(s.requests()).toBe(3);
+    } finally {
+      await s.close();
+    }
+    const t = await flaky(0, 404);
+    try {
+      await expect(getText(t.url)).rejects.toThrow(/answered 404: no such thing/);
+      expect(t.requests()).toBe(1);
+    } finally {
+      await t.close();
+    }
+  });
 });
