@@ -359,6 +359,13 @@ export class LoadGenerator {
   private hostileConn?: Conn;
   private cursor = 0;
   private hostileNo = 0;
+  /**
+   * Without reconnect: the first connection that closed before close() was called, and why. A run fails on it at
+   * once; it used to go on with the connections left, find its publishes never answered, and fail 30 s after the
+   * phase with no word of the cause (a runtime whose flows were still starting had refused a publish).
+   */
+  private lost: Error | undefined;
+  private closing = false;
 
   constructor(readonly opts: LoadOptions) {
     this.lastSeq = new Uint32Array(opts.devices);
@@ -375,6 +382,8 @@ export class LoadGenerator {
   }
 
   async connect(withHostile = false): Promise<void> {
+    this.closing = false;
+    this.lost = undefined;
     await this.untilBrokerAnswers();
     const tag = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     if (this.opts.provisioningKey !== undefined) {
@@ -401,6 +410,21 @@ export class LoadGenerator {
       }
       this.hostileConn = { client: await connectClient(this.opts.url, `tw-load-${tag}-hostile`), inFlight: 0 };
     }
+    if (!this.opts.reconnect) for (const c of [...this.conns, ...(this.hostileConn ? [this.hostileConn] : [])]) this.watch(c.client);
+  }
+
+  /** Notes the first connection that closes before close() (without reconnect: the run fails on it, see `lost`). */
+  private watch(client: MqttClient): void {
+    let why: string | undefined;
+    client.on('error', (e: Error) => (why ??= e.message));
+    client.once('close', () => {
+      if (this.closing || this.lost !== undefined) return;
+      this.lost = new Error(
+        `load generator: lost the connection ${client.options.clientId ?? '?'} to ${redactUrl(this.opts.url)}${why !== undefined ? ` (${why})` : ''}; ` +
+          'without --reconnect a lost connection ends the run (a runtime whose flows are still starting refuses publishes and ' +
+          'closes the connection: pass --reconnect, as a device with an outbox would, or start the load once the runtime runs its flows)',
+      );
+    });
   }
 
   /**
@@ -435,6 +459,7 @@ export class LoadGenerator {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     const all = [...this.conns, ...(this.hostileConn ? [this.hostileConn] : [])];
     await Promise.all(
       all.map(
@@ -535,8 +560,9 @@ export class LoadGenerator {
     const bucket = new TokenBucket(phase.rate, bucketCapacity(phase.rate, batch), t0, batch);
     let hostileDone = 0;
     let lastProgress = t0;
-    await new Promise<void>((resolve) => {
+    await new Promise<void>((resolve, reject) => {
       const step = (): void => {
+        if (this.lost !== undefined) return reject(this.lost);
         const now = performance.now();
         elapsed = now - t0;
         const over = target === undefined ? elapsed >= phase.durationMs : sent >= target;
@@ -573,6 +599,7 @@ export class LoadGenerator {
     // Wait for the answers (QoS 1 acknowledgements, QoS 0 writes).
     const deadline = Date.now() + 30_000;
     while (this.conns.some((c) => c.inFlight > 0) || (this.hostileConn?.inFlight ?? 0) > 0) {
+      if (this.lost !== undefined) throw this.lost;
       if (Date.now() > deadline) throw new Error('load generator: publishes still unanswered 30 s after the phase ended');
       await new Promise((r) => setTimeout(r, 5));
     }

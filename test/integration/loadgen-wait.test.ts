@@ -1,7 +1,8 @@
 /**
  * The load generator's wait for a broker that is not up yet (--wait S, LoadOptions.waitMs): started before mosquitto,
  * it keeps trying and connects once the broker listens; without a wait, or past it, connect() fails with the broker's
- * error. Real mosquitto on a loopback port.
+ * error. A connection lost during a run without --reconnect fails it at once with the cause. Real mosquitto on a
+ * loopback port.
  */
 import { LoadGenerator, parseLoadArgs, type LoadOptions } from '../../runtime/loadgen';
 import { freePort, startMosquitto, type Mosquitto } from '../support/services';
@@ -54,3 +55,42 @@ test('--wait S on the command line', () => {
   expect(d.options.load.waitMs).toBe(0);
   expect(() => parseLoadArgs(['--wait', 'soon'], {})).toThrow(/--wait must be a number/);
 });
+
+test('without --reconnect, a lost connection fails the run at once, saying why', async () => {
+  const port = await freePort();
+  broker = await startMosquitto({ port });
+  const gen = new LoadGenerator(base(port));
+  await gen.connect();
+  try {
+    const t0 = Date.now();
+    const running = gen.run({ rate: 200, durationMs: 20_000, batch: 1 });
+    const failed = running.then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await broker.stop();
+    broker = undefined;
+    const e = await failed;
+    expect(e?.message).toMatch(/^load generator: lost the connection tw-load-\S+ to mqtt:\/\/127\.0\.0\.1:\d+.*without --reconnect a lost connection ends the run.*pass --reconnect/);
+    // Well before the phase's 20 s (and the 30 s wait for answers after it).
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  } finally {
+    await gen.close();
+  }
+}, 30_000);
+
+test('close() is not a lost connection: a run after a clean close and connect goes on', async () => {
+  const port = await freePort();
+  broker = await startMosquitto({ port });
+  const gen = new LoadGenerator(base(port));
+  await gen.connect();
+  expect((await gen.run({ rate: 50, durationMs: 200, batch: 1, readings: 4 })).readings).toBe(4);
+  await gen.close();
+  await gen.connect();
+  try {
+    expect((await gen.run({ rate: 50, durationMs: 200, batch: 1, readings: 4 })).readings).toBe(4);
+  } finally {
+    await gen.close();
+  }
+}, 30_000);
