@@ -19,8 +19,14 @@
  *     its messages, short of what was published), or
  *   - the store does not hold the step's last reading of every probe device (16 devices spread over the fleet),
  * or when the publisher reached less than 90 % of the asked rate (held up by the broker's backpressure or
- * by its own CPU: the line says which figures). Sustained readings/s = the highest step that was not behind,
- * measured as readings taken in by the normaliser over the step's duration.
+ * by its own CPU: the line says which figures), the publisher's rate counted until its last publish was answered,
+ * or when the runtime took the step in at less than 90 % of the asked rate (it queued and drained after the step).
+ * Sustained readings/s = the highest step that was not behind, measured as readings taken in by the normaliser over
+ * the time from the step's start until it had taken the last of them. Before 2026-12-05 both rates were over the
+ * step's nominal length, which overstated a burst the queues absorbed: with 100 readings a message the generator may
+ * have 10,000 messages (1,000,000 readings) unanswered, and the embedded broker queues 10,000 for the flows before
+ * it holds acknowledgements back, so a 10 s step at 203,000 readings/s "held" while the runtime took them in over
+ * ~20 s (~100,000/s; docs/benchmark-log.md).
  *
  * Latency publish -> stored. The probe devices' seq are read back from the store every 250 ms through GET
  * /api/v1/series (from 250 ms before the oldest of the probes' newest stored readings: a second or two of points,
@@ -300,11 +306,14 @@ async function runStep(t: Target, gen: LoadGenerator, probes: number[], rate: nu
   // Wait up to the lag for ingress and the probes to have everything of this step.
   let caughtUpS: number | undefined;
   let ingested: number;
+  /** When the ingress had taken in the whole step. */
+  let ingressDoneAt: number | undefined;
   let why = '';
   const deadline = endAt + args.lagS * 1000;
   for (;;) {
     ingested = ((await t.ingress()) - ingress0) * batch;
     const ingressOk = ingested >= res.readings;
+    if (ingressOk) ingressDoneAt ??= Date.now();
     let storeOk = !t.probe || [...lastSeq].every(([d, q]) => seen.get(d)!.has(q));
     if (!storeOk && !poll) {
       // Not polled during the step: read the probes now (no latency from these reads).
@@ -331,6 +340,9 @@ async function runStep(t: Target, gen: LoadGenerator, probes: number[], rate: nu
   const written = (await storeWritten(t)) - written0;
   const publisherShort = res.achievedRate < 0.9 * rate;
   if (!why && publisherShort) why = `publisher reached ${res.achievedRate.toFixed(0)}/s of ${rate}/s`;
+  const ingestRate = ingested / (((ingressDoneAt ?? Date.now()) - start) / 1000);
+  // Published in time, taken in late: the broker's queue absorbed the step and the runtime drained it after.
+  if (!why && ingestRate < 0.9 * rate) why = `took in ${ingestRate.toFixed(0)}/s of ${rate}/s (the step queued, drained after its end)`;
   lat.sort((a, b) => a - b);
   return {
     what: t.label,
@@ -340,7 +352,9 @@ async function runStep(t: Target, gen: LoadGenerator, probes: number[], rate: nu
     published: res.readings,
     achievedRate: res.achievedRate,
     ingested,
-    ingestRate: ingested / seconds,
+    // Over the time it took: from the step's start until the ingress had it all (not the step's nominal length, which
+    // overstated a burst the queues absorbed: see LoadGenerator.run's `seconds`).
+    ingestRate,
     endedAt: endAt,
     ...(caughtUpS !== undefined ? { caughtUpS } : {}),
     behind: why !== '',

@@ -1,8 +1,8 @@
 /**
  * The load generator's wait for a broker that is not up yet (--wait S, LoadOptions.waitMs): started before mosquitto,
  * it keeps trying and connects once the broker listens; without a wait, or past it, connect() fails with the broker's
- * error. A connection lost during a run without --reconnect fails it at once with the cause. Real mosquitto on a
- * loopback port.
+ * error. A connection lost during a run without --reconnect fails it at once with the cause; a phase lasts until its
+ * last publish was answered. Real mosquitto on a loopback port.
  */
 import { LoadGenerator, parseLoadArgs, type LoadOptions } from '../../runtime/loadgen';
 import { freePort, startMosquitto, type Mosquitto } from '../support/services';
@@ -91,6 +91,34 @@ test('close() is not a lost connection: a run after a clean close and connect go
   try {
     expect((await gen.run({ rate: 50, durationMs: 200, batch: 1, readings: 4 })).readings).toBe(4);
   } finally {
+    await gen.close();
+  }
+}, 30_000);
+
+test('a phase lasts until its last publish is answered: a broker that holds its acknowledgements back lowers the achieved rate', async () => {
+  const port = await freePort();
+  broker = await startMosquitto({ port });
+  const gen = new LoadGenerator({ ...base(port), maxInFlight: 1000 });
+  await gen.connect();
+  const b = broker;
+  try {
+    // Stopped 300 ms into a 1 s phase and continued 2 s later: the publishes of the last 700 ms are answered then.
+    const pause = setTimeout(() => b.proc.kill('SIGSTOP'), 300);
+    const resume = setTimeout(() => b.proc.kill('SIGCONT'), 2300);
+    const r = await gen.run({ rate: 200, durationMs: 1000, batch: 1 });
+    clearTimeout(pause);
+    clearTimeout(resume);
+    expect(r.readings).toBeGreaterThanOrEqual(180);
+    expect(r.seconds).toBeGreaterThanOrEqual(2.2);
+    expect(r.achievedRate).toBeCloseTo(r.readings / r.seconds, 6);
+    expect(r.achievedRate).toBeLessThan(100);
+    // Answered at once: the phase's own length.
+    const q = await gen.run({ rate: 200, durationMs: 1000, batch: 1 });
+    expect(q.seconds).toBeGreaterThanOrEqual(1);
+    expect(q.seconds).toBeLessThan(1.5);
+    expect(q.achievedRate).toBeGreaterThan(150);
+  } finally {
+    b.proc.kill('SIGCONT');
     await gen.close();
   }
 }, 30_000);
