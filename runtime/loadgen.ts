@@ -16,7 +16,8 @@
  * (a JSON array, consecutive seqs of one device). Messages go round-robin over the devices, paced by a token
  * bucket (rate in readings/s, a small bucket: no bursts beyond about 50 ms of traffic; tokens that overflow
  * it while the publisher is held up, by its own CPU or by too many unacknowledged publishes, are lost and
- * show as achieved < asked). The payload size is set by extra numeric metrics (`--metrics`) or a constant
+ * show as achieved < asked; achieved counts until the last publish was answered, so publishes the broker
+ * acknowledges late, holding them back, lower it too). The payload size is set by extra numeric metrics (`--metrics`) or a constant
  * string field `pad` (`--pad BYTES`, which the shipped normaliser makes a tag).
  *
  * Hostile mix. `--hostile N` spreads N malformed or hostile messages evenly over the run, on their own
