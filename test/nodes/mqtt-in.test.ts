@@ -6,6 +6,7 @@
  * mqtt-in > thingwire-normalise > thingwire-write (confirm delivery) into the embedded store, and into
  * an InfluxDB 1.x that is down (the disk spool makes the points durable, so they are confirmed).
  */
+import * as net from 'node:net';
 import * as mqtt from 'mqtt';
 import mqttInNode from '../../nodes/mqtt/mqtt-in';
 import normaliseNode from '../../nodes/normalise/normalise';
@@ -14,7 +15,7 @@ import writeNode from '../../nodes/write/write';
 import queryNode from '../../nodes/query/query';
 import batchNode from '../../nodes/batch/batch';
 import { ACK_PROPERTY, ackWindowStats, settleAck, type AckStats } from '../../nodes/lib/ack';
-import { freePort, startMosquitto, type Mosquitto } from '../support/services';
+import { startMosquitto, type Mosquitto } from '../support/services';
 import { errorCalls, getNode, helper, record, setDataDir, sleep, until, useHelper, useTempDirs, withCatalogue, type FlowNodeConfig, type NodeMsg } from './harness';
 
 jest.setTimeout(60_000);
@@ -325,15 +326,24 @@ describe('mqtt-in > normalise > write (confirm delivery)', () => {
   test('InfluxDB 1.x down: the points go to the disk spool, which makes them durable, so they are confirmed', async () => {
     setDataDir(tempDir());
     const id = freshClientId();
-    const down = `http://127.0.0.1:${await freePort()}`;
-    await load(pipeline(id, { backend: 'influxdb-v1', url: down, db: 'tw', createDb: true }));
-    await connected();
-    const t0 = Date.now() - 60_000;
-    for (let i = 0; i < 10; i++) await publish('devices/s1/telemetry', JSON.stringify({ ts: t0 + i, v: i }));
-    await until('all 10 confirmed', () => windowStats().acknowledged === 10, 15_000);
-    const store = helper.getNode('store1') as unknown as { service: { stats(): { spooledBatches: number; written: number } } };
-    expect(store.service.stats().spooledBatches).toBeGreaterThan(0);
-    expect(store.service.stats().written).toBe(0);
+    // A port held by a server that drops every connection at once: a free port left unbound could be taken by another
+    // test's server meanwhile, whose silence costs the 10 s request timeout twice (create the database, then write),
+    // past this test's wait (a CI run on 2026-12-05 timed out so, once in many).
+    const dropper = net.createServer((sock) => sock.destroy());
+    await new Promise<void>((resolve) => dropper.listen(0, '127.0.0.1', resolve));
+    try {
+      const down = `http://127.0.0.1:${(dropper.address() as net.AddressInfo).port}`;
+      await load(pipeline(id, { backend: 'influxdb-v1', url: down, db: 'tw', createDb: true }));
+      await connected();
+      const t0 = Date.now() - 60_000;
+      for (let i = 0; i < 10; i++) await publish('devices/s1/telemetry', JSON.stringify({ ts: t0 + i, v: i }));
+      await until('all 10 confirmed', () => windowStats().acknowledged === 10, 15_000);
+      const store = helper.getNode('store1') as unknown as { service: { stats(): { spooledBatches: number; written: number } } };
+      expect(store.service.stats().spooledBatches).toBeGreaterThan(0);
+      expect(store.service.stats().written).toBe(0);
+    } finally {
+      dropper.close();
+    }
   });
 
   test('with thingwire-batch between: fewer, bigger writes, and every message in a batch is confirmed', async () => {
