@@ -445,18 +445,14 @@ async function ramp(t: Target, gen: LoadGenerator, probes: number[], first: numb
   // step counts as held while the publisher reaches 90 % of it, so asking that again can be past the knee (on
   // 2026-12-04 a knee step asked 26,900/s and took in 24,871/s; the latency step at 26,900/s fell behind, p99 5.27 s).
   let latency: Step | undefined = good?.latency ? good : undefined;
-  if (good && !latency && t.probe) {
-    const sustained = Math.max(100, Math.floor(Math.min(good.askedRate, good.ingestRate) / 100) * 100);
-    latency = await one(sustained, true, 'latency at the knee (its sustained rate), polled:\n');
-  }
+  /** `share` of the knee's sustained rate (what it took in, or asked if less), to the 100 below. */
+  const kneeRate = (k: Step, share: number): number => Math.max(100, Math.floor((share * Math.min(k.askedRate, k.ingestRate)) / 100) * 100);
+  if (good && !latency && t.probe) latency = await one(kneeRate(good, 1), true, 'latency at the knee (its sustained rate), polled:\n');
   // The latency with headroom: one more step at HEADROOM of the knee's sustained rate, polled. At the knee itself the
   // latency is queueing (every delivery in flight waits for the store), so it tells how long the queue is, not how
   // fast a reading goes through; this step tells what a runtime run a quarter below its limit gives.
   let headroom: Step | undefined;
-  if (good && t.probe && !args.quick) {
-    const rate = Math.max(100, Math.floor((HEADROOM * Math.min(good.askedRate, good.ingestRate)) / 100) * 100);
-    headroom = await one(rate, true, `latency at ${HEADROOM * 100} % of the knee's sustained rate, polled:\n`);
-  }
+  if (good && t.probe && !args.quick) headroom = await one(kneeRate(good, HEADROOM), true, `latency at ${HEADROOM * 100} % of the knee's sustained rate, polled:\n`);
   return { steps, ...(good ? { knee: good } : {}), ...(latency ? { latency } : {}), ...(headroom ? { headroom } : {}) };
 }
 
