@@ -349,7 +349,9 @@ export class AlertEngine {
   private one(m: unknown, index: number | undefined, now: number, tags: Record<string, string> | undefined, out: AlertOutput): void {
     if (!isObj(m)) return this.reject(out, 'not_a_reading', `expected a Reading, AnomalyScore, LivenessEvent or anomaly AlertEvent object, got ${preview(m)}`, index);
     const device = m.device;
-    if (!isValidDeviceId(device)) return this.reject(out, 'invalid_device', `device must be 1..128 letters, digits and ._:- starting with a letter or digit, got ${preview(device)}`, index);
+    // A device the rule cache holds was checked when first seen (rulesFor is reached only past this check): the
+    // regular expression ran for every reading and score (1-2 % of the runtime at 100,000 readings/s).
+    if (!(typeof device === 'string' && this.ruleCache.has(device)) && !isValidDeviceId(device)) return this.reject(out, 'invalid_device', `device must be 1..128 letters, digits and ._:- starting with a letter or digit, got ${preview(device)}`, index);
     const mt = m.metrics;
     if (mt !== undefined) {
       if (!isObj(mt)) return this.reject(out, 'not_a_reading', 'a reading must be an object { device, ts, metrics } with metrics an object', index);
