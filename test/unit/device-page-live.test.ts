@@ -1,7 +1,7 @@
 /**
  * The Device page's live function (tw.dp.live) and its request router (tw.dp.router), run from flows/starter.json with
  * the flow context as a Map: each valid reading becomes its device's latest (merged by metric, updated in place, late
- * readings ignored, the map kept in order of the last update) and goes to the browsers watching that device only; a
+ * readings ignored, the map kept in order of the last update to within 10 s) and goes to the browsers watching that device only; a
  * watch is answered with a copy of the latest entry, so a later reading cannot change an answer still on its way.
  */
 import { mapStore, starterFunction } from '../support/starter';
@@ -30,20 +30,49 @@ function rig(): { live: (payload: unknown) => Out[]; watch: (socketId: string, d
   };
 }
 
-test('latest: merged by metric, late readings ignored, in order of the last update', () => {
-  const r = rig();
-  expect(r.live({ device: 'a', ts: 1000, metrics: { temperature: 20, humidity: 50 } })).toEqual([]);
-  r.live([
-    { device: 'b', ts: 1500, metrics: { temperature: 30 } },
-    { device: 'a', ts: 2000, metrics: { temperature: 21 } },
-  ]);
-  r.live({ device: 'a', ts: 1800, metrics: { temperature: 99, humidity: 99 } }); // late: history, not latest
-  const { latest } = r.state();
-  expect(latest.get('a')).toEqual({ ts: 2000, metrics: { temperature: 21, humidity: 50 } });
-  expect([...latest.keys()]).toEqual(['b', 'a']);
-  r.live({ device: 'b', ts: 2500, metrics: { humidity: 40 } });
-  expect([...latest.keys()]).toEqual(['a', 'b']);
-  expect(latest.get('b')).toEqual({ ts: 2500, metrics: { temperature: 30, humidity: 40 } });
+test('latest: merged by metric, late readings ignored, in order of the last update to within 10 s', () => {
+  jest.useFakeTimers({ now: 1_000_000 });
+  try {
+    const r = rig();
+    expect(r.live({ device: 'a', ts: 1000, metrics: { temperature: 20, humidity: 50 } })).toEqual([]);
+    r.live([
+      { device: 'b', ts: 1500, metrics: { temperature: 30 } },
+      { device: 'a', ts: 2000, metrics: { temperature: 21 } },
+    ]);
+    r.live({ device: 'a', ts: 1800, metrics: { temperature: 99, humidity: 99 } }); // late: history, not latest
+    const { latest } = r.state();
+    expect(latest.get('a')).toEqual({ ts: 2000, metrics: { temperature: 21, humidity: 50 }, moved: 1_000_000 });
+    // Updated within 10 s of being placed: not moved (moving an entry on every reading cost 40 % of the node's time).
+    expect([...latest.keys()]).toEqual(['a', 'b']);
+    jest.advanceTimersByTime(10_000);
+    r.live({ device: 'a', ts: 2200, metrics: { humidity: 51 } });
+    expect([...latest.keys()]).toEqual(['b', 'a']);
+    r.live({ device: 'b', ts: 2500, metrics: { humidity: 40 } });
+    expect([...latest.keys()]).toEqual(['a', 'b']);
+    expect(latest.get('b')).toEqual({ ts: 2500, metrics: { temperature: 30, humidity: 40 }, moved: 1_010_000 });
+    jest.advanceTimersByTime(5_000);
+    r.live({ device: 'a', ts: 2600, metrics: { humidity: 52 } }); // moved 5 s ago: stays
+    expect([...latest.keys()]).toEqual(['a', 'b']);
+    expect(latest.get('a')).toEqual({ ts: 2600, metrics: { temperature: 21, humidity: 52 }, moved: 1_010_000 });
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
+test('at most 10,000 devices: the least recently moved one is dropped for a new one', () => {
+  jest.useFakeTimers({ now: 1_000_000 });
+  try {
+    const r = rig();
+    for (const p of ['d', 'e']) r.live(Array.from({ length: 5000 }, (_, i) => ({ device: `${p}${i}`, ts: 1, metrics: { v: i } })));
+    jest.advanceTimersByTime(10_000);
+    r.live({ device: 'd0', ts: 2, metrics: { v: -1 } }); // placed 10 s ago: moved to the end
+    r.live({ device: 'new', ts: 2, metrics: { v: 1 } });
+    const keys = [...r.state().latest.keys()];
+    expect(keys.length).toBe(10_000);
+    expect([keys[0], keys.includes('d1'), keys.slice(-2)]).toEqual(['d2', false, ['d0', 'new']]);
+  } finally {
+    jest.useRealTimers();
+  }
 });
 
 test('malformed readings are skipped, the others kept', () => {
