@@ -52,21 +52,111 @@ describe('Journal', () => {
     again.close();
   });
 
-  test('a torn last line (a crash mid-write) is skipped quietly; a bad line before it is counted', () => {
+  test('a torn last record (a crash mid-write) is skipped quietly; records before it come back', () => {
     const j = new Journal(base());
+    const file = path.join(dir, 'n1.journal-1');
     j.append(1, [reading('d1', T0, 1)]);
     j.append(2, [reading('d1', T0 + S, 2)]);
+    const third = fs.statSync(file).size; // where the third record begins
+    j.append(3, [reading('d2', T0 + S, 3)]);
     j.close();
-    const file = path.join(dir, 'n1.journal-1');
-    fs.appendFileSync(file, '{"s":3,"n":3,"p":[{"dev');
-    let l = new Journal(base()).load();
+    const whole = fs.readFileSync(file);
+    // Cut inside the third record's body, inside its length, right after its length: torn, not counted bad.
+    for (const keep of [whole.length - 5, third + 2, third + 4]) {
+      fs.writeFileSync(file, whole.subarray(0, keep));
+      const l = new Journal(base()).load();
+      expect({ keep, s: l.records.map((r) => r.s), bad: l.bad }).toEqual({ keep, s: [1, 2], bad: 0 });
+    }
+    // A zero length cannot be written: corrupt, counted, and the file read no further.
+    fs.writeFileSync(file, Buffer.concat([whole.subarray(0, third), Buffer.alloc(4), whole.subarray(third)]));
+    const l = new Journal(base()).load();
     expect(l.records.map((r) => r.s)).toEqual([1, 2]);
-    expect(l.bad).toBe(0);
-    // Now the torn line is in the middle, and a line that is JSON but no record follows it.
+    expect(l.bad).toBe(1);
+  });
+
+  test('JSON-line files of before the binary format are still read: a torn last line skipped, a bad line counted', () => {
+    const file = path.join(dir, 'n1.journal-1');
+    fs.writeFileSync(file, `{"s":1,"n":1,"p":[${JSON.stringify(reading('d1', T0, 1))}]}\n{"s":2,"n":2,"t":1}\n{"s":3,"n":3,"p":[{"dev`);
+    let l = new Journal(base()).load();
+    expect(l.records).toEqual([
+      { s: 1, n: 1, p: [reading('d1', T0, 1)] },
+      { s: 2, n: 2, t: 1 },
+    ]);
+    expect([l.bad, l.last]).toEqual([0, 2]);
     fs.appendFileSync(file, '\n{"s":"x"}\n{"s":4,"n":4,"p":[]}\n');
     l = new Journal(base()).load();
     expect(l.records.map((r) => r.s)).toEqual([1, 2, 4]);
     expect(l.bad).toBe(2);
+    // Appends after it go to a file of the new format, and both are read, in order.
+    const j = new Journal(base());
+    j.load();
+    expect(j.append(5, [reading('d1', T0 + S, 2)])).toBe(5);
+    j.close();
+    expect(new Journal(base()).load().records.map((r) => r.s)).toEqual([1, 2, 4, 5]);
+  });
+
+  test('every payload comes back as the engine took it: plain readings compactly, anything else as JSON would', () => {
+    const j = new Journal(base());
+    const nan = { device: 'd1', ts: T0, metrics: { a: Number.NaN, b: -Infinity, c: -0, d: 1e-310, e: Number.MAX_VALUE } };
+    const payloads: unknown[] = [
+      [reading('d1', T0, 1), reading('d2', T0 + 1, 2.5)],
+      { device: 'd1', ts: T0, metrics: { t: 1, h: 2 } },
+      [{ device: 'ä-ß:1', ts: T0, metrics: { 'temp °C': 21.25, 'x\u2028y': 3 }, tags: { site: 'Zürich', fw: '1.2' } }],
+      [{ device: 'd1', ts: T0, metrics: {}, tags: {} }],
+      [{ device: 'd1', ts: T0, metrics: { t: 1 }, tags: undefined }],
+      [],
+      // Not plain readings: written as JSON, read back as JSON gives them.
+      [{ device: 'd1', ts: T0, metrics: { t: 1 }, seq: 4 }],
+      [{ device: 'd1', ts: T0, metrics: { t: 'high', n: 1 } }],
+      [{ device: 'd1', ts: T0, metrics: { t: 1 }, tags: { n: 2 } }],
+      [{ device: 7, ts: T0, metrics: { t: 1 } }],
+      [reading('d1', T0, 1), null],
+      { device: 'd1', ts: '2026', metrics: { t: 1 } },
+      'text',
+      42,
+      null,
+      [[reading('d1', T0, 1)]],
+    ];
+    payloads.forEach((p, i) => j.append(i, p));
+    j.append(100, [nan]);
+    j.close();
+    const l = new Journal(base()).load();
+    expect(l.bad).toBe(0);
+    expect(l.records.slice(0, payloads.length).map((r) => r.p)).toEqual(payloads.map((p) => JSON.parse(JSON.stringify(p)) as unknown));
+    // Numbers JSON cannot hold come back as the engine took them (JSON would have made them null).
+    const back = (l.records[payloads.length].p as Array<{ metrics: Record<string, number> }>)[0].metrics;
+    expect(back.a).toBeNaN();
+    expect([back.b, Object.is(back.c, -0), back.d, back.e]).toEqual([-Infinity, true, 1e-310, Number.MAX_VALUE]);
+  });
+
+  test('plain readings take less than half the bytes of JSON, names written once a file', () => {
+    const j = new Journal(base());
+    const batch = Array.from({ length: 100 }, (_, i) => ({ device: `load-${i % 10}`, ts: T0 + i, metrics: { seq: i, temperature: 20 + i / 7, humidity: 50 + i / 3, vibration: i / 11 }, tags: { type: 'sensor' } }));
+    for (let k = 0; k < 10; k++) j.append(k, batch);
+    j.close();
+    const bytes = fs.statSync(path.join(dir, 'n1.journal-1')).size;
+    const json = 10 * JSON.stringify(batch).length;
+    expect(bytes).toBeLessThan(json / 2);
+    expect(new Journal(base()).load().records.map((r) => r.p)).toEqual(Array.from({ length: 10 }, () => batch));
+  });
+
+  test('a file a crash left under the next mark: kept when it holds the header only, else moved aside', () => {
+    const file = path.join(dir, 'n1.journal-1');
+    fs.writeFileSync(file, Buffer.from('TWJ1\n\0\0\0', 'latin1'));
+    let j = new Journal(base());
+    expect(j.load()).toMatchObject({ records: [], bad: 0, last: 0 });
+    j.append(1, [reading('d1', T0, 1)]);
+    j.close();
+    expect(new Journal(base()).load().records.map((r) => r.s)).toEqual([1]);
+    // A torn first record (its file holds nothing whole): the next start writes the same name again.
+    fs.writeFileSync(file, Buffer.concat([fs.readFileSync(file).subarray(0, 12)]));
+    j = new Journal(base());
+    expect(j.load()).toMatchObject({ records: [], bad: 0, last: 0 });
+    j.append(2, [reading('d1', T0, 2)]);
+    j.close();
+    const aside = fs.readdirSync(dir).filter((n) => n.startsWith('n1.journal-1.aside-'));
+    expect(aside.length).toBe(1);
+    expect(new Journal(base()).load().records).toEqual([{ s: 1, n: 2, p: [reading('d1', T0, 2)] }]);
   });
 
   test('deleteBefore removes only files whose records are all below the mark, never the open one', () => {
