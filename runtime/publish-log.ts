@@ -10,8 +10,11 @@
  * for the write: see startEmbeddedBroker), and a logged message is released once every QoS 1 delivery the broker
  * queued for it on a persistent session (clean session off) was acknowledged by that subscriber. The flows' input
  * acknowledges only what the store holds, so released means stored. The log is a series of segment files
- * `<dir>/<number>.log`, one JSON line a message (`{"t": topic, "q": qos, "p": payload in base64}`), a new segment every
- * second; a segment is deleted once it is closed and every message in it released. On the next start the
+ * `<dir>/<number>.log`, a new segment every second; a segment is deleted once it is closed and every message in it
+ * released. A segment is the 8 bytes `TWP1\n\0\0\0`, then one record a message: a u32 (little-endian) length of
+ * what follows, the QoS byte, a u16 topic length, the topic (UTF-8) and the payload's bytes as they came (written
+ * with the payload's own buffer, no copy or encoding of it; until 2026-12-05 a JSON line with the payload in base64,
+ * which cost ~4 % of the main thread at 300,000 readings/s batched: such segments are still read). On the next start the
  * segments left are read back (recovered()) and published again once the flows' input has subscribed (duplicates
  * are possible and the store keeps one copy); then they are deleted (dropRecovered()).
  *
@@ -63,6 +66,8 @@ export const PUBLISH_LOG_DEFAULTS = {
 } as const;
 
 const SEGMENT_RE = /^(\d{12})\.log$/;
+/** The first bytes of a segment in the binary format (segments without them are JSON lines, from before 2026-12-05). */
+const MAGIC = Buffer.from('TWP1\n\0\0\0', 'latin1');
 
 interface Segment {
   id: number;
@@ -75,6 +80,8 @@ interface Segment {
   live: number;
   /** Of those, the ones whose publish the broker has not finished. */
   transit: number;
+  /** MAGIC is written (with the segment's first write). */
+  headed: boolean;
 }
 
 /** One logged message: held by the broker (keyed by its payload) until released. */
@@ -95,7 +102,7 @@ export interface PublishLogStats {
   bytes: number;
   /** Messages whose segment was deleted past maxBytes before they were released. */
   dropped: number;
-  /** Lines in recovered segments that could not be read (a torn last line after a crash). */
+  /** Records (lines, in the old format) in recovered segments that could not be read (a torn last one after a crash). */
   badLines: number;
 }
 
@@ -108,7 +115,8 @@ export class PublishLog {
   private readonly segments: Segment[] = [];
   private current: Segment;
   private nextId: number;
-  private buf: string[] = [];
+  /** The turn's records: each message's head (length, QoS, topic) and its payload. */
+  private buf: Buffer[] = [];
   private waiting: Callback[] = [];
   private flushQueued = false;
   private dirty = false;
@@ -177,19 +185,24 @@ export class PublishLog {
    */
   append(p: LoggedPacket, done: Callback): LogEntry {
     if (this.closed) throw new Error('the publish log is closed');
-    // The same JSON as JSON.stringify({ t, q, p }) would make, without building the object: 0.55 us a line instead of 1.5 (a 100-byte payload).
-    const line = `{"t":${JSON.stringify(p.topic)},"q":${p.qos},"p":"${p.payload.toString('base64')}"}\n`;
+    const topicBytes = Buffer.byteLength(p.topic);
+    const head = Buffer.allocUnsafe(7 + topicBytes);
+    const len = 3 + topicBytes + p.payload.length;
+    head.writeUInt32LE(len, 0);
+    head[4] = p.qos;
+    head.writeUInt16LE(topicBytes, 5);
+    head.write(p.topic, 7, topicBytes, 'utf8');
     const now = this.now();
     if (this.current.bytes > 0 && (this.current.bytes >= this.opts.rotateBytes || now - this.current.openedAt >= this.opts.rotateMs)) {
       this.flush(); // the lines so far belong to the segment they were counted in
       this.rotate(now);
     }
     const seg = this.current;
-    seg.bytes += Buffer.byteLength(line);
+    seg.bytes += 4 + len;
     seg.live++;
     seg.transit++;
     this.st.appended++;
-    this.buf.push(line);
+    this.buf.push(head, p.payload);
     this.waiting.push(done);
     if (!this.flushQueued) {
       this.flushQueued = true;
@@ -226,15 +239,20 @@ export class PublishLog {
   flush(): void {
     this.flushQueued = false;
     if (this.buf.length === 0) return;
-    const text = this.buf.length === 1 ? this.buf[0] : this.buf.join('');
+    const bufs = this.buf;
     const cbs = this.waiting;
     this.buf = [];
     this.waiting = [];
     let err: Error | null = null;
     try {
-      const fd = this.current.fd;
+      const seg = this.current;
+      const fd = seg.fd;
       if (fd === undefined) throw new Error('no open segment');
-      fs.writeSync(fd, text);
+      if (!seg.headed) {
+        bufs.unshift(MAGIC);
+        seg.headed = true;
+      }
+      fs.writevSync(fd, bufs);
       this.dirty = true;
     } catch (e) {
       err = new Error(`publish log: cannot write ${this.current.file}: ${(e as Error).message}`);
@@ -310,7 +328,7 @@ export class PublishLog {
     } catch (e) {
       this.warn(`publish log: cannot open ${file}: ${(e as Error).message}`);
     }
-    const seg: Segment = { id, file, fd, bytes: 0, openedAt: this.now(), closedAt: undefined, live: 0, transit: 0 };
+    const seg: Segment = { id, file, fd, bytes: 0, openedAt: this.now(), closedAt: undefined, live: 0, transit: 0, headed: false };
     this.segments.push(seg);
     return seg;
   }
@@ -356,13 +374,42 @@ export class PublishLog {
   }
 
   private readSegment(file: string): void {
-    let text: string;
+    let b: Buffer;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      b = fs.readFileSync(file);
     } catch (e) {
       this.warn(`publish log: cannot read ${file}: ${(e as Error).message}`);
       return;
     }
+    if (b.length >= MAGIC.length && b.subarray(0, MAGIC.length).equals(MAGIC)) this.readRecords(b);
+    else this.readLines(b.toString('utf8'));
+  }
+
+  /** A binary segment: its records in order; a torn last one (a crash mid-write) is counted and ends it. */
+  private readRecords(b: Buffer): void {
+    let pos = MAGIC.length;
+    while (pos < b.length) {
+      const len = pos + 4 <= b.length ? b.readUInt32LE(pos) : -1;
+      const end = pos + 4 + len;
+      if (len < 3 || end > b.length) {
+        this.st.badLines++;
+        return;
+      }
+      const qos = b[pos + 4];
+      const topicBytes = b.readUInt16LE(pos + 5);
+      const topicEnd = pos + 7 + topicBytes;
+      if ((qos !== 1 && qos !== 2) || topicBytes === 0 || topicEnd > end) {
+        this.st.badLines++;
+      } else {
+        // A copy: the file's buffer is let go of once read.
+        this.recoveredPackets.push({ topic: b.toString('utf8', pos + 7, topicEnd), qos, payload: Buffer.from(b.subarray(topicEnd, end)) });
+      }
+      pos = end;
+    }
+  }
+
+  /** A segment written before 2026-12-05: one JSON line a message, the payload in base64. */
+  private readLines(text: string): void {
     for (const line of text.split('\n')) {
       if (line === '') continue;
       try {

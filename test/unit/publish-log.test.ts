@@ -63,17 +63,39 @@ test('what was written comes back from a crash image, byte for byte, in order', 
   expect(again.stats().badLines).toBe(0);
 });
 
-test('the lines of one turn go out in one write, and every callback waits for it', async () => {
+test('the records of one turn go out in one write, and every callback waits for it', async () => {
   const dir = tmpDir('publish-log');
   const l = newLog(dir);
   const order: string[] = [];
-  for (let i = 0; i < 3; i++) l.append(packet(i), (err) => order.push(`cb${i}:${err === null}`));
+  const sent = [0, 1, 2].map(packet);
+  sent.forEach((p, i) => l.append(p, (err) => order.push(`cb${i}:${err === null}`)));
   order.push('sync end');
   const file = path.join(dir, segmentFiles(dir)[0]);
-  expect(fs.readFileSync(file, 'utf8')).toBe(''); // nothing written before the turn's synchronous work ends
+  expect(fs.readFileSync(file).length).toBe(0); // nothing written before the turn's synchronous work ends
   await Promise.resolve();
   expect(order).toEqual(['sync end', 'cb0:true', 'cb1:true', 'cb2:true']);
-  expect(fs.readFileSync(file, 'utf8').split('\n').filter((x) => x !== '')).toHaveLength(3);
+  // The header, then per message its length (u32), QoS, topic length (u16), topic and payload as they came.
+  const expected = Buffer.concat([
+    Buffer.from('TWP1\n\0\0\0', 'latin1'),
+    ...sent.map((p) => {
+      const head = Buffer.alloc(7);
+      head.writeUInt32LE(3 + Buffer.byteLength(p.topic) + p.payload.length, 0);
+      head[4] = p.qos;
+      head.writeUInt16LE(Buffer.byteLength(p.topic), 5);
+      return Buffer.concat([head, Buffer.from(p.topic), p.payload]);
+    }),
+  ]);
+  expect(fs.readFileSync(file).equals(expected)).toBe(true);
+});
+
+test('segments of the JSON-line format (before 2026-12-05) are still read: each line a message, a torn one counted', () => {
+  const dir = tmpDir('publish-log');
+  const sent = [0, 1].map(packet);
+  const lines = sent.map((p) => `${JSON.stringify({ t: p.topic, q: p.qos, p: p.payload.toString('base64') })}\n`).join('');
+  fs.writeFileSync(path.join(dir, '000000000007.log'), `${lines}{"t":"devices/d1/telemetry","q":1,"p":"eyJz`);
+  const again = newLog(dir);
+  expect(again.recovered()).toEqual(sent);
+  expect(again.stats().badLines).toBe(1);
 });
 
 test('a segment is deleted once closed and every message in it released; a crash image then holds only the rest', async () => {
@@ -128,15 +150,21 @@ test('a message waits for every QoS 1 delivery; extra acknowledgements of a rele
   expect(l.stats().released).toBe(2);
 });
 
-test('a torn last line (the write a crash cut) is skipped and counted; the lines before it come back', async () => {
+test('a torn last record (the write a crash cut) is skipped and counted; the records before it come back', async () => {
   const dir = tmpDir('publish-log');
   const l = newLog(dir);
-  for (let i = 0; i < 3; i++) await append(l, packet(i));
+  for (let i = 0; i < 4; i++) await append(l, packet(i));
   const img = crashImage(dir);
-  fs.appendFileSync(path.join(img, segmentFiles(img)[0]), '{"t":"devices/d1/telemetry","q":1,"p":"eyJz');
-  const again = newLog(img);
-  expect(seqs(again.recovered())).toEqual([0, 1, 2]);
-  expect(again.stats().badLines).toBe(1);
+  const file = path.join(img, segmentFiles(img)[0]);
+  const whole = fs.readFileSync(file);
+  // Cut inside the last record's payload, inside its topic, inside its length.
+  const last = whole.length - (7 + Buffer.byteLength(packet(3).topic) + packet(3).payload.length);
+  for (const keep of [whole.length - 3, last + 9, last + 2]) {
+    fs.writeFileSync(file, whole.subarray(0, keep));
+    const again = newLog(img);
+    expect({ keep, seqs: seqs(again.recovered()), bad: again.stats().badLines }).toEqual({ keep, seqs: [0, 1, 2], bad: 1 });
+    again.close();
+  }
 });
 
 test('recovered segments stay until dropRecovered(), so a crash during the replay finds them again', async () => {
@@ -197,7 +225,7 @@ test('past maxBytes the oldest segments are deleted with a warning and counted',
   const c = clock();
   const dir = tmpDir('publish-log');
   const warnings: string[] = [];
-  const l = newLog(dir, { now: c.now, rotateMs: 1000, maxBytes: 1500, log: (m) => warnings.push(m) });
+  const l = newLog(dir, { now: c.now, rotateMs: 1000, maxBytes: 800, log: (m) => warnings.push(m) });
   for (let s = 0; s < 4; s++) {
     for (let i = 0; i < 5; i++) {
       const e = await append(l, packet(s * 5 + i));
@@ -207,13 +235,13 @@ test('past maxBytes the oldest segments are deleted with a warning and counted',
     c.advance(1000);
   }
   const before = l.stats();
-  expect(before.bytes).toBeGreaterThan(1500);
+  expect(before.bytes).toBeGreaterThan(800);
   l.tick();
   const after = l.stats();
-  expect(after.bytes).toBeLessThanOrEqual(1500);
+  expect(after.bytes).toBeLessThanOrEqual(800);
   expect(after.dropped).toBeGreaterThan(0);
   expect(after.dropped % 5).toBe(0); // whole segments
-  expect(warnings.join('\n')).toMatch(/over 1500 bytes on disk: deleted \d+\.log with 5 messages not yet acknowledged/);
+  expect(warnings.join('\n')).toMatch(/over 800 bytes on disk: deleted \d+\.log with 5 messages not yet acknowledged/);
   const kept = seqs(newLog(crashImage(dir)).recovered());
   expect(kept).toEqual(Array.from({ length: 20 - after.dropped }, (_, i) => after.dropped + i)); // the newest kept
 });
