@@ -88,6 +88,17 @@ test('the records of one turn go out in one write, and every callback waits for 
   expect(fs.readFileSync(file).equals(expected)).toBe(true);
 });
 
+test('a turn of more messages than one writev takes (IOV_MAX, 1,024 buffers) is written whole, in order', async () => {
+  const dir = tmpDir('publish-log');
+  const l = newLog(dir);
+  const sent = Array.from({ length: 3000 }, (_, i) => packet(i));
+  const errors: Array<Error | null> = [];
+  for (const p of sent) l.append(p, (err) => errors.push(err));
+  await Promise.resolve();
+  expect([errors.length, errors.every((e) => e === null)]).toEqual([3000, true]);
+  expect(newLog(crashImage(dir)).recovered()).toEqual(sent);
+});
+
 test('segments of the JSON-line format (before 2026-12-05) are still read: each line a message, a torn one counted', () => {
   const dir = tmpDir('publish-log');
   const sent = [0, 1].map(packet);
