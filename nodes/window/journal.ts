@@ -66,8 +66,11 @@ const K_JSON = 3;
 const K_TICK = 4;
 /** u16 tag count meaning "no tags object". */
 const NO_TAGS = 0xffff;
-/** A reading's own properties READINGS holds (any other makes the payload JSON). */
-const READING_KEYS = 4;
+/**
+ * String ids a file may give (device, metric and tag names): past it, readings with new names are written as JSON
+ * (a file lasts until the next snapshot, a minute by default; this bounds the map a fleet of churning ids could grow).
+ */
+const MAX_IDS = 100_000;
 /** The encoding buffer is let go of after a record larger than this (it grows to the largest record). */
 const KEEP_BYTES = 1 << 20;
 
@@ -122,6 +125,7 @@ class Encoder {
   private id(s: string): number {
     let id = this.ids.get(s);
     if (id !== undefined) return id;
+    if (this.ids.size >= MAX_IDS) throw NOT_READINGS;
     id = this.ids.size;
     this.ids.set(s, id);
     this.added.push(s);
@@ -226,16 +230,13 @@ class Encoder {
   /** Checks that `v` is a plain reading READINGS holds exactly and gives its strings ids; throws NOT_READINGS if not. */
   private define(v: unknown): void {
     if (!isPlainObject(v)) throw NOT_READINGS;
-    let n = 0;
     for (const k in v) {
-      if (!hasOwn.call(v, k)) continue;
-      if (k !== 'device' && k !== 'ts' && k !== 'metrics' && k !== 'tags') throw NOT_READINGS;
-      n++;
+      if (hasOwn.call(v, k) && k !== 'device' && k !== 'ts' && k !== 'metrics' && k !== 'tags') throw NOT_READINGS;
     }
     const { device, ts, metrics, tags } = v as Record<string, unknown>;
     if (typeof device !== 'string' || typeof ts !== 'number' || !isPlainObject(metrics)) throw NOT_READINGS;
     // A tags property holding undefined: JSON leaves it out, and so does READINGS (no tags object).
-    if (n > READING_KEYS || (tags !== undefined && !isPlainObject(tags))) throw NOT_READINGS;
+    if (tags !== undefined && !isPlainObject(tags)) throw NOT_READINGS;
     this.id(device);
     let nm = 0;
     for (const k in metrics) {

@@ -140,6 +140,21 @@ describe('Journal', () => {
     expect(new Journal(base()).load().records.map((r) => r.p)).toEqual(Array.from({ length: 10 }, () => batch));
   });
 
+  test('past 100,000 names in a file, readings with new names are written as JSON; all come back', () => {
+    const j = new Journal(base());
+    const batch = (from: number): Reading[] => Array.from({ length: 10_000 }, (_, i) => reading(`dev-${from + i}`, T0, i));
+    // 10 batches of 10,000 new devices plus the metric name: the 10th passes the bound.
+    const sent = Array.from({ length: 11 }, (_, k) => batch(k * 10_000));
+    sent.forEach((b, k) => j.append(k, b));
+    j.append(11, [reading('dev-5', T0 + S, 1)]); // a name the file holds: still compact
+    j.close();
+    const file = path.join(dir, 'n1.journal-1');
+    const text = fs.readFileSync(file).toString('latin1');
+    expect(text.includes('"device":"dev-99999"')).toBe(true); // the batch that passed the bound went as JSON
+    expect(text.includes('"device":"dev-5"')).toBe(false);
+    expect(new Journal(base()).load().records.map((r) => r.p)).toEqual([...sent, [reading('dev-5', T0 + S, 1)]]);
+  });
+
   test('a file a crash left under the next mark: kept when it holds the header only, else moved aside', () => {
     const file = path.join(dir, 'n1.journal-1');
     fs.writeFileSync(file, Buffer.from('TWJ1\n\0\0\0', 'latin1'));
