@@ -30,6 +30,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isPlainObject } from '../lib/names';
 
 export interface JournalRecord {
   /** Mark: one more than the record before. */
@@ -75,12 +76,6 @@ const MAX_IDS = 100_000;
 const KEEP_BYTES = 1 << 20;
 
 const hasOwn = Object.prototype.hasOwnProperty;
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v) as unknown;
-  return proto === Object.prototype || proto === null;
-}
 
 /** Thrown inside the READINGS encoder: the payload is written as JSON instead. */
 const NOT_READINGS = new Error('not plain readings');

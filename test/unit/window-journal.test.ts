@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as vm from 'node:vm';
 import type { Reading } from '../../nodes/lib/contract';
 import { WindowEngine, type WindowEngineOptions } from '../../nodes/window/engine';
 import { Journal } from '../../nodes/window/journal';
@@ -138,6 +139,16 @@ describe('Journal', () => {
     const json = 10 * JSON.stringify(batch).length;
     expect(bytes).toBeLessThan(json / 2);
     expect(new Journal(base()).load().records.map((r) => r.p)).toEqual(Array.from({ length: 10 }, () => batch));
+  });
+
+  test("readings made in another realm (a Function node's VM context) are plain readings too", () => {
+    const j = new Journal(base());
+    const made = vm.runInNewContext(`[{ device: 'd-vm', ts: ${T0}, metrics: { t: 1.5 }, tags: { site: 'a' } }]`) as unknown[];
+    expect(Object.getPrototypeOf(made[0])).not.toBe(Object.prototype);
+    j.append(1, made);
+    j.close();
+    expect(fs.readFileSync(path.join(dir, 'n1.journal-1')).toString('latin1')).not.toContain('"device"');
+    expect(new Journal(base()).load().records.map((r) => r.p)).toEqual([[{ device: 'd-vm', ts: T0, metrics: { t: 1.5 }, tags: { site: 'a' } }]]);
   });
 
   test('past 100,000 names in a file, readings with new names are written as JSON; all come back', () => {
