@@ -88,10 +88,13 @@ class Encoder {
   ids = new Map<string, number>();
   /** Strings given an id by the record being encoded (taken back when it falls back to JSON). */
   private added: string[] = [];
+  /** Per reading of the record being encoded, as define() counted them: its metrics, then its tags (NO_TAGS: none). */
+  private counts: number[] = [];
 
   reset(): void {
     this.pos = 0;
     this.added.length = 0;
+    this.counts.length = 0;
   }
 
   /** Forgets what the record being encoded defined (it is not written): its ids are free again. */
@@ -178,7 +181,7 @@ class Encoder {
     const isArray = Array.isArray(payload);
     const list = isArray ? (payload as unknown[]) : [payload];
     // String definitions first (each record of its own), then this record: its start is known once they are out.
-    // So readings are walked twice: ids, then the record (ids are Map hits the second time).
+    // So readings are walked twice: ids and counts, then the record (ids are Map hits the second time).
     for (let i = 0; i < list.length; i++) this.define(list[i]);
     const at = this.head(K_READINGS, mark, now);
     this.ensure(5);
@@ -186,15 +189,14 @@ class Encoder {
     this.buf.writeUInt32LE(list.length, this.pos);
     this.pos += 4;
     const ids = this.ids;
+    const counts = this.counts;
     for (let i = 0; i < list.length; i++) {
       const r = list[i] as { device: string; ts: number; metrics: Record<string, number>; tags?: Record<string, string> };
       const m = r.metrics;
-      let nm = 0;
-      for (const k in m) if (hasOwn.call(m, k)) nm++;
+      const nm = counts[2 * i];
       const t = r.tags;
-      let nt = 0;
-      if (t !== undefined) for (const k in t) if (hasOwn.call(t, k)) nt++;
-      this.ensure(16 + 12 * nm + 2 + 8 * nt);
+      const nt = counts[2 * i + 1];
+      this.ensure(16 + 12 * nm + 2 + (nt === NO_TAGS ? 0 : 8 * nt));
       const b = this.buf;
       let p = this.pos;
       b.writeUInt32LE(ids.get(r.device)!, p);
@@ -207,7 +209,7 @@ class Encoder {
         b.writeDoubleLE(m[k], p + 4);
         p += 12;
       }
-      b.writeUInt16LE(t === undefined ? NO_TAGS : nt, p);
+      b.writeUInt16LE(nt, p);
       p += 2;
       if (t !== undefined) {
         for (const k in t) {
@@ -241,8 +243,9 @@ class Encoder {
       nm++;
     }
     if (nm > 0xffff) throw NOT_READINGS;
+    let nt = NO_TAGS;
     if (tags !== undefined) {
-      let nt = 0;
+      nt = 0;
       for (const k in tags) {
         if (!hasOwn.call(tags, k)) continue;
         const tv = tags[k];
@@ -253,6 +256,7 @@ class Encoder {
       }
       if (nt >= NO_TAGS) throw NOT_READINGS;
     }
+    this.counts.push(nm, nt);
   }
 }
 
