@@ -1,7 +1,7 @@
 /**
  * How long the runtime's heavy background jobs hold the event loop (a standalone script, not a registry case):
  *
- *   npm run build && node dist/test/bench/blocking.js [--devices N] [--reps N]
+ *   npm run build && node dist/test/bench/blocking.js [--devices N] [--reps N] [--history-devices N] [--history-rows N]
  *
  * Node-RED runs every node on one thread: while one job runs, no reading moves towards a dashboard. Each job
  * below runs with a 1 ms interval timer beside it; "longest block" is the longest gap between its ticks (the
@@ -12,7 +12,13 @@
  * - store, steady: the same rollups a minute later (no new series);
  * - anomaly save: the anomaly node's state for N devices x 3 metrics (1 reading/s, so full daily and weekly
  *   profiles, ~24 KB a series) saved the node's way (StateFile.saveStream of snapshotText(), in ~4 ms slices)
- *   and the old way (StateFile.save of snapshot(): one JSON.stringify), alternately.
+ *   and the old way (StateFile.save of snapshot(): one JSON.stringify), alternately;
+ * - history query: the starter's history chart (every device's temperature over the range, maxPoints 500) on
+ *   --history-devices devices x --history-rows readings each (default 100 x 36,000: an hour at 10 readings/s),
+ *   the store's way (M4 in the database, then LTTB) and the way before it (every row read, LTTB in
+ *   JavaScript), alternately.
+ * "busy" is the event loop's active time during the job (performance.eventLoopUtilization): what the job took
+ * from everything else in the runtime, however it was sliced.
  *
  * Figures are medians over --reps (default 3). Printed; written to test-output/blocking-bench.json.
  */
@@ -25,22 +31,29 @@ import type { Reading } from '../../nodes/lib/contract';
 import { encodePoint } from '../../nodes/lib/line-protocol';
 import { StateFile } from '../../nodes/lib/state';
 import { EmbeddedBackend } from '../../nodes/lib/store/embedded';
-import type { Batch } from '../../nodes/lib/store/types';
+import { downsample } from '../../nodes/lib/store/query-plan';
+import type { Batch, QueryResult, RangeQuery } from '../../nodes/lib/store/types';
 import { ROOT } from '../support/services';
 
 interface Args {
   devices: number;
   reps: number;
+  historyDevices: number;
+  historyRows: number;
 }
 
+const USAGE = 'usage: node dist/test/bench/blocking.js [--devices N] [--reps N] [--history-devices N] [--history-rows N]';
+
 function parseArgs(argv: string[]): Args {
-  const a: Args = { devices: 2000, reps: 3 };
+  const a: Args = { devices: 2000, reps: 3, historyDevices: 100, historyRows: 36_000 };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = Number(argv[i + 1]);
     if (k === '--devices' && Number.isInteger(v) && v > 0) a.devices = v;
     else if (k === '--reps' && Number.isInteger(v) && v > 0) a.reps = v;
-    else throw new Error(`unknown or bad argument ${k}\nusage: node dist/test/bench/blocking.js [--devices N] [--reps N]`);
+    else if (k === '--history-devices' && Number.isInteger(v) && v > 0) a.historyDevices = v;
+    else if (k === '--history-rows' && Number.isInteger(v) && v > 0) a.historyRows = v;
+    else throw new Error(`unknown or bad argument ${k}\n${USAGE}`);
     i++;
   }
   return a;
@@ -49,6 +62,7 @@ function parseArgs(argv: string[]): Args {
 interface Measure {
   ms: number;
   cpuMs: number;
+  busyMs: number;
   longestBlockMs: number;
 }
 
@@ -62,6 +76,7 @@ async function measure(job: () => Promise<unknown>): Promise<Measure> {
     last = now;
   }, 1);
   const cpu0 = process.cpuUsage();
+  const elu0 = performance.eventLoopUtilization();
   const t0 = performance.now();
   try {
     await job();
@@ -72,11 +87,16 @@ async function measure(job: () => Promise<unknown>): Promise<Measure> {
   const end = performance.now();
   longest = Math.max(longest, end - last);
   const cpu = process.cpuUsage(cpu0);
-  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, longestBlockMs: longest };
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, busyMs: performance.eventLoopUtilization(elu0).active, longestBlockMs: longest };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const med = (ms: Measure[]): Measure => ({ ms: median(ms.map((m) => m.ms)), cpuMs: median(ms.map((m) => m.cpuMs)), longestBlockMs: median(ms.map((m) => m.longestBlockMs)) });
+const med = (ms: Measure[]): Measure => ({
+  ms: median(ms.map((m) => m.ms)),
+  cpuMs: median(ms.map((m) => m.cpuMs)),
+  busyMs: median(ms.map((m) => m.busyMs)),
+  longestBlockMs: median(ms.map((m) => m.longestBlockMs)),
+});
 const METRICS = ['temperature', 'humidity', 'vibration'];
 const ROLLUP_FIELDS = ['count', 'sum', 'mean', 'min', 'max', 'stddev', 'first', 'last', 'p50', 'p90', 'p95', 'p99', 'first_ts', 'last_ts', 'window_ms', 'p75', 'p25'];
 const T0 = Date.UTC(2026, 0, 5);
@@ -96,6 +116,22 @@ function rollupBatches(devices: number, ts: number): Batch[] {
 
 async function writeAll(store: EmbeddedBackend, batches: Batch[]): Promise<void> {
   for (const b of batches) await store.write(b);
+}
+
+/** The history store: devices x rows temperature readings 100 ms apart, in 20,000-line batches. */
+async function fillHistory(store: EmbeddedBackend, devices: number, rows: number): Promise<void> {
+  let lines: string[] = [];
+  for (let t = 0; t < rows; t++) {
+    for (let d = 0; d < devices; d++) {
+      const temperature = Math.round((20 + 5 * Math.sin(t / 500 + d) + ((t * 7919 + d * 104_729) % 100) / 100) * 100) / 100;
+      lines.push(`telemetry,device=sim-${d} temperature=${temperature},humidity=50 ${T0 + t * 100}`);
+      if (lines.length === 20_000) {
+        await store.write({ lines: lines.join('\n'), count: lines.length });
+        lines = [];
+      }
+    }
+  }
+  if (lines.length > 0) await store.write({ lines: lines.join('\n'), count: lines.length });
 }
 
 async function main(): Promise<void> {
@@ -135,14 +171,43 @@ async function main(): Promise<void> {
       whole.push(await measure(() => state.save(scorer.snapshot())));
     }
 
+    const history = new EmbeddedBackend({ path: path.join(dir, 'history.duckdb') });
+    const m4Runs: Measure[] = [];
+    const rawRuns: Measure[] = [];
+    try {
+      await fillHistory(history, args.historyDevices, args.historyRows);
+      const q: RangeQuery = { measurement: 'telemetry', fields: ['temperature'], start: T0, end: T0 + args.historyRows * 100, maxPoints: 500 };
+      const check = (r: QueryResult): void => {
+        const points = r.series.reduce((n, x) => n + x.points.length, 0);
+        const want = args.historyDevices * Math.min(500, args.historyRows);
+        if (r.series.length !== args.historyDevices || points !== want) throw new Error(`history answered ${r.series.length} series, ${points} points; expected ${want}`);
+      };
+      for (let r = 0; r < args.reps; r++) {
+        m4Runs.push(await measure(async () => check(await history.query(q))));
+        rawRuns.push(
+          await measure(async () => {
+            const all = await history.query({ ...q, maxPoints: undefined });
+            for (const x of all.series) x.points = downsample(x.points, 500);
+            check(all);
+          }),
+        );
+      }
+    } finally {
+      await history.close();
+    }
+
     const rows: Array<[string, Measure]> = [
       [`store, ${(args.devices * METRICS.length * ROLLUP_FIELDS.length).toLocaleString('en-US')} new series (first 1m rollups)`, med(newSeries)],
       ['store, the same rollups a minute later', med(steady)],
       [`anomaly save, ${(args.devices * METRICS.length).toLocaleString('en-US')} series (${(bytes / 1e6).toFixed(0)} MB), in slices`, med(streamed)],
       ['anomaly save, one JSON.stringify (before)', med(whole)],
+      [`history query, ${((args.historyDevices * args.historyRows) / 1e6).toFixed(1)}M rows to 500 a series, M4 + LTTB`, med(m4Runs)],
+      ['history query, every row read + LTTB in JavaScript (before)', med(rawRuns)],
     ];
-    log('job                                                            |   wall ms |    CPU ms | longest block ms');
-    for (const [name, m] of rows) log(`${name.padEnd(62)} | ${m.ms.toFixed(0).padStart(9)} | ${m.cpuMs.toFixed(0).padStart(9)} | ${m.longestBlockMs.toFixed(1).padStart(16)}`);
+    log('job                                                            |   wall ms |    CPU ms |   busy ms | longest block ms');
+    for (const [name, m] of rows) {
+      log(`${name.padEnd(62)} | ${m.ms.toFixed(0).padStart(9)} | ${m.cpuMs.toFixed(0).padStart(9)} | ${m.busyMs.toFixed(0).padStart(9)} | ${m.longestBlockMs.toFixed(1).padStart(16)}`);
+    }
     const out = path.join(ROOT, 'test-output', 'blocking-bench.json');
     fs.mkdirSync(path.dirname(out), { recursive: true });
     fs.writeFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), args, loadavg: os.loadavg(), rows: rows.map(([job, m]) => ({ job, ...m })) }, null, 2)}\n`);

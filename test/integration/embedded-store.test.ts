@@ -10,6 +10,7 @@ import { encodePoint } from '../../nodes/lib/line-protocol';
 import { EmbeddedBackend } from '../../nodes/lib/store/embedded';
 import { CATCH_UP_SLICE_MS, SLICE_MS, TimeSlicer } from '../../nodes/lib/slice';
 import { StoreError, type Aggregate, type Batch, type FieldValue, type Point, type RangeQuery, type Series } from '../../nodes/lib/store/types';
+import { downsample, m4 } from '../../nodes/lib/store/query-plan';
 
 const T0 = Date.UTC(2026, 0, 1);
 const DAY = 86_400_000;
@@ -460,6 +461,49 @@ describe('embedded store (DuckDB file)', () => {
       expect(label[99]).toEqual([T0 + 4999 * 1000, 's4999']);
       expect(find(r.series, 'dense', 'flag')!.points).toHaveLength(100);
       expect(find(r.series, 'sparse', 'wave')!.points).toHaveLength(100);
+    });
+
+    it('reads the whole range of a series larger than limit: reduced in the database (M4), then LTTB', async () => {
+      // 5,000 rows, limit 1,000: read raw, the answer ended at the 1,000th row (the first 17 minutes of 83).
+      const r = await store.query(q({ fields: ['wave'], devices: ['dense'], maxPoints: 100, limit: 1000 }));
+      const wave = r.series[0].points;
+      expect(wave).toHaveLength(100);
+      expect(wave[0]).toEqual([T0, 0]);
+      expect(wave[99]).toEqual([T0 + 4999 * 1000, Math.sin(4999 / 100)]);
+      expect(wave).toContainEqual([T0 + 2500 * 1000, 1000]);
+      // Under 4 x maxPoints of room the limit keeps its meaning: the earliest rows, then downsampled.
+      const tight = await store.query(q({ fields: ['wave'], devices: ['dense'], maxPoints: 100, limit: 399 }));
+      expect(tight.series[0].points[99][0]).toBe(T0 + 398 * 1000);
+    });
+
+    it('answers what downsample(m4(every row)) gives, ties and merged series included; mixed series are read raw', async () => {
+      const s = await EmbeddedBackend.open({ path: newFile() });
+      try {
+        const points: Point[] = [];
+        for (let i = 0; i < 3000; i++) {
+          const ts = T0 + Math.floor(i / 2) * 700 + (i % 7 === 0 ? 1 : 0);
+          // Two tagsets of one device and field (one answer series), values from a small set, equal times.
+          points.push(point('ties', ts, { v: (i * 7919) % 5 }, 'telemetry', { site: i % 2 === 0 ? 'a' : 'b' }));
+          // Integers and floats in one series.
+          points.push(point('kinds', T0 + i * 500, { v: i % 3 === 0 ? BigInt(i % 11) : (i % 13) / 2 }));
+          // Numbers and strings in one series: no reduction, downsample keeps the newest points.
+          points.push(point('mixed', T0 + i * 500, { v: i % 10 === 0 ? `s${i}` : i }));
+        }
+        await s.write(batchOf(points));
+        for (const maxPoints of [3, 50, 200]) {
+          const all = await s.query(q({ fields: ['v'] }));
+          const down = await s.query(q({ fields: ['v'], maxPoints }));
+          for (const device of ['ties', 'kinds']) {
+            const raw = find(all.series, device, 'v')!.points as Array<[number, number]>;
+            expect(raw.length).toBeGreaterThan(4 * maxPoints);
+            expect([device, maxPoints, find(down.series, device, 'v')!.points]).toEqual([device, maxPoints, downsample(m4(raw, maxPoints), maxPoints)]);
+          }
+          const mixed = find(all.series, 'mixed', 'v')!.points;
+          expect(find(down.series, 'mixed', 'v')!.points).toEqual(mixed.slice(mixed.length - maxPoints));
+        }
+      } finally {
+        await s.close();
+      }
     });
 
     it('leaves smaller series alone, applies after bucketing, and treats 1 and 2 as last / ends', async () => {

@@ -24,7 +24,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { BIGINT, DuckDBStructValue, LIST, VARCHAR, listValue, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
-import { downsample, planQuery, type QueryPlan } from '../store/query-plan';
+import { downsample, m4, m4Buckets, planQuery, M4_PER_BUCKET, type QueryPlan } from '../store/query-plan';
 import { StoreError, type Aggregate, type QueryResult, type RangeQuery, type Series } from '../store/types';
 import { withDb } from './parquet';
 
@@ -75,7 +75,24 @@ function buildSql(files: string[], plan: QueryPlan): Sql {
   const src = `SELECT device, field, ts, ${KIND} AS kind, ${NUM} AS num, v_bool AS b, v_str AS s FROM read_parquet($1) WHERE ${filter}`;
   const t = bucketed ? `(ts - ((ts % ${b}) + ${b}) % ${b})` : '$4';
   let sql: string;
-  if (plan.agg === undefined) {
+  const slices = m4Buckets(plan);
+  if (slices !== undefined) {
+    // Raw, with the M4 reduction of large numeric series, as the embedded store's M4_SQL: a series with a
+    // non-numeric value in the range is read raw.
+    const over = bind(BigInt(M4_PER_BUCKET * slices), BIGINT);
+    const n = bind(BigInt(slices), BIGINT);
+    sql = `WITH r AS NOT MATERIALIZED (${src}),
+      big AS (SELECT device, field, min(ts) AS lo, max(ts) AS hi FROM r GROUP BY device, field
+        HAVING count(*) FILTER (WHERE kind > 1) = 0 AND count(*) > ${over}),
+      a AS (SELECT r.device, r.field, min({'t': r.ts, 'v': r.num}) AS f, max({'t': r.ts, 'v': r.num}) AS l,
+          min({'v': r.num, 't': r.ts}) AS lo, max({'v': r.num, 'n': -r.ts}) AS hi
+        FROM r JOIN big USING (device, field) GROUP BY r.device, r.field, (r.ts - big.lo) * ${n} // (big.hi - big.lo + 1))
+      SELECT device, field, ts::DOUBLE AS t, kind, num, b, s FROM r ANTI JOIN big USING (device, field)
+      UNION ALL SELECT DISTINCT device, field, t::DOUBLE AS t, 0 AS kind, v AS num, NULL::BOOLEAN AS b, NULL::VARCHAR AS s FROM (
+        SELECT device, field, f.t AS t, f.v AS v FROM a UNION ALL SELECT device, field, l.t, l.v FROM a
+        UNION ALL SELECT device, field, lo.t, lo.v FROM a UNION ALL SELECT device, field, -hi.n, hi.v FROM a)
+      ORDER BY device, field, t, kind, num`;
+  } else if (plan.agg === undefined) {
     sql = `SELECT device, field, ts::DOUBLE AS t, kind, num, b, s FROM (${src}) ORDER BY device, field, ts, kind`;
   } else if (plan.agg === 'last') {
     // The row with the largest ts; at equal ts the lowest kind (ts < 2^53, so ts * 4 cannot overflow).
@@ -222,6 +239,11 @@ export function mergeResults(parts: QueryResult[], q: RangeQuery): QueryResult {
       }
       points = [...buckets.entries()].map(([t, vs]): Point2 => [t, combine(plan.agg!, vs)]);
       points.sort((a, b) => a[0] - b[0]);
+    }
+    // The M4 reduction before the limit, as the stores apply it (on every row of the range; see m4Buckets).
+    const slices = m4Buckets(plan);
+    if (slices !== undefined && points.length > M4_PER_BUCKET * slices && points.every((p) => typeof p[1] === 'number')) {
+      points = m4(points as Array<[number, number]>, slices);
     }
     if (points.length > plan.limit) points = points.slice(0, plan.limit);
     if (points.length === 0) continue;

@@ -86,7 +86,7 @@ import {
 import { ThingwireError } from '../errors';
 import { encodePoint, parseLine, splitLines } from '../line-protocol';
 import { CATCH_UP_SLICE_MS, SLICE_MS, TimeSlicer } from '../slice';
-import { downsample, planQuery, type QueryPlan } from './query-plan';
+import { downsample, m4Buckets, planQuery, M4_PER_BUCKET, type QueryPlan } from './query-plan';
 import {
   StoreError,
   type Aggregate,
@@ -457,6 +457,26 @@ function rawSql(kind: Kind): string {
   const v = kind === KIND_INT ? 'p.v::DOUBLE' : 'p.v';
   return `WITH ${MAP_CTE} SELECT m.gid, p.ts::DOUBLE AS t, ${v} AS v FROM ${POINT_TABLES[kind]} p JOIN m USING (sid) WHERE ${IN_RANGE} ORDER BY m.gid, p.ts`;
 }
+
+/**
+ * Raw numbers (floats and integers) with the M4 reduction (see M4_PER_BUCKET in ./query-plan): gid, t, v, kind.
+ * $5 = the count above which a series is reduced, $6 = its slices, $7 = gids that also have non-numeric values
+ * in the range (read raw: downsample keeps the newest points of a mixed series). Series read raw come with
+ * their kind (0 float, 1 integer; equal times float first, as mergeKinds orders them); reduced ones as floats
+ * (kind 0), ordered by time, then value. The range is scanned twice (the counts, then the rows); neither scan
+ * is materialised.
+ */
+const M4_SQL = `WITH ${MAP_CTE},
+  r AS NOT MATERIALIZED (
+    SELECT m.gid, p.ts, p.v AS v, 0 AS kind FROM points_float p JOIN m USING (sid) WHERE ${IN_RANGE}
+    UNION ALL SELECT m.gid, p.ts, p.v::DOUBLE AS v, 1 AS kind FROM points_int p JOIN m USING (sid) WHERE ${IN_RANGE}),
+  big AS (SELECT gid, min(ts) AS lo, max(ts) AS hi FROM r GROUP BY gid HAVING count(*) > $5 AND NOT list_contains($7::INTEGER[], gid)),
+  a AS (SELECT r.gid, min({'t': r.ts, 'v': r.v}) AS f, max({'t': r.ts, 'v': r.v}) AS l, min({'v': r.v, 't': r.ts}) AS lo, max({'v': r.v, 'n': -r.ts}) AS hi
+    FROM r JOIN big USING (gid) GROUP BY r.gid, (r.ts - big.lo) * $6 // (big.hi - big.lo + 1))
+  SELECT r.gid, r.ts::DOUBLE AS t, r.v, r.kind FROM r ANTI JOIN big USING (gid)
+  UNION ALL SELECT DISTINCT gid, t::DOUBLE AS t, v, 0 AS kind FROM (
+    SELECT gid, f.t AS t, f.v AS v FROM a UNION ALL SELECT gid, l.t, l.v FROM a UNION ALL SELECT gid, lo.t, lo.v FROM a UNION ALL SELECT gid, -hi.n, hi.v FROM a)
+  ORDER BY 1, 2, 4, 3`;
 
 /**
  * One aggregate per series and bucket (or per series over the whole range, at $3, without
@@ -1170,9 +1190,9 @@ export class EmbeddedBackend implements StoreBackend {
       const types = bucketed ? [...baseTypes, BIGINT] : baseTypes;
       const limit = plan.limit;
       const perKind: Point2[][][] = []; // [kind][gid] -> points
-      const collect = async (sql: string): Promise<Point2[][]> => {
+      const collect = async (sql: string, extra?: { params: DuckDBValue[]; types: DuckDBType[] }): Promise<Point2[][]> => {
         const lists: Point2[][] = series.map(() => []);
-        await readChunks(conn, sql, params, types, (cols) => {
+        await readChunks(conn, sql, extra ? [...params, ...extra.params] : params, extra ? [...types, ...extra.types] : types, (cols) => {
           const [g, t, v] = cols as [number[], number[], Value[]];
           for (let i = 0; i < g.length; i++) {
             const list = lists[g[i]];
@@ -1181,7 +1201,15 @@ export class EmbeddedBackend implements StoreBackend {
         });
         return lists;
       };
-      if (plan.agg === undefined) {
+      const m4 = m4Buckets(plan);
+      if (m4 !== undefined) {
+        // Non-numeric values first: a series that has them is not reduced.
+        const other = [await collect(rawSql(KIND_BOOL)), await collect(rawSql(KIND_STR))];
+        const mixed: number[] = [];
+        for (let gi = 0; gi < series.length; gi++) if (other[0][gi].length > 0 || other[1][gi].length > 0) mixed.push(gi);
+        const numbers = await collect(M4_SQL, { params: [BigInt(M4_PER_BUCKET * m4), BigInt(m4), listValue(mixed)], types: [BIGINT, BIGINT, LIST(INTEGER)] });
+        perKind.push(numbers, ...other);
+      } else if (plan.agg === undefined) {
         for (const k of KINDS) perKind.push(await collect(rawSql(k)));
       } else if (plan.agg !== 'last') {
         perKind.push(await collect(aggSql(plan.agg, bucketed)));

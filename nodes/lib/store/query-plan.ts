@@ -83,3 +83,74 @@ export function downsample(points: Array<[number, PlanValue]>, maxPoints: number
   if (maxPoints === 2) return [points[0], points[points.length - 1]];
   return lttb(points as Array<[number, number]>, maxPoints);
 }
+
+/**
+ * The reduction a raw query with maxPoints gets in the database before LTTB: M4 (Jugel et al., "M4: A
+ * Visualization-Oriented Time Series Data Aggregation", VLDB 2014). A numeric series of more than
+ * M4_PER_BUCKET x maxPoints values in the range is cut into maxPoints slices of equal time over its own
+ * extent [first ts, last ts], and of each slice only the first, the last, the smallest and the largest value
+ * are read; LTTB then picks maxPoints of those. A line chart drawn from them shows every slice's extremes and
+ * ends, so spikes survive, and the rows read are at most M4_PER_BUCKET x maxPoints a series however many the
+ * range holds (a minute-refreshed one-hour chart of 1,000 devices at 300 readings/s each read 18 million rows
+ * into the event loop without it). Smaller series, and series with non-numeric values in the range, are read
+ * raw as before, so their answers do not change.
+ *
+ * Every tier applies it the same way (embedded store, warm-tier reader, the merge of both: see m4), with these
+ * tie-breaks: first = smallest (ts, value), last = largest (ts, value), smallest = smallest (value, ts),
+ * largest = largest value at the earliest ts; the distinct points ordered by (ts, value).
+ */
+export const M4_PER_BUCKET = 4;
+
+/**
+ * The number of M4 slices for a plan (its maxPoints), or undefined when the plan reads raw rows: aggregates
+ * and buckets are already bounded, and a `limit` under M4_PER_BUCKET x maxPoints keeps its meaning (the
+ * earliest `limit` rows, then downsampled).
+ */
+export function m4Buckets(plan: QueryPlan): number | undefined {
+  if (plan.agg !== undefined || plan.maxPoints === undefined) return undefined;
+  return M4_PER_BUCKET * plan.maxPoints <= plan.limit ? plan.maxPoints : undefined;
+}
+
+/** floor((ts - lo) * buckets / (hi - lo + 1)) exactly, for whole ms lo <= ts <= hi (the databases compute it in BIGINT). */
+export function m4Slice(ts: number, lo: number, hi: number, buckets: number): number {
+  const p = (ts - lo) * buckets;
+  const d = hi - lo + 1;
+  if (p > Number.MAX_SAFE_INTEGER) return Number((BigInt(ts - lo) * BigInt(buckets)) / BigInt(d));
+  // Exact: p and d are whole numbers under 2^53, and p / d = k - r / d (r >= 1) could only round up to k if
+  // 1 / d were under half a unit in the last place of k, that is if k * d (> p) were over 2^53.
+  return Math.floor(p / d);
+}
+
+/**
+ * The M4 reduction of one series (points in ts order, values numbers) into `buckets` slices, as the databases
+ * answer it (see M4_PER_BUCKET); the points themselves when there are no more than M4_PER_BUCKET x buckets.
+ */
+export function m4(points: ReadonlyArray<[number, number]>, buckets: number): Array<[number, number]> {
+  const n = points.length;
+  if (n <= M4_PER_BUCKET * buckets) return points as Array<[number, number]>;
+  const lo = points[0][0];
+  const hi = points[n - 1][0];
+  const out: Array<[number, number]> = [];
+  let i = 0;
+  while (i < n) {
+    const k = m4Slice(points[i][0], lo, hi, buckets);
+    let first = points[i];
+    let last = first;
+    let min = first;
+    let max = first;
+    for (i++; i < n && m4Slice(points[i][0], lo, hi, buckets) === k; i++) {
+      const p = points[i];
+      if (p[0] < first[0] || (p[0] === first[0] && p[1] < first[1])) first = p;
+      if (p[0] > last[0] || (p[0] === last[0] && p[1] > last[1])) last = p;
+      if (p[1] < min[1] || (p[1] === min[1] && p[0] < min[0])) min = p;
+      if (p[1] > max[1] || (p[1] === max[1] && p[0] < max[0])) max = p;
+    }
+    const picked = [first, last, min, max].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    for (let j = 0; j < picked.length; j++) {
+      const p = picked[j];
+      const prev = out[out.length - 1];
+      if (prev === undefined || prev[0] !== p[0] || prev[1] !== p[1]) out.push(p);
+    }
+  }
+  return out;
+}
