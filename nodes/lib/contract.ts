@@ -192,6 +192,7 @@ export type RejectCode =
   | 'schema_not_found'
   | 'validation_failed'
   | 'invalid_query'
+  | 'query_too_large'
   | 'out_of_order'
   | 'unknown_device'
   | 'device_disabled'

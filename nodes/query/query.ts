@@ -4,7 +4,8 @@
  * The query comes from msg.payload (anything missing from the node's defaults);
  * the result replaces msg.payload. Bad queries and store errors leave on output 2.
  */
-import type { Aggregate } from '../lib/store/types';
+import { StoreError, type Aggregate } from '../lib/store/types';
+import type { Reject } from '../lib/contract';
 import { ThingwireError } from '../lib/errors';
 import { configBool, configInt, configList, onInput, rejectError, RejectedError, type Node, type NodeAPI } from '../lib/red';
 import type { StoreNode } from '../store/config';
@@ -84,6 +85,15 @@ export = function register(RED: NodeAPI): void {
         node.status({ fill: 'green', shape: 'dot', text: RED._(`${TYPE}.status.done`, { series: result.series.length, points, ms: Date.now() - t0 }) });
         send([msg, null]);
       } catch (e) {
+        if (e instanceof StoreError && e.status === 413) {
+          // An answer past the store's budget: the query's fault, rejected as a bad query is.
+          const reject: Reject = { code: 'query_too_large', message: e.message };
+          msg.error = rejectError(TYPE, reject);
+          send([null, msg]);
+          node.status({ fill: 'yellow', shape: 'ring', text: reject.code });
+          if (catchRejects) throw new RejectedError(TYPE, reject);
+          return;
+        }
         // A store failure is not a reject of the message: it goes to Catch, and to output 2 for flows that answer HTTP.
         msg.error = { code: 'store_error', message: (e as Error).message, source: TYPE };
         node.status({ fill: 'red', shape: 'ring', text: RED._(`${TYPE}.status.failed`) });

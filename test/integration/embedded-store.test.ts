@@ -506,6 +506,28 @@ describe('embedded store (DuckDB file)', () => {
       }
     });
 
+    it('an answer past the store\'s point budget fails with a 413 naming what would make it smaller, and the store goes on', async () => {
+      const small = await EmbeddedBackend.open({ path: newFile(), maxAnswerPoints: 5000 });
+      const points: Point[] = [];
+      for (let i = 0; i < 5000; i++) {
+        points.push(point('dense', T0 + i * 1000, { wave: Math.sin(i / 100), label: `s${i}`, flag: i % 3 === 0 }));
+        if (i % 10 === 0) points.push(point('sparse', T0 + i * 1000, { wave: i }));
+      }
+      await small.write(batchOf(points));
+      // 15,500 values in all, 5,500 of them waves: the budget is counted over every series and kind.
+      const err = await expectStoreError(small.query(q({ fields: ['wave', 'label', 'flag'] })), false);
+      expect(err.status).toBe(413);
+      expect(err.message).toBe('embedded store query: the answer has more than 5,000 points; narrow the range, the devices or the fields, or ask for maxPoints or buckets');
+      expect((await expectStoreError(small.query(q({ fields: ['wave'] })), false)).status).toBe(413);
+      // Within it: one device, the reduced series (M4 reads at most 4 x maxPoints rows a series), wide buckets.
+      expect((await small.query(q({ fields: ['wave'], devices: ['dense'] }))).series[0].points).toHaveLength(5000);
+      expect((await small.query(q({ fields: ['wave'], maxPoints: 100 }))).series.map((x) => x.points.length)).toEqual([100, 100]);
+      expect((await small.query(q({ fields: ['wave', 'label', 'flag'], bucketMs: 60_000, agg: 'last' }))).series).toHaveLength(4);
+      expect((await expectStoreError(small.query(q({ fields: ['wave', 'label', 'flag'], bucketMs: 1000, agg: 'last' })), false)).status).toBe(413);
+      await small.close();
+      expect(() => new EmbeddedBackend({ path: newFile(), maxAnswerPoints: 0 })).toThrow('maxAnswerPoints must be a positive whole number');
+    });
+
     it('leaves smaller series alone, applies after bucketing, and treats 1 and 2 as last / ends', async () => {
       const small = await store.query(q({ fields: ['wave'], devices: ['sparse'], maxPoints: 1000 }));
       expect(small.series[0].points).toHaveLength(500);

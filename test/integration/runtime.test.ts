@@ -42,7 +42,8 @@ describe('bundled runtime with the embedded broker', () => {
   let tap: DebugTap;
 
   beforeAll(async () => {
-    rt = await startRuntime();
+    // A small answer budget, so one test can pass it (every other query here answers far fewer points).
+    rt = await startRuntime({ THINGWIRE_QUERY_MAX_POINTS: '2000' });
     tap = await DebugTap.open(rt.url);
   });
   afterAll(async () => {
@@ -106,6 +107,26 @@ describe('bundled runtime with the embedded broker', () => {
     const bad = await fetch(`${rt.url}/api/v1/series?devices=${encodeURIComponent("x' OR 1=1")}`);
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('invalid_query');
+  });
+
+  test('GET /api/v1/series: an answer past THINGWIRE_QUERY_MAX_POINTS is 413 query_too_large; with maxPoints the same range answers', async () => {
+    const t0 = Date.now() - 2500 * 100 - 5000;
+    const readings = Array.from({ length: 2500 }, (_, i) => ({ ts: t0 + i * 100, temperature: 20 + Math.sin(i / 50) }));
+    await publish(rt.mqttPort, 'devices/it-big/telemetry', JSON.stringify(readings));
+    const url = (q: string): string => `${rt.url}/api/v1/series?devices=it-big&fields=temperature&start=-10m&${q}`;
+    await waitFor('2,500 readings in the store', async () => {
+      const b = (await (await fetch(url('bucket=10m&agg=count'))).json()) as { series: Array<{ points: Array<[number, number]> }> };
+      return b.series[0]?.points.reduce((n, p) => n + p[1], 0) === 2500 ? true : undefined;
+    });
+    const big = await fetch(url('maxPoints=0'));
+    expect(big.status).toBe(413);
+    expect(await big.json()).toEqual({
+      error: { code: 'query_too_large', message: 'embedded store query: the answer has more than 2,000 points; narrow the range, the devices or the fields, or ask for maxPoints or buckets' },
+    });
+    const down = (await (await fetch(url('maxPoints=300'))).json()) as { series: Array<{ points: Array<[number, number]> }> };
+    expect(down.series[0].points).toHaveLength(300);
+    expect(down.series[0].points[0]).toEqual([t0, 20]);
+    expect(down.series[0].points[299][0]).toBe(t0 + 2499 * 100);
   });
 
   test('the starter flow rolls readings up into 1m, 1h and 1d windows on event time, stored and read back by level', async () => {

@@ -200,6 +200,19 @@ describe('queryParquet answers as the embedded store does', () => {
     expect(big.points.map((p) => p[1])).toContain(-(2 ** 63));
   });
 
+  test('an answer past the point budget: StoreError 413, not retryable; within it the same query answers', async () => {
+    const whole = await queryParquet(all(), q());
+    const n = whole.series.reduce((k, x) => k + x.points.length, 0);
+    expect(n).toBeGreaterThan(1000);
+    let err: unknown;
+    await queryParquet(all(), q(), n - 1).catch((e: unknown) => (err = e));
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as StoreError).status).toBe(413);
+    expect((err as StoreError).retryable).toBe(false);
+    expect((err as StoreError).message).toMatch(/^warm query: the answer has more than [\d,]+ points; narrow the range/);
+    expect(await queryParquet(all(), q(), n)).toStrictEqual(whole);
+  });
+
   test('no files: no series; a missing file or a bad query: StoreError', async () => {
     expect(await queryParquet([], q())).toEqual({ series: [] });
     await expect(queryParquet([path.join(tmp, 'missing.parquet')], q())).rejects.toThrow(StoreError);

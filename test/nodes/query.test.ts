@@ -366,6 +366,33 @@ describe('store errors', () => {
     expect(lastStatus(out)).toMatchObject({ fill: 'red', shape: 'ring', text: 'store error' });
   });
 
+  test('an answer past the store\'s point budget (THINGWIRE_QUERY_MAX_POINTS) is query_too_large on output 2, a reject; to Catch with catchRejects', async () => {
+    process.env.THINGWIRE_QUERY_MAX_POINTS = '1000';
+    try {
+      for (const catchRejects of [false, true]) {
+        const out = await start({ catchRejects });
+        await fill(out, Array.from({ length: 1200 }, (_, i) => reading('d1', T0 + i * 1000, { temperature: i })));
+        const r = await ask(out, { payload: { start: T0, end: T0 + 1_200_000 }, topic: 't' });
+        expect(r.output).toBe(1);
+        expect(r.msg.error).toEqual({
+          code: 'query_too_large',
+          message: 'embedded store query: the answer has more than 1,000 points; narrow the range, the devices or the fields, or ask for maxPoints or buckets',
+          source: 'thingwire-query',
+        });
+        await handled(out, 1);
+        expect([out.completes.length, out.caught.length]).toEqual(catchRejects ? [0, 1] : [1, 0]);
+        if (catchRejects) expect((out.caught[0]._error as { code: string }).code).toBe('query_too_large');
+        await until('the reject status', () => out.statuses.some((x) => (x.status as Status).text === 'query_too_large'));
+        expect(lastStatus(out)).toMatchObject({ fill: 'yellow', shape: 'ring', text: 'query_too_large' });
+        // Within the budget the same range answers.
+        expect((await series(out, { start: T0, end: T0 + 1_200_000, maxPoints: 200 }))[0].points).toHaveLength(200);
+        await helper.unload();
+      }
+    } finally {
+      delete process.env.THINGWIRE_QUERY_MAX_POINTS;
+    }
+  });
+
   test('the node keeps answering after a store error', async () => {
     const port = await freePort();
     const out = await start({}, { backend: 'influxdb-v1', url: `http://127.0.0.1:${port}`, db: 'tw' });

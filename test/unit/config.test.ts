@@ -71,6 +71,13 @@ describe('defaults', () => {
     expect(parse({ PATH: '/usr/bin', HOME: '/root', NODE_ENV: 'production', THINGWIRE: 'x', MY_THINGWIRE_X: '1' })).toEqual(parse({}));
   });
 
+  test('THINGWIRE_QUERY_MAX_POINTS: a whole number from 1000, else a problem naming it', () => {
+    expect(() => parse({ THINGWIRE_QUERY_MAX_POINTS: '200000' })).not.toThrow();
+    for (const bad of ['lots', '999', '1e400', '2.5', '-5']) {
+      expect(() => parse({ THINGWIRE_QUERY_MAX_POINTS: bad })).toThrow(`THINGWIRE_QUERY_MAX_POINTS must be a whole number of points, at least 1000, got ${JSON.stringify(bad)}`);
+    }
+  });
+
   test('ENV_VARS documents every variable read', () => {
     expect(Object.keys(ENV_VARS).sort()).toEqual(
       [
@@ -89,6 +96,7 @@ describe('defaults', () => {
         'THINGWIRE_MQTT_ANONYMOUS',
         'THINGWIRE_MQTT_IN_PROCESS',
         'THINGWIRE_PROVISIONING_KEY',
+        'THINGWIRE_QUERY_MAX_POINTS',
         'THINGWIRE_LOG_LEVEL',
         'THINGWIRE_RESEED',
         ...['THINGWIRE_WEBHOOK_URL', 'THINGWIRE_SLACK_WEBHOOK_URL', 'THINGWIRE_SMTP_HOST', 'THINGWIRE_SMTP_PORT', 'THINGWIRE_SMTP_USER', 'THINGWIRE_SMTP_PASSWORD', 'THINGWIRE_SMTP_FROM', 'THINGWIRE_SMTP_TO'],

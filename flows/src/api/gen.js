@@ -201,7 +201,7 @@ fn(
   'error answer',
   `
 // Any error from the thingwire nodes as { error: { code, message, details? } } with its status.
-const STATUS = { invalid: 400, invalid_query: 400, validation_failed: 400, not_found: 404, conflict: 409, forbidden: 403, unauthorized: 401, payload_too_large: 413, store_error: 503, internal: 500 };
+const STATUS = { invalid: 400, invalid_query: 400, query_too_large: 413, validation_failed: 400, not_found: 404, conflict: 409, forbidden: 403, unauthorized: 401, payload_too_large: 413, store_error: 503, internal: 500 };
 const e = msg.error || { code: 'internal', message: 'unknown error' };
 const error = { code: e.code, message: e.message };
 if (e.details !== undefined) error.details = e.details;

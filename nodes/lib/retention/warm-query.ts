@@ -10,7 +10,9 @@
  *   largest ts (at equal ts: float, then integer, then boolean, then string, as the embedded store merges
  *   its per-type tables); `agg` without `bucketMs` = one point at `start`; empty buckets are left out;
  * - `limit` rows (or buckets) per answer series, earliest first (default 100,000); `maxPoints` downsamples
- *   numeric series with LTTB and keeps the newest points of others; integers come back as numbers.
+ *   numeric series with LTTB (after the M4 reduction of large ones, see M4_PER_BUCKET) and keeps the newest
+ *   points of others; integers come back as numbers;
+ * - at most maxAnswerPoints() points read over all series (or the given budget): past it, a StoreError (413).
  * Every value from the query, and the file list, is a bound parameter (read_parquet($1) takes a list).
  *
  * mergeResults joins the answers of one query over disjoint time ranges (warm days, then hot): points
@@ -24,7 +26,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { BIGINT, DuckDBStructValue, LIST, VARCHAR, listValue, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
-import { downsample, m4, m4Buckets, planQuery, M4_PER_BUCKET, type QueryPlan } from '../store/query-plan';
+import { answerTooLarge, downsample, m4, m4Buckets, maxAnswerPoints, planQuery, M4_PER_BUCKET, type QueryPlan } from '../store/query-plan';
 import { StoreError, type Aggregate, type QueryResult, type RangeQuery, type Series } from '../store/types';
 import { withDb } from './parquet';
 
@@ -115,7 +117,7 @@ function valueOf(kind: number, num: Value, b: Value, s: Value): Value {
  * partition files fail the query (StoreError, retryable: the tier may be moving them); an empty list
  * answers no series.
  */
-export async function queryParquet(files: string[], q: RangeQuery): Promise<QueryResult> {
+export async function queryParquet(files: string[], q: RangeQuery, budget = maxAnswerPoints()): Promise<QueryResult> {
   const plan = planQuery(q, 'warm query');
   if (!Array.isArray(files) || files.some((f) => typeof f !== 'string' || f === '')) throw badQuery('files must be an array of file paths');
   if (files.length === 0) return { series: [] };
@@ -126,12 +128,15 @@ export async function queryParquet(files: string[], q: RangeQuery): Promise<Quer
     await withDb(spill, async (conn) => {
       const result = await conn.stream(sql, params, types);
       let cur: Series | undefined;
+      let total = 0;
       for (;;) {
         const chunk = await result.fetchChunk();
         if (!chunk || chunk.rowCount === 0) break;
         const cols: DuckDBValue[][] = [];
         for (let c = 0; c < chunk.columnCount; c++) cols.push(chunk.getColumnValues(c));
         const [dev, fld, t] = cols as [string[], string[], number[]];
+        total += dev.length;
+        if (total > budget) throw answerTooLarge('warm query', budget);
         for (let i = 0; i < dev.length; i++) {
           if (cur === undefined || cur.device !== dev[i] || cur.field !== fld[i]) {
             cur = { device: dev[i], field: fld[i], points: [] };
@@ -149,6 +154,7 @@ export async function queryParquet(files: string[], q: RangeQuery): Promise<Quer
       }
     });
   } catch (e) {
+    if (e instanceof StoreError && !e.retryable) throw e;
     throw new StoreError(`warm query over ${files.length} partition file(s) failed: ${errorMessage(e)}`, { retryable: true, cause: e });
   } finally {
     fs.rmSync(spill, { recursive: true, force: true });

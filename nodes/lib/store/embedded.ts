@@ -49,8 +49,10 @@
  * that differ only in other tags are merged (narrow them with `where`). Buckets are aligned to the
  * epoch; empty buckets are left out; `agg` without `bucketMs` aggregates the whole range into one
  * point at `start`; `limit` counts rows (or buckets) per answer series, earliest first; `maxPoints`
- * downsamples numeric series with LTTB and keeps the newest points of others. Integers are returned
- * as numbers (exact up to 2^53). Answers are streamed chunk by chunk, one value type at a time.
+ * downsamples numeric series with LTTB (large ones reduced with M4 in the database first: M4_SQL) and
+ * keeps the newest points of others. Integers are returned as numbers (exact up to 2^53). Answers are
+ * streamed chunk by chunk, one value type at a time, and stop with a 413 past maxAnswerPoints points
+ * (THINGWIRE_QUERY_MAX_POINTS, default 5,000,000).
  *
  * A range query reads every series' rows in the time range and keeps the selected ones (no index on
  * sid): about 10 ms per million stored values in range on the bench box.
@@ -86,7 +88,7 @@ import {
 import { ThingwireError } from '../errors';
 import { encodePoint, parseLine, splitLines } from '../line-protocol';
 import { CATCH_UP_SLICE_MS, SLICE_MS, TimeSlicer } from '../slice';
-import { downsample, m4Buckets, planQuery, M4_PER_BUCKET, type QueryPlan } from './query-plan';
+import { answerTooLarge, downsample, m4Buckets, maxAnswerPoints, planQuery, M4_PER_BUCKET, type QueryPlan } from './query-plan';
 import {
   StoreError,
   type Aggregate,
@@ -117,6 +119,11 @@ export interface EmbeddedOptions {
    * ingest here, and holds more in memory and in the replay after a crash.
    */
   checkpointThreshold?: string;
+  /**
+   * The most points one query answers over all its series (default: THINGWIRE_QUERY_MAX_POINTS, else
+   * MAX_ANSWER_POINTS, 5,000,000); past it the query fails (413).
+   */
+  maxAnswerPoints?: number;
 }
 
 export const SCHEMA_VERSION = '1';
@@ -530,6 +537,7 @@ export class EmbeddedBackend implements StoreBackend {
   private readonly threads: number;
   private readonly memoryLimit: string;
   private readonly checkpointThreshold?: string;
+  private readonly maxAnswerPoints: number;
 
   private instance?: DuckDBInstance;
   private writeConn?: DuckDBConnection;
@@ -569,6 +577,8 @@ export class EmbeddedBackend implements StoreBackend {
     this.threads = Math.max(1, Math.trunc(opts.threads ?? 2));
     this.memoryLimit = opts.memoryLimit ?? '256MB';
     this.checkpointThreshold = opts.checkpointThreshold;
+    this.maxAnswerPoints = opts.maxAnswerPoints ?? maxAnswerPoints();
+    if (!(Number.isSafeInteger(this.maxAnswerPoints) && this.maxAnswerPoints > 0)) throw new Error(`embedded store: maxAnswerPoints must be a positive whole number, got ${this.maxAnswerPoints}`);
     this.description = `embedded (DuckDB) ${this.path}`;
   }
 
@@ -1189,6 +1199,9 @@ export class EmbeddedBackend implements StoreBackend {
       const params = bucketed ? [...base, BigInt(plan.bucketMs!)] : base;
       const types = bucketed ? [...baseTypes, BIGINT] : baseTypes;
       const limit = plan.limit;
+      // Points read so far, over every series and kind: past the answer's budget the query stops reading.
+      let total = 0;
+      const budget = this.maxAnswerPoints;
       const perKind: Point2[][][] = []; // [kind][gid] -> points
       const collect = async (sql: string, extra?: { params: DuckDBValue[]; types: DuckDBType[] }): Promise<Point2[][]> => {
         const lists: Point2[][] = series.map(() => []);
@@ -1198,6 +1211,8 @@ export class EmbeddedBackend implements StoreBackend {
             const list = lists[g[i]];
             if (list.length < limit && v[i] !== null) list.push([t[i], v[i]]);
           }
+          total += g.length;
+          if (total > budget) throw answerTooLarge('embedded store query', budget);
         });
         return lists;
       };
@@ -1219,6 +1234,8 @@ export class EmbeddedBackend implements StoreBackend {
         for (const k of KINDS) {
           await readChunks(conn, lastSql(k, bucketed), params, types, (cols) => {
             const [g, t, v, lt] = cols as [number[], number[], Value[], number[]];
+            total += g.length;
+            if (total > budget) throw answerTooLarge('embedded store query', budget);
             for (let i = 0; i < g.length; i++) {
               const m = byBucket[g[i]];
               const prev = m.get(t[i]);

@@ -10,6 +10,32 @@ export const DEFAULT_MEASUREMENT = 'telemetry';
 /** Default cap on rows per series (RangeQuery.limit). */
 export const DEFAULT_LIMIT = 100_000;
 
+/**
+ * The most points one answer holds over all its series (the embedded store and the warm-tier reader): ~350 MB of
+ * the runtime's heap as [ts, value] pairs, and a JSON body of ~125 MB. `limit` caps a series, not the answer: an
+ * hour of raw readings of 1,000 devices with maxPoints 0 was up to 100 million points, and the runtime ran out of
+ * memory building them. Past it the query fails with answerTooLarge() instead, before the points are all read.
+ * THINGWIRE_QUERY_MAX_POINTS sets another (maxAnswerPoints).
+ */
+export const MAX_ANSWER_POINTS = 5_000_000;
+
+/** The answer budget: THINGWIRE_QUERY_MAX_POINTS when set (a whole number from 1,000), else MAX_ANSWER_POINTS. */
+export function maxAnswerPoints(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.THINGWIRE_QUERY_MAX_POINTS;
+  if (raw === undefined || raw.trim() === '') return MAX_ANSWER_POINTS;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1000) throw new StoreError(`THINGWIRE_QUERY_MAX_POINTS must be a whole number of points, at least 1000, got ${JSON.stringify(raw)}`, { retryable: false });
+  return n;
+}
+
+/** The error of an answer past MAX_ANSWER_POINTS (retryable false, status 413), naming what would make it smaller. */
+export function answerTooLarge(who: string, max = MAX_ANSWER_POINTS): StoreError {
+  return new StoreError(
+    `${who}: the answer has more than ${max.toLocaleString('en-US')} points; narrow the range, the devices or the fields, or ask for maxPoints or buckets`,
+    { retryable: false, status: 413 },
+  );
+}
+
 export interface QueryPlan {
   measurement: string;
   fields: string[];
