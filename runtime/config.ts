@@ -64,7 +64,7 @@ export const ENV_VARS: Record<string, string> = {
   THINGWIRE_MQTT_IN_PROCESS: "0 makes the flows' thingwire-mqtt-in nodes connect to the embedded broker over TCP like any client (default 1: they take its messages in process)",
   THINGWIRE_API_KEY: 'admin API key of the HTTP API under /api/v1 (Authorization: Bearer <key> or X-API-Key); unset: its management endpoints answer 503',
   THINGWIRE_API_READ_KEY: 'read-only API key (GET routes of the HTTP API and GET /api/v1/series; at least 16 characters); changes answer 403 to it',
-  THINGWIRE_QUERY_MAX_POINTS: 'the most points one store query answers over all its series (embedded store and its warm tier; default 5000000, at least 1000); past it the query fails with query_too_large (HTTP 413)',
+  THINGWIRE_QUERY_MAX_POINTS: 'the most points one store query answers over all its series (embedded store, its warm tier, InfluxDB; default 5000000, at least 1000); past it the query fails with query_too_large (HTTP 413)',
   THINGWIRE_API_RATE: 'entries per second each device may write through the HTTP API (entries, ThingSpeak /update and bulk_update; bursts of twice that; default 50; 0 or off: no limit); beyond it 429 with Retry-After',
   THINGWIRE_WEBHOOK_URL: 'http(s) URL the notifications flow POSTs each alert state change to as JSON (unset: that branch is off)',
   THINGWIRE_SLACK_WEBHOOK_URL: 'Slack incoming-webhook URL the notifications flow posts alert state changes to (unset: that branch is off)',

@@ -180,6 +180,34 @@ describe('InfluxV1Backend with influxd 1.x', () => {
     }
   });
 
+  test('an answer past THINGWIRE_QUERY_MAX_POINTS is not read to its end: StoreError 413; within it the query answers', async () => {
+    const pts: Point[] = [];
+    for (let i = 0; i < 3000; i++) pts.push({ measurement: 'budget', tags: { device: 'a' }, fields: { v: i }, ts: T0 + i * 10 });
+    await backend.write(batchOf(pts));
+    const q = { measurement: 'budget', fields: ['v'], start: T0, end: T0 + 100_000 };
+    expect((await backend.query(q)).series[0].points).toHaveLength(3000);
+    process.env.THINGWIRE_QUERY_MAX_POINTS = '1000';
+    try {
+      let err: unknown;
+      await backend.query(q).catch((e: unknown) => (err = e));
+      expect(err).toBeInstanceOf(StoreError);
+      expect((err as StoreError).status).toBe(413);
+      expect((err as StoreError).retryable).toBe(false);
+      // 3,000 rows are ~60 kB of JSON, under 64 bytes a point: the point count stops it.
+      expect((err as StoreError).message).toBe('influxdb query: the answer has more than 1,000 points; narrow the range, the devices or the fields, or ask for maxPoints or buckets');
+      // The byte cap stops a longer answer before it is read whole.
+      err = undefined;
+      await backend.influxql(`SELECT v FROM budget WHERE time >= ${T0}ms`, 'query', 10_000).catch((e: unknown) => (err = e));
+      expect((err as StoreError).status).toBe(413);
+      expect((err as StoreError).message).toMatch(/^influxdb-v1 query to http:\/\/127\.0\.0\.1:\d+: the answer is over 10 kB; narrow the range/);
+      // maxPoints downsamples what was read (InfluxQL has no M4): buckets are what make an InfluxDB answer smaller.
+      expect((await backend.query({ ...q, maxPoints: 500 }).catch((e: StoreError) => e)) as StoreError).toMatchObject({ status: 413 });
+      expect((await backend.query({ ...q, bucketMs: 1000, agg: 'max' })).series[0].points).toHaveLength(30);
+    } finally {
+      delete process.env.THINGWIRE_QUERY_MAX_POINTS;
+    }
+  });
+
   test('gzip on and off both land (bodies above and below the threshold)', async () => {
     const big = (m: string, n: number): Point[] => Array.from({ length: n }, (_, i) => ({ measurement: m, tags: { device: 'g' }, fields: { v: i, s: 'x'.repeat(20) }, ts: T0 + i }));
     const zipped = new InfluxV1Backend({ url: influx.url, db: DB, timeoutMs: 10_000, gzip: true });

@@ -222,6 +222,21 @@ describe('parseQueryResponse', () => {
     ],
   };
 
+  test('an answer past the point budget is a StoreError 413 (the null values are not counted)', () => {
+    // Six values that are not null in all.
+    expect(parseQueryResponse(answer, { ...base, fields: ['temperature', 'status'] }, 6).series).toHaveLength(4);
+    let err: unknown;
+    try {
+      parseQueryResponse(answer, { ...base, fields: ['temperature', 'status'] }, 5);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as StoreError).status).toBe(413);
+    expect((err as StoreError).retryable).toBe(false);
+    expect((err as StoreError).message).toBe('influxdb query: the answer has more than 5 points; narrow the range, the devices or the fields, or ask for maxPoints or buckets');
+  });
+
   test('one series per device and field, nulls left out, values typed as sent', () => {
     expect(parseQueryResponse(answer, { ...base, fields: ['temperature', 'status'] })).toEqual({
       series: [

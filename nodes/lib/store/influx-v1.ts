@@ -27,6 +27,7 @@ import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import { ThingwireError } from '../errors';
 import { buildRangeQuery, parseQueryResponse, quoteIdent, quoteString } from './influxql';
+import { maxAnswerPoints } from './query-plan';
 import {
   StoreError,
   checkSelector,
@@ -135,14 +136,56 @@ export interface Answer {
   body: string;
 }
 
-/** One request with a deadline (AbortSignal.timeout covers connect, send and reading the answer). */
-export async function fetchText(url: string, init: { method: string; headers?: Record<string, string>; body?: Buffer | string }, timeoutMs: number, what: string): Promise<Answer> {
+/**
+ * One request with a deadline (AbortSignal.timeout covers connect, send and reading the answer). With `maxBytes`,
+ * an answer longer than that is not read to its end: StoreError 413 (a range query's answer past the runtime's
+ * budget, see answerBytes).
+ */
+export async function fetchText(
+  url: string,
+  init: { method: string; headers?: Record<string, string>; body?: Buffer | string },
+  timeoutMs: number,
+  what: string,
+  maxBytes?: number,
+): Promise<Answer> {
+  let res: Response;
   try {
-    const res = await fetch(url, { method: init.method, headers: init.headers, body: init.body, signal: AbortSignal.timeout(timeoutMs) });
-    return { status: res.status, headers: res.headers, body: await res.text() };
+    res = await fetch(url, { method: init.method, headers: init.headers, body: init.body, signal: AbortSignal.timeout(timeoutMs) });
+    if (maxBytes === undefined || res.body === null) return { status: res.status, headers: res.headers, body: await res.text() };
   } catch (e) {
     throw networkError(what, e, timeoutMs);
   }
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes += value.byteLength;
+      if (bytes > maxBytes) {
+        await reader.cancel().catch(() => undefined);
+        const size = maxBytes >= 1e6 ? `${Math.round(maxBytes / 1e6).toLocaleString('en-US')} MB` : `${Math.round(maxBytes / 1e3)} kB`;
+        throw new StoreError(`${what}: the answer is over ${size}; narrow the range, the devices or the fields, or ask for maxPoints or buckets`, {
+          retryable: false,
+          status: 413,
+        });
+      }
+      chunks.push(value);
+    }
+  } catch (e) {
+    if (e instanceof StoreError) throw e;
+    throw networkError(what, e, timeoutMs);
+  }
+  return { status: res.status, headers: res.headers, body: Buffer.concat(chunks, bytes).toString('utf8') };
+}
+
+/**
+ * The most bytes of a range query's answer read from InfluxDB for a budget of `points`: ~64 bytes a point (an
+ * InfluxQL row with ms times is ~25), so the point count (parseQueryResponse) is what stops an answer that fits.
+ */
+export function answerBytes(points: number): number {
+  return points * 64;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -186,10 +229,10 @@ export class InfluxV1Backend implements StoreBackend {
     this.description = `influxdb-v1 ${base} db=${this.db}${this.rp ? ` rp=${this.rp}` : ''}${user ? ` user=${user}` : ''}`;
   }
 
-  private request(what: string, path: string, init: { method: string; headers?: Record<string, string>; body?: Buffer | string }): Promise<Answer> {
+  private request(what: string, path: string, init: { method: string; headers?: Record<string, string>; body?: Buffer | string }, maxBytes?: number): Promise<Answer> {
     const headers: Record<string, string> = { ...init.headers };
     if (this.auth) headers.Authorization = this.auth;
-    return fetchText(`${this.base}${path}`, { ...init, headers }, this.timeoutMs, `${this.kind} ${what} to ${this.base}`);
+    return fetchText(`${this.base}${path}`, { ...init, headers }, this.timeoutMs, `${this.kind} ${what} to ${this.base}`, maxBytes);
   }
 
   async write(batch: Batch): Promise<void> {
@@ -207,17 +250,22 @@ export class InfluxV1Backend implements StoreBackend {
   }
 
   /** Runs InfluxQL against the database (POSTed as a form: no user value in a URL or an access log). */
-  async influxql(q: string, what = 'query'): Promise<unknown> {
-    return this.influxqlWith(q, what, (text) => JSON.parse(text) as unknown);
+  async influxql(q: string, what = 'query', maxBytes?: number): Promise<unknown> {
+    return this.influxqlWith(q, what, (text) => JSON.parse(text) as unknown, maxBytes);
   }
 
-  private async influxqlWith(q: string, what: string, parse: (text: string) => unknown): Promise<unknown> {
+  private async influxqlWith(q: string, what: string, parse: (text: string) => unknown, maxBytes?: number): Promise<unknown> {
     const params = new URLSearchParams({ db: this.db, epoch: 'ms' });
-    const res = await this.request(what, `/query?${params}`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ q }).toString(),
-    });
+    const res = await this.request(
+      what,
+      `/query?${params}`,
+      {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ q }).toString(),
+      },
+      maxBytes,
+    );
     if (res.status !== 200) throw httpError(`${this.kind} ${what}`, res.status, res.body, res.headers);
     try {
       return parse(res.body);
@@ -367,7 +415,8 @@ export class InfluxV1Backend implements StoreBackend {
 
   async query(q: RangeQuery): Promise<QueryResult> {
     const text = buildRangeQuery(q, { rp: this.rp });
-    return parseQueryResponse(await this.influxql(text), q);
+    const budget = maxAnswerPoints();
+    return parseQueryResponse(await this.influxql(text, 'query', answerBytes(budget)), q, budget);
   }
 
   /** CREATE DATABASE (idempotent in InfluxDB 1.x); needs an admin user when auth is on. */

@@ -23,7 +23,8 @@
  *   an HTTP date) ourselves. Non-JSON error bodies arrive trimmed to 1000 characters by the client.
  */
 import { HttpError, InfluxDB, type WriteOptions } from '@influxdata/influxdb-client';
-import { DEFAULT_TIMEOUT_MS, GZIP_THRESHOLD, fetchText, httpError, networkError, serverMessageOf, splitUrl, type Answer } from './influx-v1';
+import { DEFAULT_TIMEOUT_MS, GZIP_THRESHOLD, answerBytes, fetchText, httpError, networkError, serverMessageOf, splitUrl, type Answer } from './influx-v1';
+import { maxAnswerPoints } from './query-plan';
 import { buildRangeQuery, parseQueryResponse } from './influxql';
 import { StoreError, type BackendHealth, type Batch, type QueryResult, type RangeQuery, type StoreBackend } from './types';
 
@@ -112,21 +113,26 @@ export class InfluxV2Backend implements StoreBackend {
     }
   }
 
-  private request(what: string, path: string, init: { method: string; headers?: Record<string, string>; body?: string }): Promise<Answer> {
+  private request(what: string, path: string, init: { method: string; headers?: Record<string, string>; body?: string }, maxBytes?: number): Promise<Answer> {
     const headers: Record<string, string> = { ...init.headers };
     if (this.token) headers.Authorization = `Token ${this.token}`;
-    return fetchText(`${this.base}${path}`, { ...init, headers }, this.timeoutMs, `${this.kind} ${what} to ${this.base}`);
+    return fetchText(`${this.base}${path}`, { ...init, headers }, this.timeoutMs, `${this.kind} ${what} to ${this.base}`, maxBytes);
   }
 
   /** InfluxQL through the v1-compatible /query endpoint. */
-  async influxql(q: string): Promise<unknown> {
+  async influxql(q: string, maxBytes?: number): Promise<unknown> {
     const params = new URLSearchParams({ db: this.db, epoch: 'ms' });
     if (this.rp) params.set('rp', this.rp);
-    const res = await this.request('query', `/query?${params}`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
-      body: new URLSearchParams({ q }).toString(),
-    });
+    const res = await this.request(
+      'query',
+      `/query?${params}`,
+      {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+        body: new URLSearchParams({ q }).toString(),
+      },
+      maxBytes,
+    );
     if (res.status !== 200) throw httpError(`${this.kind} query`, res.status, res.body, res.headers);
     try {
       return JSON.parse(res.body) as unknown;
@@ -137,7 +143,8 @@ export class InfluxV2Backend implements StoreBackend {
 
   async query(q: RangeQuery): Promise<QueryResult> {
     // The retention policy travels as the rp parameter (DBRP), not in FROM.
-    return parseQueryResponse(await this.influxql(buildRangeQuery(q)), q);
+    const budget = maxAnswerPoints();
+    return parseQueryResponse(await this.influxql(buildRangeQuery(q), answerBytes(budget)), q, budget);
   }
 
   /** GET /health (InfluxDB 2.x/3.x, VictoriaMetrics); /ping when /health is not there. Never throws. */

@@ -18,6 +18,7 @@
  */
 import { ThingwireError } from '../errors';
 import { lttb } from './lttb';
+import { answerTooLarge, MAX_ANSWER_POINTS } from './query-plan';
 import { AGGREGATES, StoreError, type Aggregate, type QueryResult, type RangeQuery, type Series } from './types';
 
 export const DEFAULT_MEASUREMENT = 'telemetry';
@@ -180,13 +181,14 @@ function toMs(t: unknown): number {
  * the operator can fix) and on series that are not the measurement asked for (a server that does not
  * run InfluxQL, such as VictoriaMetrics, answers every /query with its database list).
  */
-export function parseQueryResponse(body: unknown, q: RangeQuery): QueryResult {
+export function parseQueryResponse(body: unknown, q: RangeQuery, budget = MAX_ANSWER_POINTS): QueryResult {
   if (body === null || typeof body !== 'object') throw new StoreError('query answer is not a JSON object', { retryable: false });
   const res = body as InfluxQLResponse;
   if (typeof res.error === 'string') throw queryError(res.error);
   const measurement = q.measurement ?? DEFAULT_MEASUREMENT;
   const byKey = new Map<string, Series>();
   const order: Series[] = [];
+  let total = 0;
   for (const r of res.results ?? []) {
     if (typeof r.error === 'string') throw queryError(r.error);
     for (const s of r.series ?? []) {
@@ -217,6 +219,7 @@ export function parseQueryResponse(body: unknown, q: RangeQuery): QueryResult {
           const v = row[c];
           if (v === null || v === undefined) continue;
           series.points.push([toMs(row[timeAt]), v as Value]);
+          if (++total > budget) throw answerTooLarge('influxdb query', budget);
         }
       }
     }

@@ -11,7 +11,8 @@ export const DEFAULT_MEASUREMENT = 'telemetry';
 export const DEFAULT_LIMIT = 100_000;
 
 /**
- * The most points one answer holds over all its series (the embedded store and the warm-tier reader): ~350 MB of
+ * The most points one answer holds over all its series (every backend: the embedded store, the warm-tier reader,
+ * InfluxDB's answers in parseQueryResponse, whose bodies are also read no further than answerBytes): ~350 MB of
  * the runtime's heap as [ts, value] pairs, and a JSON body of ~125 MB. `limit` caps a series, not the answer: an
  * hour of raw readings of 1,000 devices with maxPoints 0 was up to 100 million points, and the runtime ran out of
  * memory building them. Past it the query fails with answerTooLarge() instead, before the points are all read.
