@@ -470,8 +470,9 @@ function rawSql(kind: Kind): string {
  * $5 = the count above which a series is reduced, $6 = its slices, $7 = gids that also have non-numeric values
  * in the range (read raw: downsample keeps the newest points of a mixed series). Series read raw come with
  * their kind (0 float, 1 integer; equal times float first, as mergeKinds orders them); reduced ones as floats
- * (kind 0), ordered by time, then value. The range is scanned twice (the counts, then the rows); neither scan
- * is materialised.
+ * (kind 0), ordered by time, then value. The range is scanned three times (the counts, the slices of the large
+ * series, the rows of the others), none of them materialised: cheaper than holding the range (measured in
+ * docs/benchmark-log.md, 2026-12-05 from 12:17, with the variants not kept).
  */
 const M4_SQL = `WITH ${MAP_CTE},
   r AS NOT MATERIALIZED (
