@@ -62,16 +62,19 @@ export = function register(RED: NodeAPI): void {
     onInput(node, async (msg, send) => {
       const service = storeNode?.service;
       if (!service) throw new Error(RED._(`${TYPE}.errors.no-store`));
+      /** The query's own fault (a bad query, an answer too large): output 2, a yellow status, Catch with catchRejects. */
+      const reject = (r: Reject): void => {
+        msg.error = rejectError(TYPE, r);
+        send([null, msg]);
+        node.status({ fill: 'yellow', shape: 'ring', text: r.code });
+        if (catchRejects) throw new RejectedError(TYPE, r);
+      };
       let plan: QueryPlan;
       try {
         plan = planQuery(msg.payload, defaults, Date.now());
       } catch (e) {
         if (!(e instanceof ThingwireError)) throw e;
-        msg.error = rejectError(TYPE, e.toReject());
-        send([null, msg]);
-        node.status({ fill: 'yellow', shape: 'ring', text: e.code });
-        if (catchRejects) throw new RejectedError(TYPE, e.toReject());
-        return;
+        return reject(e.toReject());
       }
       inFlight++;
       node.status({ fill: 'blue', shape: 'dot', text: RED._(`${TYPE}.status.querying`, { n: inFlight }) });
@@ -85,15 +88,8 @@ export = function register(RED: NodeAPI): void {
         node.status({ fill: 'green', shape: 'dot', text: RED._(`${TYPE}.status.done`, { series: result.series.length, points, ms: Date.now() - t0 }) });
         send([msg, null]);
       } catch (e) {
-        if (e instanceof StoreError && e.status === 413) {
-          // An answer past the store's budget: the query's fault, rejected as a bad query is.
-          const reject: Reject = { code: 'query_too_large', message: e.message };
-          msg.error = rejectError(TYPE, reject);
-          send([null, msg]);
-          node.status({ fill: 'yellow', shape: 'ring', text: reject.code });
-          if (catchRejects) throw new RejectedError(TYPE, reject);
-          return;
-        }
+        // An answer past the store's budget: the query's fault, rejected as a bad query is.
+        if (e instanceof StoreError && e.status === 413) return reject({ code: 'query_too_large', message: e.message });
         // A store failure is not a reject of the message: it goes to Catch, and to output 2 for flows that answer HTTP.
         msg.error = { code: 'store_error', message: (e as Error).message, source: TYPE };
         node.status({ fill: 'red', shape: 'ring', text: RED._(`${TYPE}.status.failed`) });

@@ -1202,7 +1202,10 @@ export class EmbeddedBackend implements StoreBackend {
       const limit = plan.limit;
       // Points read so far, over every series and kind: past the answer's budget the query stops reading.
       let total = 0;
-      const budget = this.maxAnswerPoints;
+      const count = (rows: number): void => {
+        total += rows;
+        if (total > this.maxAnswerPoints) throw answerTooLarge('embedded store query', this.maxAnswerPoints);
+      };
       const perKind: Point2[][][] = []; // [kind][gid] -> points
       const collect = async (sql: string, extra?: { params: DuckDBValue[]; types: DuckDBType[] }): Promise<Point2[][]> => {
         const lists: Point2[][] = series.map(() => []);
@@ -1212,8 +1215,7 @@ export class EmbeddedBackend implements StoreBackend {
             const list = lists[g[i]];
             if (list.length < limit && v[i] !== null) list.push([t[i], v[i]]);
           }
-          total += g.length;
-          if (total > budget) throw answerTooLarge('embedded store query', budget);
+          count(g.length);
         });
         return lists;
       };
@@ -1235,8 +1237,7 @@ export class EmbeddedBackend implements StoreBackend {
         for (const k of KINDS) {
           await readChunks(conn, lastSql(k, bucketed), params, types, (cols) => {
             const [g, t, v, lt] = cols as [number[], number[], Value[], number[]];
-            total += g.length;
-            if (total > budget) throw answerTooLarge('embedded store query', budget);
+            count(g.length);
             for (let i = 0; i < g.length; i++) {
               const m = byBucket[g[i]];
               const prev = m.get(t[i]);
