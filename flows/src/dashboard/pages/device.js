@@ -65,7 +65,10 @@ const out = [];
 const now = Date.now();
 const latest = st.latest;
 const watched = st.watchers.size > 0;
-for (const r of readings) {
+// Index loops over msg.payload, not for...of: its arrays come from outside this node's sandbox, and for...of over
+// another realm's array runs unoptimised (~10x the time an item, and an iterator result of garbage each).
+for (let i = 0; i < readings.length; i++) {
+    const r = readings[i];
     if (!r || typeof r.device !== 'string' || typeof r.ts !== 'number' || !r.metrics) continue;
     let e = latest.get(r.device);
     if (e === undefined) {
@@ -100,7 +103,8 @@ ${STATE}
 if (st.watchers.size === 0) return null;
 const items = Array.isArray(msg.payload) ? msg.payload : [msg.payload];
 const out = [];
-for (const s of items) {
+for (let i = 0; i < items.length; i++) { // an index loop: see the live function
+    const s = items[i];
     if (!s || typeof s.device !== 'string' || typeof s.metric !== 'string' || typeof s.score !== 'number') continue;
     for (const [socketId, w] of st.watchers) {
         if (w.device === s.device) out.push({ topic: 'score', payload: s, _client: { socketId } });
