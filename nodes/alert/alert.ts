@@ -4,8 +4,8 @@
  * message per AlertEvent (for notifiers and the store); output 2: the active list (when it changes,
  * at most every 250 ms, a long list less often: see LIST_MS; always the latest) and the replies to
  * control messages; output 3: rejects.
- * One timer, armed at engine.nextDeadline(); the state is kept in a StateFile across redeploys and
- * restarts. Control messages are checked in ./control. This file only wires the engine in.
+ * One timer, armed at engine.nextDeadline() after a tick or an action and moved earlier by a message's `due`; the
+ * state is kept in a StateFile across redeploys and restarts. Control messages are checked in ./control. This file only wires the engine in.
  */
 import type { AlertEvent, Reject } from '../lib/contract';
 import { afterFlowsStart, onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
@@ -177,6 +177,8 @@ export = function register(RED: NodeAPI): void {
     // ---- the deadline timer -------------------------------------------------------------------
     let timer: NodeJS.Timeout | undefined;
     let timerAt = Infinity;
+    /** When the last tick ran (ms): a deadline not after it was due then (the STUCK_MS rule applies to it). */
+    let lastTick = -Infinity;
 
     /** (Re-)arms the one timer at the engine's next deadline. `after`: the time tick() just ran at. */
     function arm(after?: number): void {
@@ -192,11 +194,26 @@ export = function register(RED: NodeAPI): void {
       timer = setTimeout(onTimer, Math.min(MAX_DELAY_MS, Math.max(0, t - now)));
     }
 
+    /**
+     * After a message: moves the timer earlier when a key the message changed is due sooner (AlertOutput.due). The
+     * rest kept their deadlines; one that went away only costs a tick that finds nothing. Not arm(): its scan of every
+     * live key after every message was most of this node's time with thousands of alerts pending or firing.
+     */
+    function armSooner(due: number): void {
+      if (closed || !started || !(due < timerAt)) return;
+      const t = due <= lastTick ? lastTick + STUCK_MS : due;
+      if (t >= timerAt) return;
+      if (timer !== undefined) clearTimeout(timer);
+      timerAt = t;
+      timer = setTimeout(onTimer, Math.min(MAX_DELAY_MS, Math.max(0, t - Date.now())));
+    }
+
     function onTimer(): void {
       timer = undefined;
       timerAt = Infinity;
       if (closed) return;
       const now = Date.now();
+      lastTick = now;
       try {
         afterChange(engine.tick(now), (m) => node.send(m));
       } catch (e) {
@@ -267,7 +284,7 @@ export = function register(RED: NodeAPI): void {
       if (out.rejects.length > 0) bad = rejects(msg, out.rejects, out.batch);
       if (bad !== null) send([null, null, bad]);
       afterChange(out.events, send);
-      arm();
+      armSooner(out.due ?? Infinity);
       if (bad !== null && settings.catchRejects) throw new RejectedError(TYPE, out.rejects[0]);
     });
 

@@ -92,6 +92,13 @@ export interface AlertOutput {
   evaluations: number;
   /** True when the input was an array. */
   batch: boolean;
+  /**
+   * ingest() only: the earliest deadline (as nextDeadline) among the keys this call evaluated, Infinity when none
+   * has one. The keys it did not evaluate kept their deadlines, so a caller whose timer is armed at the engine's
+   * next deadline only moves it earlier when this is sooner (nextDeadline scans every live key: after every message,
+   * with thousands of alerts pending or firing, that scan was most of the node's time).
+   */
+  due?: number;
 }
 
 /** ack / unack / silence / unsilence: never throws; `code` says why it did nothing. */
@@ -167,6 +174,8 @@ class Key {
   lc = 0;
   u = 0;
   live = false;
+  /** The ingest() call that last evaluated it (AlertEngine.mark). */
+  mk = 0;
   constructor(
     readonly rule: CompiledRule,
     readonly ri: number,
@@ -284,6 +293,9 @@ export class AlertEngine {
   private readonly byId = new Map<string, Key>();
   /** Keys pending, firing, flapping, or with a resolution to catch up: what tick() looks at. */
   private live = new Set<Key>();
+  /** The keys the running ingest() evaluated, each once (Key.mk === mark): what its `due` looks at. */
+  private readonly touched: Key[] = [];
+  private mark = 0;
   private nKeys = 0;
   private silenceList: Silence[] = [];
   private clock = 0;
@@ -321,8 +333,10 @@ export class AlertEngine {
    * `meta.tags`: tags for messages that carry none (a LivenessEvent: the device's registry tags).
    */
   ingest(input: unknown, now: number, meta?: { tags?: Record<string, string> }): AlertOutput {
-    const out: AlertOutput = { events: [], rejects: [], evaluations: 0, batch: Array.isArray(input) };
+    const out: AlertOutput = { events: [], rejects: [], evaluations: 0, batch: Array.isArray(input), due: Infinity };
     const e0 = this.counts[C_EVALS];
+    this.mark++;
+    this.touched.length = 0;
     if (!(typeof now === 'number' && Number.isFinite(now))) {
       this.reject(out, 'invalid_ts', `now must be a finite number of ms, got ${preview(now)}`, undefined);
       return out;
@@ -336,6 +350,13 @@ export class AlertEngine {
       this.one(input, undefined, now, tags, out);
     }
     out.evaluations = this.counts[C_EVALS] - e0;
+    let due = Infinity;
+    for (let i = 0; i < this.touched.length; i++) {
+      const t = this.deadlineOf(this.touched[i], now);
+      if (t < due) due = t;
+    }
+    this.touched.length = 0;
+    out.due = due;
     return out;
   }
 
@@ -632,6 +653,10 @@ export class AlertEngine {
 
   private evaluate(k: Key, now: number, out: AlertOutput): void {
     this.counts[C_EVALS]++;
+    if (k.mk !== this.mark) {
+      k.mk = this.mark;
+      this.touched.push(k);
+    }
     const levels = k.rule.levels;
     const f = k.f;
     if (k.st === FIRING) {
@@ -872,16 +897,24 @@ export class AlertEngine {
     let t = Infinity;
     for (const s of this.silenceList) if (s.until < t) t = s.until;
     for (const k of this.live) {
-      const levels = k.rule.levels;
-      if (k.pl >= 0 && (k.st === PENDING || k.st === FIRING)) {
-        const l = levels[k.pl];
-        if (k.pc >= l.samples && l.forMs > 0) t = Math.min(t, k.ps + l.forMs);
-      }
-      const fl = k.rule.flap;
-      if (k.flapping && fl !== null) t = Math.min(t, k.lc + fl.stableMs);
-      const rn = k.rule.renotifyMs;
-      if (rn > 0 && k.st === FIRING && k.ack === null && !k.flapping && k.ns === N_FIRING && k.nid === k.id && k.ln + rn < t && (now === undefined || !this.silenced(k, now))) t = k.ln + rn;
+      const d = this.deadlineOf(k, now);
+      if (d < t) t = d;
     }
+    return t;
+  }
+
+  /** The earliest time tick() has something to do for one key (see nextDeadline), Infinity when none. */
+  private deadlineOf(k: Key, now: number | undefined): number {
+    if (!k.live) return Infinity;
+    let t = Infinity;
+    if (k.pl >= 0 && (k.st === PENDING || k.st === FIRING)) {
+      const l = k.rule.levels[k.pl];
+      if (k.pc >= l.samples && l.forMs > 0) t = k.ps + l.forMs;
+    }
+    const fl = k.rule.flap;
+    if (k.flapping && fl !== null) t = Math.min(t, k.lc + fl.stableMs);
+    const rn = k.rule.renotifyMs;
+    if (rn > 0 && k.st === FIRING && k.ack === null && !k.flapping && k.ns === N_FIRING && k.nid === k.id && k.ln + rn < t && (now === undefined || !this.silenced(k, now))) t = k.ln + rn;
     return t;
   }
 

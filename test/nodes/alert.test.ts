@@ -153,6 +153,21 @@ describe('lifecycle through the node', () => {
     await until('the status', () => statusCalls(getNode('n1')).at(-1)?.text === translate(`${TYPE}.status.ok`, { keys: 1 }));
   });
 
+  test('a hold that ends sooner than the one the timer waits for still fires on time (the timer moves earlier)', async () => {
+    const rules = [
+      { id: 'slow', metric: 'pressure', severity: 'minor', when: { above: 5 }, for: '1h' },
+      ...HOT, // for 200 ms
+    ];
+    const out = await start({ rules: JSON.stringify(rules) });
+    send({ payload: { device: 'd1', ts: Date.now(), metrics: { pressure: 9 } } });
+    await handled(out, 1);
+    const t0 = Date.now();
+    send(reading('d2', 90));
+    await until('the firing event', () => out.events.some((m) => ev(m).key === 'd2/temperature/hot' && ev(m).state === 'firing'), 3000);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(brief(out.events)).toEqual(['d1/pressure/slow:pending:pending', 'd2/temperature/hot:pending:pending', 'd2/temperature/hot:firing:firing!']);
+  });
+
   test('the active list: sent when it changes, throttled, always the latest; answer to "active"', async () => {
     const out = await start({ rules: JSON.stringify(HOT_NOW) });
     await sleep(400);

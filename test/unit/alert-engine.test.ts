@@ -634,3 +634,69 @@ describe('nextDeadline(now)', () => {
     expect(g.e.nextDeadline(g.now)).toBe(T0 + 11 * MIN);
   });
 });
+
+describe('ingest(): due, the earliest deadline of the keys it evaluated', () => {
+  const HOLD = [{ id: 'hot', metric: 't', when: { above: 80, hysteresis: 2 }, for: '30s', severity: 'major' }];
+
+  test('a key going pending is due at the end of its hold; others keep theirs; none is Infinity', () => {
+    const g = new Rig(HOLD);
+    expect(g.read('d1', { t: 90 }).due).toBe(T0 + 30 * S);
+    g.at(5 * S);
+    // d2's hold ends later than d1's: due says d2's, nextDeadline the earliest of all.
+    expect(g.read('d2', { t: 90 }).due).toBe(T0 + 35 * S);
+    expect(g.e.nextDeadline(g.now)).toBe(T0 + 30 * S);
+    // A reading that keeps d1 pending: its deadline again (the hold runs from its start).
+    expect(g.read('d1', { t: 91 }).due).toBe(T0 + 30 * S);
+    // A reading below the threshold of an OK key, or of another metric: no deadline.
+    expect(g.read('d3', { t: 10 }).due).toBe(Infinity);
+    expect(g.read('d1', { other: 99 }).due).toBe(Infinity);
+    // Cancelled: no deadline any more (the node's timer then fires once for nothing).
+    expect(g.read('d1', { t: 10 }).due).toBe(Infinity);
+    // A batch: the earliest of the keys it evaluated.
+    g.at(S);
+    const batch = g.e.ingest(
+      [
+        { device: 'd4', ts: g.now, metrics: { t: 90 } },
+        { device: 'd2', ts: g.now, metrics: { t: 92 } },
+      ],
+      g.now,
+    );
+    expect(batch.due).toBe(T0 + 35 * S);
+  });
+
+  test('never later than what nextDeadline finds: a timer kept by due and reset by tick misses no deadline (random rules, readings, acks)', () => {
+    const rules = [
+      { id: 'hold', metric: 't', when: { above: 80, hysteresis: 2 }, for: '20s', severity: 'major', renotify: '2m' },
+      { id: 'samples', metric: 'v', levels: [{ severity: 'critical', when: { above: 9 }, samples: 3, for: '5s' }, { severity: 'warning', when: { above: 6 }, for: '40s' }] },
+      { id: 'flappy', metric: 'f', when: { above: 50 }, severity: 'minor', flap: { changes: 4, window: '1m', stable: '90s' }, renotify: '1m' },
+    ];
+    const g = new Rig(rules);
+    const rnd = mulberry32(11);
+    let timerAt = g.e.nextDeadline(g.now);
+    let ticks = 0;
+    for (let step = 0; step < 20_000; step++) {
+      g.at(Math.floor(rnd() * 3 * S));
+      if (g.now >= timerAt) {
+        g.e.tick(g.now);
+        ticks++;
+        timerAt = g.e.nextDeadline(g.now);
+      }
+      const device = `d${Math.floor(rnd() * 40)}`;
+      const r = rnd();
+      let out: AlertOutput;
+      if (r < 0.02) {
+        const active = g.e.active(g.now);
+        if (active.length > 0) g.e.ack(active[Math.floor(rnd() * active.length)].id!, { by: 'op' }, g.now);
+        timerAt = g.e.nextDeadline(g.now); // an action: the node re-arms with the full scan
+        continue;
+      } else if (r < 0.4) out = g.read(device, { t: 60 + rnd() * 40 });
+      else if (r < 0.7) out = g.read(device, { v: rnd() * 12 });
+      else out = g.read(device, { f: rnd() * 100 });
+      timerAt = Math.min(timerAt, out.due!);
+      // The invariant the node relies on: nothing is due before its timer.
+      const next = g.e.nextDeadline(g.now);
+      if (next < timerAt) throw new Error(`step ${step}: next deadline ${next - T0} before the timer ${timerAt - T0}`);
+    }
+    expect(ticks).toBeGreaterThan(100);
+  });
+});

@@ -5,7 +5,7 @@
  * hysteresis (one key per reading). Values wander around the thresholds, so keys go through
  * pending, firing, escalation and resolution while timed (the event path is exercised).
  */
-import { AlertEngine } from '../../../nodes/alert/engine';
+import { AlertEngine, type AlertOutput } from '../../../nodes/alert/engine';
 import type { Reading } from '../../../nodes/lib/contract';
 import type { BenchCase } from '../harness';
 
@@ -88,6 +88,73 @@ const LEVEL_RULES = [
 let glob: Fleet | undefined;
 let levels: Fleet | undefined;
 
+/**
+ * An alert storm: 10,000 devices all above a threshold held for an hour (10,000 alerts pending, each with a
+ * deadline), fed as the pipeline feeds the alert node: messages of 100 readings of one device. After each message the
+ * node learns when to wake: before 2026-12-05 from 14:56 by nextDeadline() (a scan of every live key), now from the
+ * message's own `due` (the keys it evaluated).
+ */
+interface Storm {
+  engine: AlertEngine;
+  batches: Reading[][];
+  next: number;
+  now: number;
+}
+
+let storm: Storm | undefined;
+/** The first device's hold ends then (the clock is at T0 + 1 ms at its first message). */
+const STORM_FIRST = T0 + 1 + 3_600_000;
+const STORM_RULES = [{ id: 'hot', metric: 't', when: { above: 45, hysteresis: 2 }, for: '1h', severity: 'warning' }];
+
+function stormFixture(): Storm {
+  if (storm) return storm;
+  const engine = new AlertEngine({ rules: STORM_RULES, maxKeys: 20_000 });
+  const batches: Reading[][] = [];
+  for (let d = 0; d < 10_000; d++) {
+    const device = `device-${String(d).padStart(5, '0')}`;
+    batches.push(Array.from({ length: 100 }, (_, i) => ({ device, ts: T0, metrics: { t: 50 + (i % 10) } })));
+  }
+  storm = { engine, batches, next: 0, now: T0 };
+  for (let i = 0; i < batches.length; i++) stormFeed(storm, true);
+  const st = engine.stats();
+  if (st.pending !== 10_000) throw new Error(`alert storm fixture: ${st.pending} pending, expected 10,000`);
+  if (engine.nextDeadline(storm.now) !== STORM_FIRST) throw new Error('alert storm fixture: the next deadline is not the first hold');
+  return storm;
+}
+
+/**
+ * One message of 100 readings of the next device; returns the engine's output. The clock moves 1 ms a message while
+ * the fixture is built, then stands (a reading at the time the key holds is taken, not stale), so no hold ends.
+ */
+function stormFeed(f: Storm, building = false): AlertOutput {
+  const b = f.batches[f.next];
+  if (building) f.now += 1;
+  for (let i = 0; i < b.length; i++) b[i].ts = f.now;
+  if (++f.next === f.batches.length) f.next = 0;
+  return f.engine.ingest(b, f.now);
+}
+
+/** A storm case: a message, then `wake` (true when it found the deadline it should). */
+function stormCase(how: string, wake: (f: Storm, out: AlertOutput) => boolean, baseline?: string): BenchCase {
+  const name = (h: string): string => `storm: 10,000 alerts pending, 100 readings a message, then ${h}`;
+  return {
+    group: 'alert',
+    name: name(how),
+    itemsPerOp: 100,
+    ...(baseline === undefined ? {} : { baseline: `alert/${name(baseline)}` }),
+    setup() {
+      stormFixture();
+    },
+    run(n) {
+      const f = stormFixture();
+      let s = 0;
+      for (let k = 0; k < n; k++) s += wake(f, stormFeed(f)) ? 1 : 0;
+      if (s !== n) throw new Error(`alert storm bench (${how}): a message without the deadline expected`);
+      return s;
+    },
+  };
+}
+
 export const alertCases: BenchCase[] = [
   {
     group: 'alert',
@@ -121,4 +188,6 @@ export const alertCases: BenchCase[] = [
       return s;
     },
   },
+  stormCase('nextDeadline() (every live key)', (f) => f.engine.nextDeadline(f.now) === STORM_FIRST),
+  stormCase('its due (the keys it evaluated)', (_f, out) => out.due! >= STORM_FIRST && out.due! < STORM_FIRST + 10_000, 'nextDeadline() (every live key)'),
 ];
