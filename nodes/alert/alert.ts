@@ -10,6 +10,7 @@
 import type { AlertEvent, Reject } from '../lib/contract';
 import { afterFlowsStart, onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
 import { StateFile, thingwireDataDir } from '../lib/state';
+import { DeadlineTimer } from './deadline-timer';
 import { AlertConfigError, parseAlertConfig, type AlertConfig, type AlertSettings } from './config';
 import { metaOf, runControl } from './control';
 import { AlertEngine, type AlertSnapshot } from './engine';
@@ -27,10 +28,6 @@ const TYPE = 'thingwire-alert';
 const LIST_MS = 250;
 const LIST_MS_PER_ALERT = 1;
 const LIST_MAX_MS = 2000;
-/** setTimeout's longest delay. */
-const MAX_DELAY_MS = 2 ** 31 - 1;
-/** Re-check delay should tick() leave a deadline in the past (never expected: a guard against a busy loop). */
-const STUCK_MS = 1000;
 
 /** Alert ids start with the node id (unique across alert nodes writing to one store); ids that are not short and plain are left out. */
 function idPrefixOf(id: string): string {
@@ -175,51 +172,31 @@ export = function register(RED: NodeAPI): void {
     }
 
     // ---- the deadline timer -------------------------------------------------------------------
-    let timer: NodeJS.Timeout | undefined;
-    let timerAt = Infinity;
-    /** When the last tick ran (ms): a deadline not after it was due then (the STUCK_MS rule applies to it). */
-    let lastTick = -Infinity;
+    const deadlines = new DeadlineTimer({
+      onTick: (now) => {
+        try {
+          afterChange(engine.tick(now), (m) => node.send(m));
+        } catch (e) {
+          node.error(_('errors.tick', { error: (e as Error).message }));
+        }
+        arm();
+      },
+    });
 
-    /** (Re-)arms the one timer at the engine's next deadline. `after`: the time tick() just ran at. */
-    function arm(after?: number): void {
+    /** Arms the timer at the engine's next deadline (a scan of every live key: after a tick, an action, the start). */
+    function arm(): void {
       if (closed || !started) return;
-      const now = Date.now();
-      let t = engine.nextDeadline(now);
-      if (after !== undefined && t <= after) t = after + STUCK_MS;
-      if (t === timerAt && timer !== undefined) return;
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
-      timerAt = t;
-      if (t === Infinity) return;
-      timer = setTimeout(onTimer, Math.min(MAX_DELAY_MS, Math.max(0, t - now)));
+      deadlines.set(engine.nextDeadline(Date.now()));
     }
 
     /**
-     * After a message: moves the timer earlier when a key the message changed is due sooner (AlertOutput.due). The
-     * rest kept their deadlines; one that went away only costs a tick that finds nothing. Not arm(): its scan of every
-     * live key after every message was most of this node's time with thousands of alerts pending or firing.
+     * After a message: moves the timer earlier when a key the message evaluated is due sooner (AlertOutput.due). Not
+     * arm(): its scan of every live key after every message was most of this node's time with thousands of alerts
+     * pending or firing.
      */
     function armSooner(due: number): void {
-      if (closed || !started || !(due < timerAt)) return;
-      const t = due <= lastTick ? lastTick + STUCK_MS : due;
-      if (t >= timerAt) return;
-      if (timer !== undefined) clearTimeout(timer);
-      timerAt = t;
-      timer = setTimeout(onTimer, Math.min(MAX_DELAY_MS, Math.max(0, t - Date.now())));
-    }
-
-    function onTimer(): void {
-      timer = undefined;
-      timerAt = Infinity;
-      if (closed) return;
-      const now = Date.now();
-      lastTick = now;
-      try {
-        afterChange(engine.tick(now), (m) => node.send(m));
-      } catch (e) {
-        node.error(_('errors.tick', { error: (e as Error).message }));
-      }
-      arm(now);
+      if (closed || !started) return;
+      deadlines.sooner(due);
     }
 
     // ---- output -------------------------------------------------------------------------------
@@ -243,7 +220,7 @@ export = function register(RED: NodeAPI): void {
       listDirty = true;
       const now = Date.now();
       afterChange([...events, ...engine.tick(now)], (m) => node.send(m));
-      arm(now);
+      arm();
     });
     show();
 
@@ -290,8 +267,9 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (removed, done) => {
       closed = true;
-      for (const t of [timer, showTimer, saveTimer]) if (t !== undefined) clearTimeout(t);
-      timer = showTimer = saveTimer = undefined;
+      deadlines.close();
+      for (const t of [showTimer, saveTimer]) if (t !== undefined) clearTimeout(t);
+      showTimer = saveTimer = undefined;
       starting.cancel();
       status.close();
       if (state === undefined) {
