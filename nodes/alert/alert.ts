@@ -4,8 +4,9 @@
  * message per AlertEvent (for notifiers and the store); output 2: the active list (when it changes,
  * at most every 250 ms, a long list less often: see LIST_MS; always the latest) and the replies to
  * control messages; output 3: rejects.
- * One timer, armed at engine.nextDeadline() after a tick or an action and moved earlier by a message's `due`; the
- * state is kept in a StateFile across redeploys and restarts. Control messages are checked in ./control. This file only wires the engine in.
+ * One timer (./deadline-timer), armed at engine.nextDeadline() after a tick or an action and moved earlier by a
+ * message's `due`; the state is kept in a StateFile across redeploys and restarts. Control messages are checked in
+ * ./control. This file only wires the engine in.
  */
 import type { AlertEvent, Reject } from '../lib/contract';
 import { afterFlowsStart, onInput, rejectError, RejectedError, ThrottledStatus, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
