@@ -8,6 +8,7 @@ import { alertCases } from './cases/alert';
 import { anomalyCases } from './cases/anomaly';
 import { anomalyScorerCases } from './cases/anomaly-scorer';
 import { brokerQueueCases } from './cases/broker-queue';
+import { functionNodeCases } from './cases/function-node';
 import { lineProtocolCases } from './cases/line-protocol';
 import { maintenanceCases } from './cases/maintenance';
 import { normaliserCases } from './cases/normaliser';
@@ -18,7 +19,7 @@ import { windowCases } from './cases/window';
 import { windowFlowCases } from './cases/window-flow';
 import { writerCases } from './cases/writer';
 
-export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases, ...anomalyScorerCases, ...windowCases, ...windowFlowCases, ...maintenanceCases, ...registryCases, ...alertCases, ...brokerQueueCases];
+export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases, ...anomalyScorerCases, ...windowCases, ...windowFlowCases, ...maintenanceCases, ...registryCases, ...alertCases, ...brokerQueueCases, ...functionNodeCases];
 
 /** Throws on a duplicate id or a baseline that names no case. */
 export function checkRegistry(cases: readonly BenchCase[]): void {
