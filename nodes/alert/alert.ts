@@ -5,7 +5,7 @@
  * at most every 250 ms, a long list less often: see LIST_MS; always the latest) and the replies to
  * control messages; output 3: rejects.
  * One timer (./deadline-timer), armed at engine.nextDeadline() after a tick or an action and moved earlier by a
- * message's `due`; the state is kept in a StateFile across redeploys and restarts. Control messages are checked in
+ * message's lastIngestDue(); the state is kept in a StateFile across redeploys and restarts. Control messages are checked in
  * ./control. This file only wires the engine in.
  */
 import type { AlertEvent, Reject } from '../lib/contract';
@@ -191,7 +191,7 @@ export = function register(RED: NodeAPI): void {
     }
 
     /**
-     * After a message: moves the timer earlier when a key the message evaluated is due sooner (AlertOutput.due). Not
+     * After a message: moves the timer earlier when a key the message evaluated is due sooner (lastIngestDue). Not
      * arm(): its scan of every live key after every message was most of this node's time with thousands of alerts
      * pending or firing.
      */
@@ -262,7 +262,7 @@ export = function register(RED: NodeAPI): void {
       if (out.rejects.length > 0) bad = rejects(msg, out.rejects, out.batch);
       if (bad !== null) send([null, null, bad]);
       afterChange(out.events, send);
-      armSooner(out.due ?? Infinity);
+      armSooner(engine.lastIngestDue(now));
       if (bad !== null && settings.catchRejects) throw new RejectedError(TYPE, out.rejects[0]);
     });
 

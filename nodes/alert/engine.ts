@@ -92,13 +92,6 @@ export interface AlertOutput {
   evaluations: number;
   /** True when the input was an array. */
   batch: boolean;
-  /**
-   * ingest() only: the earliest deadline (as nextDeadline) among the keys this call evaluated, Infinity when none
-   * has one. The keys it did not evaluate kept their deadlines, so a caller whose timer is armed at the engine's
-   * next deadline only moves it earlier when this is sooner (nextDeadline scans every live key: after every message,
-   * with thousands of alerts pending or firing, that scan was most of the node's time).
-   */
-  due?: number;
 }
 
 /** ack / unack / silence / unsilence: never throws; `code` says why it did nothing. */
@@ -293,8 +286,12 @@ export class AlertEngine {
   private readonly byId = new Map<string, Key>();
   /** Keys pending, firing, flapping, or with a resolution to catch up: what tick() looks at. */
   private live = new Set<Key>();
-  /** The keys the running ingest() evaluated, each once (Key.mk === mark): what its `due` looks at. */
+  /**
+   * The live keys the running ingest() evaluated or made live, each once (Key.mk === mark): what lastIngestDue looks
+   * at; the first nTouched entries count (a count, not `length = 0`, which gave up the array's storage at every call).
+   */
   private readonly touched: Key[] = [];
+  private nTouched = 0;
   private mark = 0;
   private nKeys = 0;
   private silenceList: Silence[] = [];
@@ -333,10 +330,10 @@ export class AlertEngine {
    * `meta.tags`: tags for messages that carry none (a LivenessEvent: the device's registry tags).
    */
   ingest(input: unknown, now: number, meta?: { tags?: Record<string, string> }): AlertOutput {
-    const out: AlertOutput = { events: [], rejects: [], evaluations: 0, batch: Array.isArray(input), due: Infinity };
+    const out: AlertOutput = { events: [], rejects: [], evaluations: 0, batch: Array.isArray(input) };
     const e0 = this.counts[C_EVALS];
     this.mark++;
-    this.touched.length = 0;
+    this.nTouched = 0;
     if (!(typeof now === 'number' && Number.isFinite(now))) {
       this.reject(out, 'invalid_ts', `now must be a finite number of ms, got ${preview(now)}`, undefined);
       return out;
@@ -350,14 +347,25 @@ export class AlertEngine {
       this.one(input, undefined, now, tags, out);
     }
     out.evaluations = this.counts[C_EVALS] - e0;
+    return out;
+  }
+
+  /**
+   * The earliest deadline (as nextDeadline) among the keys the last ingest() evaluated, Infinity when none has one.
+   * The keys it did not evaluate kept their deadlines, so a caller whose timer is armed at the engine's next deadline
+   * only moves it earlier when this is sooner (nextDeadline scans every live key: after every message, with thousands
+   * of alerts pending or firing, that scan was most of the alert node's time). Asked once after each ingest().
+   */
+  lastIngestDue(now: number): number {
     let due = Infinity;
-    for (let i = 0; i < this.touched.length; i++) {
+    for (let i = 0; i < this.nTouched; i++) {
       const t = this.deadlineOf(this.touched[i], now);
       if (t < due) due = t;
     }
-    this.touched.length = 0;
-    out.due = due;
-    return out;
+    this.nTouched = 0;
+    // A big batch's keys are not held past it (a key dropped later must not stay reachable from here).
+    if (this.touched.length > 1024) this.touched.length = 0;
+    return due;
   }
 
   private reject(out: AlertOutput, code: RejectCode, message: string, index: number | undefined): void {
@@ -641,22 +649,29 @@ export class AlertEngine {
     return true;
   }
 
+  /** Notes a key for lastIngestDue, once an ingest. */
+  private touch(k: Key): void {
+    if (k.mk === this.mark) return;
+    k.mk = this.mark;
+    this.touched[this.nTouched++] = k;
+  }
+
   private setLive(k: Key): void {
     const want = k.st === PENDING || k.st === FIRING || k.flapping || (k.ns === N_FIRING && k.st !== FIRING);
     if (want === k.live) return;
     k.live = want;
-    if (want) this.live.add(k);
-    else this.live.delete(k);
+    if (want) {
+      this.live.add(k);
+      this.touch(k);
+    } else this.live.delete(k);
   }
 
   // ---- lifecycle -------------------------------------------------------------------------------
 
   private evaluate(k: Key, now: number, out: AlertOutput): void {
     this.counts[C_EVALS]++;
-    if (k.mk !== this.mark) {
-      k.mk = this.mark;
-      this.touched.push(k);
-    }
+    // Only a live key has a deadline: one that becomes live is noted by setLive.
+    if (k.live) this.touch(k);
     const levels = k.rule.levels;
     const f = k.f;
     if (k.st === FIRING) {

@@ -27,6 +27,11 @@ class Rig {
   read(device: string, metrics: Record<string, unknown>, ts = this.now, tags?: Record<string, string>): AlertOutput {
     return this.e.ingest({ device, ts, metrics, ...(tags ? { tags } : {}) }, this.now);
   }
+  /** Sends a reading; the earliest deadline of the keys it evaluated (AlertEngine.lastIngestDue). */
+  readDue(device: string, metrics: Record<string, unknown>): number {
+    this.read(device, metrics);
+    return this.e.lastIngestDue(this.now);
+  }
   /** Events of reading(s) as compact tuples [state, severity, reason, notify]. */
   r(device: string, metrics: Record<string, unknown>): string[] {
     return brief(this.read(device, metrics).events);
@@ -635,33 +640,33 @@ describe('nextDeadline(now)', () => {
   });
 });
 
-describe('ingest(): due, the earliest deadline of the keys it evaluated', () => {
+describe('lastIngestDue(): the earliest deadline of the keys the last ingest() evaluated', () => {
   const HOLD = [{ id: 'hot', metric: 't', when: { above: 80, hysteresis: 2 }, for: '30s', severity: 'major' }];
 
   test('a key going pending is due at the end of its hold; others keep theirs; none is Infinity', () => {
     const g = new Rig(HOLD);
-    expect(g.read('d1', { t: 90 }).due).toBe(T0 + 30 * S);
+    expect(g.readDue('d1', { t: 90 })).toBe(T0 + 30 * S);
     g.at(5 * S);
     // d2's hold ends later than d1's: due says d2's, nextDeadline the earliest of all.
-    expect(g.read('d2', { t: 90 }).due).toBe(T0 + 35 * S);
+    expect(g.readDue('d2', { t: 90 })).toBe(T0 + 35 * S);
     expect(g.e.nextDeadline(g.now)).toBe(T0 + 30 * S);
     // A reading that keeps d1 pending: its deadline again (the hold runs from its start).
-    expect(g.read('d1', { t: 91 }).due).toBe(T0 + 30 * S);
+    expect(g.readDue('d1', { t: 91 })).toBe(T0 + 30 * S);
     // A reading below the threshold of an OK key, or of another metric: no deadline.
-    expect(g.read('d3', { t: 10 }).due).toBe(Infinity);
-    expect(g.read('d1', { other: 99 }).due).toBe(Infinity);
+    expect(g.readDue('d3', { t: 10 })).toBe(Infinity);
+    expect(g.readDue('d1', { other: 99 })).toBe(Infinity);
     // Cancelled: no deadline any more (the node's timer then fires once for nothing).
-    expect(g.read('d1', { t: 10 }).due).toBe(Infinity);
+    expect(g.readDue('d1', { t: 10 })).toBe(Infinity);
     // A batch: the earliest of the keys it evaluated.
     g.at(S);
-    const batch = g.e.ingest(
+    g.e.ingest(
       [
         { device: 'd4', ts: g.now, metrics: { t: 90 } },
         { device: 'd2', ts: g.now, metrics: { t: 92 } },
       ],
       g.now,
     );
-    expect(batch.due).toBe(T0 + 35 * S);
+    expect(g.e.lastIngestDue(g.now)).toBe(T0 + 35 * S);
   });
 
   test('never later than what nextDeadline finds: a timer kept by due and reset by tick misses no deadline (random rules, readings, acks)', () => {
@@ -683,16 +688,15 @@ describe('ingest(): due, the earliest deadline of the keys it evaluated', () => 
       }
       const device = `d${Math.floor(rnd() * 40)}`;
       const r = rnd();
-      let out: AlertOutput;
       if (r < 0.02) {
         const active = g.e.active(g.now);
         if (active.length > 0) g.e.ack(active[Math.floor(rnd() * active.length)].id!, { by: 'op' }, g.now);
         timerAt = g.e.nextDeadline(g.now); // an action: the node re-arms with the full scan
         continue;
-      } else if (r < 0.4) out = g.read(device, { t: 60 + rnd() * 40 });
-      else if (r < 0.7) out = g.read(device, { v: rnd() * 12 });
-      else out = g.read(device, { f: rnd() * 100 });
-      timerAt = Math.min(timerAt, out.due!);
+      } else if (r < 0.4) g.read(device, { t: 60 + rnd() * 40 });
+      else if (r < 0.7) g.read(device, { v: rnd() * 12 });
+      else g.read(device, { f: rnd() * 100 });
+      timerAt = Math.min(timerAt, g.e.lastIngestDue(g.now));
       // The invariant the node relies on: nothing is due before its timer.
       const next = g.e.nextDeadline(g.now);
       if (next < timerAt) throw new Error(`step ${step}: next deadline ${next - T0} before the timer ${timerAt - T0}`);
