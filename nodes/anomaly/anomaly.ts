@@ -197,9 +197,10 @@ export = function register(RED: NodeAPI): void {
         bad.error = rejectError(TYPE, out.rejects[0]);
         bad.rejects = out.rejects;
       }
-      // Output 1 carries what was scored; a message whose readings were all rejected goes to output 2 only.
+      // Output 1 carries what was scored; a message whose readings were all rejected goes to output 2 only, and one
+      // whose scores were all left out by scoreEvery sends nothing there (its events still go to output 3).
       let ok: NodeMessage | null = null;
-      if (out.scores.length > 0 || !hasBad) {
+      if (out.scores.length > 0 || (!hasBad && out.thinned === 0)) {
         ok = msg;
         ok.payload = out.scores;
         // Scores are not the reading: storing them must not confirm the reading's MQTT delivery.

@@ -27,6 +27,8 @@ export interface AnomalyConfig {
   maintenance?: string;
   /** Consecutive normal scores before an anomaly event resolves. Default 5. */
   clearAfter?: number | string;
+  /** Scores out at most once a series every this much event time ("500ms", "1s"; empty or "0" = every score). */
+  scoreEvery?: string | number;
   persist?: boolean | string;
   /** Duration between background saves of the state ("60s"; "0" = only on close). */
   snapshotInterval?: string | number;
@@ -64,6 +66,8 @@ export interface AnomalySettings {
   maxSeries: number;
   maintenance: MaintenanceRule[];
   clearAfter: number;
+  /** ms of event time between the scores of a series sent (anomalous ones and the first after always); 0 = every score. */
+  scoreEvery: number;
   persist: boolean;
   /** ms; 0 = saved on close only. */
   snapshotInterval: number;
@@ -88,6 +92,8 @@ export const LIMITS = {
   clearAfter: 1_000_000,
   rules: 100,
   minSnapshotInterval: 100,
+  /** A score at least once an hour a series: thinner than that hides a series' scores from every chart. */
+  maxScoreEvery: 3_600_000,
   maxDuration: 365 * 86_400_000,
 } as const;
 
@@ -243,6 +249,13 @@ export function parseConfig(c: AnomalyConfig): AnomalySettings {
       if (!metrics.includes(r.metric)) problems.push(`maintenance rule for ${preview(r.metric)}: that metric is not in the metrics to score`);
     }
   }
+  let scoreEvery = 0;
+  if (c.scoreEvery !== undefined && c.scoreEvery !== null && c.scoreEvery !== '') {
+    const d = parseDuration(c.scoreEvery);
+    if (d === undefined || d > LIMITS.maxScoreEvery) {
+      problems.push(`scoreEvery must be a duration such as "500ms", "1s", "1m" (at most 1h; empty or "0" = every score), got ${show(c.scoreEvery)}`);
+    } else scoreEvery = d;
+  }
   let snapshotInterval: number = DEFAULTS.snapshotInterval;
   if (c.snapshotInterval !== undefined && c.snapshotInterval !== null && c.snapshotInterval !== '') {
     const d = parseDuration(c.snapshotInterval);
@@ -260,6 +273,7 @@ export function parseConfig(c: AnomalyConfig): AnomalySettings {
     maxSeries,
     maintenance,
     clearAfter,
+    scoreEvery,
     persist: configBool(c.persist, true),
     snapshotInterval,
     catchRejects: configBool(c.catchRejects, false),

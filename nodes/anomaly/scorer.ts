@@ -45,6 +45,13 @@ export interface ScorerOptions {
   maintenance?: readonly MaintenanceRule[];
   /** Consecutive normal scores before an anomaly alert resolves. Default 5. */
   clearAfter?: number;
+  /**
+   * Thinning of the scores handed out (ms of event time; 0 or absent = every score): a series' score is returned at
+   * most once every `scoreEvery` ms of its readings' time, except that an anomalous score, one carrying a maintenance
+   * alert, and the first score after either are always returned. Every value is still scored and every alert event
+   * still returned; only the score objects of the readings in between are left out (counted as `thinned`).
+   */
+  scoreEvery?: number;
   /** The events' message texts (the node passes its message catalogue). */
   text?: Partial<EventText>;
 }
@@ -96,6 +103,8 @@ export interface ScoreOutput {
   rejects: Reject[];
   /** Values skipped as redeliveries (same ts as the series' last). */
   skipped: number;
+  /** Values scored whose score was left out by scoreEvery. */
+  thinned: number;
   /** True when the input was an array. */
   batch: boolean;
 }
@@ -115,6 +124,8 @@ export interface ScorerStats {
   skipped: number;
   rejected: number;
   evicted: number;
+  /** Values scored whose score was not handed out (scoreEvery). */
+  thinned: number;
 }
 
 /** The anomaly alert of one series, the maintenance alert, in snapshot order. */
@@ -131,6 +142,8 @@ interface SeriesState {
   p?: MaintenanceSnapshot;
   r?: string;
   e: EventState;
+  /** Thinning (scoreEvery): the ts of the last score handed out, and 1 when that one was notable. */
+  o?: [ts: number, notable: number];
 }
 
 export interface ScorerSnapshot {
@@ -138,7 +151,7 @@ export interface ScorerSnapshot {
   /** The detector settings the detectors were built with (restore refuses others). */
   config: string;
   clock: number;
-  /** scored, skipped, rejected, evicted. */
+  /** scored, skipped, rejected, evicted, thinned (the last absent in a snapshot from before scoreEvery). */
   counts: number[];
   groups: Array<[string, SeriesState[]]>;
 }
@@ -150,7 +163,8 @@ const C_SCORED = 0;
 const C_SKIPPED = 1;
 const C_REJECTED = 2;
 const C_EVICTED = 3;
-const N_COUNTS = 4;
+const C_THINNED = 4;
+const N_COUNTS = 5;
 
 class Series {
   lastTs: number;
@@ -161,6 +175,9 @@ class Series {
   normalRun = 0;
   mFiring = false;
   mSince = 0;
+  /** The ts of the last score handed out (-Infinity before the first), and whether it was notable (scoreEvery). */
+  outTs = -Infinity;
+  outNotable = false;
 
   constructor(
     readonly device: string,
@@ -200,6 +217,8 @@ function isFiniteNumber(v: unknown): v is number {
 export class AnomalyScorer {
   readonly maxSeries: number;
   readonly clearAfter: number;
+  /** ms of event time between the scores of a series handed out; 0 = every score. */
+  readonly scoreEvery: number;
   private readonly detectorOpts: { threshold: number; warmup: number; daily: boolean; weekly: boolean };
   private readonly fingerprint: string;
   private readonly only: Set<string> | null;
@@ -231,6 +250,8 @@ export class AnomalyScorer {
     if (!(Number.isInteger(this.maxSeries) && this.maxSeries >= 1)) throw new RangeError(`maxSeries must be a positive whole number, got ${this.maxSeries}`);
     this.clearAfter = opts.clearAfter ?? 5;
     if (!(Number.isInteger(this.clearAfter) && this.clearAfter >= 1)) throw new RangeError(`clearAfter must be a positive whole number, got ${this.clearAfter}`);
+    this.scoreEvery = opts.scoreEvery ?? 0;
+    if (!(Number.isFinite(this.scoreEvery) && this.scoreEvery >= 0)) throw new RangeError(`scoreEvery must be a number of ms >= 0, got ${this.scoreEvery}`);
     this.only = opts.metrics && opts.metrics.length > 0 ? new Set(opts.metrics) : null;
     for (const rule of opts.maintenance ?? []) {
       if (this.rules.has(rule.metric)) throw new RangeError(`two maintenance rules for metric ${preview(rule.metric)}`);
@@ -260,7 +281,7 @@ export class AnomalyScorer {
       this.pending = [];
       this.version++;
     }
-    const out: ScoreOutput = { scores: [], events, rejects: [], skipped: 0, batch: Array.isArray(input) };
+    const out: ScoreOutput = { scores: [], events, rejects: [], skipped: 0, thinned: 0, batch: Array.isArray(input) };
     if (out.batch) {
       const list = input as readonly unknown[];
       if (list.length > MAX_BATCH) {
@@ -362,6 +383,23 @@ export class AnomalyScorer {
       s.learning = false;
       this.nLearning--;
     }
+    this.anomalyEvent(s, r, ts, v, out.events);
+    let e: MaintenanceEstimate | null = null;
+    if (s.est !== null) {
+      e = s.est.update(ts, v);
+      if (e !== null) this.maintenanceEvent(s, e, ts, v, out.events);
+    }
+    if (this.scoreEvery > 0) {
+      // Thinning: the decision is made before the score object exists, so a score left out costs no allocation.
+      const notable = r.anomalous || (e !== null && e.alert);
+      if (!notable && !s.outNotable && ts - s.outTs < this.scoreEvery) {
+        this.counts[C_THINNED]++;
+        out.thinned++;
+        return;
+      }
+      s.outTs = ts;
+      s.outNotable = notable;
+    }
     const sc: AnomalyScore = {
       device: s.device,
       metric: s.metric,
@@ -375,14 +413,7 @@ export class AnomalyScorer {
       signal: r.signal,
       learning: r.learning,
     };
-    this.anomalyEvent(s, r, ts, v, out.events);
-    if (s.est !== null) {
-      const e = s.est.update(ts, v);
-      if (e !== null) {
-        sc.maintenance = e;
-        this.maintenanceEvent(s, e, ts, v, out.events);
-      }
-    }
+    if (e !== null) sc.maintenance = e;
     if (tags !== undefined) sc.tags = tags;
     out.scores.push(sc);
   }
@@ -495,6 +526,7 @@ export class AnomalyScorer {
       skipped: this.counts[C_SKIPPED],
       rejected: this.counts[C_REJECTED],
       evicted: this.counts[C_EVICTED],
+      thinned: this.counts[C_THINNED],
     };
   }
 
@@ -532,6 +564,7 @@ export class AnomalyScorer {
         st.p = s.est.snapshot();
         st.r = this.rules.get(s.metric)?.key;
       }
+      if (s.outTs !== -Infinity) st.o = [s.outTs, s.outNotable ? 1 : 0];
       list.push(st);
     }
     return list;
@@ -592,6 +625,12 @@ export class AnomalyScorer {
         s.normalRun = e[2];
         s.mFiring = e[3] === 1;
         s.mSince = e[4];
+        const o = st.o;
+        if (o !== undefined) {
+          if (!Array.isArray(o) || o.length !== 2 || !o.every(isFiniteNumber)) throw new RangeError(`snapshot: malformed thinning state of ${device}/${st.m}`);
+          s.outTs = o[0];
+          s.outNotable = o[1] === 1;
+        }
         if (s.mFiring && est === null) {
           s.mFiring = false;
           pending.push(this.event(s, 'maintenance', 'resolved', undefined, s.lastTs, this.text.forgotten({ device, metric: s.metric, rule: 'maintenance', why: 'rule-removed' })));

@@ -187,6 +187,33 @@ describe('scores', () => {
     expect((out.events[1].payload as { message: string }).message).toBe('t 11 is back to normal (2 normal scores in a row)');
   });
 
+  test('with Scores out, a message whose scores were all left out sends nothing on output 1; events still go out', async () => {
+    const out = await start({ warmup: 5, clearAfter: 2, scoreEvery: '1h' });
+    const values = [10, 11, 10, 11, 10, 11, 10, 11, 100, 150, 10, 11, 10, 11];
+    values.forEach((v, i) => send({ payload: reading(i, { t: v }) }));
+    await handled(out, values.length);
+    // The first score, the two anomalous ones and the first normal one after them; the rest are within the hour.
+    expect(out.scores.map((m) => (m.payload as Array<{ ts: number; anomalous: boolean }>).map((s) => [(s.ts - T0) / STEP, s.anomalous]))).toEqual([
+      [[0, false]],
+      [[8, true]],
+      [[9, true]],
+      [[10, false]],
+    ]);
+    expect(out.events.map((m) => [m.topic, (m.payload as { state: string }).state])).toEqual([
+      ['d1/t/anomaly', 'firing'],
+      ['d1/t/anomaly', 'resolved'],
+    ]);
+    expect(out.completes).toHaveLength(values.length);
+    const st = await stats(out);
+    expect([st.scored, st.thinned]).toEqual([values.length, values.length - 4]);
+  });
+
+  test('a bad Scores out is a config error', async () => {
+    await start({ scoreEvery: 'often' });
+    await until('the config error', () => errorCalls(getNode('n1')).length > 0);
+    expect(String(errorCalls(getNode('n1'))[0].args[0])).toContain('scoreEvery must be a duration');
+  });
+
   test('maintenance estimates ride on the scores and fire a major event', async () => {
     const out = await start({ warmup: 5, maintenance: JSON.stringify([{ metric: 't', threshold: 90, window: '1h', horizon: '24h' }]) });
     const values = Array.from({ length: 90 }, (_, i) => 20 + i * 0.5 + (i % 2) * 0.2);
@@ -263,7 +290,7 @@ describe('control', () => {
     send({ payload: [reading(0, { t: 1, u: 2 }), reading(0, { t: 1 }, 'd2')] });
     await handled(out, 1);
     const s = await stats(out);
-    expect(s).toEqual({ series: 3, maxSeries: 50, learning: 3, anomalous: 0, maintenance: 0, stateBytes: expect.any(Number), scored: 3, skipped: 0, rejected: 0, evicted: 0 });
+    expect(s).toEqual({ series: 3, maxSeries: 50, learning: 3, anomalous: 0, maintenance: 0, stateBytes: expect.any(Number), scored: 3, skipped: 0, rejected: 0, evicted: 0, thinned: 0 });
     expect(s.stateBytes).toBeGreaterThan(0);
   });
 

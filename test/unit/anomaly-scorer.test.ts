@@ -87,7 +87,7 @@ describe('scoring', () => {
   test('a reading with only strings and booleans scores nothing and is not rejected', () => {
     const sc = new AnomalyScorer();
     const out = sc.score(reading('d1', 0, { door: true, state: 'on' }));
-    expect(out).toEqual({ scores: [], events: [], rejects: [], skipped: 0, batch: false });
+    expect(out).toEqual({ scores: [], events: [], rejects: [], skipped: 0, thinned: 0, batch: false });
     expect(sc.size).toBe(0);
   });
 
@@ -388,7 +388,7 @@ describe('reset and stats', () => {
     expect(sc.score(reading('a', 0, { t: 1 })).scores[0].learning).toBe(true);
     const all = sc.reset();
     expect(all.series).toBe(2);
-    expect(sc.stats()).toEqual({ series: 0, maxSeries: 10_000, learning: 0, anomalous: 0, maintenance: 0, stateBytes: 0, scored: 0, skipped: 0, rejected: 0, evicted: 0 });
+    expect(sc.stats()).toEqual({ series: 0, maxSeries: 10_000, learning: 0, anomalous: 0, maintenance: 0, stateBytes: 0, scored: 0, skipped: 0, rejected: 0, evicted: 0, thinned: 0 });
   });
 
   test('stats count state bytes within the engine bound', () => {
@@ -596,6 +596,114 @@ describe('snapshot and restore', () => {
   });
 });
 
+describe('scoreEvery (thinning)', () => {
+  /**
+   * The rule written out plainly, applied to an unthinned scorer's scores: a series' score goes out when it is its
+   * first, when it or the last one out is notable (anomalous, or a maintenance alert), or when at least `every` ms of
+   * event time passed since the last one out.
+   */
+  function thinned(scores: AnomalyScore[], every: number): AnomalyScore[] {
+    const last = new Map<string, { ts: number; notable: boolean }>();
+    return scores.filter((s) => {
+      const key = `${s.device}/${s.metric}`;
+      const notable = s.anomalous || s.maintenance?.alert === true;
+      const prev = last.get(key);
+      if (prev !== undefined && !notable && !prev.notable && s.ts - prev.ts < every) return false;
+      last.set(key, { ts: s.ts, notable });
+      return true;
+    });
+  }
+
+  test('scores out are the unthinned ones the rule lets through; events, stats and every score decided are the same', () => {
+    const every = 4 * FIVE_MIN;
+    const plainScorer = new AnomalyScorer({ warmup: 50 });
+    const thin = new AnomalyScorer({ warmup: 50, scoreEvery: every });
+    let all: AnomalyScore[] = [];
+    let kept: AnomalyScore[] = [];
+    let thinnedCount = 0;
+    for (const b of batches(3, 900, 21)) {
+      const a = plainScorer.score(b);
+      const t = thin.score(b);
+      expect(plain(t.events)).toEqual(plain(a.events));
+      expect(t.rejects).toEqual(a.rejects);
+      expect(t.thinned + t.scores.length).toBe(a.scores.length);
+      all = all.concat(a.scores);
+      kept = kept.concat(t.scores);
+      thinnedCount += t.thinned;
+    }
+    expect(plain(kept)).toEqual(plain(thinned(all, every)));
+    // The run had anomalous scores, every one of them went out, and most of the others did not.
+    const anomalous = all.filter((s) => s.anomalous);
+    expect(anomalous.length).toBeGreaterThan(0);
+    expect(kept.filter((s) => s.anomalous)).toHaveLength(anomalous.length);
+    expect(kept.length).toBeLessThan(all.length / 3);
+    const st = thin.stats();
+    expect(st.thinned).toBe(thinnedCount);
+    expect(st.thinned).toBe(all.length - kept.length);
+    expect({ ...st, thinned: 0 }).toEqual({ ...plainScorer.stats(), thinned: 0 });
+    expect(plainScorer.stats().thinned).toBe(0);
+  });
+
+  test('the first normal score after an anomalous one goes out (the return to normal), the next ones wait', () => {
+    const sc = new AnomalyScorer({ warmup: 5, scoreEvery: 10 * FIVE_MIN });
+    const calm = Array.from({ length: 10 }, (_, i) => 10 + (i % 2));
+    const first = run(sc, calm, 0).scores.map((s) => s.ts);
+    expect(first).toEqual([T0]);
+    const spike = run(sc, [100, 10, 11, 10], 10).scores;
+    expect(spike.map((s) => [s.ts, s.anomalous])).toEqual([
+      [T0 + 10 * FIVE_MIN, true],
+      [T0 + 11 * FIVE_MIN, false],
+    ]);
+    // Ten steps after the last one out, the next goes out.
+    expect(run(sc, calm, 14).scores.map((s) => s.ts)).toEqual([T0 + 21 * FIVE_MIN]);
+  });
+
+  test('a score carrying a maintenance alert always goes out, and so does the first after it clears', () => {
+    const RULE: MaintenanceRule = { metric: 't', threshold: 90, direction: 'above', window: 3_600_000, horizon: 86_400_000, level: 0.5 };
+    const values: number[] = [];
+    for (let i = 0; i < 60; i++) values.push(20 + (i % 2) * 0.2);
+    for (let i = 0; i < 60; i++) values.push(20 + i * 0.5 + (i % 2) * 0.2);
+    for (let i = 0; i < 120; i++) values.push(50 + (i % 2) * 0.2);
+    const all = run(new AnomalyScorer({ maintenance: [RULE], warmup: 5 }), values, 0, MIN);
+    const thin = run(new AnomalyScorer({ maintenance: [RULE], warmup: 5, scoreEvery: 3_600_000 }), values, 0, MIN);
+    const alerting = all.scores.filter((s) => s.maintenance?.alert === true);
+    expect(alerting.length).toBeGreaterThan(0);
+    expect(thin.scores.filter((s) => s.maintenance?.alert === true).map((s) => s.ts)).toEqual(alerting.map((s) => s.ts));
+    const lastAlert = all.scores.map((s) => s.maintenance?.alert === true).lastIndexOf(true);
+    expect(thin.scores.map((s) => s.ts)).toContain(all.scores[lastAlert + 1].ts);
+    expect(plain(thin.scores)).toEqual(plain(thinned(all.scores, 3_600_000)));
+    expect(plain(thin.events)).toEqual(plain(all.events));
+  });
+
+  test('a restored scorer thins exactly as an uninterrupted one; a snapshot from before scoreEvery restores', () => {
+    const opts: ScorerOptions = { warmup: 100, clearAfter: 2, scoreEvery: 3 * FIVE_MIN };
+    const bs = batches(4, 600, 13);
+    const a = new AnomalyScorer(opts);
+    bs.slice(0, 301).forEach((b) => a.score(b));
+    const snap = viaJson(a.snapshot());
+    expect(snap.groups[0][1][0].o).toEqual([expect.any(Number), expect.any(Number)]);
+    const b = new AnomalyScorer(opts);
+    b.restore(snap);
+    expect(plain(bs.slice(301).map((x) => b.score(x)))).toEqual(plain(bs.slice(301).map((x) => a.score(x))));
+    expect(b.stats()).toEqual(a.stats());
+    // Without the thinning state (and the fifth count), the first score of each series goes out.
+    const old = viaJson(snap);
+    old.counts = old.counts.slice(0, 4);
+    for (const [, list] of old.groups) for (const st of list) delete st.o;
+    const c = new AnomalyScorer(opts);
+    c.restore(old);
+    expect(c.stats().thinned).toBe(0);
+    expect(c.score(bs[0].map((r) => ({ ...r, ts: r.ts + 10_000 * FIVE_MIN }))).scores).toHaveLength(8);
+    const bad = viaJson(snap);
+    bad.groups[0][1][0].o = [1, 'x'] as unknown as [number, number];
+    expect(() => new AnomalyScorer(opts).restore(bad)).toThrow(/malformed thinning state/);
+  });
+
+  test.each([-1, NaN, Infinity])('scoreEvery %p is a RangeError', (v) => {
+    expect(() => new AnomalyScorer({ scoreEvery: v })).toThrow(RangeError);
+  });
+});
+
 describe('config', () => {
   test('defaults', () => {
     expect(parseConfig({ id: 'n1' })).toEqual({
@@ -607,10 +715,14 @@ describe('config', () => {
       maxSeries: 10_000,
       maintenance: [],
       clearAfter: 5,
+      scoreEvery: 0,
       persist: true,
       snapshotInterval: 300_000,
       catchRejects: false,
     });
+    expect(parseConfig({ id: 'n1', scoreEvery: '' }).scoreEvery).toBe(0);
+    expect(parseConfig({ id: 'n1', scoreEvery: '0' }).scoreEvery).toBe(0);
+    expect(parseConfig({ id: 'n1', scoreEvery: 250 }).scoreEvery).toBe(250);
   });
 
   test('values as the editor saves them (strings and booleans)', () => {
@@ -625,6 +737,7 @@ describe('config', () => {
       maxSeries: '500',
       maintenance: '[{ "metric": "temperature", "threshold": 90, "direction": "below", "window": "30m", "horizon": 3600000, "level": 0.8, "minPoints": 5, "model": "linear" }]',
       clearAfter: '2',
+      scoreEvery: '500ms',
       persist: 'false',
       snapshotInterval: '5m',
       catchRejects: 'true',
@@ -638,6 +751,7 @@ describe('config', () => {
       maxSeries: 500,
       maintenance: [{ metric: 'temperature', threshold: 90, direction: 'below', window: 1_800_000, horizon: 3_600_000, level: 0.8, minPoints: 5, model: 'linear' }],
       clearAfter: 2,
+      scoreEvery: 500,
       persist: false,
       snapshotInterval: 300_000,
       catchRejects: true,
@@ -673,6 +787,8 @@ describe('config', () => {
     [{ metrics: 'a,_b' }, 'metrics: "_b" is not a metric name'],
     [{ snapshotInterval: '5 minutes' }, 'snapshotInterval must be a duration such as "30s", "60s", "5m" (at least 100ms; "0" = only on close), got "5 minutes"'],
     [{ snapshotInterval: '10ms' }, 'snapshotInterval must be a duration such as "30s", "60s", "5m" (at least 100ms; "0" = only on close), got "10ms"'],
+    [{ scoreEvery: 'often' }, 'scoreEvery must be a duration such as "500ms", "1s", "1m" (at most 1h; empty or "0" = every score), got "often"'],
+    [{ scoreEvery: '2h' }, 'scoreEvery must be a duration such as "500ms", "1s", "1m" (at most 1h; empty or "0" = every score), got "2h"'],
     [{ v: 2 }, 'config version 2 is not supported (this node reads version 1)'],
     [{ maintenance: '[{' }, expect.stringMatching(/^maintenance rules are not valid JSON: /)],
     [{ maintenance: '{"metric":"t"}' }, 'maintenance rules must be a JSON array of { "metric", "threshold", ... } objects'],
