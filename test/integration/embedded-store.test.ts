@@ -947,6 +947,40 @@ describe('a batch of points (the writer gives them when the write node checked t
     }
   });
 
+  test('points sharing one tags object (a batch of readings) in two measurements and between other series: each in its own', async () => {
+    const a = await EmbeddedBackend.open({ path: newFile() });
+    const b = await EmbeddedBackend.open({ path: newFile() });
+    try {
+      const shared = { device: 'd', site: 's' };
+      const pts: Point[] = [];
+      for (let i = 0; i < 8; i++) {
+        // Runs of the shared tags, broken by another measurement with the same object and by another series.
+        pts.push({ measurement: 'm', tags: shared, fields: { v: i }, ts: T0 + i });
+        pts.push({ measurement: 'm', tags: shared, fields: { w: -i }, ts: T0 + i });
+        if (i % 2 === 0) pts.push({ measurement: 'n', tags: shared, fields: { v: 100 + i }, ts: T0 + i });
+        if (i % 3 === 0) pts.push({ measurement: 'm', tags: { device: 'e', site: 's' }, fields: { v: 200 + i }, ts: T0 + i });
+      }
+      await a.write(withPoints(pts));
+      await a.write(withPoints(pts.map((p) => ({ ...p, ts: p.ts + 100 }))));
+      for (const p of [...pts, ...pts.map((q) => ({ ...q, ts: q.ts + 100 }))]) await b.write(batchOf([p]));
+      const all = async (store: EmbeddedBackend): Promise<unknown[]> => [
+        await store.query({ measurement: 'm', fields: ['v', 'w'], start: T0, end: T0 + 1000 }),
+        await store.query({ measurement: 'n', fields: ['v'], start: T0, end: T0 + 1000 }),
+      ];
+      const got = (await all(a)) as Array<{ series: Series[] }>;
+      expect(got).toEqual(await all(b));
+      expect(got[0].series.map((x) => [x.device, x.field, x.points.length])).toEqual([
+        ['d', 'v', 16],
+        ['d', 'w', 16],
+        ['e', 'v', 6],
+      ]);
+      expect(got[1].series.map((x) => [x.device, x.field, x.points.length])).toEqual([['d', 'v', 8]]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   test('a point the line protocol cannot carry (not checked by checkPoint) fails the batch with its index, nothing stored', async () => {
     const store = await EmbeddedBackend.open({ path: newFile() });
     try {

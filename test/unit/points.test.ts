@@ -597,6 +597,68 @@ describe('toPoints', () => {
   });
 });
 
+describe('a batch of readings: what its points share', () => {
+  test('fields are the reading\'s metrics object when every metric is stored as it is; a copy otherwise', () => {
+    const r = reading({ metrics: { temperature: 21.5, on: true, mode: 'eco' } });
+    expect(readingToPoint(r, undefined, schema()).fields).toBe(r.metrics);
+    // A value left out, or an integer field turned into a BigInt: a copy, and the reading is not changed.
+    const withNull = reading({ metrics: { temperature: 21.5, nothing: null } as never });
+    const p1 = readingToPoint(withNull, undefined, schema());
+    expect(p1.fields).not.toBe(withNull.metrics);
+    expect(p1.fields).toEqual({ temperature: 21.5 });
+    expect(withNull.metrics).toEqual({ temperature: 21.5, nothing: null });
+    const counted = reading({ metrics: { temperature: 21.5, count: 7 } });
+    const p2 = readingToPoint(counted, undefined, schema({ intFields: ['count'] }));
+    expect(p2.fields).toEqual({ temperature: 21.5, count: 7n });
+    expect(counted.metrics).toEqual({ temperature: 21.5, count: 7 });
+    // An integer field that is not a whole number this time is a float, as it is: shared.
+    const frac = reading({ metrics: { count: 7.5 } });
+    expect(readingToPoint(frac, undefined, schema({ intFields: ['count'] })).fields).toBe(frac.metrics);
+  });
+
+  test('readings of one device without tags of their own share one tags object; any other reading gets its own', () => {
+    const s = schema({ deviceTags: ['type'] });
+    const meta = { id: 'd1', type: 'pico-w' };
+    const items = [
+      reading({ ts: T0 }),
+      reading({ ts: T0 + 1 }),
+      reading({ ts: T0 + 2, tags: { site: 'lab' } }),
+      reading({ ts: T0 + 3 }),
+      reading({ ts: T0 + 4, tags: { n: 5 } as never }),
+      reading({ ts: T0 + 5, device: 'd2' }),
+      reading({ ts: T0 + 6, device: 'd2' }),
+    ];
+    const r = toPoints(items, meta, s);
+    const t = r.points.map((p) => p.tags);
+    expect(t).toEqual([
+      { type: 'pico-w', device: 'd1' },
+      { type: 'pico-w', device: 'd1' },
+      { type: 'pico-w', site: 'lab', device: 'd1' },
+      { type: 'pico-w', device: 'd1' },
+      { type: 'pico-w', device: 'd1' },
+      { type: 'pico-w', device: 'd2' },
+      { type: 'pico-w', device: 'd2' },
+    ]);
+    // tags without a text value are no tags: that reading shares too.
+    expect([t[1], t[3], t[4]].every((x) => x === t[0])).toBe(true);
+    expect(t[2]).not.toBe(t[0]);
+    expect(t[5]).not.toBe(t[0]);
+    expect(t[6]).toBe(t[5]);
+    // The lines are those of points made one by one.
+    expect(r.points.map(encodePoint)).toEqual(items.map((x) => encodePoint(readingToPoint(x, meta, s))));
+  });
+
+  test('readings of the same device with other metadata (a map of devices) do not share tags', () => {
+    const s = schema({ deviceTags: ['type'] });
+    const items = [reading({ device: 'a' }), reading({ device: 'a' })];
+    const r = toPoints(items, undefined, s, { a: { type: 'pico-w' } });
+    expect(r.points[1].tags).toBe(r.points[0].tags);
+    const mixed = toPoints([reading({ device: 'a' }), reading({ device: 'b' }), reading({ device: 'a' })], { type: 'fallback' }, s, { a: { type: 'pico-w' } });
+    expect(mixed.points.map((p) => p.tags.type)).toEqual(['pico-w', 'fallback', 'pico-w']);
+    expect(mixed.points[2].tags).not.toBe(mixed.points[1].tags);
+  });
+});
+
 describe('toPoints with a map of several devices (a batch)', () => {
   test('each reading takes its own device\'s metadata; a device not in the map falls back to msg.device', () => {
     const s = schema({ deviceTags: ['type'] });

@@ -849,13 +849,17 @@ export class EmbeddedBackend implements StoreBackend {
     const touched: SeriesInfo[] = [];
     let needDedupe = false;
     const n = points !== undefined ? points.length : lines!.length;
+    // The group of the point before, by its tags object: the points of a batch of readings share one (readingToPoint).
+    let lastTags: Record<string, string> | undefined;
+    let lastMeasurement = '';
+    let lastGroup: Group | undefined;
     for (let i = 0; i < n; i++) {
       if ((i & 63) === 63 && slicer.due()) await slicer.pause();
       let g: Group | undefined;
       let p: Point;
       if (points !== undefined) {
         p = points[i];
-        g = this.pointGroups.get(p);
+        g = p.tags === lastTags && p.measurement === lastMeasurement ? lastGroup : this.pointGroups.get(p);
         if (g === undefined || !plainFieldNames(p.fields)) {
           let line: string;
           try {
@@ -873,6 +877,9 @@ export class EmbeddedBackend implements StoreBackend {
             this.pointGroups.set(points[i], g);
           }
         }
+        lastTags = points[i].tags;
+        lastMeasurement = points[i].measurement;
+        lastGroup = g;
       } else {
         // Lines of a known series (same measurement and tags text up to the first unescaped space) only
         // need their fields and time parsed: parseLine reads "_<rest>" exactly as it reads the rest of the

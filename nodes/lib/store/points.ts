@@ -193,24 +193,57 @@ function storableMs(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= MAX_STORE_TS;
 }
 
-export function readingToPoint(r: Reading, device: unknown, s: PointSchema): Point {
-  const tags: Record<string, string> = {};
-  metadataTags(device, s.deviceTags, tags);
-  if (isObject(r.tags)) for (const k in r.tags) if (typeof r.tags[k] === 'string') tags[k] = r.tags[k];
-  tags.device = requireString(r.device, 'reading.device');
-  const fields: Record<string, FieldValue> = {};
+/**
+ * A Reading's point. `sameTags`: the tags of the point made before it from the same payload with the same device
+ * metadata, when that reading had no tags of its own; used as they are (one object for the points of a batch) when
+ * this reading has none either and is of the same device. The point's fields are the reading's `metrics` object itself
+ * when every metric is stored as it is (numbers, booleans and strings, no integer field among them): a point holds
+ * what it is given without changing it, as every reader of a shared message does, and a copy was a third of what
+ * the store allocated a reading, kept until the batch was written.
+ */
+export function readingToPoint(r: Reading, device: unknown, s: PointSchema, sameTags?: Record<string, string>): Point {
+  const id = requireString(r.device, 'reading.device');
+  let tags: Record<string, string>;
+  if (sameTags !== undefined && sameTags.device === id && !hasTags(r.tags)) tags = sameTags;
+  else {
+    tags = {};
+    metadataTags(device, s.deviceTags, tags);
+    if (isObject(r.tags)) for (const k in r.tags) if (typeof r.tags[k] === 'string') tags[k] = r.tags[k];
+    tags.device = id;
+  }
+  const metrics = r.metrics;
+  const ints = s.intFields.length > 0;
   let n = 0;
-  for (const k in r.metrics) {
-    const v = r.metrics[k];
+  let asIs = true;
+  for (const k in metrics) {
+    const v = metrics[k];
     if (typeof v === 'number') {
       if (!Number.isFinite(v)) throw new ThingwireError('invalid_value', `metric ${preview(k)} is ${v}`);
-      fields[k] = s.intFields.length > 0 && s.intFields.includes(k) && Number.isSafeInteger(v) ? BigInt(v) : v;
-    } else if (typeof v === 'boolean' || typeof v === 'string') fields[k] = v;
-    else continue;
+      if (ints && s.intFields.includes(k) && Number.isSafeInteger(v)) asIs = false;
+    } else if (typeof v !== 'boolean' && typeof v !== 'string') {
+      asIs = false;
+      continue;
+    }
     n++;
   }
   if (n === 0) throw new ThingwireError('no_metrics', `reading from ${preview(r.device)} has no metrics`);
+  let fields = metrics as Record<string, FieldValue>;
+  if (!asIs) {
+    fields = {};
+    for (const k in metrics) {
+      const v = metrics[k];
+      if (typeof v === 'number') fields[k] = ints && s.intFields.includes(k) && Number.isSafeInteger(v) ? BigInt(v) : v;
+      else if (typeof v === 'boolean' || typeof v === 'string') fields[k] = v;
+    }
+  }
   return { measurement: s.readingMeasurement, tags, fields, ts: requireTs(r.ts, 'reading.ts') };
+}
+
+/** Whether a reading's `tags` has a tag a point would take (a text value). */
+function hasTags(t: unknown): boolean {
+  if (!isObject(t)) return false;
+  for (const k in t) if (typeof t[k] === 'string') return true;
+  return false;
 }
 
 const ROLLUP_FLOATS = ['sum', 'mean', 'min', 'max', 'stddev', 'first', 'last', 'p50', 'p90', 'p95', 'p99', 'delta', 'rate'] as const;
@@ -321,15 +354,24 @@ export function toPoints(
   const points: Point[] = [];
   const indexes: number[] = [];
   const rejects: Reject[] = [];
+  // The tags of the last reading point with no tags of its own, and the device metadata they were made with.
+  let lastTags: Record<string, string> | undefined;
+  let lastMeta: unknown;
   for (let i = 0; i < items.length; i++) {
     const item = items[i];
     const id = byId !== undefined && isObject(item) ? item.device : undefined;
     const device = typeof id === 'string' && Object.prototype.hasOwnProperty.call(byId, id) ? (byId as Record<string, unknown>)[id] : deviceMeta;
     try {
       switch (kindOf(item)) {
-        case 'reading':
-          points.push(readingToPoint(item as Reading, device, s));
+        case 'reading': {
+          const p = readingToPoint(item as Reading, device, s, device === lastMeta ? lastTags : undefined);
+          points.push(p);
+          if (!hasTags((item as Reading).tags)) {
+            lastTags = p.tags;
+            lastMeta = device;
+          }
           break;
+        }
         case 'rollup':
           points.push(rollupToPoint(item as Rollup, device, s));
           break;
