@@ -31,12 +31,17 @@ import { declareInputUse, installFastClone } from '../lib/clone';
 const TYPE = 'thingwire-write';
 
 export = function register(RED: NodeAPI): void {
-  installFastClone(RED);
+  // Whether Thingwire's fan-out hooks run in this runtime: only then does a node after this one that may change the
+  // readings get a copy of them, so only then may the points keep the readings' metrics objects (below).
+  const guarded = installFastClone(RED);
   function WriteNode(this: Node, config: WriteConfig): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    // Reads its input only, and sends on the message it got: it shares a fan-out's message with the other readers (../lib/clone).
-    declareInputUse(node, 'reads');
+    // Reads its input only, and sends on the message it got: it shares a fan-out's message with the other readers
+    // (../lib/clone). 'shares', not 'reads': its points keep the readings' metrics objects until their batch is
+    // written, so the message it sends on counts as shared and a node after it that may change it gets a copy (with
+    // the hooks; without them Node-RED passes the message itself to the first node after, and the points copy).
+    declareInputUse(node, 'shares');
     const scoreFields = parseScoreFields(configList(config.scoreFields));
     const schema: PointSchema = {
       readingMeasurement: config.readingMeasurement || DEFAULT_POINT_SCHEMA.readingMeasurement,
@@ -44,6 +49,7 @@ export = function register(RED: NodeAPI): void {
       alertMeasurement: config.alertMeasurement || DEFAULT_POINT_SCHEMA.alertMeasurement,
       deviceTags: configList(config.deviceTags),
       intFields: configList(config.intFields),
+      keepMetrics: guarded,
       ...(scoreFields.fields ? { scoreFields: scoreFields.fields } : {}),
     };
     const bandEvery = configInt(config.bandEvery, 0);

@@ -12,6 +12,7 @@ import storeNode from '../../nodes/store/store';
 import writeNode from '../../nodes/write/write';
 import type { StoreNode } from '../../nodes/store/config';
 import { ACK_PROPERTY, AckWindow } from '../../nodes/lib/ack';
+import { FAST_CLONE_HOOK, SHARE_HOOK } from '../../nodes/lib/clone';
 import { freePort } from '../support/services';
 import { removeDataDir, startFakeHttp, startInfluxV1, type FakeHttp, type InfluxV1Service } from '../support/tsdb';
 import {
@@ -40,6 +41,13 @@ useHelper();
 const tempDir = useTempDirs('write-nodes');
 
 const NODES = [withCatalogue(storeNode), withCatalogue(writeNode), withCatalogue(queryNode)];
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const functionNode = require('@node-red/nodes/core/function/10-function.js') as (RED: never) => void;
+// The test helper's RED has no `hooks`; Node-RED's own (the @node-red/util object its Flow routes messages through),
+// for the write node that runs with Thingwire's fan-out hooks as in the runtime (see fan-out.test.ts).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { hooks } = require('@node-red/util') as { hooks: { has(id: string): boolean; remove(id: string): void } };
+const writeWithHooks = withCatalogue(((RED: object) => (writeNode as unknown as (r: object) => void)(Object.assign(Object.create(RED) as object, { hooks }))) as never);
 
 const T0 = Math.floor((Date.now() - 30 * 60_000) / 60_000) * 60_000;
 
@@ -180,6 +188,43 @@ describe('writing to the embedded store', () => {
       { device: 'd1', field: 'temperature', points: [[T0, 21.5]] },
     ]);
   });
+
+  test.each([
+    ['with', true],
+    ['without', false],
+  ])('%s the fan-out hooks, a node after it that changes the readings it sends on changes nothing stored', async (_, withHooks) => {
+    // With the hooks the points keep the readings' metrics objects until the batch is written (2 s here), and the
+    // write node's messages go on as shared ones, so a node that may change them gets a copy; without them Node-RED
+    // passes the message itself on, and the points hold copies.
+    setDataDir(tempDir());
+    const mutate = { id: 'mut', type: 'function', z: 'tab1', func: 'msg.payload[0].metrics.temperature = -999; msg.payload[1].metrics.humidity = -1; return msg;', outputs: 1, wires: [['ok']] };
+    const nodes = withHooks ? [withCatalogue(storeNode), writeWithHooks, withCatalogue(queryNode)] : NODES;
+    try {
+      await helper.load([functionNode, ...nodes] as never, flow({ flushInterval: 2000 }, { wires: [['mut'], ['bad']] }, [mutate]));
+      expect(hooks.has(SHARE_HOOK)).toBe(withHooks);
+      await changedAfter();
+    } finally {
+      hooks.remove(FAST_CLONE_HOOK);
+      hooks.remove(SHARE_HOOK);
+    }
+  });
+
+  async function changedAfter(): Promise<void> {
+    const out: Outputs = { ok: record('ok'), bad: record('bad'), qok: record('qok'), qbad: record('qbad'), completes: record('completes'), caught: record('caught'), statuses: record('statuses') };
+    const batch = [reading('d1', T0, { temperature: 21.5, humidity: 40 }), reading('d1', T0 + 1000, { temperature: 22, humidity: 41 })];
+    send({ payload: clone(batch) });
+    await handled(out, 1);
+    await until('the changed message', () => out.ok.length === 1);
+    expect((out.ok[0].payload as Array<{ metrics: Record<string, number> }>).map((r) => r.metrics)).toEqual([
+      { temperature: -999, humidity: 40 },
+      { temperature: 22, humidity: -1 },
+    ]);
+    const series = await readBack(out, { fields: 'temperature,humidity', start: T0, end: T0 + 2000 }, 4);
+    expect(series).toEqual([
+      { device: 'd1', field: 'humidity', points: [[T0, 40], [T0 + 1000, 41]] },
+      { device: 'd1', field: 'temperature', points: [[T0, 21.5], [T0 + 1000, 22]] },
+    ]);
+  }
 
   test('a batch (array of Readings) is written in one message', async () => {
     const out = await startEmbedded();

@@ -598,22 +598,25 @@ describe('toPoints', () => {
 });
 
 describe('a batch of readings: what its points share', () => {
-  test('fields are the reading\'s metrics object when every metric is stored as it is; a copy otherwise', () => {
+  test('with keepMetrics, fields are the reading\'s metrics object when every metric is stored as it is; a copy otherwise', () => {
     const r = reading({ metrics: { temperature: 21.5, on: true, mode: 'eco' } });
-    expect(readingToPoint(r, undefined, schema()).fields).toBe(r.metrics);
+    expect(readingToPoint(r, undefined, schema({ keepMetrics: true })).fields).toBe(r.metrics);
+    const copied = readingToPoint(r, undefined, schema());
+    expect(copied.fields).not.toBe(r.metrics);
+    expect(copied.fields).toEqual(r.metrics);
     // A value left out, or an integer field turned into a BigInt: a copy, and the reading is not changed.
     const withNull = reading({ metrics: { temperature: 21.5, nothing: null } as never });
-    const p1 = readingToPoint(withNull, undefined, schema());
+    const p1 = readingToPoint(withNull, undefined, schema({ keepMetrics: true }));
     expect(p1.fields).not.toBe(withNull.metrics);
     expect(p1.fields).toEqual({ temperature: 21.5 });
     expect(withNull.metrics).toEqual({ temperature: 21.5, nothing: null });
     const counted = reading({ metrics: { temperature: 21.5, count: 7 } });
-    const p2 = readingToPoint(counted, undefined, schema({ intFields: ['count'] }));
+    const p2 = readingToPoint(counted, undefined, schema({ intFields: ['count'], keepMetrics: true }));
     expect(p2.fields).toEqual({ temperature: 21.5, count: 7n });
     expect(counted.metrics).toEqual({ temperature: 21.5, count: 7 });
     // An integer field that is not a whole number this time is a float, as it is: shared.
     const frac = reading({ metrics: { count: 7.5 } });
-    expect(readingToPoint(frac, undefined, schema({ intFields: ['count'] })).fields).toBe(frac.metrics);
+    expect(readingToPoint(frac, undefined, schema({ intFields: ['count'], keepMetrics: true })).fields).toBe(frac.metrics);
   });
 
   test('readings of one device without tags of their own share one tags object; any other reading gets its own', () => {

@@ -34,6 +34,11 @@ export interface PointSchema {
   deviceTags: readonly string[];
   /** Metric names written as integers (when their value is a whole number). Others are floats. */
   intFields: readonly string[];
+  /**
+   * A reading's point may take the reading's `metrics` object as its fields (see readingToPoint): true only when
+   * nothing can change it while the point waits to be written (the write node: when Thingwire's fan-out hooks run).
+   */
+  keepMetrics?: boolean;
   /** The AnomalyScore fields stored (see SCORE_FIELDS); every one when not set. */
   scoreFields?: ReadonlySet<ScoreField>;
   /** When set, a score's band (expected, lower, upper) is stored only when this gate admits it. */
@@ -196,10 +201,9 @@ function storableMs(v: unknown): v is number {
 /**
  * A Reading's point. `sameTags`: the tags of the point made before it from the same payload with the same device
  * metadata, when that reading had no tags of its own; used as they are (one object for the points of a batch) when
- * this reading has none either and is of the same device. The point's fields are the reading's `metrics` object itself
- * when every metric is stored as it is (numbers, booleans and strings, no integer field among them): a point holds
- * what it is given without changing it, as every reader of a shared message does, and a copy was a third of what
- * the store allocated a reading, kept until the batch was written.
+ * this reading has none either and is of the same device. With `s.keepMetrics`, the point's fields are the reading's
+ * `metrics` object itself when every metric is stored as it is (numbers, booleans and strings, no integer field among
+ * them): the copy was a third of what the store allocated a reading, kept until the batch was written.
  */
 export function readingToPoint(r: Reading, device: unknown, s: PointSchema, sameTags?: Record<string, string>): Point {
   const id = requireString(r.device, 'reading.device');
@@ -214,7 +218,7 @@ export function readingToPoint(r: Reading, device: unknown, s: PointSchema, same
   const metrics = r.metrics;
   const ints = s.intFields.length > 0;
   let n = 0;
-  let asIs = true;
+  let asIs = s.keepMetrics === true;
   for (const k in metrics) {
     const v = metrics[k];
     if (typeof v === 'number') {
