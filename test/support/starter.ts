@@ -13,6 +13,8 @@ export interface StarterNode {
   type: string;
   name?: string;
   func?: string;
+  /** A Function node's On Start code. */
+  initialize?: string;
   wires?: string[][];
 }
 
@@ -30,6 +32,20 @@ export function starterFunction<F>(id: string, ...params: string[]): F {
   const code = starterNode(id).func;
   if (code === undefined) throw new Error(`${id} in flows/starter.json is not a function node`);
   return new Function(...params, code) as F;
+}
+
+/**
+ * A Function node as Node-RED runs it: its On Start code (when it has one) run once now with the names given
+ * (context, flow, node, ...), then its On Message code for each call with msg and the same names.
+ */
+export function starterNodeFunction<R>(id: string, names: Record<string, unknown>): (msg: unknown) => R {
+  const n = starterNode(id);
+  if (n.func === undefined) throw new Error(`${id} in flows/starter.json is not a function node`);
+  const keys = Object.keys(names);
+  const values = keys.map((k) => names[k]);
+  if (n.initialize) (new Function(...keys, n.initialize) as (...a: unknown[]) => void)(...values);
+  const body = new Function('msg', ...keys, n.func) as (...a: unknown[]) => R;
+  return (msg) => body(msg, ...values);
 }
 
 /**

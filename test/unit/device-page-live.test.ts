@@ -4,7 +4,7 @@
  * readings ignored, the map kept in order of the last update to within 10 s) and goes to the browsers watching that device only; a
  * watch is answered with a copy of the latest entry, so a later reading cannot change an answer still on its way.
  */
-import { mapStore, starterFunction } from '../support/starter';
+import { mapStore, starterFunction, starterNodeFunction } from '../support/starter';
 
 interface Out {
   topic: string;
@@ -21,10 +21,10 @@ interface DpState {
 function rig(): { live: (payload: unknown) => Out[]; watch: (socketId: string, device: string) => Out; state: () => DpState } {
   const flow = mapStore();
   const node = { status: () => undefined, warn: () => undefined };
-  const live = starterFunction<Fn>('tw.dp.live', 'msg', 'flow', 'node');
+  const live = starterNodeFunction<ReturnType<Fn>>('tw.dp.live', { flow, node, context: mapStore() });
   const router = starterFunction<Fn>('tw.dp.router', 'msg', 'flow', 'node');
   return {
-    live: (payload) => live({ payload }, flow, node)![0] as Out[],
+    live: (payload) => live({ payload })![0] as Out[],
     watch: (socketId, device) => router({ topic: 'watch', payload: { device }, _client: { socketId } }, flow, node)![0] as Out,
     state: () => flow.get('tw_dp_state') as DpState,
   };

@@ -3,14 +3,16 @@
 // watch the device. Nodes "tw.dp.*" on the starter tab (see ../gen.js for how pages are put into the flow).
 
 // ---- shared state (flow context, memory): latest reading per device, and who watches which device ----
+// The bounds of the latest map, in the functions that share it (On Message and the live function's On Start).
+const LATEST_BOUNDS = `const MAX_DEVICES = 10000;
+const REORDER_MS = 10000;`;
 const STATE = `
 // latest: device -> { ts, metrics, moved } (at most MAX_DEVICES, the least recently updated dropped: the map is in
 // order of update to within REORDER_MS, an entry moved to its end at most that often, at \`moved\`);
 // watchers: socket id -> { device, at } (renewed every 60 s by the page; forgotten after 3 minutes).
-const MAX_DEVICES = 10000;
+${LATEST_BOUNDS}
 const MAX_WATCHERS = 1000;
 const WATCH_MS = 180000;
-const REORDER_MS = 10000;
 let st = flow.get('tw_dp_state');
 if (!st) { st = { latest: new Map(), watchers: new Map() }; flow.set('tw_dp_state', st); }`;
 
@@ -60,39 +62,51 @@ const LIVE = `
 // Each valid reading: remembered as its device's latest, and pushed to the browsers watching that device
 // (and to no one else: push, not poll, and no broadcast of every reading to every page).
 ${STATE}
-const readings = Array.isArray(msg.payload) ? msg.payload : [msg.payload];
-const out = [];
-const now = Date.now();
-const latest = st.latest;
-const watched = st.watchers.size > 0;
-// Index loops, not for...of: Node-RED runs this code in a VM context of its own, where for...of over an array takes
-// V8's generic path (~10x the time an item, and an iterator result of garbage each; bench group function-node).
-for (let i = 0; i < readings.length; i++) {
-    const r = readings[i];
-    if (!r || typeof r.device !== 'string' || typeof r.ts !== 'number' || !r.metrics) continue;
-    let e = latest.get(r.device);
-    if (e === undefined) {
-        e = { ts: r.ts, metrics: {}, moved: now };
-        latest.set(r.device, e);
-        if (latest.size > MAX_DEVICES) latest.delete(latest.keys().next().value);
-    } else if (e.ts > r.ts) {
-        continue; // a late reading is history, not "latest"
-    } else if (now - e.moved >= REORDER_MS) {
-        // To the map's end, at most every REORDER_MS: on every reading this was 40 % of this node's time.
-        latest.delete(r.device);
-        latest.set(r.device, e);
-        e.moved = now;
+// The loop over the readings is in On Start (made once each time the node starts, kept in its context as "live"):
+// Node-RED runs the code here as a new function for every message, which V8 does not optimise, and a loop over a
+// batch of readings took ~5x its time (bench group function-node).
+const live = context.get('live');
+if (typeof live !== 'function') throw new Error('the On Start code of this node has not run: context "live" is not a function');
+return [live(st, msg.payload, Date.now())];`;
+
+const LIVE_START = `
+// The per-reading work of On Message, made once each time this node starts (see there). st: the Device page's state
+// (flow context tw_dp_state); returns the messages for the browsers watching the readings' devices.
+${LATEST_BOUNDS}
+context.set('live', function live(st, payload, now) {
+    const readings = Array.isArray(payload) ? payload : [payload];
+    const out = [];
+    const latest = st.latest;
+    const watched = st.watchers.size > 0;
+    // Index loops, not for...of: for...of over an array in a Function node's VM context takes V8's generic path
+    // (~10x the time an item, and an iterator result of garbage each; bench group function-node).
+    for (let i = 0; i < readings.length; i++) {
+        const r = readings[i];
+        if (!r || typeof r.device !== 'string' || typeof r.ts !== 'number' || !r.metrics) continue;
+        let e = latest.get(r.device);
+        if (e === undefined) {
+            e = { ts: r.ts, metrics: {}, moved: now };
+            latest.set(r.device, e);
+            if (latest.size > MAX_DEVICES) latest.delete(latest.keys().next().value);
+        } else if (e.ts > r.ts) {
+            continue; // a late reading is history, not "latest"
+        } else if (now - e.moved >= REORDER_MS) {
+            // To the map's end, at most every REORDER_MS: on every reading this was 40 % of this node's time.
+            latest.delete(r.device);
+            latest.set(r.device, e);
+            e.moved = now;
+        }
+        // Updated in place: a new entry a reading lived about a second, long enough for the collector to copy it.
+        e.ts = r.ts;
+        const m = r.metrics;
+        for (const k in m) e.metrics[k] = m[k];
+        if (!watched) continue;
+        for (const [socketId, w] of st.watchers) {
+            if (w.device === r.device) out.push({ topic: 'live', payload: { device: r.device, ts: r.ts, metrics: m }, _client: { socketId } });
+        }
     }
-    // Updated in place: a new entry a reading lived about a second, long enough for the collector to copy it.
-    e.ts = r.ts;
-    const m = r.metrics;
-    for (const k in m) e.metrics[k] = m[k];
-    if (!watched) continue;
-    for (const [socketId, w] of st.watchers) {
-        if (w.device === r.device) out.push({ topic: 'live', payload: { device: r.device, ts: r.ts, metrics: m }, _client: { socketId } });
-    }
-}
-return [out];`;
+    return out;
+});`;
 
 const SCORES = `
 // thingwire: reads msg only (it gets a message shared with other readers, not a copy: remove this line before changing
@@ -181,7 +195,7 @@ module.exports = function devicePage(ctx) {
   add({ id: 'tw.dp.bandq', type: 'thingwire-query', z: Z, name: 'expected band', v: 1, store: 'tw.store', measurement: 'anomaly', fields: 'lower,expected,upper', start: '-24h', bucket: '', agg: 'mean', maxPoints: 0, level: 'raw', levels: '1m,1h,1d', catchRejects: false, x: 1040, y: Y0 + 80, wires: [['tw.dp.reply'], ['tw.dp.failed']] });
   fn('tw.dp.reply', 'device page: history reply', REPLY, 1, 1260, Y0 + 80, [['tw.dp.template']]);
   fn('tw.dp.failed', 'device page: history failed', FAILED, 1, 1040, Y0 + 140, [['tw.dp.template']]);
-  fn('tw.dp.live', 'device page: live readings', LIVE, 1, 420, Y0 + 200, [['tw.dp.template']]);
+  fn('tw.dp.live', 'device page: live readings', LIVE, 1, 420, Y0 + 200, [['tw.dp.template']], { initialize: LIVE_START.trim() });
   add({ id: 'tw.dp.scorein', type: 'link in', z: Z, name: 'scores to the device page', links: ['tw.al.fromanomaly'], x: 175, y: Y0 + 260, wires: [['tw.dp.scores']] });
   fn('tw.dp.scores', 'device page: scores', SCORES, 1, 420, Y0 + 260, [['tw.dp.template']]);
 
