@@ -130,6 +130,26 @@ describe('Journal', () => {
     expect([back.b, Object.is(back.c, -0), back.d, back.e]).toEqual([-Infinity, true, 1e-310, Number.MAX_VALUE]);
   });
 
+  test('readings whose devices and metric names change from one to the next, in order or not, come back exactly', () => {
+    const j = new Journal(base());
+    const r = (device: string, i: number, metrics: Record<string, number>): Record<string, unknown> => ({ device, ts: T0 + i, metrics });
+    const payloads: unknown[] = [
+      [r('d1', 0, { a: 1, b: 2 }), r('d1', 1, { b: 3, a: 4 }), r('d1', 2, { a: 5, b: 6, c: 7 }), r('d2', 3, { a: 8 }), r('d1', 4, { a: 9, b: 10 }), r('d2', 5, { c: 11, a: 12, b: 13 })],
+      // A record that falls back to JSON after new names were given ids (taken back), then the same names again.
+      [r('d3', 6, { x: 1, y: 2 }), { device: 'd3', ts: T0 + 7, metrics: { x: 'no' } }],
+      [r('d3', 8, { y: 3, x: 4 }), r('d1', 9, { x: 5, a: 6 })],
+      [r('d1', 10, {}), r('d1', 11, { a: 1 }), r('d1', 12, {})],
+    ];
+    payloads.forEach((p, i) => j.append(i, p));
+    j.rotate();
+    // A new file: ids start again; the same names and devices as the last record of the file before.
+    j.append(10, payloads[2]);
+    j.close();
+    const l = new Journal(base()).load();
+    expect(l.bad).toBe(0);
+    expect(l.records.map((x) => x.p)).toEqual([...payloads, payloads[2]].map((p) => JSON.parse(JSON.stringify(p)) as unknown));
+  });
+
   test('plain readings take less than half the bytes of JSON, names written once a file', () => {
     const j = new Journal(base());
     const batch = Array.from({ length: 100 }, (_, i) => ({ device: `load-${i % 10}`, ts: T0 + i, metrics: { seq: i, temperature: 20 + i / 7, humidity: 50 + i / 3, vibration: i / 11 }, tags: { type: 'sensor' } }));
