@@ -367,8 +367,12 @@ export class AnomalyDetector {
     s[R_HI] = Math.max(x, s[R_HI] - T.RECENT_DECAY * (s[R_HI] - s[G_MEAN]));
     s[R_LO] = Math.min(x, s[R_LO] + T.RECENT_DECAY * (s[G_MEAN] - s[R_LO]));
 
-    // 5. Learn from x.
-    this.learn(x, pLevel, pDay, pWeek, dSlot, wSlot);
+    // 5. Learn from x. The three predictions go through PREDICTIONS, not as arguments: learn() is not inlined here,
+    // and a double passed to a call that is not inlined is boxed (three numbers allocated an update, ~48 bytes).
+    PREDICTIONS[0] = pLevel;
+    PREDICTIONS[1] = pDay;
+    PREDICTIONS[2] = pWeek;
+    this.learn(x, dSlot, wSlot);
 
     const learning = n <= this.warmup;
     if (!learning && T.HOLD_N > 0) {
@@ -416,8 +420,12 @@ export class AnomalyDetector {
     this.weekN = new Uint8Array(w);
   }
 
-  private learn(x: number, pLevel: number, pDay: number, pWeek: number, dSlot: number, wSlot: number): void {
+  /** Learns x; the predictions it was scored against are in PREDICTIONS (level, day, week; NaN when none). */
+  private learn(x: number, dSlot: number, wSlot: number): void {
     const s = this.s;
+    const pLevel = PREDICTIONS[0];
+    const pDay = PREDICTIONS[1];
+    const pWeek = PREDICTIONS[2];
     this.learnScale(0, Math.abs(x - pLevel));
     if (!Number.isNaN(pDay)) this.learnScale(1, Math.abs(x - pDay));
     if (!Number.isNaN(pWeek)) this.learnScale(2, Math.abs(x - pWeek));
@@ -475,6 +483,10 @@ export class AnomalyDetector {
     return d;
   }
 }
+
+/** update() hands learn() its three predictions here (one array for every detector: learn runs to the end before
+ * any other update starts). */
+const PREDICTIONS = new Float64Array(3);
 
 function mod(a: number, m: number): number {
   const r = a % m;
