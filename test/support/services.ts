@@ -24,16 +24,39 @@ export function requireBinary(bin: string, debianPackage: string): string {
   return found;
 }
 
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports for the test servers: below Linux's default ephemeral range (32768-60999), from which the kernel also picks
+ * the source port of every outgoing connection the tests open. A port the kernel handed out with listen(0) lies in that
+ * range, and between being closed here and bound by the server it was given to, an outgoing connection could take it:
+ * influxd once failed to start with "bind: address already in use" in CI (2026-12-05).
+ */
+const PORT_RANGE = { from: 20_000, to: 32_000 };
+
+function tryListen(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
+    s.once('error', () => resolve(undefined));
+    s.listen(port, '127.0.0.1', () => {
+      const got = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(got));
     });
   });
+}
+
+/** A port that was free a moment ago on 127.0.0.1 (a random one of PORT_RANGE; the kernel's choice after 50 tries). */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const p = await tryListen(PORT_RANGE.from + Math.floor(Math.random() * (PORT_RANGE.to - PORT_RANGE.from)));
+    if (p !== undefined) return p;
+  }
+  const p = await tryListen(0);
+  if (p === undefined) throw new Error('no free port on 127.0.0.1');
+  return p;
+}
+
+/** Whether a server's output says its port was taken (it is then started again on other ports). */
+export function portTaken(output: string): boolean {
+  return /address already in use|EADDRINUSE/i.test(output);
 }
 
 export function tmpDir(prefix: string): string {

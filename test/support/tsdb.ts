@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { freePort, requireBinary, tmpDir, waitFor, type Service } from './services';
+import { freePort, portTaken, requireBinary, tmpDir, type Service } from './services';
 
 function track(proc: ChildProcess): () => string {
   let out = '';
@@ -37,17 +37,22 @@ function stopProc(proc: ChildProcess, timeoutMs = 10_000): Promise<void> {
 
 /** Waits for an HTTP status on a path, failing early (with the server's output) if the process died. */
 async function waitForHttp(url: string, status: number, proc: ChildProcess, output: () => string, what: string, timeoutMs = 30_000): Promise<void> {
-  await waitFor(
-    `${what} to answer ${status} on ${url}`,
-    async () => {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${what} exited (${proc.exitCode ?? proc.signalCode}):\n${output().slice(-3000)}`);
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    // A process that exited will not answer: say so now, with its output (waitFor would retry until the deadline).
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${what} exited (${proc.exitCode ?? proc.signalCode}):\n${output().slice(-3000)}`);
+    try {
       const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
       await res.arrayBuffer();
-      return res.status === status;
-    },
-    timeoutMs,
-    100,
-  );
+      if (res.status === status) return;
+      last = new Error(`answered ${res.status}`);
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} to answer ${status} on ${url}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export interface TsdbService extends Service {
@@ -79,11 +84,9 @@ export interface InfluxV1StartOptions {
 /** influxd 1.x with a config file pointing everything at a temp dir and loopback ports. */
 export async function startInfluxV1(opts: InfluxV1StartOptions = {}): Promise<InfluxV1Service> {
   const bin = requireBinary('influxd', 'influxdb');
-  const port = await freePort();
-  const rpcPort = await freePort();
   const dir = tmpDir('influxd');
   const conf = path.join(dir, 'influxdb.conf');
-  fs.writeFileSync(
+  const writeConf = (port: number, rpcPort: number): void => fs.writeFileSync(
     conf,
     [
       'reporting-disabled = true',
@@ -109,7 +112,8 @@ export async function startInfluxV1(opts: InfluxV1StartOptions = {}): Promise<In
       '',
     ].join('\n'),
   );
-  const url = `http://127.0.0.1:${port}`;
+  let port: number;
+  let url = '';
   let proc!: ChildProcess;
   let output: () => string = () => '';
   const start = async (): Promise<void> => {
@@ -117,7 +121,19 @@ export async function startInfluxV1(opts: InfluxV1StartOptions = {}): Promise<In
     output = track(proc);
     await waitForHttp(`${url}/ping`, 204, proc, output, 'influxd');
   };
-  await start();
+  // A port taken between freePort() and influxd's bind: other ports (restart() keeps the ones that worked).
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    writeConf(port, await freePort());
+    try {
+      await start();
+      break;
+    } catch (e) {
+      if (attempt >= 3 || !portTaken(output())) throw e;
+      await stopProc(proc);
+    }
+  }
 
   const auth: Record<string, string> = opts.admin ? { Authorization: `Basic ${Buffer.from(`${opts.admin.username}:${opts.admin.password}`).toString('base64')}` } : {};
   const query = async (q: string, db?: string): Promise<InfluxQueryAnswer> => {
@@ -204,11 +220,11 @@ export interface VictoriaMetricsService extends TsdbService {
 /** victoria-metrics on a free loopback port, data in a temp dir, quiet, newest data queryable after 1 s. */
 export async function startVictoriaMetrics(): Promise<VictoriaMetricsService> {
   const bin = requireBinary('victoria-metrics', 'victoria-metrics');
-  const port = await freePort();
+  let port: number;
   const dir = tmpDir('victoria');
-  const url = `http://127.0.0.1:${port}`;
+  let url = '';
   const args = [
-    `-httpListenAddr=127.0.0.1:${port}`,
+    '',
     `-storageDataPath=${path.join(dir, 'data')}`,
     '-search.latencyOffset=1s',
     '-retentionPeriod=1y',
@@ -226,7 +242,19 @@ export async function startVictoriaMetrics(): Promise<VictoriaMetricsService> {
     output = track(proc);
     await waitForHttp(`${url}/health`, 200, proc, output, 'victoria-metrics');
   };
-  await start();
+  // A port taken between freePort() and the bind: another one (restart() keeps the one that worked).
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    args[0] = `-httpListenAddr=127.0.0.1:${port}`;
+    try {
+      await start();
+      break;
+    } catch (e) {
+      if (attempt >= 3 || !portTaken(output())) throw e;
+      await stopProc(proc);
+    }
+  }
   const flush = async (): Promise<void> => {
     const res = await fetch(`${url}/internal/force_flush`, { signal: AbortSignal.timeout(10_000) });
     await res.arrayBuffer();
