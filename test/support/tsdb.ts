@@ -55,6 +55,25 @@ async function waitForHttp(url: string, status: number, proc: ChildProcess, outp
   }
 }
 
+/**
+ * Starts a server on a port of freePort(): `use(port)` sets it up on that port (its URL, config or arguments), then
+ * `start()` runs it. A port taken between freePort() and the server's bind (its output says so) is given up for
+ * another, three tries in all. Returns the port that worked (restart() keeps it).
+ */
+async function startOnFreePort(use: (port: number) => Promise<void>, start: () => Promise<void>, output: () => string, stop: () => Promise<void>): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    await use(port);
+    try {
+      await start();
+      return port;
+    } catch (e) {
+      if (attempt >= 3 || !portTaken(output())) throw e;
+      await stop();
+    }
+  }
+}
+
 export interface TsdbService extends Service {
   url: string;
   dataDir: string;
@@ -112,7 +131,6 @@ export async function startInfluxV1(opts: InfluxV1StartOptions = {}): Promise<In
       '',
     ].join('\n'),
   );
-  let port: number;
   let url = '';
   let proc!: ChildProcess;
   let output: () => string = () => '';
@@ -121,19 +139,15 @@ export async function startInfluxV1(opts: InfluxV1StartOptions = {}): Promise<In
     output = track(proc);
     await waitForHttp(`${url}/ping`, 204, proc, output, 'influxd');
   };
-  // A port taken between freePort() and influxd's bind: other ports (restart() keeps the ones that worked).
-  for (let attempt = 1; ; attempt++) {
-    port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    writeConf(port, await freePort());
-    try {
-      await start();
-      break;
-    } catch (e) {
-      if (attempt >= 3 || !portTaken(output())) throw e;
-      await stopProc(proc);
-    }
-  }
+  const port = await startOnFreePort(
+    async (p) => {
+      url = `http://127.0.0.1:${p}`;
+      writeConf(p, await freePort());
+    },
+    start,
+    () => output(),
+    () => stopProc(proc),
+  );
 
   const auth: Record<string, string> = opts.admin ? { Authorization: `Basic ${Buffer.from(`${opts.admin.username}:${opts.admin.password}`).toString('base64')}` } : {};
   const query = async (q: string, db?: string): Promise<InfluxQueryAnswer> => {
@@ -220,11 +234,10 @@ export interface VictoriaMetricsService extends TsdbService {
 /** victoria-metrics on a free loopback port, data in a temp dir, quiet, newest data queryable after 1 s. */
 export async function startVictoriaMetrics(): Promise<VictoriaMetricsService> {
   const bin = requireBinary('victoria-metrics', 'victoria-metrics');
-  let port: number;
   const dir = tmpDir('victoria');
   let url = '';
   const args = [
-    '',
+    '', // -httpListenAddr, set by startOnFreePort's use() below
     `-storageDataPath=${path.join(dir, 'data')}`,
     '-search.latencyOffset=1s',
     '-retentionPeriod=1y',
@@ -242,19 +255,15 @@ export async function startVictoriaMetrics(): Promise<VictoriaMetricsService> {
     output = track(proc);
     await waitForHttp(`${url}/health`, 200, proc, output, 'victoria-metrics');
   };
-  // A port taken between freePort() and the bind: another one (restart() keeps the one that worked).
-  for (let attempt = 1; ; attempt++) {
-    port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    args[0] = `-httpListenAddr=127.0.0.1:${port}`;
-    try {
-      await start();
-      break;
-    } catch (e) {
-      if (attempt >= 3 || !portTaken(output())) throw e;
-      await stopProc(proc);
-    }
-  }
+  const port = await startOnFreePort(
+    async (p) => {
+      url = `http://127.0.0.1:${p}`;
+      args[0] = `-httpListenAddr=127.0.0.1:${p}`;
+    },
+    start,
+    () => output(),
+    () => stopProc(proc),
+  );
   const flush = async (): Promise<void> => {
     const res = await fetch(`${url}/internal/force_flush`, { signal: AbortSignal.timeout(10_000) });
     await res.arrayBuffer();

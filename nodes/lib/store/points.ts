@@ -199,16 +199,16 @@ function storableMs(v: unknown): v is number {
 }
 
 /**
- * A Reading's point. `sameTags`: the tags of the point made before it from the same payload with the same device
- * metadata, when that reading had no tags of its own; used as they are (one object for the points of a batch) when
- * this reading has none either and is of the same device. With `s.keepMetrics`, the point's fields are the reading's
+ * A Reading's point. `sameTags`: given only for a reading without tags of its own, the tags of the point made before
+ * it from the same payload with the same device metadata, when that reading had none either; used as they are (one
+ * object for the points of a batch) when the device is the same. With `s.keepMetrics`, the point's fields are the reading's
  * `metrics` object itself when every metric is stored as it is (numbers, booleans and strings, no integer field among
  * them): the copy was a third of what the store allocated a reading, kept until the batch was written.
  */
 export function readingToPoint(r: Reading, device: unknown, s: PointSchema, sameTags?: Record<string, string>): Point {
   const id = requireString(r.device, 'reading.device');
   let tags: Record<string, string>;
-  if (sameTags !== undefined && sameTags.device === id && !hasTags(r.tags)) tags = sameTags;
+  if (sameTags !== undefined && sameTags.device === id) tags = sameTags;
   else {
     tags = {};
     metadataTags(device, s.deviceTags, tags);
@@ -368,9 +368,10 @@ export function toPoints(
     try {
       switch (kindOf(item)) {
         case 'reading': {
-          const p = readingToPoint(item as Reading, device, s, device === lastMeta ? lastTags : undefined);
+          const untagged = !hasTags((item as Reading).tags);
+          const p = readingToPoint(item as Reading, device, s, untagged && device === lastMeta ? lastTags : undefined);
           points.push(p);
-          if (!hasTags((item as Reading).tags)) {
+          if (untagged) {
             lastTags = p.tags;
             lastMeta = device;
           }
