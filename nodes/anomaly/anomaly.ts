@@ -7,10 +7,11 @@
 import { ACK_PROPERTY } from '../lib/ack';
 import type { AlertEvent } from '../lib/contract';
 import { LazyStatus } from '../lib/lazy-status';
-import { catalogueText, onInput, rejectError, RejectedError, type Node, type NodeAPI, type NodeMessage } from '../lib/red';
+import { catalogueText, onInput, rejectError, RejectedError, type Node, type NodeAPI, type NodeMessage, type SendFn } from '../lib/red';
 import { StateFile, thingwireDataDir } from '../lib/state';
 import { parseConfig, type AnomalyConfig, type AnomalySettings } from './config';
-import { AnomalyScorer, formatDuration, type EventText, type ScorerSnapshot } from './scorer';
+import { RemoteScorer } from './remote';
+import { AnomalyScorer, formatDuration, type EventText, type ScoreOutput, type ScorerSnapshot } from './scorer';
 import { declareInputUse, installFastClone } from '../lib/clone';
 
 const TYPE = 'thingwire-anomaly';
@@ -54,20 +55,39 @@ export = function register(RED: NodeAPI): void {
     // and what it sends counts as shared (../lib/clone).
     declareInputUse(node, 'shares');
     let settings: AnomalySettings | undefined;
+    /** The models in this thread, or (settings.worker) in a worker thread. */
     let scorer: AnomalyScorer | undefined;
+    let remote: RemoteScorer | undefined;
     let configError: string | undefined;
     try {
       settings = parseConfig(config);
-      scorer = new AnomalyScorer({ ...settings, text });
+      const { worker, persist, snapshotInterval, catchRejects, ...scorerOptions } = settings;
+      void catchRejects;
+      // Built here in both modes: a setting the scorer refuses is a config error at deploy (the worker's would be late).
+      const local = new AnomalyScorer({ ...scorerOptions, text });
+      if (worker) {
+        remote = new RemoteScorer({
+          scorer: scorerOptions,
+          text,
+          state: persist ? { dataDir: thingwireDataDir(RED.settings), type: TYPE, id: node.id, interval: snapshotInterval } : undefined,
+          warn: (key, error) => node.warn(_(key === 'worker' ? 'errors.worker' : `errors.${key}`, { error })),
+          onStats: () => status.mark(),
+        });
+      } else {
+        scorer = local;
+      }
     } catch (e) {
       configError = (e as Error).message;
       settings = undefined;
       scorer = undefined;
+      remote = undefined;
     }
+    const ready = scorer !== undefined || remote !== undefined;
     // The status text (the scorer's stats walk every series; the catalogue lookup) is built at most once a second,
-    // not per message: at 1,000 readings/s the per-message version took a sixth of the runtime's CPU.
+    // not per message: at 1,000 readings/s the per-message version took a sixth of the runtime's CPU. In a worker
+    // the stats are those it last sent (with a message at most every 0.5 s).
     const status = new LazyStatus(node, () => {
-      const s = scorer!.stats();
+      const s = remote ? remote.stats() : scorer!.stats();
       const subs = { series: s.series, learning: s.learning, anomalous: s.anomalous, maintenance: s.maintenance };
       return {
         fill: s.anomalous > 0 || s.maintenance > 0 ? 'yellow' : s.series === 0 ? 'grey' : 'green',
@@ -75,6 +95,7 @@ export = function register(RED: NodeAPI): void {
         text: _(settings!.maintenance.length > 0 ? 'status.counts-maintenance' : 'status.counts', subs),
       };
     }, 1000);
+    // In a worker the state file is the worker's (scorer-worker.ts).
     const state = settings?.persist && scorer ? new StateFile<ScorerSnapshot>(thingwireDataDir(RED.settings), TYPE, node.id) : undefined;
     /** Every write and delete of the state file, in order (a delete never races a save). */
     let io: Promise<void> = Promise.resolve();
@@ -84,7 +105,7 @@ export = function register(RED: NodeAPI): void {
     let timer: NodeJS.Timeout | undefined;
 
     function showStatus(): void {
-      if (scorer) status.mark();
+      if (ready) status.mark();
     }
 
     /** Starts a background save when the state changed since the last one and none is running. */
@@ -108,11 +129,11 @@ export = function register(RED: NodeAPI): void {
         });
     }
 
-    if (configError !== undefined || !scorer || !settings) {
+    if (configError !== undefined || !ready || !settings) {
       node.error(_('errors.config', { error: configError }));
       node.status({ fill: 'red', shape: 'ring', text: `${TYPE}.status.config-error` });
     } else {
-      if (state) {
+      if (state && scorer) {
         let why: string | undefined;
         const s = scorer;
         const loaded = state.load((v): v is ScorerSnapshot => {
@@ -128,6 +149,7 @@ export = function register(RED: NodeAPI): void {
         savedVersion = scorer.version;
         if (settings.snapshotInterval > 0) timer = setInterval(saveSoon, settings.snapshotInterval);
       }
+      if (remote) remote.refreshStats().catch(() => undefined);
       showStatus();
     }
 
@@ -136,16 +158,33 @@ export = function register(RED: NodeAPI): void {
       return events.map((e) => ({ topic: e.key, payload: e }));
     }
 
-    function control(action: unknown, msg: NodeMessage, send: (m: Array<NodeMessage | NodeMessage[] | null>) => void): void {
-      const sc = scorer!;
+    function resetDevice(msg: NodeMessage): string | undefined {
+      const d = msg.device;
+      return typeof d === 'string' && d !== '' ? d : d !== null && typeof d === 'object' && typeof (d as { id?: unknown }).id === 'string' ? (d as { id: string }).id : undefined;
+    }
+
+    function control(action: unknown, msg: NodeMessage, send: (m: Array<NodeMessage | NodeMessage[] | null>) => void): void | Promise<void> {
       if (action === 'stats') {
-        msg.payload = sc.stats();
+        if (remote) {
+          return remote.refreshStats().then((st) => {
+            msg.payload = st;
+            send([msg, null, null]);
+          });
+        }
+        msg.payload = scorer!.stats();
         send([msg, null, null]);
         return;
       }
       if (action === 'reset') {
-        const d = msg.device;
-        const device = typeof d === 'string' && d !== '' ? d : d !== null && typeof d === 'object' && typeof (d as { id?: unknown }).id === 'string' ? (d as { id: string }).id : undefined;
+        const device = resetDevice(msg);
+        if (remote) {
+          return remote.reset(device).then((r) => {
+            const events = eventMessages(r.events);
+            if (events) send([null, null, events]);
+            showStatus();
+          });
+        }
+        const sc = scorer!;
         const r = sc.reset(device);
         const events = eventMessages(r.events);
         if (events) send([null, null, events]);
@@ -170,14 +209,8 @@ export = function register(RED: NodeAPI): void {
       throw new Error(_('errors.action', { action: typeof action === 'string' ? action.slice(0, 40) : typeof action }));
     }
 
-    onInput(node, (msg, send) => {
-      if (!scorer || !settings) throw new Error(_('errors.config', { error: configError }));
-      const action = msg.action;
-      if (action !== undefined && action !== null && action !== '') {
-        control(action, msg, send);
-        return;
-      }
-      const out = scorer.score(msg.payload);
+    /** Sends what scoring `msg` gave (the same in the thread and from the worker). */
+    function deliver(msg: NodeMessage, send: SendFn, out: ScoreOutput): void {
       const hasBad = out.rejects.length > 0;
       let bad: NodeMessage | null = null;
       if (hasBad) {
@@ -208,7 +241,23 @@ export = function register(RED: NodeAPI): void {
       }
       send([ok, bad, eventMessages(out.events)]);
       showStatus();
-      if (hasBad && settings.catchRejects) throw new RejectedError(TYPE, out.rejects[0]);
+      if (hasBad && settings!.catchRejects) throw new RejectedError(TYPE, out.rejects[0]);
+    }
+
+    onInput(node, (msg, send) => {
+      if (!ready || !settings) throw new Error(_('errors.config', { error: configError }));
+      const action = msg.action;
+      if (action !== undefined && action !== null && action !== '') return control(action, msg, send);
+      if (remote) {
+        return remote.score(msg.payload).then(
+          (out) => deliver(msg, send, out),
+          (e: unknown) => {
+            showStatus();
+            throw e;
+          },
+        );
+      }
+      deliver(msg, send, scorer!.score(msg.payload));
     });
 
     node.on('close', (removed, done) => {
@@ -216,6 +265,13 @@ export = function register(RED: NodeAPI): void {
       if (timer !== undefined) clearInterval(timer);
       timer = undefined;
       status.close();
+      if (remote) {
+        remote.close(removed).then(done, (e: unknown) => {
+          node.warn(_('errors.save', { error: (e as Error).message }));
+          done();
+        });
+        return;
+      }
       if (!state || !scorer) {
         done();
         return;

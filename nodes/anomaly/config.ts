@@ -33,6 +33,8 @@ export interface AnomalyConfig {
   /** Duration between background saves of the state ("60s"; "0" = only on close). */
   snapshotInterval?: string | number;
   catchRejects?: boolean | string;
+  /** Score in a worker thread (the models and their state file live there; see remote.ts). Default false. */
+  worker?: boolean | string;
 }
 
 /** One predictive-maintenance rule: fit the trend of `metric` and estimate when it crosses `threshold`. */
@@ -72,6 +74,8 @@ export interface AnomalySettings {
   /** ms; 0 = saved on close only. */
   snapshotInterval: number;
   catchRejects: boolean;
+  /** The models in a worker thread. */
+  worker: boolean;
 }
 
 export const DEFAULTS = {
@@ -277,5 +281,6 @@ export function parseConfig(c: AnomalyConfig): AnomalySettings {
     persist: configBool(c.persist, true),
     snapshotInterval,
     catchRejects: configBool(c.catchRejects, false),
+    worker: configBool(c.worker, false),
   };
 }

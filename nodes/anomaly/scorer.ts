@@ -107,6 +107,8 @@ export interface ScoreOutput {
   thinned: number;
   /** True when the input was an array. */
   batch: boolean;
+  /** With score(input, true): the index in the batch of each score's reading (0 for a single reading). */
+  at?: number[];
 }
 
 export interface ScorerStats {
@@ -206,6 +208,52 @@ function estimatorOptions(r: MaintenanceRule): MaintenanceOptions {
   return o;
 }
 
+/** The texts of the rejects a reading's shape alone decides (score() and shapeReject()). */
+const SHAPE_TEXT = {
+  tooLarge: (n: number): string => `a batch holds at most ${MAX_BATCH} readings, got ${n}`,
+  notObject: (r: unknown): string => `a reading must be an object { device, ts, metrics }, got ${preview(r)}`,
+  metrics: 'a reading must be an object { device, ts, metrics } with metrics an object',
+  device: (d: unknown): string => `reading device must be 1..128 letters, digits and ._:- starting with a letter or digit, got ${preview(d)}`,
+  ts: (ts: unknown): string => `reading ts must be a finite number of ms since the epoch, got ${preview(ts)}`,
+};
+
+/**
+ * The reject score() gives a reading for its shape alone (not an object, `metrics` not an object, a device id that
+ * is not one, a `ts` that is not a finite number), or undefined when its shape is a reading's. Such a reading changes
+ * nothing but the rejected count; the scoring worker's sender (remote-wire.ts) judges these itself.
+ */
+export function shapeReject(r: unknown, index: number | undefined): Reject | undefined {
+  let code: RejectCode;
+  let message: string;
+  if (r === null || typeof r !== 'object' || Array.isArray(r)) {
+    code = 'not_a_reading';
+    message = SHAPE_TEXT.notObject(r);
+  } else {
+    const rd = r as Record<string, unknown>;
+    const metrics = rd.metrics;
+    if (metrics === null || typeof metrics !== 'object' || Array.isArray(metrics)) {
+      code = 'not_a_reading';
+      message = SHAPE_TEXT.metrics;
+    } else if (!isValidDeviceId(rd.device)) {
+      code = 'invalid_device';
+      message = SHAPE_TEXT.device(rd.device);
+    } else if (typeof rd.ts !== 'number' || !(rd.ts - rd.ts === 0)) {
+      code = 'invalid_ts';
+      message = SHAPE_TEXT.ts(rd.ts);
+    } else {
+      return undefined;
+    }
+  }
+  const out: Reject = { code, message };
+  if (index !== undefined) out.index = index;
+  return out;
+}
+
+/** The reject of a batch over MAX_BATCH, as score() gives it. */
+export function tooLargeReject(n: number): Reject {
+  return { code: 'payload_too_large', message: SHAPE_TEXT.tooLarge(n) };
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
@@ -265,6 +313,11 @@ export class AnomalyScorer {
     this.text = { ...DEFAULT_TEXT, ...opts.text };
   }
 
+  /** Counts `n` rejects judged outside score() (shapeReject, tooLargeReject: the scoring worker's sender). */
+  countRejected(n: number): void {
+    if (n > 0) this.counts[C_REJECTED] += n;
+  }
+
   /** Series held now. */
   get size(): number {
     return this.nSeries;
@@ -272,9 +325,9 @@ export class AnomalyScorer {
 
   /**
    * Scores one Reading or an array of them (anything else is rejected, never thrown).
-   * Returns the scores, the alert events and the rejects.
+   * Returns the scores, the alert events and the rejects; `withIndex` adds each score's reading index (`at`).
    */
-  score(input: Reading | readonly Reading[] | unknown): ScoreOutput {
+  score(input: Reading | readonly Reading[] | unknown, withIndex = false): ScoreOutput {
     let events: AlertEvent[] = [];
     if (this.pending.length > 0) {
       events = this.pending;
@@ -282,10 +335,11 @@ export class AnomalyScorer {
       this.version++;
     }
     const out: ScoreOutput = { scores: [], events, rejects: [], skipped: 0, thinned: 0, batch: Array.isArray(input) };
+    if (withIndex) out.at = [];
     if (out.batch) {
       const list = input as readonly unknown[];
       if (list.length > MAX_BATCH) {
-        this.reject(out, 'payload_too_large', `a batch holds at most ${MAX_BATCH} readings, got ${list.length}`, undefined);
+        this.reject(out, 'payload_too_large', SHAPE_TEXT.tooLarge(list.length), undefined);
       } else {
         for (let i = 0; i < list.length; i++) this.one(list[i], i, out);
       }
@@ -305,22 +359,22 @@ export class AnomalyScorer {
 
   private one(r: unknown, index: number | undefined, out: ScoreOutput): void {
     if (r === null || typeof r !== 'object' || Array.isArray(r)) {
-      return this.reject(out, 'not_a_reading', `a reading must be an object { device, ts, metrics }, got ${preview(r)}`, index);
+      return this.reject(out, 'not_a_reading', SHAPE_TEXT.notObject(r), index);
     }
     const rd = r as Reading;
     const metrics = rd.metrics as unknown;
     if (metrics === null || typeof metrics !== 'object' || Array.isArray(metrics)) {
-      return this.reject(out, 'not_a_reading', 'a reading must be an object { device, ts, metrics } with metrics an object', index);
+      return this.reject(out, 'not_a_reading', SHAPE_TEXT.metrics, index);
     }
     const device = rd.device;
     let g = this.groups.get(device);
     // A device already held was valid when first seen: only new ones are checked.
     if (g === undefined && !isValidDeviceId(device)) {
-      return this.reject(out, 'invalid_device', `reading device must be 1..128 letters, digits and ._:- starting with a letter or digit, got ${preview(device)}`, index);
+      return this.reject(out, 'invalid_device', SHAPE_TEXT.device(device), index);
     }
     const ts = rd.ts;
     if (typeof ts !== 'number' || !(ts - ts === 0)) {
-      return this.reject(out, 'invalid_ts', `reading ts must be a finite number of ms since the epoch, got ${preview(ts)}`, index);
+      return this.reject(out, 'invalid_ts', SHAPE_TEXT.ts(ts), index);
     }
     const tags = isPlainObject(rd.tags) ? (rd.tags as Record<string, string>) : undefined;
     const values = metrics as Record<string, unknown>;
@@ -352,7 +406,7 @@ export class AnomalyScorer {
         this.reject(out, 'out_of_order', `${device}/${m}: ts ${ts} is older than the series' last value at ${s.lastTs}`, index, { metric: m, lastTs: s.lastTs });
         continue;
       }
-      this.update(s, ts, v, tags, out);
+      this.update(s, ts, v, tags, out, index);
     }
     if (!any) this.reject(out, 'no_metrics', `reading from ${preview(device)} has no metrics`, index);
   }
@@ -372,7 +426,7 @@ export class AnomalyScorer {
     return s;
   }
 
-  private update(s: Series, ts: number, v: number, tags: Record<string, string> | undefined, out: ScoreOutput): void {
+  private update(s: Series, ts: number, v: number, tags: Record<string, string> | undefined, out: ScoreOutput, index: number | undefined): void {
     s.lastTs = ts;
     s.touch = ++this.clock;
     this.version++;
@@ -416,6 +470,7 @@ export class AnomalyScorer {
     if (e !== null) sc.maintenance = e;
     if (tags !== undefined) sc.tags = tags;
     out.scores.push(sc);
+    if (out.at !== undefined) out.at.push(index ?? 0);
   }
 
   /** An alert event of the series; `value` undefined when there is no value behind it (forgotten series). */
