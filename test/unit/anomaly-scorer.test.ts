@@ -719,6 +719,7 @@ describe('config', () => {
       persist: true,
       snapshotInterval: 300_000,
       catchRejects: false,
+      worker: false,
     });
     expect(parseConfig({ id: 'n1', scoreEvery: '' }).scoreEvery).toBe(0);
     expect(parseConfig({ id: 'n1', scoreEvery: '0' }).scoreEvery).toBe(0);
@@ -741,6 +742,7 @@ describe('config', () => {
       persist: 'false',
       snapshotInterval: '5m',
       catchRejects: 'true',
+      worker: 'true',
     });
     expect(s).toEqual({
       threshold: 0.7,
@@ -755,6 +757,7 @@ describe('config', () => {
       persist: false,
       snapshotInterval: 300_000,
       catchRejects: true,
+      worker: true,
     });
   });
 
