@@ -151,6 +151,15 @@ describe('payloads', () => {
   });
 });
 
+test('the values are the documented functions of seq (the texts come from tables, the numbers must not change)', () => {
+  const names = metricNames(5);
+  for (let seq = 0; seq < 2_000; seq += 7) {
+    const o = JSON.parse(readingJson(NOW + seq, seq, names, '')) as Record<string, number>;
+    expect(o).toEqual({ ts: NOW + seq, seq, temperature: 15 + (seq % 150) / 10, humidity: 30 + (seq % 400) / 10, vibration: 0.5 + (seq % 200) / 100, x3: (seq * 4) % 1000, x4: (seq * 5) % 1000 });
+  }
+  expect(readingJson(NOW, 3, metricNames(0), '')).toBe(`{"ts":${NOW},"seq":3}`);
+});
+
 describe('hostile kinds', () => {
   const engine = new ValidatorEngine();
   const schema = engine.compile(starterSchema());
