@@ -9,9 +9,12 @@
  * (`{ at, count, bins: [[ms, n], ...] }`, cumulative since the start) to $TW_LIVE_PROBE_FILE once a second; the bench
  * reads the file at both ends of its window and takes the difference. Node-RED's `onReceive` hook (public API, the
  * same registry the runtime uses; hooks are per process) costs one id comparison per delivered message.
+ * Only on the main thread: a worker thread gets the same -r preload (until 2026-12-05 the anomaly node's scoring
+ * worker wrote its own empty counts to the same file, and the bench read 0 readings or a mix of the two).
  * Bench-only: never loaded by the product.
  */
 import * as fs from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
 
 interface HookEvent {
   msg?: { payload?: unknown };
@@ -22,7 +25,9 @@ const file = process.env.TW_LIVE_PROBE_FILE;
 const target = process.env.TW_LIVE_PROBE_NODE || 'tw.dp.live';
 const MAX_MS = 60_000;
 
-if (file) {
+// Preloads (-r) run in every worker thread too (the anomaly node's scoring worker): only Node-RED's thread has the
+// hooks, and a second copy would write its empty counts over the file.
+if (file && isMainThread) {
   const bins = new Uint32Array(MAX_MS + 1);
   let count = 0;
   const take = (r: unknown, now: number): void => {
