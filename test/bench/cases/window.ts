@@ -14,9 +14,13 @@
  *   keys" case runs it in setup and prints the figures (target: at most 2 KB per key and level
  *   with the sketch on).
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { WindowEngine, type WindowEngineOptions, type WindowOutput } from '../../../nodes/window/engine';
+import { Journal } from '../../../nodes/window/journal';
 import type { BenchCase } from '../harness';
 import { rng } from '../fixtures';
 
@@ -174,7 +178,57 @@ export function measureWindowMemory(levels: readonly string[], wide = false, key
 
 let statsEngine: WindowEngine | undefined;
 
+/**
+ * The window node's crash journal as the starter flow feeds it: messages of 100 readings of one device (ts, seq and
+ * three metrics, as normalised from the load generator), 1,000 devices in turn, appended (encoded and written with
+ * one write to the page cache) to a file in the OS temp dir that starts afresh every 2,000 messages (as a snapshot
+ * would rotate it).
+ */
+class JournalFeed {
+  private readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-bench-journal-'));
+  private journal = new Journal(path.join(this.dir, 'w'));
+  private readonly messages: Array<Array<{ device: string; ts: number; metrics: Record<string, number> }>> = [];
+  private i = 0;
+  private marks = 0;
+  constructor() {
+    const r = rng(21);
+    for (let m = 0; m < 1000; m++) {
+      const device = JSON.parse(`"load-${String(m).padStart(5, '0')}"`) as string;
+      const batch = [];
+      for (let k = 0; k < 100; k++) {
+        // Fresh objects from JSON text, as the normaliser's input gives them names.
+        batch.push({ device, ts: T0 + m * 100 + k, metrics: JSON.parse(`{"seq":${m * 100 + k},"temperature":${20 + r()},"humidity":${50 + r()},"vibration":${1 + r()}}`) as Record<string, number> });
+      }
+      this.messages.push(batch);
+    }
+  }
+  run(n: number): number {
+    for (let k = 0; k < n; k++) {
+      if (this.i % 2000 === 1999) {
+        for (const [, f] of this.journal.files()) fs.rmSync(f, { force: true });
+        this.journal.close();
+        this.journal = new Journal(path.join(this.dir, 'w'));
+      }
+      this.marks += this.journal.append(T0, this.messages[this.i++ % this.messages.length]);
+    }
+    return this.marks;
+  }
+}
+
+let journalFeed: JournalFeed | undefined;
+
 export const windowCases: BenchCase[] = [
+  {
+    group: 'window',
+    name: 'journal: append a 100-reading message (one device, 4 metrics)',
+    itemsPerOp: 100,
+    setup() {
+      journalFeed ??= new JournalFeed();
+    },
+    run(n) {
+      return journalFeed!.run(n);
+    },
+  },
   {
     group: 'window',
     name: 'ingest 1 metric, 10,000 keys, 1m window',
