@@ -11,6 +11,7 @@ import { catalogueText, onInput, rejectError, RejectedError, type Node, type Nod
 import { StateFile, thingwireDataDir } from '../lib/state';
 import { parseConfig, type AnomalyConfig, type AnomalySettings } from './config';
 import { RemoteScorer } from './remote';
+import { ScorerPersistence } from './persist';
 import { AnomalyScorer, formatDuration, type EventText, type ScoreOutput, type ScorerSnapshot } from './scorer';
 import { declareInputUse, installFastClone } from '../lib/clone';
 
@@ -70,7 +71,7 @@ export = function register(RED: NodeAPI): void {
           scorer: scorerOptions,
           text,
           state: persist ? { dataDir: thingwireDataDir(RED.settings), type: TYPE, id: node.id, interval: snapshotInterval } : undefined,
-          warn: (key, error) => node.warn(_(key === 'worker' ? 'errors.worker' : `errors.${key}`, { error })),
+          warn: (key, error) => node.warn(_(`errors.${key}`, { error })),
           onStats: () => status.mark(),
         });
       } else {
@@ -96,59 +97,22 @@ export = function register(RED: NodeAPI): void {
       };
     }, 1000);
     // In a worker the state file is the worker's (scorer-worker.ts).
-    const state = settings?.persist && scorer ? new StateFile<ScorerSnapshot>(thingwireDataDir(RED.settings), TYPE, node.id) : undefined;
-    /** Every write and delete of the state file, in order (a delete never races a save). */
-    let io: Promise<void> = Promise.resolve();
-    let saving = false;
-    let savedVersion = 0;
-    let closing = false;
-    let timer: NodeJS.Timeout | undefined;
+    const persistence =
+      settings?.persist && scorer
+        ? new ScorerPersistence(scorer, new StateFile<ScorerSnapshot>(thingwireDataDir(RED.settings), TYPE, node.id), settings.snapshotInterval, (key, error) =>
+            node.warn(_(`errors.${key}`, { error })),
+          )
+        : undefined;
 
     function showStatus(): void {
       if (ready) status.mark();
-    }
-
-    /** Starts a background save when the state changed since the last one and none is running. */
-    function saveSoon(): void {
-      if (!state || !scorer || saving || closing || scorer.version === savedVersion) return;
-      saving = true;
-      const version = scorer.version;
-      const sc = scorer;
-      // In pieces, between which the node goes on scoring (one JSON.stringify of 6,000 series held the event
-      // loop for about a second); the close handler below still saves in one go, after this one.
-      io = io
-        .then(() => state.saveStream(() => sc.snapshotText()))
-        .then(
-          () => {
-            savedVersion = version;
-          },
-          (e: unknown) => node.warn(_('errors.save', { error: (e as Error).message })),
-        )
-        .finally(() => {
-          saving = false;
-        });
     }
 
     if (configError !== undefined || !ready || !settings) {
       node.error(_('errors.config', { error: configError }));
       node.status({ fill: 'red', shape: 'ring', text: `${TYPE}.status.config-error` });
     } else {
-      if (state && scorer) {
-        let why: string | undefined;
-        const s = scorer;
-        const loaded = state.load((v): v is ScorerSnapshot => {
-          try {
-            s.restore(v);
-            return true;
-          } catch (e) {
-            why = (e as Error).message;
-            return false;
-          }
-        });
-        if (loaded.problem !== undefined) node.warn(_('errors.state', { error: why === undefined ? loaded.problem : `${why}; ${loaded.problem}` }));
-        savedVersion = scorer.version;
-        if (settings.snapshotInterval > 0) timer = setInterval(saveSoon, settings.snapshotInterval);
-      }
+      persistence?.load();
       if (remote) remote.refreshStats().catch(() => undefined);
       showStatus();
     }
@@ -184,25 +148,10 @@ export = function register(RED: NodeAPI): void {
             showStatus();
           });
         }
-        const sc = scorer!;
-        const r = sc.reset(device);
+        const r = scorer!.reset(device);
         const events = eventMessages(r.events);
         if (events) send([null, null, events]);
-        if (state) {
-          if (device === undefined) {
-            // Nothing left to keep: the file goes (after any save still running).
-            savedVersion = sc.version;
-            io = io.then(() => {
-              try {
-                state.remove();
-              } catch (e) {
-                node.warn(_('errors.save', { error: (e as Error).message }));
-              }
-            });
-          } else {
-            saveSoon();
-          }
-        }
+        persistence?.afterReset(device === undefined);
         showStatus();
         return;
       }
@@ -261,9 +210,6 @@ export = function register(RED: NodeAPI): void {
     });
 
     node.on('close', (removed, done) => {
-      closing = true;
-      if (timer !== undefined) clearInterval(timer);
-      timer = undefined;
       status.close();
       if (remote) {
         remote.close(removed).then(done, (e: unknown) => {
@@ -272,23 +218,11 @@ export = function register(RED: NodeAPI): void {
         });
         return;
       }
-      if (!state || !scorer) {
+      if (!persistence) {
         done();
         return;
       }
-      const sc = scorer;
-      void io.then(() => {
-        try {
-          if (removed) state.remove();
-          else if (sc.version !== savedVersion) {
-            state.saveSync(sc.snapshot());
-            savedVersion = sc.version;
-          }
-        } catch (e) {
-          node.warn(_('errors.save', { error: (e as Error).message }));
-        }
-        done();
-      });
+      void persistence.close(removed).then(() => done());
     });
   }
   RED.nodes.registerType(TYPE, AnomalyNode);

@@ -1,11 +1,12 @@
 /**
  * The anomaly node's scoring worker (remote.ts starts it): an AnomalyScorer and its state file, in a worker thread.
  * Takes the messages of remote.ts in order and answers each one (see remote-wire.ts for what goes over). The state
- * file is loaded at start, saved every `state.interval` ms when it changed (in pieces, scoring going on between them,
- * as the node does in the thread), and on close; warnings go to the node as { t: 'warn' }.
+ * file (ScorerPersistence, as the node uses it in the thread) is loaded at start, saved in the background every
+ * `state.interval` ms when it changed, and on close; warnings go to the node as { t: 'warn' }.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { StateFile } from '../lib/state';
+import { ScorerPersistence } from './persist';
 import { encodeScores, MarkerText, unpackReadings } from './remote-wire';
 import type { FromWorker, ToWorker, WorkerInit } from './remote';
 import { AnomalyScorer, type ScorerSnapshot } from './scorer';
@@ -20,46 +21,12 @@ function send(m: FromWorker, transfer?: ArrayBuffer[]): void {
   port!.postMessage(m, transfer);
 }
 
-const state = init.state ? new StateFile<ScorerSnapshot>(init.state.dataDir, init.state.type, init.state.id) : undefined;
-let io: Promise<void> = Promise.resolve();
-let saving = false;
-let savedVersion = 0;
-let closing = false;
-let timer: NodeJS.Timeout | undefined;
-
-if (state !== undefined) {
-  let why: string | undefined;
-  const loaded = state.load((v): v is ScorerSnapshot => {
-    try {
-      scorer.restore(v);
-      return true;
-    } catch (e) {
-      why = (e as Error).message;
-      return false;
-    }
-  });
-  if (loaded.problem !== undefined) send({ t: 'warn', key: 'state', error: why === undefined ? loaded.problem : `${why}; ${loaded.problem}` });
-  savedVersion = scorer.version;
-  if (init.state!.interval > 0) timer = setInterval(saveSoon, init.state!.interval);
-}
-
-/** Starts a background save when the state changed since the last one and none is running. */
-function saveSoon(): void {
-  if (!state || saving || closing || scorer.version === savedVersion) return;
-  saving = true;
-  const version = scorer.version;
-  io = io
-    .then(() => state.saveStream(() => scorer.snapshotText()))
-    .then(
-      () => {
-        savedVersion = version;
-      },
-      (e: unknown) => send({ t: 'warn', key: 'save', error: (e as Error).message }),
+const persistence = init.state
+  ? new ScorerPersistence(scorer, new StateFile<ScorerSnapshot>(init.state.dataDir, init.state.type, init.state.id), init.state.interval, (key, error) =>
+      send({ t: 'warn', key, error }),
     )
-    .finally(() => {
-      saving = false;
-    });
-}
+  : undefined;
+persistence?.load();
 
 port.on('message', (m: ToWorker) => {
   switch (m.t) {
@@ -89,42 +56,12 @@ port.on('message', (m: ToWorker) => {
       return;
     case 'reset': {
       const r = scorer.reset(m.device);
-      if (state) {
-        if (m.device === undefined) {
-          // Nothing left to keep: the file goes (after any save still running).
-          savedVersion = scorer.version;
-          io = io.then(() => {
-            try {
-              state.remove();
-            } catch (e) {
-              send({ t: 'warn', key: 'save', error: (e as Error).message });
-            }
-          });
-        } else {
-          saveSoon();
-        }
-      }
+      persistence?.afterReset(m.device === undefined);
       send({ t: 'reset', series: r.series, events: r.events, facts: marker.takeFacts(r.events), stats: scorer.stats() });
       return;
     }
     case 'close': {
-      closing = true;
-      if (timer !== undefined) clearInterval(timer);
-      timer = undefined;
-      void io.then(() => {
-        if (state) {
-          try {
-            if (m.removed) state.remove();
-            else if (scorer.version !== savedVersion) {
-              state.saveSync(scorer.snapshot());
-              savedVersion = scorer.version;
-            }
-          } catch (e) {
-            send({ t: 'warn', key: 'save', error: (e as Error).message });
-          }
-        }
-        send({ t: 'closed' });
-      });
+      void (persistence ? persistence.close(m.removed) : Promise.resolve()).then(() => send({ t: 'closed' }));
       return;
     }
   }
