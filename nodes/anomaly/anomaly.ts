@@ -62,15 +62,13 @@ export = function register(RED: NodeAPI): void {
     let configError: string | undefined;
     try {
       settings = parseConfig(config);
-      const { worker, persist, snapshotInterval, catchRejects, ...scorerOptions } = settings;
-      void catchRejects;
       // Built here in both modes: a setting the scorer refuses is a config error at deploy (the worker's would be late).
-      const local = new AnomalyScorer({ ...scorerOptions, text });
-      if (worker) {
+      const local = new AnomalyScorer({ ...settings, text });
+      if (settings.worker) {
         remote = new RemoteScorer({
-          scorer: scorerOptions,
+          scorer: settings,
           text,
-          state: persist ? { dataDir: thingwireDataDir(RED.settings), type: TYPE, id: node.id, interval: snapshotInterval } : undefined,
+          state: settings.persist ? { dataDir: thingwireDataDir(RED.settings), type: TYPE, id: node.id, interval: settings.snapshotInterval } : undefined,
           warn: (key, error) => node.warn(_(`errors.${key}`, { error })),
           onStats: () => status.mark(),
         });

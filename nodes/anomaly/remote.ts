@@ -57,7 +57,7 @@ export const DEFAULT_MAX_QUEUED = 100_000;
 const STATS_EVERY_MS = 500;
 
 type Waiter =
-  | { t: 'scored'; payload: unknown; p: PackedReadings; here: ScoreOutput['rejects']; readings: number; resolve: (o: ScoreOutput) => void; reject: (e: Error) => void }
+  | { t: 'scored'; payload: unknown; p: PackedReadings; here: ScoreOutput['rejects']; resolve: (o: ScoreOutput) => void; reject: (e: Error) => void }
   | { t: 'stats'; resolve: (s: ScorerStats) => void; reject: (e: Error) => void }
   | { t: 'reset'; resolve: (r: { series: number; events: AlertEvent[] }) => void; reject: (e: Error) => void }
   | { t: 'closed'; resolve: () => void; reject: (e: Error) => void };
@@ -115,7 +115,7 @@ export class RemoteScorer {
       const now = Date.now();
       const stats = now - this.statsAt >= STATS_EVERY_MS;
       if (stats) this.statsAt = now;
-      this.post({ t: 'score', p: msg, stats }, { t: 'scored', payload, p: msg, here: rejects, readings: msg.n, resolve, reject }, [msg.u.buffer as ArrayBuffer, msg.f.buffer as ArrayBuffer, msg.idx.buffer as ArrayBuffer]);
+      this.post({ t: 'score', p: msg, stats }, { t: 'scored', payload, p: msg, here: rejects, resolve, reject }, [msg.u.buffer as ArrayBuffer, msg.f.buffer as ArrayBuffer, msg.idx.buffer as ArrayBuffer]);
       this.queued += msg.n;
     });
   }
@@ -229,7 +229,7 @@ export class RemoteScorer {
     switch (m.t) {
       case 'scored': {
         const s = w as Extract<Waiter, { t: 'scored' }>;
-        this.queued -= s.readings;
+        this.queued -= s.p.n;
         const out: ScoreOutput = {
           scores: decodeScores(s.payload, s.p, m),
           events: fillEventText(m.events, m.facts, this.opts.text),
