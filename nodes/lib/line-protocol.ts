@@ -161,6 +161,12 @@ export function encodePoint(p: Point): string {
  * of known names costs a few Map lookups. test/unit/line-protocol.test.ts holds the two to the same answers.
  */
 export function checkPoint(p: Point): void {
+  checkSeries(p);
+  checkFieldsAndTime(p);
+}
+
+/** checkPoint's measurement and tags part. */
+function checkSeries(p: Point): void {
   escapeMeasurement(p.measurement);
   const tags = p.tags;
   for (const k of sortedTagKeys(tags)) {
@@ -169,6 +175,10 @@ export function checkPoint(p: Point): void {
     escapeKey(k, 'tag name');
     escapeTagValue(v, k);
   }
+}
+
+/** checkPoint's fields and timestamp part. */
+function checkFieldsAndTime(p: Point): void {
   let any = false;
   for (const k in p.fields) {
     const v = p.fields[k];
@@ -369,10 +379,21 @@ export function parseLine(line: string): Point {
 export function checkBatch(points: readonly Point[]): { points: readonly Point[]; rejects: Array<{ index: number; error: ThingwireError }> } {
   let good: Point[] | undefined;
   const rejects: Array<{ index: number; error: ThingwireError }> = [];
+  // The points of a batch of readings share their device's tags object (readingToPoint): a series checked once is
+  // not checked again for the points after it (its sorted tag keys and their lookups were ~2 % of the main thread
+  // at 190,000 readings/s).
+  let okTags: Point['tags'] | null = null;
+  let okMeasurement = '';
   for (let i = 0; i < points.length; i++) {
+    const p = points[i];
     try {
-      checkPoint(points[i]);
-      good?.push(points[i]);
+      if (p.tags !== okTags || p.measurement !== okMeasurement) {
+        checkSeries(p);
+        okTags = p.tags;
+        okMeasurement = p.measurement;
+      }
+      checkFieldsAndTime(p);
+      good?.push(p);
     } catch (e) {
       if (!(e instanceof ThingwireError)) throw e;
       rejects.push({ index: i, error: e });

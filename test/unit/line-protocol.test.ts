@@ -165,6 +165,25 @@ describe('checking without encoding (checkPoint, checkBatch)', () => {
   });
 });
 
+describe('checkBatch with points that share a tags object (as a batch of readings does)', () => {
+  test('refuses what encodeBatch refuses, point by point: a series is skipped only after it passed', () => {
+    const okTags = { device: 'd1', site: 'a b' };
+    const badTags = { device: 'd2', site: 'new\nline' };
+    const later = { device: 'd3' };
+    const pts: Point[] = [];
+    for (let i = 0; i < 30; i++) {
+      const tags = i < 10 ? okTags : i < 20 ? badTags : later;
+      // Every 7th point has a bad field: refused alone, the series still counts as checked for the next.
+      pts.push({ measurement: i === 25 ? '' : 'm', tags, fields: i % 7 === 3 ? { f: NaN } : { f: i }, ts: TS + i });
+    }
+    const r = checkBatch(pts);
+    const e = encodeBatch(pts);
+    expect(r.rejects.map((x) => [x.index, x.error.message])).toEqual(e.rejects.map((x) => [x.index, x.error.message]));
+    expect(r.rejects.map((x) => x.index)).toEqual([3, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 24, 25]);
+    expect(e.lines).toEqual(r.points.map(encodePoint));
+  });
+});
+
 describe('splitting and parsing', () => {
   test('newlines inside quoted strings do not split lines; blank lines and comments are skipped', () => {
     const text = ['# comment', 'm s="a\nb",x=1 1', '', 'm,t=q"q s="c\\"\nd" 2', 'm f\\"k="x\ny" 3', 'm f=4 4'].join('\n');

@@ -470,6 +470,21 @@ describe('hostile names', () => {
     expect(isValidDeviceId(undefined)).toBe(false);
   });
 
+  test('names.ts: isValidName answers the same the second time and past its bound of remembered names', () => {
+    const bad = ['', '_x', 'a\u0000b', 'tab\t', 'x'.repeat(MAX_NAME_LENGTH + 1), 'del\u007f'];
+    const good = ['temperature', 'é🌞', 'a b', 'x'.repeat(MAX_NAME_LENGTH)];
+    for (let round = 0; round < 2; round++) {
+      for (const n of bad) expect([n, isValidName(n)]).toEqual([n, false]);
+      for (const n of good) expect([n, isValidName(n)]).toEqual([n, true]);
+    }
+    // 5,000 more valid names (past the 4,096 remembered): all still valid, the bad ones still refused.
+    for (let i = 0; i < 5000; i++) expect(isValidName(`m${i}`)).toBe(true);
+    for (const n of bad) expect(isValidName(n)).toBe(false);
+    expect(isValidName('m4999')).toBe(true);
+    // Device ids: the last good one is remembered; a bad one after it is still refused.
+    for (const id of ['dev-1', 'dev-1', 'bad id', 'dev-1', '-x', 'dev-1']) expect([id, isValidDeviceId(id)]).toEqual([id, id.startsWith('dev')]);
+  });
+
   test('names.ts: preview quotes and bounds untrusted values', () => {
     expect(preview('abc')).toBe('"abc"');
     expect(preview('x'.repeat(50))).toBe(JSON.stringify(`${'x'.repeat(40)}...`));
