@@ -6,6 +6,7 @@
 import * as path from 'node:path';
 import { STORE_ENV_VARS, storeSettingsFromEnv, type StoreSettings } from '../nodes/lib/store/env';
 import { maxAnswerPoints } from '../nodes/lib/store/query-plan';
+import { embeddedThread } from '../nodes/lib/store/service';
 
 export interface RuntimeConfig {
   /** HTTP port of the editor, dashboard and API. */
@@ -74,6 +75,7 @@ export const ENV_VARS: Record<string, string> = {
   THINGWIRE_SMTP_PASSWORD: 'SMTP password for alert emails (for the e-mail node you add)',
   THINGWIRE_SMTP_FROM: 'sender address of alert emails (msg.from)',
   THINGWIRE_SMTP_TO: 'recipient address(es) of alert emails, comma-separated (msg.to)',
+  THINGWIRE_STORE_THREAD: 'where the embedded store writes and answers queries: worker (default: a thread of its own, off the event loop) or main (on the event loop)',
   ...STORE_ENV_VARS,
 };
 
@@ -201,6 +203,12 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
   try {
     // Read by the embedded store and the warm-tier reader when they answer a query; checked here so a bad value stops the start.
     maxAnswerPoints(env);
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  try {
+    // Read by the store config node when it opens the embedded store; checked here for the same reason.
+    embeddedThread(env);
   } catch (e) {
     problems.push((e as Error).message);
   }

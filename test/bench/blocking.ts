@@ -8,8 +8,10 @@
  * event loop's longest stall), "CPU" the process's CPU time for the job (DuckDB's threads included).
  *
  * - store, new series: the first 1m rollups of N devices x 3 metrics (17 fields each: ~N x 51 new series), in
- *   5,000-line batches into a fresh embedded store (EmbeddedBackend.write: parse, series rows, points);
- * - store, steady: the same rollups a minute later (no new series);
+ *   5,000-point batches (as the writer hands the write node's points over) into a fresh embedded store, on the
+ *   event loop (EmbeddedBackend.write: rows from the points, series rows, appends) and in the store's worker thread
+ *   (EmbeddedThreadBackend: the points packed here, the rest there), alternately;
+ * - store, steady: the same rollups a minute later (no new series), both ways;
  * - anomaly save: the anomaly node's state for N devices x 3 metrics (1 reading/s, so full daily and weekly
  *   profiles, ~24 KB a series) saved the node's way (StateFile.saveStream of snapshotText(), in ~4 ms slices)
  *   and the old way (StateFile.save of snapshot(): one JSON.stringify), alternately;
@@ -31,8 +33,12 @@ import type { Reading } from '../../nodes/lib/contract';
 import { encodePoint } from '../../nodes/lib/line-protocol';
 import { StateFile } from '../../nodes/lib/state';
 import { EmbeddedBackend } from '../../nodes/lib/store/embedded';
+import { EmbeddedThreadBackend } from '../../nodes/lib/store/embedded-remote';
 import { downsample } from '../../nodes/lib/store/query-plan';
-import type { Batch, QueryResult, RangeQuery } from '../../nodes/lib/store/types';
+import type { Batch, Point, QueryResult, RangeQuery, StoreBackend } from '../../nodes/lib/store/types';
+
+/** Where the store runs: on the event loop, or in its worker thread. */
+type Where = 'loop' | 'thread';
 import { ROOT } from '../support/services';
 
 interface Args {
@@ -102,19 +108,19 @@ const ROLLUP_FIELDS = ['count', 'sum', 'mean', 'min', 'max', 'stddev', 'first', 
 const T0 = Date.UTC(2026, 0, 5);
 
 function rollupBatches(devices: number, ts: number): Batch[] {
-  const lines: string[] = [];
+  const points: Point[] = [];
   const fields: Record<string, number> = {};
   ROLLUP_FIELDS.forEach((f, i) => (fields[f] = 1.5 + i));
-  for (let d = 0; d < devices; d++) for (const metric of METRICS) lines.push(encodePoint({ measurement: 'rollup', tags: { device: `sim-${d}`, metric, level: '1m' }, fields, ts }));
+  for (let d = 0; d < devices; d++) for (const metric of METRICS) points.push({ measurement: 'rollup', tags: { device: `sim-${d}`, metric, level: '1m' }, fields, ts });
   const out: Batch[] = [];
-  for (let i = 0; i < lines.length; i += 5000) {
-    const part = lines.slice(i, i + 5000);
-    out.push({ lines: part.join('\n'), count: part.length });
+  for (let i = 0; i < points.length; i += 5000) {
+    const part = points.slice(i, i + 5000);
+    out.push({ lines: '', count: part.length, points: part });
   }
   return out;
 }
 
-async function writeAll(store: EmbeddedBackend, batches: Batch[]): Promise<void> {
+async function writeAll(store: StoreBackend, batches: Batch[]): Promise<void> {
   for (const b of batches) await store.write(b);
 }
 
@@ -140,18 +146,21 @@ async function main(): Promise<void> {
   const log = (s: string): void => void process.stdout.write(`${s}\n`);
   log(`blocking bench: ${args.devices} devices x ${METRICS.length} metrics, ${args.reps} repetitions, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   try {
-    const newSeries: Measure[] = [];
-    const steady: Measure[] = [];
+    const newSeries: Record<Where, Measure[]> = { loop: [], thread: [] };
+    const steady: Record<Where, Measure[]> = { loop: [], thread: [] };
     for (let r = 0; r < args.reps; r++) {
-      const store = new EmbeddedBackend({ path: path.join(dir, `store-${r}.duckdb`) });
-      try {
-        await store.write({ lines: encodePoint({ measurement: 'warm', tags: { device: 'x' }, fields: { a: 1 }, ts: T0 }), count: 1 });
-        const first = rollupBatches(args.devices, T0);
-        const next = rollupBatches(args.devices, T0 + 60_000);
-        newSeries.push(await measure(() => writeAll(store, first)));
-        steady.push(await measure(() => writeAll(store, next)));
-      } finally {
-        await store.close();
+      for (const where of ['loop', 'thread'] as const) {
+        const file = path.join(dir, `store-${where}-${r}.duckdb`);
+        const store: StoreBackend = where === 'loop' ? new EmbeddedBackend({ path: file }) : new EmbeddedThreadBackend({ path: file });
+        try {
+          await store.write({ lines: encodePoint({ measurement: 'warm', tags: { device: 'x' }, fields: { a: 1 }, ts: T0 }), count: 1 });
+          const first = rollupBatches(args.devices, T0);
+          const next = rollupBatches(args.devices, T0 + 60_000);
+          newSeries[where].push(await measure(() => writeAll(store, first)));
+          steady[where].push(await measure(() => writeAll(store, next)));
+        } finally {
+          await store.close();
+        }
       }
     }
 
@@ -197,16 +206,18 @@ async function main(): Promise<void> {
     }
 
     const rows: Array<[string, Measure]> = [
-      [`store, ${(args.devices * METRICS.length * ROLLUP_FIELDS.length).toLocaleString('en-US')} new series (first 1m rollups)`, med(newSeries)],
-      ['store, the same rollups a minute later', med(steady)],
+      [`store, ${(args.devices * METRICS.length * ROLLUP_FIELDS.length).toLocaleString('en-US')} new series (first 1m rollups), event loop`, med(newSeries.loop)],
+      ['store, the same, in its worker thread', med(newSeries.thread)],
+      ['store, the same rollups a minute later, event loop', med(steady.loop)],
+      ['store, the same, in its worker thread', med(steady.thread)],
       [`anomaly save, ${(args.devices * METRICS.length).toLocaleString('en-US')} series (${(bytes / 1e6).toFixed(0)} MB), in slices`, med(streamed)],
       ['anomaly save, one JSON.stringify (before)', med(whole)],
       [`history query, ${((args.historyDevices * args.historyRows) / 1e6).toFixed(1)}M rows to 500 a series, M4 + LTTB`, med(m4Runs)],
       ['history query, every row read + LTTB in JavaScript (before)', med(rawRuns)],
     ];
-    log('job                                                            |   wall ms |    CPU ms |   busy ms | longest block ms');
+    log('job                                                                 |   wall ms |    CPU ms |   busy ms | longest block ms');
     for (const [name, m] of rows) {
-      log(`${name.padEnd(62)} | ${m.ms.toFixed(0).padStart(9)} | ${m.cpuMs.toFixed(0).padStart(9)} | ${m.busyMs.toFixed(0).padStart(9)} | ${m.longestBlockMs.toFixed(1).padStart(16)}`);
+      log(`${name.padEnd(67)} | ${m.ms.toFixed(0).padStart(9)} | ${m.cpuMs.toFixed(0).padStart(9)} | ${m.busyMs.toFixed(0).padStart(9)} | ${m.longestBlockMs.toFixed(1).padStart(16)}`);
     }
     const out = path.join(ROOT, 'test-output', 'blocking-bench.json');
     fs.mkdirSync(path.dirname(out), { recursive: true });

@@ -8,8 +8,10 @@ import * as path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { encodePoint } from '../../nodes/lib/line-protocol';
 import { EmbeddedBackend } from '../../nodes/lib/store/embedded';
+import { EmbeddedThreadBackend } from '../../nodes/lib/store/embedded-remote';
+import { packPoints } from '../../nodes/lib/store/thread-wire';
 import { CATCH_UP_SLICE_MS, SLICE_MS, TimeSlicer } from '../../nodes/lib/slice';
-import { StoreError, type Aggregate, type Batch, type FieldValue, type Point, type RangeQuery, type Series } from '../../nodes/lib/store/types';
+import { StoreError, type Aggregate, type Batch, type FieldValue, type Point, type RangeQuery, type Series, type StoreBackend } from '../../nodes/lib/store/types';
 import { downsample, m4 } from '../../nodes/lib/store/query-plan';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -854,15 +856,26 @@ describe('batches of any size (the rows of a batch keep their storage from batch
   });
 });
 
-describe('a batch of points (the writer gives them when the write node checked them)', () => {
-  /** A batch of points whose lines must not be read (the store reads the points). */
-  function withPoints(points: Point[]): Batch {
-    const unread = (): never => {
-      throw new Error('the lines of a batch of points were read');
-    };
-    return Object.defineProperties({ count: points.length, points } as unknown as Batch, { lines: { get: unread }, lineList: { get: unread } });
-  }
+/**
+ * How a batch of points reaches the store: as points on this thread; packed (thread-wire.ts) and read by writePacked on
+ * this thread, which is what the store's worker thread runs; and through the worker thread itself (embedded-remote.ts).
+ * Each must store what the same points' lines store.
+ */
+const POINT_WRITERS: Array<[string, (file: string) => Promise<StoreBackend>, (store: StoreBackend, points: Point[]) => Promise<void>]> = [
+  ['points', (file) => EmbeddedBackend.open({ path: file }), (store, points) => store.write(withPoints(points))],
+  ['packed points (what the store thread runs)', (file) => EmbeddedBackend.open({ path: file }), (store, points) => (store as EmbeddedBackend).writePacked(packPoints(points))],
+  ['points through the store thread', (file) => EmbeddedThreadBackend.open({ path: file }), (store, points) => store.write(withPoints(points))],
+];
 
+/** A batch of points whose lines must not be read (the store reads the points). */
+function withPoints(points: Point[]): Batch {
+  const unread = (): never => {
+    throw new Error('the lines of a batch of points were read');
+  };
+  return Object.defineProperties({ count: points.length, points } as unknown as Batch, { lines: { get: unread }, lineList: { get: unread } });
+}
+
+describe.each(POINT_WRITERS)('a batch of points (the writer gives them when the write node checked them), written as %s', (_how, openA, writeA) => {
   /** Points of every kind with hostile names and values, fractional times, a field without a value, backslashes in names. */
   function hostilePoints(round: number): Point[] {
     const out: Point[] = [];
@@ -881,7 +894,7 @@ describe('a batch of points (the writer gives them when the write node checked t
     return out;
   }
 
-  async function everything(store: EmbeddedBackend): Promise<unknown[]> {
+  async function everything(store: StoreBackend): Promise<unknown[]> {
     const out: unknown[] = [];
     for (const name of HOSTILE) {
       out.push(await store.query({ measurement: `m ${name}`, fields: [`f ${name}`, 'int', 'ok', 'text', 'neg', 'gone'], start: T0, end: T0 + 10_000 }));
@@ -891,14 +904,14 @@ describe('a batch of points (the writer gives them when the write node checked t
   }
 
   test('stores exactly what the same lines without their points store', async () => {
-    const a = await EmbeddedBackend.open({ path: newFile() });
+    const a = await openA(newFile());
     const b = await EmbeddedBackend.open({ path: newFile() });
     try {
       // Round 0 meets every series for the first time (its lines are parsed whole); rounds 1 and 2 are of known
       // series (their values come from the points); round 2 rewrites round 1's times (replacing rows).
       for (const round of [0, 1, 2]) {
         const pts = hostilePoints(round === 2 ? 1 : round).map((p) => (round === 2 ? { ...p, fields: { ...p.fields, int: 7n } } : p));
-        await a.write(withPoints(pts));
+        await writeA(a, pts);
         await b.write(batchOf(pts));
       }
       const fromPoints = await everything(a);
@@ -922,7 +935,7 @@ describe('a batch of points (the writer gives them when the write node checked t
   });
 
   test('a series is one series whatever the order of its point\'s tags, and a tag without a value is no tag', async () => {
-    const a = await EmbeddedBackend.open({ path: newFile() });
+    const a = await openA(newFile());
     const b = await EmbeddedBackend.open({ path: newFile() });
     try {
       const pts: Point[] = [];
@@ -932,7 +945,7 @@ describe('a batch of points (the writer gives them when the write node checked t
         pts.push({ measurement: 'm', tags: { device: 'd', site: `other ${i % 2}` }, fields: { v: 10 + i }, ts: T0 + i });
       }
       // One point a batch, then all at once: each batch meets known and new series.
-      for (const p of pts) await a.write(withPoints([p]));
+      for (const p of pts) await writeA(a, [p]);
       await b.write(withPoints(pts));
       for (const store of [a, b]) {
         const counts = async (site: string): Promise<number[]> =>
@@ -948,7 +961,7 @@ describe('a batch of points (the writer gives them when the write node checked t
   });
 
   test('points sharing one tags object (a batch of readings) in two measurements and between other series: each in its own', async () => {
-    const a = await EmbeddedBackend.open({ path: newFile() });
+    const a = await openA(newFile());
     const b = await EmbeddedBackend.open({ path: newFile() });
     try {
       const shared = { device: 'd', site: 's' };
@@ -960,10 +973,10 @@ describe('a batch of points (the writer gives them when the write node checked t
         if (i % 2 === 0) pts.push({ measurement: 'n', tags: shared, fields: { v: 100 + i }, ts: T0 + i });
         if (i % 3 === 0) pts.push({ measurement: 'm', tags: { device: 'e', site: 's' }, fields: { v: 200 + i }, ts: T0 + i });
       }
-      await a.write(withPoints(pts));
-      await a.write(withPoints(pts.map((p) => ({ ...p, ts: p.ts + 100 }))));
+      await writeA(a, pts);
+      await writeA(a, pts.map((p) => ({ ...p, ts: p.ts + 100 })));
       for (const p of [...pts, ...pts.map((q) => ({ ...q, ts: q.ts + 100 }))]) await b.write(batchOf([p]));
-      const all = async (store: EmbeddedBackend): Promise<unknown[]> => [
+      const all = async (store: StoreBackend): Promise<unknown[]> => [
         await store.query({ measurement: 'm', fields: ['v', 'w'], start: T0, end: T0 + 1000 }),
         await store.query({ measurement: 'n', fields: ['v'], start: T0, end: T0 + 1000 }),
       ];
@@ -982,11 +995,11 @@ describe('a batch of points (the writer gives them when the write node checked t
   });
 
   test('a point the line protocol cannot carry (not checked by checkPoint) fails the batch with its index, nothing stored', async () => {
-    const store = await EmbeddedBackend.open({ path: newFile() });
+    const store = await openA(newFile());
     try {
-      await store.write(withPoints([point('dev', T0, { v: 1 })]));
+      await writeA(store, [point('dev', T0, { v: 1 })]);
       const bad = [point('dev', T0 + 1, { v: 2 }), { ...point('dev', T0 + 2, { v: 3 }), measurement: 'a\nb' }];
-      await expect(store.write(withPoints(bad))).rejects.toMatchObject({ retryable: false, message: expect.stringContaining('line 2: measurement "a\\nb" contains a control character') });
+      await expect(writeA(store, bad)).rejects.toMatchObject({ retryable: false, message: expect.stringContaining('line 2: measurement "a\\nb" contains a control character') });
       const r = await store.query(q({ fields: ['v'], devices: ['dev'] }));
       expect(r.series[0].points).toEqual([[T0, 1]]);
     } finally {

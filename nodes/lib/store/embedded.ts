@@ -88,6 +88,8 @@ import {
 import { ThingwireError } from '../errors';
 import { encodePoint, parseLine, splitLines } from '../line-protocol';
 import { CATCH_UP_SLICE_MS, SLICE_MS, TimeSlicer } from '../slice';
+import { claimFile, releaseFile } from './open-files';
+import { PACKED_BOOL, PACKED_FLOAT, PACKED_INT, PACKED_STR, type PackedPoints } from './thread-wire';
 import { answerTooLarge, downsample, m4Buckets, maxAnswerPoints, planQuery, M4_PER_BUCKET, type QueryPlan } from './query-plan';
 import {
   StoreError,
@@ -169,8 +171,6 @@ const SCHEMA_SQL = [
   ...KINDS.map((k) => `CREATE TABLE IF NOT EXISTS ${POINT_TABLES[k]} (sid INTEGER NOT NULL, ts BIGINT NOT NULL, v ${VALUE_SQL[k]} NOT NULL)`),
 ];
 
-/** Files this process has open: DuckDB lets one process open a file twice, and two writers corrupt it. */
-const OPEN_FILES = new Set<string>();
 
 /** A series as the writer knows it: committed state plus scratch for the batch being written. */
 interface SeriesInfo {
@@ -359,6 +359,33 @@ class PointGroups {
   private node(): PointGroupNode {
     this.nodes++;
     return { group: undefined, next: undefined };
+  }
+}
+
+/** A series of a message of packed points (parsePacked): a point without fields or time, and its group once known. */
+interface PackedSeries extends Point {
+  group: Group | undefined;
+}
+
+const EMPTY_FIELDS: Record<string, FieldValue> = Object.freeze({}) as Record<string, FieldValue>;
+
+/** A packed field's value other than a float (those are read from `f`). */
+function packedValue(kind: number, payload: number, big: readonly bigint[], strs: readonly string[], i: number): FieldValue {
+  switch (kind) {
+    case PACKED_INT: {
+      const b = big[payload];
+      if (b === undefined) throw malformed(i, `packed points: integer ${payload} of ${big.length}`);
+      return b;
+    }
+    case PACKED_BOOL:
+      return payload === 1;
+    case PACKED_STR: {
+      const v = strs[payload];
+      if (v === undefined) throw malformed(i, `packed points: string ${payload} of ${strs.length}`);
+      return v;
+    }
+    default:
+      throw malformed(i, `packed points: field kind ${kind}`);
   }
 }
 
@@ -605,8 +632,7 @@ export class EmbeddedBackend implements StoreBackend {
 
   private async doOpen(): Promise<void> {
     if (this.path !== ':memory:') {
-      if (OPEN_FILES.has(this.path)) throw new StoreError(`${this.path} is already open in this process (close the other embedded store first)`, { retryable: true });
-      OPEN_FILES.add(this.path);
+      claimFile(this.path);
       this.ownsFile = true;
     }
     try {
@@ -728,7 +754,7 @@ export class EmbeddedBackend implements StoreBackend {
       // closing anyway
     }
     this.instance = undefined;
-    if (this.ownsFile) OPEN_FILES.delete(this.path);
+    if (this.ownsFile) releaseFile(this.path);
     this.ownsFile = false;
   }
 
@@ -785,12 +811,17 @@ export class EmbeddedBackend implements StoreBackend {
     return this.run('write', () => this.writeBatch(batch, hints?.behind === true));
   }
 
-  private async writeBatch(batch: Batch, behind: boolean): Promise<void> {
+  /** Writes points packed by thread-wire.ts (the store's worker thread) as write() writes the batch of those points. */
+  writePacked(p: PackedPoints, hints?: WriteHints): Promise<void> {
+    return this.run('write', () => this.writeBatch({ lines: '', count: p.n }, hints?.behind === true, p));
+  }
+
+  private async writeBatch(batch: Batch, behind: boolean, packed?: PackedPoints): Promise<void> {
     await this.ready();
     // A batch of points is read from its points: its lines are not made (see Batch.points).
-    const points = batch.points;
-    const lines = points !== undefined ? undefined : (batch.lineList ?? (typeof batch.lines === 'string' && batch.lines.length > 0 ? splitLines(batch.lines) : []));
-    if ((points ?? lines!).length === 0) return;
+    const points = packed !== undefined ? undefined : batch.points;
+    const lines = packed !== undefined || points !== undefined ? undefined : (batch.lineList ?? (typeof batch.lines === 'string' && batch.lines.length > 0 ? splitLines(batch.lines) : []));
+    if ((packed?.n ?? (points ?? lines!).length) === 0) return;
     const conn = this.writeConn!;
     const rows = this.rows;
     // Parsing and appending run in slices of a few ms (../slice): a 5,000-line batch in one go held the event
@@ -805,7 +836,7 @@ export class EmbeddedBackend implements StoreBackend {
     try {
       let touched: SeriesInfo[];
       try {
-        const parsed = await this.parseBatch(lines, points, rows, slicer);
+        const parsed = packed !== undefined ? await this.parsePacked(packed, rows, slicer) : await this.parseBatch(lines, points, rows, slicer);
         touched = parsed.touched;
         if (parsed.needDedupe) rows.dedupe();
       } catch (e) {
@@ -905,44 +936,158 @@ export class EmbeddedBackend implements StoreBackend {
       else if (!Number.isSafeInteger(ts)) throw malformed(i, `timestamp ${ts} is out of range`);
       const tsBig = BigInt(ts);
       for (const f in p.fields) {
-        let v = p.fields[f];
+        const v = p.fields[f];
         // encodePoint leaves out fields without a value.
         if (v === undefined || v === null) continue;
-        let kind: Kind;
-        switch (typeof v) {
-          case 'number':
-            // encodePoint writes -0 as 0.
-            if (v === 0) v = 0;
-            kind = KIND_FLOAT;
-            break;
-          case 'bigint':
-            if (v < INT64_MIN || v > INT64_MAX) throw malformed(i, `integer field ${JSON.stringify(f)} is out of the 64-bit range`);
-            kind = KIND_INT;
-            break;
-          case 'boolean':
-            kind = KIND_BOOL;
-            break;
-          default:
-            kind = KIND_STR;
-        }
-        let s = g.fields.get(f);
-        if (s === undefined) {
-          if (f === '') throw malformed(i, 'empty field name');
-          s = this.newSeries(g, f);
-        }
-        if (s.mark !== batchNo) {
-          s.mark = batchNo;
-          s.bmax = ts;
-          s.bkinds = 1 << kind;
-          touched.push(s);
-        } else {
-          if (ts <= s.bmax) needDedupe = true;
-          else s.bmax = ts;
-          s.bkinds |= 1 << kind;
-        }
-        rows.push(s, ts, tsBig, kind, v);
+        if (this.addField(rows, g, f, v, ts, tsBig, i, batchNo, touched)) needDedupe = true;
       }
     }
+    return { touched, needDedupe };
+  }
+
+  /**
+   * One field value of a point into the rows (its series made when new); true when the batch holds an earlier row of
+   * that series at or after `ts` (the rows then need deduplicating). `touched` collects the series the batch writes.
+   */
+  private addField(rows: Rows, g: Group, f: string, v: FieldValue, ts: number, tsBig: bigint, i: number, batchNo: number, touched: SeriesInfo[]): boolean {
+    let kind: Kind;
+    switch (typeof v) {
+      case 'number':
+        // encodePoint writes -0 as 0.
+        if (v === 0) v = 0;
+        kind = KIND_FLOAT;
+        break;
+      case 'bigint':
+        if (v < INT64_MIN || v > INT64_MAX) throw malformed(i, `integer field ${JSON.stringify(f)} is out of the 64-bit range`);
+        kind = KIND_INT;
+        break;
+      case 'boolean':
+        kind = KIND_BOOL;
+        break;
+      default:
+        kind = KIND_STR;
+    }
+    let s = g.fields.get(f);
+    if (s === undefined) {
+      if (f === '') throw malformed(i, 'empty field name');
+      s = this.newSeries(g, f);
+    }
+    let dup = false;
+    if (s.mark !== batchNo) {
+      s.mark = batchNo;
+      s.bmax = ts;
+      s.bkinds = 1 << kind;
+      touched.push(s);
+    } else {
+      if (ts <= s.bmax) dup = true;
+      else s.bmax = ts;
+      s.bkinds |= 1 << kind;
+    }
+    rows.push(s, ts, tsBig, kind, v);
+    return dup;
+  }
+
+  /**
+   * parseBatch for points packed by thread-wire.ts (the store in its worker thread: embedded-thread.ts), read from
+   * the typed arrays without making the points again. A point of a series not yet known in this process, or with a
+   * backslash in a field name, is made and read as parseBatch reads a point (encoded, its line parsed), so both
+   * store the same rows.
+   */
+  private async parsePacked(p: PackedPoints, rows: Rows, slicer: TimeSlicer): Promise<{ touched: SeriesInfo[]; needDedupe: boolean }> {
+    const now = Date.now();
+    const batchNo = ++this.batchNo;
+    const touched: SeriesInfo[] = [];
+    let needDedupe = false;
+    const { u, f, strs } = p;
+    const big = p.big ?? [];
+    const str = (k: number): string => {
+      const v = strs[k];
+      if (v === undefined) throw malformed(-1, `packed points: string ${k} of ${strs.length}`);
+      return v;
+    };
+    /** Per string: 0 not looked at, 1 a field name without a backslash, 2 with one. */
+    const plain = new Uint8Array(strs.length);
+    const series: PackedSeries[] = [];
+    let iu = 0;
+    let jf = 0;
+    for (let i = 0; i < p.n; i++) {
+      if ((i & 63) === 63 && slicer.due()) await slicer.pause();
+      const sn = u[iu++];
+      let se = series[sn];
+      if (se === undefined) {
+        if (sn !== series.length) throw malformed(i, `packed points: series ${sn} before ${series.length}`);
+        const measurement = str(u[iu++]);
+        const nt = u[iu++];
+        const tags: Record<string, string> = {};
+        for (let t = 0; t < nt; t++) {
+          const k = str(u[iu++]);
+          tags[k] = str(u[iu++]);
+        }
+        se = { measurement, tags, fields: EMPTY_FIELDS, ts: 0, group: undefined };
+        se.group = this.pointGroups.get(se);
+        series.push(se);
+      }
+      const rawTs = f[jf++];
+      const nfields = u[iu++];
+      let g = se.group;
+      let fast = g !== undefined;
+      for (let k = 0, o = iu; fast && k < nfields; k++, o += 3) {
+        const ni = u[o];
+        let pl = plain[ni];
+        if (pl === 0) plain[ni] = pl = str(ni).indexOf('\\') === -1 ? 1 : 2;
+        if (pl === 2) fast = false;
+      }
+      if (fast) {
+        let ts = Math.trunc(rawTs);
+        if (Number.isNaN(ts)) ts = now;
+        else if (!Number.isSafeInteger(ts)) throw malformed(i, `timestamp ${ts} is out of range`);
+        const tsBig = BigInt(ts);
+        for (let k = 0; k < nfields; k++) {
+          const name = strs[u[iu++]];
+          const kind = u[iu++];
+          const payload = u[iu++];
+          const v = kind === PACKED_FLOAT ? f[jf++] : packedValue(kind, payload, big, strs, i);
+          if (this.addField(rows, g!, name, v, ts, tsBig, i, batchNo, touched)) needDedupe = true;
+        }
+        continue;
+      }
+      // Made and read as a point of a batch of points is (parseBatch).
+      const fields: Record<string, FieldValue> = {};
+      for (let k = 0; k < nfields; k++) {
+        const name = str(u[iu++]);
+        const kind = u[iu++];
+        const payload = u[iu++];
+        fields[name] = kind === PACKED_FLOAT ? f[jf++] : packedValue(kind, payload, big, strs, i);
+      }
+      const point: Point = { measurement: se.measurement, tags: se.tags, fields, ts: rawTs };
+      let line: string;
+      try {
+        line = encodePoint(point);
+      } catch (e) {
+        throw malformed(i, errorMessage(e), e);
+      }
+      let parsed: Point;
+      try {
+        parsed = parseLine(line);
+      } catch (e) {
+        throw this.lineError(line, i, e);
+      }
+      if (g === undefined) {
+        g = this.groupFor(parsed.measurement, parsed.tags, i);
+        this.pointGroups.set(point, g);
+        se.group = g;
+      }
+      let ts = Math.trunc(parsed.ts);
+      if (Number.isNaN(ts)) ts = now;
+      else if (!Number.isSafeInteger(ts)) throw malformed(i, `timestamp ${ts} is out of range`);
+      const tsBig = BigInt(ts);
+      for (const name in parsed.fields) {
+        const v = parsed.fields[name];
+        if (v === undefined || v === null) continue;
+        if (this.addField(rows, g, name, v, ts, tsBig, i, batchNo, touched)) needDedupe = true;
+      }
+    }
+    if (iu !== p.nu || jf !== p.nf) throw malformed(-1, `packed points: read ${iu} of ${p.nu} words and ${jf} of ${p.nf} numbers`);
     return { touched, needDedupe };
   }
 

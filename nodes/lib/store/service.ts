@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { DiskSpool, type SpoolPolicy } from './spool';
 import { describeStoreSettings, type StoreSettings } from './env';
 import { InfluxV1Backend } from './influx-v1';
+import { EmbeddedThreadBackend } from './embedded-remote';
 import { InfluxV2Backend } from './influx-v2';
 import { registerStore } from './registry';
 import { StoreError, type Batch, type WriteHints, type BackendHealth, type ExportRow, type PartitionSelector, type Point, type QueryResult, type RangeQuery, type StoreBackend } from './types';
@@ -123,6 +124,17 @@ export function defaultEmbeddedFile(dataDir: string): string {
   return path.join(dataDir, 'store', 'thingwire.duckdb');
 }
 
+/**
+ * Whether the embedded store runs in a worker thread of its own (embedded-remote.ts): THINGWIRE_STORE_THREAD
+ * `worker` (the default) or `main` (the store on the event loop, as before 2026-12-06). Anything else is refused.
+ */
+export function embeddedThread(env: NodeJS.ProcessEnv): boolean {
+  const v = (env.THINGWIRE_STORE_THREAD ?? '').trim();
+  if (v === '' || v === 'worker') return true;
+  if (v === 'main') return false;
+  throw new Error(`THINGWIRE_STORE_THREAD=${JSON.stringify(v)} must be worker or main`);
+}
+
 export function createBackend(settings: StoreSettings, dataDir: string, embeddedFile?: string, createDatabase = false): StoreBackend {
   switch (settings.backend) {
     case 'influxdb-v1': {
@@ -142,11 +154,13 @@ export function createBackend(settings: StoreSettings, dataDir: string, embedded
       return new InfluxV2Backend({ url: settings.url, token: settings.token, org: settings.org, bucket: settings.bucket });
     case 'embedded': {
       const file = embeddedFile || defaultEmbeddedFile(dataDir);
-      return new LazyBackend('embedded', `embedded (DuckDB) ${file}`, async () => {
+      const thread = embeddedThread(process.env);
+      return new LazyBackend('embedded', `embedded (DuckDB) ${path.resolve(file)}`, async () => {
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        if (thread) return EmbeddedThreadBackend.open({ path: file });
         // Loaded on demand: installs that only talk to InfluxDB never load DuckDB's native binding.
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const { EmbeddedBackend } = require('./embedded') as typeof import('./embedded');
-        fs.mkdirSync(path.dirname(file), { recursive: true });
         return EmbeddedBackend.open({ path: file });
       });
     }

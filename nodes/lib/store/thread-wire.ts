@@ -1,0 +1,224 @@
+/**
+ * How a batch of points travels to the embedded store's worker thread (embedded-remote.ts sends, embedded-thread.ts
+ * receives). Pure functions, no worker here: tested alone (test/unit/store-thread-wire.test.ts).
+ *
+ * Why packed: a structured clone copies every point object, its tags object and its fields one property at a time on
+ * the sending thread, which is the thread the store was moved off. Packed, the strings of a batch are sent once each
+ * (`strs`), numbers go in typed arrays that are transferred (not copied), and the worker makes the points again.
+ *
+ * Layout, per point in order, in `u` (u32):
+ *   series      the point's series number in this message; when it is a new one (the next number), it is followed
+ *               by measurement (an index into strs), tag count, then key and value of each tag (indexes into strs);
+ *   fields      the number of fields, then per field its name (index into strs), its kind and a payload:
+ *               kind 0 float (payload 0, the value is the next f64), 1 integer (payload: index into `big`),
+ *               2 boolean (payload 0 or 1), 3 string (payload: index into strs).
+ * and in `f` (f64): the point's ts, then its float fields' values in order.
+ * Points sharing one tags object and measurement (readingToPoint gives a batch's points of one device one tags
+ * object) share one series number, wherever they are in the message, and the worker gives them one tags object again
+ * (as the embedded store likes).
+ * Fields without a value (undefined, null) are left out, as encodePoint leaves them out.
+ */
+import type { FieldValue, Point } from './types';
+
+export interface PackedPoints {
+  /** Points in the message. */
+  n: number;
+  strs: string[];
+  /** u32 words used in `u`, f64 values used in `f`. */
+  nu: number;
+  nf: number;
+  u: Uint32Array;
+  f: Float64Array;
+  /** Integer field values (bigint), when there are any. */
+  big?: bigint[];
+}
+
+/** A field's kind in `u` (see the layout above). */
+export const PACKED_FLOAT = 0;
+export const PACKED_INT = 1;
+export const PACKED_BOOL = 2;
+export const PACKED_STR = 3;
+const KIND_FLOAT = PACKED_FLOAT;
+const KIND_INT = PACKED_INT;
+const KIND_BOOL = PACKED_BOOL;
+const KIND_STR = PACKED_STR;
+
+/** Packs points for the worker; the arrays' buffers are the ones to transfer. */
+export function packPoints(points: readonly Point[]): PackedPoints {
+  const n = points.length;
+  const strs: string[] = [];
+  const ids = new Map<string, number>();
+  const str = (s: string): number => {
+    let i = ids.get(s);
+    if (i === undefined) {
+      i = strs.length;
+      strs.push(s);
+      ids.set(s, i);
+    }
+    return i;
+  };
+  // Sized for points like the first (one series each, its field count): a batch's points are mostly alike, and
+  // growing (a copy) cost more than packing when the guess was short.
+  let k0 = 0;
+  if (n > 0) for (const _ in points[0].fields) k0++;
+  let u: Uint32Array = new Uint32Array(64 + n * (2 + 3 * k0));
+  let f: Float64Array = new Float64Array(16 + n * (1 + k0));
+  let nu = 0;
+  let nf = 0;
+  let big: bigint[] | undefined;
+  let series = 0;
+  let lastTags: Record<string, string> | undefined;
+  let lastMeasurement = '';
+  let lastSeries = 0;
+  /** The series of each tags object (the last one made with it) and each series' measurement. */
+  const byTags = new Map<Record<string, string>, number>();
+  const measurements: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = points[i];
+    const tags = p.tags;
+    if (nu + 4 > u.length) u = growU(u, nu + 4);
+    if (nf + 1 > f.length) f = growF(f, nf + 1);
+    let known = tags === lastTags && p.measurement === lastMeasurement && i > 0;
+    if (!known) {
+      // A tags object met before in this message (points of devices interleaved), under the same measurement.
+      const sn = byTags.get(tags);
+      known = sn !== undefined && measurements[sn] === p.measurement;
+      lastSeries = known ? sn! : series;
+      lastTags = tags;
+      lastMeasurement = p.measurement;
+    }
+    if (known) u[nu++] = lastSeries;
+    else {
+      series++;
+      byTags.set(tags, lastSeries);
+      measurements.push(p.measurement);
+      u[nu++] = lastSeries;
+      u[nu++] = str(p.measurement);
+      const at = nu++;
+      let nt = 0;
+      for (const k in tags) {
+        if (nu + 2 > u.length) u = growU(u, nu + 2);
+        u[nu++] = str(k);
+        u[nu++] = str(tags[k]);
+        nt++;
+      }
+      u[at] = nt;
+    }
+    f[nf++] = p.ts;
+    if (nu + 1 > u.length) u = growU(u, nu + 1);
+    const at = nu++;
+    let nfields = 0;
+    const fields = p.fields;
+    for (const k in fields) {
+      const v = fields[k];
+      if (v === undefined || v === null) continue;
+      nfields++;
+      if (nu + 3 > u.length) u = growU(u, nu + 3);
+      if (nf + 1 > f.length) f = growF(f, nf + 1);
+      u[nu++] = str(k);
+      switch (typeof v) {
+        case 'number':
+          u[nu++] = KIND_FLOAT;
+          u[nu++] = 0;
+          f[nf++] = v;
+          break;
+        case 'bigint':
+          big ??= [];
+          u[nu++] = KIND_INT;
+          u[nu++] = big.length;
+          big.push(v);
+          break;
+        case 'boolean':
+          u[nu++] = KIND_BOOL;
+          u[nu++] = v ? 1 : 0;
+          break;
+        default:
+          u[nu++] = KIND_STR;
+          u[nu++] = str(String(v));
+      }
+    }
+    u[at] = nfields;
+  }
+  const out: PackedPoints = { n, strs, nu, nf, u, f };
+  if (big !== undefined) out.big = big;
+  return out;
+}
+
+function capFor(have: number, need: number): number {
+  let cap = have * 2;
+  while (cap < need) cap *= 2;
+  return cap;
+}
+
+function growU(a: Uint32Array, need: number): Uint32Array {
+  const b = new Uint32Array(capFor(a.length, need));
+  b.set(a);
+  return b;
+}
+
+function growF(a: Float64Array, need: number): Float64Array {
+  const b = new Float64Array(capFor(a.length, need));
+  b.set(a);
+  return b;
+}
+
+/** The points packPoints packed (a series' points share one tags object). Throws on a message that is not one. */
+export function unpackPoints(p: PackedPoints): Point[] {
+  const { u, f, strs } = p;
+  const big = p.big ?? [];
+  const s = (i: number): string => {
+    const v = strs[i];
+    if (v === undefined) throw new Error(`packed points: string ${i} of ${strs.length}`);
+    return v;
+  };
+  const series: Array<{ measurement: string; tags: Record<string, string> }> = [];
+  const out: Point[] = new Array<Point>(p.n);
+  let iu = 0;
+  let jf = 0;
+  for (let i = 0; i < p.n; i++) {
+    const sn = u[iu++];
+    let se = series[sn];
+    if (se === undefined) {
+      if (sn !== series.length) throw new Error(`packed points: point ${i} names series ${sn} before ${series.length}`);
+      const measurement = s(u[iu++]);
+      const nt = u[iu++];
+      const tags: Record<string, string> = {};
+      for (let t = 0; t < nt; t++) {
+        const k = s(u[iu++]);
+        tags[k] = s(u[iu++]);
+      }
+      se = { measurement, tags };
+      series.push(se);
+    }
+    const ts = f[jf++];
+    const nfields = u[iu++];
+    const fields: Record<string, FieldValue> = {};
+    for (let k = 0; k < nfields; k++) {
+      const name = s(u[iu++]);
+      const kind = u[iu++];
+      const payload = u[iu++];
+      switch (kind) {
+        case KIND_FLOAT:
+          fields[name] = f[jf++];
+          break;
+        case KIND_INT: {
+          const b = big[payload];
+          if (b === undefined) throw new Error(`packed points: integer ${payload} of ${big.length}`);
+          fields[name] = b;
+          break;
+        }
+        case KIND_BOOL:
+          fields[name] = payload === 1;
+          break;
+        case KIND_STR:
+          fields[name] = s(payload);
+          break;
+        default:
+          throw new Error(`packed points: field kind ${kind}`);
+      }
+    }
+    out[i] = { measurement: se.measurement, tags: se.tags, fields, ts };
+  }
+  if (iu !== p.nu || jf !== p.nf) throw new Error(`packed points: read ${iu} of ${p.nu} words and ${jf} of ${p.nf} numbers`);
+  return out;
+}
