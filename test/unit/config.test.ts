@@ -78,6 +78,12 @@ describe('defaults', () => {
     }
   });
 
+  test('THINGWIRE_STORE_THREAD: worker or main, else a problem naming it', () => {
+    expect(() => parse({ THINGWIRE_STORE_THREAD: 'worker' })).not.toThrow();
+    expect(() => parse({ THINGWIRE_STORE_THREAD: 'main' })).not.toThrow();
+    expect(() => parse({ THINGWIRE_STORE_THREAD: 'thread' })).toThrow('THINGWIRE_STORE_THREAD="thread" must be worker or main');
+  });
+
   test('ENV_VARS documents every variable read', () => {
     expect(Object.keys(ENV_VARS).sort()).toEqual(
       [
@@ -99,6 +105,7 @@ describe('defaults', () => {
         'THINGWIRE_QUERY_MAX_POINTS',
         'THINGWIRE_LOG_LEVEL',
         'THINGWIRE_RESEED',
+        'THINGWIRE_STORE_THREAD',
         ...['THINGWIRE_WEBHOOK_URL', 'THINGWIRE_SLACK_WEBHOOK_URL', 'THINGWIRE_SMTP_HOST', 'THINGWIRE_SMTP_PORT', 'THINGWIRE_SMTP_USER', 'THINGWIRE_SMTP_PASSWORD', 'THINGWIRE_SMTP_FROM', 'THINGWIRE_SMTP_TO'],
         ...['INFLUX_URL', 'INFLUX_VERSION', 'INFLUX_TOKEN', 'INFLUX_ORG', 'INFLUX_BUCKET', 'INFLUX_DB', 'INFLUX_RP', 'INFLUX_USERNAME', 'INFLUX_PASSWORD'],
       ].sort(),

@@ -11,15 +11,20 @@
  * so a second store of the same file is refused whichever thread it would run in.
  *
  * Every call has an id and is answered by id (writes, queries and exports run concurrently in the thread, as in
- * EmbeddedBackend). Should the worker stop on its own (a crash in the native binding), every call it held fails
- * with a retryable StoreError (the writer keeps those batches and sends them again) and the next call starts
- * another worker on the same file once the first has exited.
+ * EmbeddedBackend). Should the worker stop on its own (an error thrown in it, its heap limit), every call it held
+ * fails with a retryable StoreError (the writer keeps those batches and sends them again) and the next call starts
+ * another worker on the same file once the first has exited. It is never terminated while a DuckDB call may run in
+ * it: a worker stopped in the middle of a native call can abort the whole process (node-addon-api cannot throw into
+ * an environment that is going away; seen here with @duckdb/node-api 3 times in 4), so close() stops it only once
+ * the file is closed, and a worker that stops on its own in the middle of a write may take the process with it (the
+ * writer's at-least-once delivery then redelivers after the restart, as after any crash).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { EmbeddedOptions } from './embedded';
 import { claimFile, releaseFile } from './open-files';
+import { maxAnswerPoints } from './query-plan';
 import { packPoints, type PackedPoints } from './thread-wire';
 import { StoreError, type BackendHealth, type Batch, type ExportRow, type PartitionSelector, type QueryResult, type RangeQuery, type StoreBackend, type WriteHints } from './types';
 
@@ -92,7 +97,9 @@ export class EmbeddedThreadBackend implements StoreBackend {
     if (!opts || typeof opts.path !== 'string' || opts.path === '') throw new Error('embedded store: path is required');
     this.path = opts.path === ':memory:' ? opts.path : path.resolve(opts.path);
     const { script, ...rest } = opts;
-    this.opts = { ...rest, path: this.path };
+    // Read on this thread, as the store on this thread reads it: the worker's process.env is a copy Node makes of the
+    // process's (a test runner's own process.env object never reaches it).
+    this.opts = { ...rest, path: this.path, maxAnswerPoints: rest.maxAnswerPoints ?? maxAnswerPoints() };
     this.script = script ?? storeThreadScript();
     this.description = `embedded (DuckDB) ${this.path}`;
   }
