@@ -12,6 +12,8 @@
  *   event loop (EmbeddedBackend.write: rows from the points, series rows, appends) and in the store's worker thread
  *   (EmbeddedThreadBackend: the points packed here, the rest there), alternately;
  * - store, steady: the same rollups a minute later (no new series), both ways;
+ * - store, telemetry: 20 writes of 40,000 readings (400 devices x 100, 4 values each, one tags object a device as
+ *   the write node makes them) after 5 to warm up, both ways: the runtime's batched load at its group-commit size;
  * - anomaly save: the anomaly node's state for N devices x 3 metrics (1 reading/s, so full daily and weekly
  *   profiles, ~24 KB a series) saved the node's way (StateFile.saveStream of snapshotText(), in ~4 ms slices)
  *   and the old way (StateFile.save of snapshot(): one JSON.stringify), alternately;
@@ -120,6 +122,24 @@ function rollupBatches(devices: number, ts: number): Batch[] {
   return out;
 }
 
+const TELEMETRY_DEVICES = 400;
+const TELEMETRY_PER_DEVICE = 100;
+const TELEMETRY_WARM = 5;
+const TELEMETRY_WRITES = 20;
+
+/** Write k of the telemetry feed: every device's next 100 readings, 10 ms apart. */
+function telemetryBatch(k: number): Batch {
+  const points: Point[] = [];
+  for (let d = 0; d < TELEMETRY_DEVICES; d++) {
+    const tags = { device: `load-${d}` };
+    for (let i = 0; i < TELEMETRY_PER_DEVICE; i++) {
+      const n = k * TELEMETRY_PER_DEVICE + i;
+      points.push({ measurement: 'telemetry', tags, fields: { seq: n, temperature: 20 + ((n * 7 + d) % 100) / 10, humidity: 50 + ((n + d) % 30), vibration: ((n * 13 + d) % 17) / 17 }, ts: T0 + n * 10 });
+    }
+  }
+  return { lines: '', count: points.length, points };
+}
+
 async function writeAll(store: StoreBackend, batches: Batch[]): Promise<void> {
   for (const b of batches) await store.write(b);
 }
@@ -148,6 +168,7 @@ async function main(): Promise<void> {
   try {
     const newSeries: Record<Where, Measure[]> = { loop: [], thread: [] };
     const steady: Record<Where, Measure[]> = { loop: [], thread: [] };
+    const telemetry: Record<Where, Measure[]> = { loop: [], thread: [] };
     for (let r = 0; r < args.reps; r++) {
       for (const where of ['loop', 'thread'] as const) {
         const file = path.join(dir, `store-${where}-${r}.duckdb`);
@@ -158,6 +179,9 @@ async function main(): Promise<void> {
           const next = rollupBatches(args.devices, T0 + 60_000);
           newSeries[where].push(await measure(() => writeAll(store, first)));
           steady[where].push(await measure(() => writeAll(store, next)));
+          const feed = Array.from({ length: TELEMETRY_WARM + TELEMETRY_WRITES }, (_, k) => telemetryBatch(k));
+          await writeAll(store, feed.slice(0, TELEMETRY_WARM));
+          telemetry[where].push(await measure(() => writeAll(store, feed.slice(TELEMETRY_WARM))));
         } finally {
           await store.close();
         }
@@ -210,6 +234,8 @@ async function main(): Promise<void> {
       ['store, the same, in its worker thread', med(newSeries.thread)],
       ['store, the same rollups a minute later, event loop', med(steady.loop)],
       ['store, the same, in its worker thread', med(steady.thread)],
+      [`store, ${TELEMETRY_WRITES} writes of ${(TELEMETRY_DEVICES * TELEMETRY_PER_DEVICE).toLocaleString('en-US')} readings (4 values), event loop`, med(telemetry.loop)],
+      ['store, the same, in its worker thread', med(telemetry.thread)],
       [`anomaly save, ${(args.devices * METRICS.length).toLocaleString('en-US')} series (${(bytes / 1e6).toFixed(0)} MB), in slices`, med(streamed)],
       ['anomaly save, one JSON.stringify (before)', med(whole)],
       [`history query, ${((args.historyDevices * args.historyRows) / 1e6).toFixed(1)}M rows to 500 a series, M4 + LTTB`, med(m4Runs)],

@@ -863,7 +863,7 @@ describe('batches of any size (the rows of a batch keep their storage from batch
  */
 const POINT_WRITERS: Array<[string, (file: string) => Promise<StoreBackend>, (store: StoreBackend, points: Point[]) => Promise<void>]> = [
   ['points', (file) => EmbeddedBackend.open({ path: file }), (store, points) => store.write(withPoints(points))],
-  ['packed points (what the store thread runs)', (file) => EmbeddedBackend.open({ path: file }), (store, points) => (store as EmbeddedBackend).writePacked(packPoints(points))],
+  ['packed points in two parts (what the store thread runs)', (file) => EmbeddedBackend.open({ path: file }), (store, points) => (store as EmbeddedBackend).writePacked([packPoints(points, 0, 3), packPoints(points, 3)])],
   ['points through the store thread', (file) => EmbeddedThreadBackend.open({ path: file }), (store, points) => store.write(withPoints(points))],
 ];
 

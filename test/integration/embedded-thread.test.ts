@@ -191,6 +191,22 @@ describe('the embedded store in a worker thread', () => {
     }
   });
 
+  test('writes reach the thread in the order they were made, however long each one took to pack', async () => {
+    const store = await EmbeddedThreadBackend.open({ path: newFile() });
+    try {
+      // A large write (packed over several turns of the event loop) then a one-point write of the same series and
+      // time: the second must replace the first's point, as it would on this thread.
+      const big = points(8, 6000);
+      const last = { ...big[0], fields: { ...big[0].fields, temperature: -99 } };
+      await Promise.all([store.write(pointsBatch(big), { behind: false }), store.write(pointsBatch([last]))]);
+      const r = await store.query({ measurement: 'telemetry', fields: ['temperature'], devices: [big[0].tags.device], start: T0, end: T0 + 1 });
+      expect(r.series[0].points).toEqual([[T0, -99]]);
+      expect(await store.countRange(SEL)).toBe(8 * 6000 * 5);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('close() finishes the writes already handed over', async () => {
     const file = newFile();
     const store = await EmbeddedThreadBackend.open({ path: file });

@@ -54,7 +54,7 @@ port.on('message', (m: ToStoreThread) => {
       });
       return;
     case 'write':
-      answer(m.id, () => (m.p !== undefined ? opened().writePacked(m.p, { behind: m.behind }) : opened().write({ lines: m.lines ?? '', count: m.count }, { behind: m.behind })));
+      answer(m.id, () => (m.parts !== undefined ? opened().writePacked(m.parts, { behind: m.behind }) : opened().write({ lines: m.lines ?? '', count: m.count }, { behind: m.behind })));
       return;
     case 'query':
       answer(m.id, () => opened().query(m.q));

@@ -811,17 +811,22 @@ export class EmbeddedBackend implements StoreBackend {
     return this.run('write', () => this.writeBatch(batch, hints?.behind === true));
   }
 
-  /** Writes points packed by thread-wire.ts (the store's worker thread) as write() writes the batch of those points. */
-  writePacked(p: PackedPoints, hints?: WriteHints): Promise<void> {
-    return this.run('write', () => this.writeBatch({ lines: '', count: p.n }, hints?.behind === true, p));
+  /**
+   * Writes points packed by thread-wire.ts (the store's worker thread), in one or more parts, as write() writes the
+   * batch of those points: one transaction, a point's index in errors counted over all the parts.
+   */
+  writePacked(parts: readonly PackedPoints[], hints?: WriteHints): Promise<void> {
+    let n = 0;
+    for (const p of parts) n += p.n;
+    return this.run('write', () => this.writeBatch({ lines: '', count: n }, hints?.behind === true, parts));
   }
 
-  private async writeBatch(batch: Batch, behind: boolean, packed?: PackedPoints): Promise<void> {
+  private async writeBatch(batch: Batch, behind: boolean, packed?: readonly PackedPoints[]): Promise<void> {
     await this.ready();
     // A batch of points is read from its points: its lines are not made (see Batch.points).
     const points = packed !== undefined ? undefined : batch.points;
     const lines = packed !== undefined || points !== undefined ? undefined : (batch.lineList ?? (typeof batch.lines === 'string' && batch.lines.length > 0 ? splitLines(batch.lines) : []));
-    if ((packed?.n ?? (points ?? lines!).length) === 0) return;
+    if ((packed !== undefined ? batch.count : (points ?? lines!).length) === 0) return;
     const conn = this.writeConn!;
     const rows = this.rows;
     // Parsing and appending run in slices of a few ms (../slice): a 5,000-line batch in one go held the event
@@ -993,10 +998,21 @@ export class EmbeddedBackend implements StoreBackend {
    * backslash in a field name, is made and read as parseBatch reads a point (encoded, its line parsed), so both
    * store the same rows.
    */
-  private async parsePacked(p: PackedPoints, rows: Rows, slicer: TimeSlicer): Promise<{ touched: SeriesInfo[]; needDedupe: boolean }> {
+  private async parsePacked(parts: readonly PackedPoints[], rows: Rows, slicer: TimeSlicer): Promise<{ touched: SeriesInfo[]; needDedupe: boolean }> {
     const now = Date.now();
     const batchNo = ++this.batchNo;
     const touched: SeriesInfo[] = [];
+    let needDedupe = false;
+    let offset = 0;
+    for (const p of parts) {
+      if (await this.parsePart(p, offset, rows, slicer, now, batchNo, touched)) needDedupe = true;
+      offset += p.n;
+    }
+    return { touched, needDedupe };
+  }
+
+  /** One part of parsePacked; its points are offset.. of the batch. True when the rows need deduplicating. */
+  private async parsePart(p: PackedPoints, offset: number, rows: Rows, slicer: TimeSlicer, now: number, batchNo: number, touched: SeriesInfo[]): Promise<boolean> {
     let needDedupe = false;
     const { u, f, strs } = p;
     const big = p.big ?? [];
@@ -1010,8 +1026,9 @@ export class EmbeddedBackend implements StoreBackend {
     const series: PackedSeries[] = [];
     let iu = 0;
     let jf = 0;
-    for (let i = 0; i < p.n; i++) {
-      if ((i & 63) === 63 && slicer.due()) await slicer.pause();
+    for (let j = 0; j < p.n; j++) {
+      if ((j & 63) === 63 && slicer.due()) await slicer.pause();
+      const i = offset + j;
       const sn = u[iu++];
       let se = series[sn];
       if (se === undefined) {
@@ -1088,7 +1105,7 @@ export class EmbeddedBackend implements StoreBackend {
       }
     }
     if (iu !== p.nu || jf !== p.nf) throw malformed(-1, `packed points: read ${iu} of ${p.nu} words and ${jf} of ${p.nf} numbers`);
-    return { touched, needDedupe };
+    return needDedupe;
   }
 
   /** The error for a line parseLine refused, with parseLine's message for the whole line. */

@@ -43,8 +43,12 @@ const KIND_INT = PACKED_INT;
 const KIND_BOOL = PACKED_BOOL;
 const KIND_STR = PACKED_STR;
 
-/** Packs points for the worker; the arrays' buffers are the ones to transfer. */
-export function packPoints(points: readonly Point[]): PackedPoints {
+/**
+ * Packs points[from..to) for the worker (all of them by default); the arrays' buffers are the ones to transfer. A
+ * message is whole on its own (its strings and series numbers start afresh), so a batch may go as several.
+ */
+export function packPoints(all: readonly Point[], from = 0, to = all.length): PackedPoints {
+  const points = from === 0 && to === all.length ? all : all.slice(from, to);
   const n = points.length;
   const strs: string[] = [];
   const ids = new Map<string, number>();
