@@ -389,6 +389,14 @@ function packedValue(kind: number, payload: number, big: readonly bigint[], strs
   }
 }
 
+/** A point's time as stored: whole ms (encodePoint writes it so, parseLine reads that), `now` for NaN; throws past the safe range. */
+function storedTs(raw: number, now: number, i: number): number {
+  const ts = Math.trunc(raw);
+  if (Number.isNaN(ts)) return now;
+  if (!Number.isSafeInteger(ts)) throw malformed(i, `timestamp ${ts} is out of range`);
+  return ts;
+}
+
 /** True when no field name has a backslash (see parseBatch). */
 function plainFieldNames(fields: Record<string, FieldValue>): boolean {
   for (const f in fields) if (f.indexOf('\\') !== -1) return false;
@@ -936,9 +944,7 @@ export class EmbeddedBackend implements StoreBackend {
         }
       }
       // encodePoint writes the time truncated to whole ms; parseLine reads that.
-      let ts = Math.trunc(p.ts);
-      if (Number.isNaN(ts)) ts = now;
-      else if (!Number.isSafeInteger(ts)) throw malformed(i, `timestamp ${ts} is out of range`);
+      const ts = storedTs(p.ts, now, i);
       const tsBig = BigInt(ts);
       for (const f in p.fields) {
         const v = p.fields[f];
@@ -1055,9 +1061,7 @@ export class EmbeddedBackend implements StoreBackend {
         if (pl === 2) fast = false;
       }
       if (fast) {
-        let ts = Math.trunc(rawTs);
-        if (Number.isNaN(ts)) ts = now;
-        else if (!Number.isSafeInteger(ts)) throw malformed(i, `timestamp ${ts} is out of range`);
+        const ts = storedTs(rawTs, now, i);
         const tsBig = BigInt(ts);
         for (let k = 0; k < nfields; k++) {
           const name = strs[u[iu++]];
@@ -1094,9 +1098,7 @@ export class EmbeddedBackend implements StoreBackend {
         this.pointGroups.set(point, g);
         se.group = g;
       }
-      let ts = Math.trunc(parsed.ts);
-      if (Number.isNaN(ts)) ts = now;
-      else if (!Number.isSafeInteger(ts)) throw malformed(i, `timestamp ${ts} is out of range`);
+      const ts = storedTs(parsed.ts, now, i);
       const tsBig = BigInt(ts);
       for (const name in parsed.fields) {
         const v = parsed.fields[name];
