@@ -13,6 +13,7 @@ import { encodePoint } from '../../nodes/lib/line-protocol';
 import { EmbeddedBackend } from '../../nodes/lib/store/embedded';
 import { EmbeddedThreadBackend } from '../../nodes/lib/store/embedded-remote';
 import { embeddedThread, StoreService } from '../../nodes/lib/store/service';
+import { packPoints } from '../../nodes/lib/store/thread-wire';
 import { StoreError, type Batch, type ExportRow, type FieldValue, type PartitionSelector, type Point, type StoreBackend } from '../../nodes/lib/store/types';
 
 jest.setTimeout(60_000);
@@ -132,6 +133,33 @@ describe('the embedded store in a worker thread', () => {
         [T0 + 1000, 1],
         [T0 + 2000, 2],
       ]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('the store refuses a packed message that is not one (non-retryable, nothing of it stored)', async () => {
+    const store = await EmbeddedBackend.open({ path: newFile() });
+    try {
+      const good = packPoints([{ measurement: 'm', tags: { device: 'd' }, fields: { v: 1, s: 'x' }, ts: T0 }]);
+      const u = good.u.slice();
+      u[0] = 5;
+      const kinds = good.u.slice();
+      // The first field's kind: series, measurement, tag count, key, value, field count, name, kind.
+      kinds[7] = 9;
+      for (const [bad, why] of [
+        [{ ...good, strs: good.strs.slice(0, 1) }, /string \d+ of 1/],
+        [{ ...good, nu: good.nu + 1 }, /read \d+ of \d+ words/],
+        [{ ...good, u }, /series 5 before 0/],
+        [{ ...good, u: kinds }, /field kind 9/],
+      ] as const) {
+        const err = await store.writePacked([packPoints([{ measurement: 'm', tags: { device: 'ok' }, fields: { v: 2 }, ts: T0 }]), bad]).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(StoreError);
+        expect(err).toMatchObject({ retryable: false, message: expect.stringMatching(why) });
+      }
+      expect(await store.countRange({ measurement: 'm', start: T0 - 1, end: T0 + 1 })).toBe(0);
+      await store.writePacked([good]);
+      expect(await store.countRange({ measurement: 'm', start: T0 - 1, end: T0 + 1 })).toBe(2);
     } finally {
       await store.close();
     }

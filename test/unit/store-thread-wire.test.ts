@@ -1,8 +1,10 @@
 /**
- * thread-wire.ts: points packed for the embedded store's worker thread come back as the same points (unpackPoints),
+ * thread-wire.ts: points packed for the embedded store's worker thread come back as the same points (unpackPoints, the
+ * reference decoder in test/support; the store's own reader is tested against the same messages in embedded-thread.test.ts),
  * strings sent once a message, a series' points sharing one tags object, and a message that is not one refused.
  */
-import { packPoints, unpackPoints } from '../../nodes/lib/store/thread-wire';
+import { packPoints } from '../../nodes/lib/store/thread-wire';
+import { unpackPoints } from '../support/thread-wire-decode';
 import type { FieldValue, Point } from '../../nodes/lib/store/types';
 
 const T0 = Date.UTC(2026, 0, 1);

@@ -905,17 +905,7 @@ export class EmbeddedBackend implements StoreBackend {
         p = points[i];
         g = p.tags === lastTags && p.measurement === lastMeasurement ? lastGroup : this.pointGroups.get(p);
         if (g === undefined || !plainFieldNames(p.fields)) {
-          let line: string;
-          try {
-            line = encodePoint(p);
-          } catch (e) {
-            throw malformed(i, errorMessage(e), e);
-          }
-          try {
-            p = parseLine(line);
-          } catch (e) {
-            throw this.lineError(line, i, e);
-          }
+          p = this.asLineReads(p, i);
           if (g === undefined) {
             g = this.groupFor(p.measurement, p.tags, i);
             this.pointGroups.set(points[i], g);
@@ -1081,18 +1071,7 @@ export class EmbeddedBackend implements StoreBackend {
         fields[name] = kind === PACKED_FLOAT ? f[jf++] : packedValue(kind, payload, big, strs, i);
       }
       const point: Point = { measurement: se.measurement, tags: se.tags, fields, ts: rawTs };
-      let line: string;
-      try {
-        line = encodePoint(point);
-      } catch (e) {
-        throw malformed(i, errorMessage(e), e);
-      }
-      let parsed: Point;
-      try {
-        parsed = parseLine(line);
-      } catch (e) {
-        throw this.lineError(line, i, e);
-      }
+      const parsed = this.asLineReads(point, i);
       if (g === undefined) {
         g = this.groupFor(parsed.measurement, parsed.tags, i);
         this.pointGroups.set(point, g);
@@ -1108,6 +1087,21 @@ export class EmbeddedBackend implements StoreBackend {
     }
     if (iu !== p.nu || jf !== p.nf) throw malformed(-1, `packed points: read ${iu} of ${p.nu} words and ${jf} of ${p.nf} numbers`);
     return needDedupe;
+  }
+
+  /** A point as its line reads back (encoded, then parsed): how the store names a series and its fields. */
+  private asLineReads(p: Point, i: number): Point {
+    let line: string;
+    try {
+      line = encodePoint(p);
+    } catch (e) {
+      throw malformed(i, errorMessage(e), e);
+    }
+    try {
+      return parseLine(line);
+    } catch (e) {
+      throw this.lineError(line, i, e);
+    }
   }
 
   /** The error for a line parseLine refused, with parseLine's message for the whole line. */

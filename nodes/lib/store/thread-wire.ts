@@ -18,7 +18,7 @@
  * (as the embedded store likes).
  * Fields without a value (undefined, null) are left out, as encodePoint leaves them out.
  */
-import type { FieldValue, Point } from './types';
+import type { Point } from './types';
 
 export interface PackedPoints {
   /** Points in the message. */
@@ -38,10 +38,6 @@ export const PACKED_FLOAT = 0;
 export const PACKED_INT = 1;
 export const PACKED_BOOL = 2;
 export const PACKED_STR = 3;
-const KIND_FLOAT = PACKED_FLOAT;
-const KIND_INT = PACKED_INT;
-const KIND_BOOL = PACKED_BOOL;
-const KIND_STR = PACKED_STR;
 
 /**
  * Packs points[from..to) for the worker (all of them by default); the arrays' buffers are the ones to transfer. A
@@ -122,22 +118,22 @@ export function packPoints(all: readonly Point[], from = 0, to = all.length): Pa
       u[nu++] = str(k);
       switch (typeof v) {
         case 'number':
-          u[nu++] = KIND_FLOAT;
+          u[nu++] = PACKED_FLOAT;
           u[nu++] = 0;
           f[nf++] = v;
           break;
         case 'bigint':
           big ??= [];
-          u[nu++] = KIND_INT;
+          u[nu++] = PACKED_INT;
           u[nu++] = big.length;
           big.push(v);
           break;
         case 'boolean':
-          u[nu++] = KIND_BOOL;
+          u[nu++] = PACKED_BOOL;
           u[nu++] = v ? 1 : 0;
           break;
         default:
-          u[nu++] = KIND_STR;
+          u[nu++] = PACKED_STR;
           u[nu++] = str(String(v));
       }
     }
@@ -164,65 +160,4 @@ function growF(a: Float64Array, need: number): Float64Array {
   const b = new Float64Array(capFor(a.length, need));
   b.set(a);
   return b;
-}
-
-/** The points packPoints packed (a series' points share one tags object). Throws on a message that is not one. */
-export function unpackPoints(p: PackedPoints): Point[] {
-  const { u, f, strs } = p;
-  const big = p.big ?? [];
-  const s = (i: number): string => {
-    const v = strs[i];
-    if (v === undefined) throw new Error(`packed points: string ${i} of ${strs.length}`);
-    return v;
-  };
-  const series: Array<{ measurement: string; tags: Record<string, string> }> = [];
-  const out: Point[] = new Array<Point>(p.n);
-  let iu = 0;
-  let jf = 0;
-  for (let i = 0; i < p.n; i++) {
-    const sn = u[iu++];
-    let se = series[sn];
-    if (se === undefined) {
-      if (sn !== series.length) throw new Error(`packed points: point ${i} names series ${sn} before ${series.length}`);
-      const measurement = s(u[iu++]);
-      const nt = u[iu++];
-      const tags: Record<string, string> = {};
-      for (let t = 0; t < nt; t++) {
-        const k = s(u[iu++]);
-        tags[k] = s(u[iu++]);
-      }
-      se = { measurement, tags };
-      series.push(se);
-    }
-    const ts = f[jf++];
-    const nfields = u[iu++];
-    const fields: Record<string, FieldValue> = {};
-    for (let k = 0; k < nfields; k++) {
-      const name = s(u[iu++]);
-      const kind = u[iu++];
-      const payload = u[iu++];
-      switch (kind) {
-        case KIND_FLOAT:
-          fields[name] = f[jf++];
-          break;
-        case KIND_INT: {
-          const b = big[payload];
-          if (b === undefined) throw new Error(`packed points: integer ${payload} of ${big.length}`);
-          fields[name] = b;
-          break;
-        }
-        case KIND_BOOL:
-          fields[name] = payload === 1;
-          break;
-        case KIND_STR:
-          fields[name] = s(payload);
-          break;
-        default:
-          throw new Error(`packed points: field kind ${kind}`);
-      }
-    }
-    out[i] = { measurement: se.measurement, tags: se.tags, fields, ts };
-  }
-  if (iu !== p.nu || jf !== p.nf) throw new Error(`packed points: read ${iu} of ${p.nu} words and ${jf} of ${p.nf} numbers`);
-  return out;
 }
