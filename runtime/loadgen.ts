@@ -230,6 +230,87 @@ export function readingJson(ts: number, seq: number, names: readonly string[], p
 }
 
 const KEYS = new WeakMap<readonly string[], string[]>();
+
+/**
+ * Writes messages of readings (the bytes readingJson's texts make, one object or a JSON array of them) straight into
+ * a Buffer: the key texts and the value tables as bytes made once, ts and seq as digits. Building the text and
+ * encoding it took most of the generator's ~1.1 us a reading (its garbage collection included), on the two cores
+ * the runtime under test shares with it.
+ */
+export class ReadingEncoder {
+  /** Byte values of the key texts: `,"temperature":` for each name. */
+  private readonly keys: Uint8Array[];
+  /** `,"pad":"ppp"}` or `}`. */
+  private readonly tail: Uint8Array;
+  /** The value texts of each name: a table for the first three, undefined for the rest (written as digits). */
+  private readonly tables: Array<Uint8Array[] | undefined>;
+  /** The most bytes a reading takes. */
+  private readonly most: number;
+
+  constructor(names: readonly string[], pad: string) {
+    this.keys = names.map((n) => Buffer.from(`,"${n}":`));
+    this.tail = Buffer.from(pad === '' ? '}' : `,"pad":"${pad}"}`);
+    const bytesOf = (texts: string[]): Uint8Array[] => texts.map((t) => Buffer.from(t));
+    this.tables = names.map((_, i) => (i === 0 ? bytesOf(TEMPERATURE) : i === 1 ? bytesOf(HUMIDITY) : i === 2 ? bytesOf(VIBRATION) : undefined));
+    let most = HEAD_TS.length + HEAD_SEQ.length + 2 * 16 + this.tail.length + 1;
+    for (const k of this.keys) most += k.length + 5;
+    this.most = most;
+  }
+
+  /** One message: `count` readings with the times in `ts` and seq from `first` on; an array unless `single`. */
+  encode(ts: ArrayLike<number>, first: number, count: number, single: boolean): Buffer {
+    const buf = Buffer.allocUnsafe(this.most * count + 2);
+    let o = 0;
+    if (!single) buf[o++] = 0x5b; // [
+    for (let j = 0; j < count; j++) {
+      if (j > 0) buf[o++] = 0x2c; // ,
+      const seq = first + j;
+      o = put(buf, o, HEAD_TS);
+      o = digits(buf, o, ts[j]);
+      o = put(buf, o, HEAD_SEQ);
+      o = digits(buf, o, seq);
+      for (let i = 0; i < this.keys.length; i++) {
+        o = put(buf, o, this.keys[i]);
+        const table = this.tables[i];
+        o = table !== undefined ? put(buf, o, table[seq % table.length]) : digits(buf, o, (seq * (i + 1)) % 1000);
+      }
+      o = put(buf, o, this.tail);
+    }
+    if (!single) buf[o++] = 0x5d; // ]
+    return buf.subarray(0, o);
+  }
+}
+
+const HEAD_TS = Buffer.from('{"ts":');
+const HEAD_SEQ = Buffer.from(',"seq":');
+
+/** Copies bytes into buf at o; returns the offset after them (a loop: the texts are a few bytes). */
+function put(buf: Buffer, o: number, bytes: Uint8Array): number {
+  for (let i = 0; i < bytes.length; i++) buf[o + i] = bytes[i];
+  return o + bytes.length;
+}
+
+/** Writes a non-negative safe integer's decimal digits at o; returns the offset after them. */
+function digits(buf: Buffer, o: number, n: number): number {
+  if (n >= 1e8) {
+    // Above 2^31 the remainder below would not be an int: the high part first, then 8 digits with their zeros.
+    const high = Math.floor(n / 1e8);
+    o = digits(buf, o, high);
+    let low = n - high * 1e8;
+    for (let i = 7; i >= 0; i--) {
+      buf[o + i] = 0x30 + (low % 10);
+      low = (low / 10) | 0;
+    }
+    return o + 8;
+  }
+  let len = 1;
+  for (let t = n; t >= 10; t = (t / 10) | 0) len++;
+  for (let i = len - 1; i >= 0; i--) {
+    buf[o + i] = 0x30 + (n % 10);
+    n = (n / 10) | 0;
+  }
+  return o + len;
+}
 const TEMPERATURE = Array.from({ length: 150 }, (_, k) => String(15 + k / 10));
 const HUMIDITY = Array.from({ length: 400 }, (_, k) => String(30 + k / 10));
 const VIBRATION = Array.from({ length: 200 }, (_, k) => String(0.5 + k / 100));
@@ -354,19 +435,35 @@ interface Conn {
  * The load generator: connect(), then one or more phases (run()), then close(). Sequences continue across
  * phases, so a checker sees 1..published per device over the whole session.
  */
+/** Where a tracked device's publish times are kept: a Map, or shared memory (test/bench/gen-thread.ts). */
+export interface PublishTimes {
+  get(seq: number): number | undefined;
+  set(seq: number, at: number): unknown;
+}
+
+/** What the checker helpers read of a generator (a LoadGenerator, or one in a thread of its own). */
+export interface PublishedSeqs {
+  readonly opts: { readonly devices: number };
+  readonly lastSeq: Uint32Array;
+  readonly failedSeqs: ReadonlyMap<number, number[]>;
+}
+
 export class LoadGenerator {
   /** Last seq given out per device (0: none yet). */
   readonly lastSeq: Uint32Array;
   /** Seqs whose publish failed, per device index (rare: a lost connection). */
   readonly failedSeqs = new Map<number, number[]>();
-  /** Publish time (wall ms) per seq of the tracked devices. */
-  readonly publishedAt = new Map<number, Map<number, number>>();
+  /** Publish time (wall ms) per seq of the tracked devices (a Map each, unless the owner put another store there). */
+  readonly publishedAt = new Map<number, PublishTimes>();
   /** Valid readings published over all phases. */
   totalReadings = 0;
   readonly hostileSent: Record<string, number> = {};
   private readonly lastTs: Float64Array;
   private readonly names: string[];
   private readonly pad: string;
+  private readonly encoder: ReadingEncoder;
+  /** The times of the message being made. */
+  private readonly tsScratch = new Float64Array(LOAD_LIMITS.maxBatch);
   private readonly topics: string[];
   private conns: Conn[] = [];
   private hostileConn?: Conn;
@@ -385,6 +482,7 @@ export class LoadGenerator {
     this.lastTs = new Float64Array(opts.devices);
     this.names = metricNames(opts.metrics);
     this.pad = 'p'.repeat(opts.padBytes);
+    this.encoder = new ReadingEncoder(this.names, this.pad);
     this.topics = Array.from({ length: opts.devices }, (_, i) => `${opts.prefix}/${loadDeviceId(i)}/telemetry`);
     for (const d of opts.track ?? []) this.publishedAt.set(d, new Map());
   }
@@ -509,14 +607,9 @@ export class LoadGenerator {
     this.cursor = (d + 1) % this.opts.devices;
     const now = Date.now();
     const first = this.lastSeq[d] + 1;
-    let body: string;
-    if (batch === 1) {
-      body = readingJson(this.nextTs(d, now), first, this.names, this.pad);
-    } else {
-      const parts: string[] = new Array<string>(batch);
-      for (let j = 0; j < batch; j++) parts[j] = readingJson(this.nextTs(d, now), first + j, this.names, this.pad);
-      body = `[${parts.join(',')}]`;
-    }
+    const ts = this.tsScratch;
+    for (let j = 0; j < batch; j++) ts[j] = this.nextTs(d, now);
+    const body = this.encoder.encode(ts, first, batch, batch === 1);
     this.lastSeq[d] = first + batch - 1;
     const track = this.publishedAt.get(d);
     if (track) for (let j = 0; j < batch; j++) track.set(first + j, now);
@@ -887,14 +980,14 @@ export async function readSeqsFromFile(file: string, start: number, end: number,
 }
 
 /** The expected map of a generator: device -> last seq published. */
-export function expectedOf(gen: LoadGenerator): Map<string, number> {
+export function expectedOf(gen: PublishedSeqs): Map<string, number> {
   const m = new Map<string, number>();
   for (let i = 0; i < gen.opts.devices; i++) m.set(loadDeviceId(i), gen.lastSeq[i]);
   return m;
 }
 
 /** The failed seqs of a generator by device id. */
-export function failedOf(gen: LoadGenerator): Map<string, number[]> {
+export function failedOf(gen: PublishedSeqs): Map<string, number[]> {
   const m = new Map<string, number[]>();
   for (const [i, list] of gen.failedSeqs) m.set(loadDeviceId(i), list);
   return m;

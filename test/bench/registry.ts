@@ -10,6 +10,7 @@ import { anomalyScorerCases } from './cases/anomaly-scorer';
 import { brokerQueueCases } from './cases/broker-queue';
 import { functionNodeCases } from './cases/function-node';
 import { lineProtocolCases } from './cases/line-protocol';
+import { loadgenCases } from './cases/loadgen';
 import { maintenanceCases } from './cases/maintenance';
 import { normaliserCases } from './cases/normaliser';
 import { registryCases } from './cases/registry';
@@ -19,7 +20,7 @@ import { windowCases } from './cases/window';
 import { windowFlowCases } from './cases/window-flow';
 import { writerCases } from './cases/writer';
 
-export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases, ...anomalyScorerCases, ...windowCases, ...windowFlowCases, ...maintenanceCases, ...registryCases, ...alertCases, ...brokerQueueCases, ...functionNodeCases];
+export const ALL_CASES: readonly BenchCase[] = [...validatorCases, ...normaliserCases, ...lineProtocolCases, ...writerCases, ...storeCases, ...anomalyCases, ...anomalyScorerCases, ...windowCases, ...windowFlowCases, ...maintenanceCases, ...registryCases, ...alertCases, ...brokerQueueCases, ...functionNodeCases, ...loadgenCases];
 
 /** Throws on a duplicate id or a baseline that names no case. */
 export function checkRegistry(cases: readonly BenchCase[]): void {

@@ -29,6 +29,7 @@ import {
   parseLoadArgs,
   parseMetric,
   readingJson,
+  ReadingEncoder,
   rejectsByCode,
   rollupMismatches,
   tally,
@@ -158,6 +159,21 @@ test('the values are the documented functions of seq (the texts come from tables
     expect(o).toEqual({ ts: NOW + seq, seq, temperature: 15 + (seq % 150) / 10, humidity: 30 + (seq % 400) / 10, vibration: 0.5 + (seq % 200) / 100, x3: (seq * 4) % 1000, x4: (seq * 5) % 1000 });
   }
   expect(readingJson(NOW, 3, metricNames(0), '')).toBe(`{"ts":${NOW},"seq":3}`);
+});
+
+test('the encoder writes the bytes of readingJson, one reading or an array, whatever the numbers', () => {
+  for (const [n, pad] of [[0, ''], [3, ''], [5, 'ppp']] as const) {
+    const names = metricNames(n);
+    const enc = new ReadingEncoder(names, pad);
+    // ts with zeros inside their low 8 digits, seq across the tables' lengths and past 10^8 and 2^31.
+    const ts = [0, 7, NOW, 1_800_000_000_005, 1_700_000_000_000, 99_999_999, 100_000_000, 123_456_789_012];
+    for (const first of [0, 1, 149, 399, 99_999_995, 4_294_967_290]) {
+      const single = enc.encode([ts[3]], first, 1, true);
+      expect(single.toString()).toBe(readingJson(ts[3], first, names, pad));
+      const batch = enc.encode(ts, first, ts.length, false);
+      expect(batch.toString()).toBe(`[${ts.map((t, j) => readingJson(t, first + j, names, pad)).join(',')}]`);
+    }
+  }
 });
 
 describe('hostile kinds', () => {
