@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { STORE_ENV_VARS, storeSettingsFromEnv, type StoreSettings } from '../nodes/lib/store/env';
 import { maxAnswerPoints } from '../nodes/lib/store/query-plan';
 import { embeddedThread } from '../nodes/lib/store/service';
+import { WORKER_NICE_ENV, workerNiceProblem } from '../nodes/lib/thread-priority';
 
 export interface RuntimeConfig {
   /** HTTP port of the editor, dashboard and API. */
@@ -76,6 +77,7 @@ export const ENV_VARS: Record<string, string> = {
   THINGWIRE_SMTP_FROM: 'sender address of alert emails (msg.from)',
   THINGWIRE_SMTP_TO: 'recipient address(es) of alert emails, comma-separated (msg.to)',
   THINGWIRE_STORE_THREAD: 'where the embedded store writes and answers queries: worker (default: a thread of its own, off the event loop) or main (on the event loop)',
+  THINGWIRE_WORKER_NICE: 'nice value (0-19, default 0) of the runtime\'s worker threads (anomaly scoring, the embedded store and DuckDB\'s): above 0 the event loop goes first when cores are short (Linux)',
   ...STORE_ENV_VARS,
 };
 
@@ -212,6 +214,9 @@ export function parseConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd())
   } catch (e) {
     problems.push((e as Error).message);
   }
+  // Read by the anomaly node and the embedded store when they start their threads.
+  const niceProblem = workerNiceProblem(env[WORKER_NICE_ENV]);
+  if (niceProblem !== undefined) problems.push(niceProblem);
 
   if (problems.length > 0) throw new ConfigError(problems);
   return {

@@ -16,6 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { AlertEvent } from '../lib/contract';
+import { workerNice } from '../lib/thread-priority';
 import { decodeScores, fillEventText, mergeRejects, packReadings, type EventFacts, type PackedReadings, type ScoredReply } from './remote-wire';
 import type { EventText, ScoreOutput, ScorerOptions, ScorerStats } from './scorer';
 
@@ -24,6 +25,8 @@ export interface WorkerInit {
   scorer: Omit<ScorerOptions, 'text'>;
   /** The state file and how often it is saved (ms; 0: only on close). */
   state?: { dataDir: string; type: string; id: string; interval: number };
+  /** The thread's nice value (../lib/thread-priority.ts; default: THINGWIRE_WORKER_NICE). */
+  nice?: number;
 }
 
 export type ToWorker =
@@ -163,7 +166,7 @@ export class RemoteScorer {
   }
 
   private start(): Worker {
-    const init: WorkerInit = { scorer: this.opts.scorer };
+    const init: WorkerInit = { scorer: this.opts.scorer, nice: this.opts.nice ?? workerNice() };
     if (this.opts.state !== undefined) init.state = this.opts.state;
     const w = new Worker(this.opts.script ?? workerScript(), { workerData: init });
     w.unref();

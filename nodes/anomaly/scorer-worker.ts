@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { StateFile } from '../lib/state';
+import { niceCallingThread } from '../lib/thread-priority';
 import { ScorerPersistence } from './persist';
 import { encodeScores, MarkerText, unpackReadings } from './remote-wire';
 import type { FromWorker, ToWorker, WorkerInit } from './remote';
@@ -14,6 +15,8 @@ import { AnomalyScorer, type ScorerSnapshot } from './scorer';
 const port = parentPort;
 if (port === null) throw new Error('scorer-worker.js runs as a worker thread of the anomaly node');
 const init = workerData as WorkerInit;
+const niceProblem = niceCallingThread(init.nice ?? 0);
+if (niceProblem !== undefined) console.warn(`[thingwire] anomaly scoring thread: ${niceProblem}`);
 const marker = new MarkerText();
 const scorer = new AnomalyScorer({ ...init.scorer, text: marker.text });
 

@@ -84,6 +84,13 @@ describe('defaults', () => {
     expect(() => parse({ THINGWIRE_STORE_THREAD: 'thread' })).toThrow('THINGWIRE_STORE_THREAD="thread" must be worker or main');
   });
 
+  test('THINGWIRE_WORKER_NICE: a whole number from 0 to 19, else a problem naming it', () => {
+    for (const ok of ['0', '10', '19', '']) expect(() => parse({ THINGWIRE_WORKER_NICE: ok })).not.toThrow();
+    for (const bad of ['20', '-1', '2.5', 'low']) {
+      expect(() => parse({ THINGWIRE_WORKER_NICE: bad })).toThrow(`THINGWIRE_WORKER_NICE must be a whole number from 0 (as the event loop) to 19 (the lowest priority), got ${JSON.stringify(bad)}`);
+    }
+  });
+
   test('ENV_VARS documents every variable read', () => {
     expect(Object.keys(ENV_VARS).sort()).toEqual(
       [
@@ -106,6 +113,7 @@ describe('defaults', () => {
         'THINGWIRE_LOG_LEVEL',
         'THINGWIRE_RESEED',
         'THINGWIRE_STORE_THREAD',
+        'THINGWIRE_WORKER_NICE',
         ...['THINGWIRE_WEBHOOK_URL', 'THINGWIRE_SLACK_WEBHOOK_URL', 'THINGWIRE_SMTP_HOST', 'THINGWIRE_SMTP_PORT', 'THINGWIRE_SMTP_USER', 'THINGWIRE_SMTP_PASSWORD', 'THINGWIRE_SMTP_FROM', 'THINGWIRE_SMTP_TO'],
         ...['INFLUX_URL', 'INFLUX_VERSION', 'INFLUX_TOKEN', 'INFLUX_ORG', 'INFLUX_BUCKET', 'INFLUX_DB', 'INFLUX_RP', 'INFLUX_USERNAME', 'INFLUX_PASSWORD'],
       ].sort(),

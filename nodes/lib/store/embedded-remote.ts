@@ -25,6 +25,7 @@ import { Worker } from 'node:worker_threads';
 import type { EmbeddedOptions } from './embedded';
 import { CATCH_UP_SLICE_MS, SLICE_MS, TimeSlicer } from '../slice';
 import { claimFile, releaseFile } from './open-files';
+import { workerNice } from '../thread-priority';
 import { maxAnswerPoints } from './query-plan';
 import { packPoints, type PackedPoints } from './thread-wire';
 import { StoreError, type BackendHealth, type Batch, type ExportRow, type PartitionSelector, type Point, type QueryResult, type RangeQuery, type StoreBackend, type WriteHints } from './types';
@@ -79,12 +80,19 @@ function fromWire(e: WireError): Error {
   return new StoreError(e.message, { retryable: e.retryable, status: e.status, retryAfterMs: e.retryAfterMs, serverMessage: e.serverMessage });
 }
 
+/** The store's options, plus where its thread's script is and the thread's nice value (default: THINGWIRE_WORKER_NICE). */
+export type EmbeddedThreadOptions = EmbeddedOptions & { script?: string; threadNice?: number };
+
+/** What the thread is started with (workerData). */
+export type StoreThreadInit = EmbeddedOptions & { threadNice: number };
+
 export class EmbeddedThreadBackend implements StoreBackend {
   readonly kind = 'embedded' as const;
   readonly description: string;
   readonly path: string;
   private readonly opts: EmbeddedOptions;
   private readonly script: string;
+  private readonly threadNice: number;
   private worker: Worker | undefined;
   /** The worker being started (claim, spawn, open), shared by the calls that wait for it. */
   private starting: Promise<Worker> | undefined;
@@ -99,10 +107,11 @@ export class EmbeddedThreadBackend implements StoreBackend {
   /** Workers started (1 after the first call; more after one stopped). */
   starts = 0;
 
-  constructor(opts: EmbeddedOptions & { script?: string }) {
+  constructor(opts: EmbeddedThreadOptions) {
     if (!opts || typeof opts.path !== 'string' || opts.path === '') throw new Error('embedded store: path is required');
     this.path = opts.path === ':memory:' ? opts.path : path.resolve(opts.path);
-    const { script, ...rest } = opts;
+    const { script, threadNice, ...rest } = opts;
+    this.threadNice = threadNice ?? workerNice();
     // Read on this thread, as the store on this thread reads it: the worker's process.env is a copy Node makes of the
     // process's (a test runner's own process.env object never reaches it).
     this.opts = { ...rest, path: this.path, maxAnswerPoints: rest.maxAnswerPoints ?? maxAnswerPoints() };
@@ -111,7 +120,7 @@ export class EmbeddedThreadBackend implements StoreBackend {
   }
 
   /** Starts the worker and opens the file in it (the other methods also start it on first use). */
-  static async open(opts: EmbeddedOptions & { script?: string }): Promise<EmbeddedThreadBackend> {
+  static async open(opts: EmbeddedThreadOptions): Promise<EmbeddedThreadBackend> {
     const b = new EmbeddedThreadBackend(opts);
     await b.ready();
     return b;
@@ -135,7 +144,8 @@ export class EmbeddedThreadBackend implements StoreBackend {
     this.exited = new Promise<void>((r) => (exited = r));
     let w: Worker;
     try {
-      w = new Worker(this.script, { workerData: this.opts });
+      const init: StoreThreadInit = { ...this.opts, threadNice: this.threadNice };
+      w = new Worker(this.script, { workerData: init });
     } catch (e) {
       this.release();
       exited();

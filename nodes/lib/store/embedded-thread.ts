@@ -5,14 +5,20 @@
  * one before (so a slow consumer holds the export, not this thread's memory). Errors go back with what the writer
  * needs of them (StoreError's retryable, status, Retry-After).
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { EmbeddedBackend, type EmbeddedOptions } from './embedded';
+import { niceCallingThread, niceNewThreads, threadIds } from '../thread-priority';
+import { EmbeddedBackend } from './embedded';
 import { StoreError, type ExportRow } from './types';
-import type { FromStoreThread, ToStoreThread, WireError } from './embedded-remote';
+import type { FromStoreThread, StoreThreadInit, ToStoreThread, WireError } from './embedded-remote';
 
 const port = parentPort;
 if (port === null) throw new Error('embedded-thread.js runs as a worker thread of the embedded store');
-const opts = workerData as EmbeddedOptions;
+const { threadNice, ...opts } = workerData as StoreThreadInit;
+// Before DuckDB starts its threads: they take this thread's nice value.
+const niceProblem = niceCallingThread(threadNice);
+if (niceProblem !== undefined) console.warn(`[thingwire] embedded store thread: ${niceProblem}`);
 /** Opened by the first message ('open'): a failure to open is that call's answer. */
 let backend: EmbeddedBackend | undefined;
 
@@ -50,7 +56,17 @@ port.on('message', (m: ToStoreThread) => {
   switch (m.t) {
     case 'open':
       answer(m.id, async () => {
-        backend ??= await EmbeddedBackend.open(opts);
+        if (backend !== undefined) return;
+        // DuckDB starts its threads from the libuv thread that opens the file: they are found by what is new after
+        // the open (libuv's pool, started on its first use, started here before counting).
+        let before: Set<number> | undefined;
+        if (threadNice > 0) {
+          await fs.promises.access(os.tmpdir());
+          before = threadIds();
+        }
+        backend = await EmbeddedBackend.open(opts);
+        const p = before !== undefined ? niceNewThreads(before, threadNice) : undefined;
+        if (p !== undefined) console.warn(`[thingwire] embedded store thread: ${p}`);
       });
       return;
     case 'write':
