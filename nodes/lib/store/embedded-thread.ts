@@ -58,10 +58,11 @@ port.on('message', (m: ToStoreThread) => {
       answer(m.id, async () => {
         if (backend !== undefined) return;
         // DuckDB starts its threads from the libuv thread that opens the file: they are found by what is new after
-        // the open (libuv's pool, started on its first use, started here before counting).
+        // the open (libuv's pool, started on its first use, started here before counting; a thread another part of
+        // the process starts meanwhile would be niced too).
         let before: Set<number> | undefined;
         if (threadNice > 0) {
-          await fs.promises.access(os.tmpdir());
+          await fs.promises.access(os.tmpdir()).catch(() => undefined);
           before = threadIds();
         }
         backend = await EmbeddedBackend.open(opts);
