@@ -209,7 +209,8 @@ export function metricNames(n: number): string[] {
 }
 
 /**
- * One reading as JSON text: `{"ts":..,"seq":..,"temperature":..,...,"pad":"..."}`. Values stay inside the
+ * One reading as JSON text (the readable statement of the load format: ReadingEncoder writes the same bytes, and the
+ * tests hold it to this): `{"ts":..,"seq":..,"temperature":..,...,"pad":"..."}`. Values stay inside the
  * starter flow's schema and below its alert thresholds (temperature 15-30 °C, humidity 30-70 %, vibration
  * 0.5-2.5 mm/s), and vary with seq.
  */
@@ -459,8 +460,6 @@ export class LoadGenerator {
   totalReadings = 0;
   readonly hostileSent: Record<string, number> = {};
   private readonly lastTs: Float64Array;
-  private readonly names: string[];
-  private readonly pad: string;
   private readonly encoder: ReadingEncoder;
   /** The times of the message being made. */
   private readonly tsScratch = new Float64Array(LOAD_LIMITS.maxBatch);
@@ -480,9 +479,7 @@ export class LoadGenerator {
   constructor(readonly opts: LoadOptions) {
     this.lastSeq = new Uint32Array(opts.devices);
     this.lastTs = new Float64Array(opts.devices);
-    this.names = metricNames(opts.metrics);
-    this.pad = 'p'.repeat(opts.padBytes);
-    this.encoder = new ReadingEncoder(this.names, this.pad);
+    this.encoder = new ReadingEncoder(metricNames(opts.metrics), 'p'.repeat(opts.padBytes));
     this.topics = Array.from({ length: opts.devices }, (_, i) => `${opts.prefix}/${loadDeviceId(i)}/telemetry`);
     for (const d of opts.track ?? []) this.publishedAt.set(d, new Map());
   }

@@ -50,9 +50,13 @@ export function niceCallingThread(nice: number): string | undefined {
   if (!(nice > 0)) return undefined;
   const tid = callingThreadId();
   if (tid === undefined) return `${WORKER_NICE_ENV}: a thread's own priority can be set on Linux only (no /proc/thread-self here)`;
+  return niceThread(tid, nice);
+}
+
+/** Sets thread `tid`'s nice value to `nice` unless it is there or higher already; returns why not when it fails. */
+function niceThread(tid: number, nice: number): string | undefined {
   try {
-    if (os.getPriority(tid) >= nice) return undefined;
-    os.setPriority(tid, Math.min(nice, MAX_NICE));
+    if (os.getPriority(tid) < nice) os.setPriority(tid, Math.min(nice, MAX_NICE));
     return undefined;
   } catch (e) {
     return `${WORKER_NICE_ENV}: could not set thread ${tid}'s nice value to ${nice}: ${(e as Error).message}`;
@@ -78,11 +82,9 @@ export function niceNewThreads(before: ReadonlySet<number>, nice: number): strin
   let problem: string | undefined;
   for (const tid of threadIds()) {
     if (before.has(tid)) continue;
-    try {
-      if (os.getPriority(tid) < nice) os.setPriority(tid, Math.min(nice, MAX_NICE));
-    } catch (e) {
-      problem ??= `${WORKER_NICE_ENV}: could not set thread ${tid}'s nice value to ${nice}: ${(e as Error).message}`;
-    }
+    // Every new thread is tried, whatever the one before answered.
+    const p = niceThread(tid, nice);
+    problem ??= p;
   }
   return problem;
 }

@@ -87,6 +87,8 @@ export class GeneratorThread implements PublishedSeqs {
   niceProblem: string | undefined;
   private readonly worker: Worker;
   private readonly calls = new Map<number, { resolve: (m: GenThreadDone) => void; reject: (e: Error) => void }>();
+  /** start()'s promise, settled by the thread's 'ready' or its failure. */
+  private starting: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private nextId = 1;
   private stopped: Error | undefined;
 
@@ -104,10 +106,7 @@ export class GeneratorThread implements PublishedSeqs {
   static start(opts: LoadOptions, nice: number): Promise<GeneratorThread> {
     const g = new GeneratorThread(opts, nice);
     return new Promise((resolve, reject) => {
-      g.calls.set(0, {
-        resolve: () => resolve(g),
-        reject,
-      });
+      g.starting = { resolve: () => resolve(g), reject };
     });
   }
 
@@ -144,9 +143,8 @@ export class GeneratorThread implements PublishedSeqs {
     if ('op' in m) {
       this.nice = m.nice;
       this.niceProblem = m.niceProblem;
-      const c = this.calls.get(0);
-      this.calls.delete(0);
-      c?.resolve({ id: 0, ok: true, lastSeq: this.lastSeq, failed: [], total: 0 });
+      this.starting?.resolve();
+      this.starting = undefined;
       return;
     }
     const c = this.calls.get(m.id);
@@ -165,6 +163,8 @@ export class GeneratorThread implements PublishedSeqs {
 
   private fail(e: Error): void {
     this.stopped ??= e;
+    this.starting?.reject(e);
+    this.starting = undefined;
     for (const c of this.calls.values()) c.reject(e);
     this.calls.clear();
   }
