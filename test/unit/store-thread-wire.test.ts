@@ -66,6 +66,23 @@ describe('packPoints / unpackPoints', () => {
     expect(unpackPoints(p)).toEqual(points.map(stored));
   });
 
+  test('field names that change from point to point: other order, other names, a field without a value before others', () => {
+    const tags = { device: 'd1' };
+    const points: Point[] = [
+      { measurement: 'm', tags, fields: { a: 1, b: 2, c: 3 }, ts: T0 },
+      { measurement: 'm', tags, fields: { b: 4, a: 5, c: 6 }, ts: T0 + 1 },
+      { measurement: 'm', tags, fields: { a: undefined as unknown as FieldValue, b: 7, c: 8 }, ts: T0 + 2 },
+      { measurement: 'm', tags, fields: { a: 9, d: 10 }, ts: T0 + 3 },
+      // The same names as texts made anew (other string objects with the same characters).
+      { measurement: 'm', tags, fields: { [['a'].join('')]: 11, [String.fromCharCode(98)]: 12 }, ts: T0 + 4 },
+      { measurement: 'm', tags, fields: {}, ts: T0 + 5 },
+      { measurement: 'm', tags, fields: { c: 13, a: 14, b: 15, d: 16 }, ts: T0 + 6 },
+    ];
+    const p = packPoints(points);
+    expect(unpackPoints(p)).toEqual(points.map(stored));
+    expect([...p.strs].sort()).toEqual(['a', 'b', 'c', 'd', 'd1', 'device', 'm']);
+  });
+
   test('an empty batch', () => {
     const p = packPoints([]);
     expect(p.n).toBe(0);

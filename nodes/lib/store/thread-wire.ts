@@ -73,6 +73,11 @@ export function packPoints(all: readonly Point[], from = 0, to = all.length): Pa
   /** The series of each tags object (the last one made with it) and each series' measurement. */
   const byTags = new Map<Record<string, string>, number>();
   const measurements: string[] = [];
+  // The field names' string numbers by position in the point before: a batch's points mostly have the same names in
+  // the same order (and, from JSON.parse, the same string objects), so a comparison usually stands in for str()'s
+  // Map lookup.
+  const nameAt: string[] = [];
+  const nameId: number[] = [];
   for (let i = 0; i < n; i++) {
     const p = points[i];
     const tags = p.tags;
@@ -112,10 +117,16 @@ export function packPoints(all: readonly Point[], from = 0, to = all.length): Pa
     for (const k in fields) {
       const v = fields[k];
       if (v === undefined || v === null) continue;
-      nfields++;
       if (nu + 3 > u.length) u = growU(u, nu + 3);
       if (nf + 1 > f.length) f = growF(f, nf + 1);
-      u[nu++] = str(k);
+      if (nameAt[nfields] === k) u[nu++] = nameId[nfields];
+      else {
+        const id = str(k);
+        nameAt[nfields] = k;
+        nameId[nfields] = id;
+        u[nu++] = id;
+      }
+      nfields++;
       switch (typeof v) {
         case 'number':
           u[nu++] = PACKED_FLOAT;
