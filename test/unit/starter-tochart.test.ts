@@ -29,7 +29,8 @@ test('started again with the same context, it draws the same devices', () => {
   const again = starterNodeFunction<Out>('tw.starter.tochart', { context });
   const [out] = again({ payload: [reading('new', 2000, { temperature: 1 }), reading('a3', 2000, { temperature: 2 })] });
   expect(out.map((m) => m.payload.device)).toEqual(['a3']);
-  // It remembers the second of each device's last point too: a3 drawn at 2000 again, a4 not drawn since 1.
+  // It remembers the second of each device's last point too: a3's 2999 falls in the second of its point at 2000, a4's
+  // 999 in the second of its point at 1, so neither is drawn.
   expect(again({ payload: [reading('a3', 2999, { temperature: 3 }), reading('a4', 999, { temperature: 4 })] })[0]).toEqual([]);
 });
 
