@@ -432,10 +432,6 @@ interface Conn {
   inFlight: number;
 }
 
-/**
- * The load generator: connect(), then one or more phases (run()), then close(). Sequences continue across
- * phases, so a checker sees 1..published per device over the whole session.
- */
 /** Where a tracked device's publish times are kept: a Map, or shared memory (test/bench/gen-thread.ts). */
 export interface PublishTimes {
   get(seq: number): number | undefined;
@@ -449,6 +445,10 @@ export interface PublishedSeqs {
   readonly failedSeqs: ReadonlyMap<number, number[]>;
 }
 
+/**
+ * The load generator: connect(), then one or more phases (run()), then close(). Sequences continue across
+ * phases, so a checker sees 1..published per device over the whole session.
+ */
 export class LoadGenerator {
   /** Last seq given out per device (0: none yet). */
   readonly lastSeq: Uint32Array;

@@ -4,8 +4,9 @@
  * The benchmark machine's two cores are shared by the runtime under test and the generator, which stands for
  * devices that are not on the runtime's machine. At the same priority the generator's thread takes core time from the
  * runtime's event loop (the pipeline's serial stage) whenever both are ready; at nice 19 it gets what the runtime
- * leaves. The knee is then the runtime's, as far as two shared cores allow, and not an outcome of how the scheduler
- * shares them (runtime alone at 300,000 readings/s asked, 60 s windows: docs/benchmark-log.md, 2026-12-06 from 05:36).
+ * leaves (runtime alone at 300,000 readings/s asked, 60 s windows: docs/benchmark-log.md, 2026-12-06 from 05:36). In
+ * bench:e2e, though, a generator at nice 19 could not keep the asked rate once the runtime was busy (knees ~142,000
+ * against 237,660 at 0), so `--generator-nice` defaults to 0 and the thread's main gain is an event loop of its own.
  * Only the generator's thread is niced: this process's event loop (the latency polls, the checks) and the runtimes
  * it starts (which would inherit the nice value of the thread that starts them) keep theirs.
  *
