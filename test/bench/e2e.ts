@@ -85,7 +85,7 @@ import {
   type PhaseResult,
 } from '../../runtime/loadgen';
 import { ROOT, sleep, startRuntime as startBuiltRuntime, tmpDir, waitFor } from '../support/services';
-import { cleanupAll, cpuMs, guardProcess, loadavg, onCleanup, pct, rssMB } from './proc';
+import { cleanupAll, cpuMs, guardProcess, loadavg, onCleanup, pct, rssMB, threadSchedMs } from './proc';
 
 const OUT_FILE = path.join(ROOT, 'test-output', 'e2e-bench.json');
 
@@ -237,6 +237,11 @@ interface Step {
   behind: boolean;
   why: string;
   cpuPct: number;
+  /**
+   * The runtime's main thread over the step (% of the wall time): on a core, and runnable but waiting for one. Their
+   * sum near 100 says the event loop had work all the time: it is the serial stage, held back by the cores it shares.
+   */
+  mainThread: { runPct: number; waitPct: number };
   rssMB: number;
   /** Lines the store wrote a second (readings, rollups, scores, alerts), from the step's start to its check. */
   storeLinesPerS: number;
@@ -283,6 +288,7 @@ async function runStep(t: Target, gen: GeneratorThread, probes: number[], rate: 
   const ingress0 = await t.ingress();
   const written0 = await storeWritten(t);
   const cpu0 = cpuMs(t.rt.pid);
+  const sched0 = threadSchedMs(t.rt.pid);
   const seqBefore = probes.map((i) => gen.lastSeq[i]);
   const start = Date.now();
   const probeIds = probes.map(loadDeviceId);
@@ -329,6 +335,7 @@ async function runStep(t: Target, gen: GeneratorThread, probes: number[], rate: 
   }
   const endAt = Date.now();
   const cpu1 = cpuMs(t.rt.pid);
+  const sched1 = threadSchedMs(t.rt.pid);
   // The probes that published in this step (with batches, a device may get no message in a short step).
   const lastSeq = new Map(probes.filter((i, k) => gen.lastSeq[i] !== seqBefore[k]).map((i) => [loadDeviceId(i), gen.lastSeq[i]]));
   // Wait up to the lag for ingress and the probes to have everything of this step.
@@ -388,6 +395,7 @@ async function runStep(t: Target, gen: GeneratorThread, probes: number[], rate: 
     behind: why !== '',
     why,
     cpuPct: (cpu1 - cpu0) / 10 / ((endAt - start) / 1000),
+    mainThread: { runPct: (100 * (sched1.runMs - sched0.runMs)) / (endAt - start), waitPct: (100 * (sched1.waitMs - sched0.waitMs)) / (endAt - start) },
     storeLinesPerS: written / ((Date.now() - start) / 1000),
     ...(queue ? { storeQueue: queue } : {}),
     rssMB: rssMB(t.rt.pid),
@@ -413,11 +421,17 @@ async function drain(t: Target, gen: GeneratorThread, probes: number[], ingressB
     .catch(() => false);
 }
 
+/** ", the main thread N % on a core and M % waiting for one" of a step, when it was measured. */
+function mainAt(s: Step | undefined): string {
+  const m = s?.mainThread;
+  return m && Number.isFinite(m.runPct) ? `, the main thread ${m.runPct.toFixed(0)} % on a core and ${m.waitPct.toFixed(0)} % waiting for one` : '';
+}
+
 function stepLine(s: Step): string {
   const l = s.latency ? `p50 ${(s.latency.p50 / 1000).toFixed(2)} s p99 ${(s.latency.p99 / 1000).toFixed(2)} s (${s.latency.n})` : '';
   return (
     `  ${s.what.padEnd(10)} ${String(s.askedRate).padStart(7)}/s asked  ${s.achievedRate.toFixed(0).padStart(7)}/s sent  ${s.ingestRate.toFixed(0).padStart(7)}/s in  ` +
-    `${s.behind ? `BEHIND: ${s.why}` : `ok, caught up ${s.caughtUpS?.toFixed(1)} s after`}  cpu ${s.cpuPct.toFixed(0)}%  rss ${s.rssMB.toFixed(0)} MB  ` +
+    `${s.behind ? `BEHIND: ${s.why}` : `ok, caught up ${s.caughtUpS?.toFixed(1)} s after`}  cpu ${s.cpuPct.toFixed(0)}%${Number.isFinite(s.mainThread.runPct) ? ` (main ${s.mainThread.runPct.toFixed(0)}% + ${s.mainThread.waitPct.toFixed(0)}% waiting)` : ''}  rss ${s.rssMB.toFixed(0)} MB  ` +
     `${s.storeQueue ? `store ${s.storeLinesPerS.toFixed(0)} lines/s, queue ${s.storeQueue.queuedLines} lines ${s.storeQueue.memoryBatches} batches  ` : ''}${l}`
   );
 }
@@ -707,7 +721,7 @@ async function main(): Promise<void> {
   headroomRow(single, 'knee');
   const at2000 = single.steps.find((s) => s.askedRate === 2000);
   log(`| publish -> stored p50 / p99 at 2,000 readings/s | ${lat(at2000)} |`);
-  log(`| runtime CPU / RSS at the knee | ${f0(knee?.cpuPct)} % of a core / ${f0(knee?.rssMB)} MB (RSS at the end ${f0(full.rssMB)} MB) |`);
+  log(`| runtime CPU / RSS at the knee | ${f0(knee?.cpuPct)} % of a core${mainAt(knee)} / ${f0(knee?.rssMB)} MB (RSS at the end ${f0(full.rssMB)} MB) |`);
   }
   /** The batched target (issue 11): 300,000 readings/s. */
   const batchedVerdict = (r: Ramp): string => {
@@ -715,13 +729,13 @@ async function main(): Promise<void> {
     if (rate >= BATCHED_TARGET) return 'target >= 300,000: met';
     return r.steps.some((s) => s.behind) ? 'target >= 300,000: NOT met' : "no verdict: never behind up to the ramp's cap";
   };
-  if (batched) log(`| Thingwire full pipeline, 100 readings a message: sustained readings/s | ${f0(batched.knee?.ingestRate)} (first behind: ${batched.steps.find((s) => s.behind)?.askedRate ?? 'none'}/s; CPU ${f0(batched.knee?.cpuPct)} %; ${batchedVerdict(batched)}) |`);
+  if (batched) log(`| Thingwire full pipeline, 100 readings a message: sustained readings/s | ${f0(batched.knee?.ingestRate)} (first behind: ${batched.steps.find((s) => s.behind)?.askedRate ?? 'none'}/s; CPU ${f0(batched.knee?.cpuPct)} %${mainAt(batched.knee)}; ${batchedVerdict(batched)}) |`);
   if (batched) log(`| publish -> stored p50 / p99 at the batched knee (polled${batched.latency && batched.latency !== batched.knee ? `, a step of its own at ${batched.latency.askedRate}/s${batched.latency.behind ? `, which fell behind with the polls` : ''}` : ''}) | ${lat(batched.latency)} |`);
   headroomRow(batched, 'batched knee');
   const ib = ingest?.batched;
   if (ib) {
     const behind = ib.steps.find((s) => s.behind);
-    log(`| the ingest path alone (MQTT > normalise > registry > validate > store, acknowledged once durable), 100 readings a message: sustained readings/s | ${f0(ib.knee?.ingestRate)} (first behind: ${behind ? `${behind.askedRate}/s, ${behind.why}` : 'none'}; CPU ${f0(ib.knee?.cpuPct)} %; ${batchedVerdict(ib)}) |`);
+    log(`| the ingest path alone (MQTT > normalise > registry > validate > store, acknowledged once durable), 100 readings a message: sustained readings/s | ${f0(ib.knee?.ingestRate)} (first behind: ${behind ? `${behind.askedRate}/s, ${behind.why}` : 'none'}; CPU ${f0(ib.knee?.cpuPct)} %${mainAt(ib.knee)}; ${batchedVerdict(ib)}) |`);
     headroomRow(ib, "ingest path's batched knee");
   }
   if (base) log(`| stock Node-RED flow (mqtt in > json > function > change): messages/s | ${f0(base.knee?.ingestRate)} (first behind: ${base.steps.find((s) => s.behind)?.askedRate ?? 'none'}/s; CPU ${f0(base.knee?.cpuPct)} %) |`);

@@ -16,6 +16,22 @@ export function cpuMs(pid: number): number {
   }
 }
 
+/**
+ * How long one thread of a process has run on a core and waited in the run queue for one (ms), from
+ * /proc/<pid>/task/<tid>/schedstat (the kernel's schedstats: both in ns). The main thread's tid is the pid. A thread
+ * that is runnable all the time shows run + wait near the wall time however little it runs: on a machine short of
+ * cores, the wait is what the others took from it. NaN where it is not there.
+ */
+export function threadSchedMs(pid: number, tid: number = pid): { runMs: number; waitMs: number } {
+  try {
+    const [run, wait] = fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    if (!Number.isFinite(run) || !Number.isFinite(wait)) return { runMs: NaN, waitMs: NaN };
+    return { runMs: run / 1e6, waitMs: wait / 1e6 };
+  } catch {
+    return { runMs: NaN, waitMs: NaN };
+  }
+}
+
 /** Resident set size of a process in MB, from /proc/<pid>/status. */
 export function rssMB(pid: number): number {
   try {
