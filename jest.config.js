@@ -15,4 +15,8 @@ module.exports = {
   maxWorkers: 1,
   testTimeout: 20000,
   reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
+  // The temp dirs the runtimes, brokers and stores of a run write (hundreds of MB a run) go under one directory that
+  // is removed at the end: test/support/services.ts tmpDir.
+  globalSetup: '<rootDir>/test/support/global-setup.js',
+  globalTeardown: '<rootDir>/test/support/global-teardown.js',
 };
