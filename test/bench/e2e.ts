@@ -43,7 +43,9 @@
  * knee's sustained rate (what it took in, to the 100 below), polled (--poll-all: every step polled, as before
  * 2026-12-04 evening), and in one at 75 % of that rate (the latency with headroom: at the knee it is queueing; not
  * with --quick).
- * Reported per polled step: p50, p99, max over the probe readings; per step the runtime's CPU (% of one core) and RSS.
+ * Reported per polled step: p50, p99, max over the probe readings; per step the runtime's CPU (% of one core), its main
+ * thread's time on a core and waiting in the run queue for one (% of the step: their sum near 100 at the batched knee
+ * says the event loop is the serial stage, held back by the cores it shares; /proc schedstat) and RSS.
  *
  * Batched payloads: the same steps in readings/s with 100 readings a message (a JSON array of one device's
  * readings), from 10,000 readings/s doubling.
