@@ -5,5 +5,9 @@ const os = require('node:os');
 const path = require('node:path');
 
 module.exports = async function globalSetup() {
-  process.env.TW_TEST_TMPDIR = fs.mkdtempSync(path.join(os.tmpdir(), 'thingwire-tests-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'thingwire-tests-'));
+  // mkdtemp makes it 0700; mosquitto, started as root, runs as its own user and must reach the persistence dir the
+  // tests make for it (0777) inside this one.
+  fs.chmodSync(dir, 0o755);
+  process.env.TW_TEST_TMPDIR = dir;
 };
