@@ -4,13 +4,16 @@
  *   npm run build && node dist/test/bench/e2e.js [--quick] [--step-seconds N] [--devices N] [--connections N]
  *                                                [--qos 0|1] [--lag S] [--no-baseline] [--no-batch]
  *                                                [--max-in-flight N] [--no-single] [--generator-nice N]
+ *                                                [--batched-at R[,R...]]
  *
  * Starts the built runtime (dist/runtime/main.js as `npm start` does: embedded broker, shipped flows, embedded
  * DuckDB store, the anonymous demo switch on) and drives it with runtime/loadgen.ts, in a worker thread of this
  * process (gen-thread.ts; at nice --generator-nice, default 0), over loopback: --devices load devices (default
  * 1,000) over --connections MQTT connections, one reading a message ({ts, seq, temperature, humidity, vibration}),
  * QoS 0 by default. The runtime gets this process's environment (THINGWIRE_WORKER_NICE, THINGWIRE_STORE_THREAD...).
- * --no-single leaves out the single-reading ramp (and so the stock ratio).
+ * --no-single leaves out the single-reading ramp (and so the stock ratio). --batched-at R,R... runs no ramp, no ingest path
+ * and no baseline: only polled batched steps at those rates, one after another, each reported with its latency
+ * (publish -> stored p50/p99/max), its CPU and whether it held; for comparing two builds' latency at a set load.
  *
  * The knee. The rate steps up (500, 1,000, 2,000, 4,000, 8,000... readings/s, --step-seconds each) until a step
  * is behind, then the interval between the last good rate and that one is halved three times (geometric means: the
@@ -127,9 +130,11 @@ interface Args {
    * (THINGWIRE_WORKER_NICE=19) the event loop goes first (docs/benchmark-log.md, 2026-12-06 from 05:36).
    */
   generatorNice: number;
+  /** Only polled batched steps at these rates (readings/s), no ramps, ingest path or baseline (--batched-at). */
+  batchedAt?: number[];
 }
 
-const USAGE = 'usage: node dist/test/bench/e2e.js [--quick] [--step-seconds N] [--devices N] [--connections N] [--qos 0|1] [--lag S] [--no-baseline] [--no-batch] [--no-ingest-path] [--poll-all] [--max-in-flight N] [--no-single] [--generator-nice N]';
+const USAGE = 'usage: node dist/test/bench/e2e.js [--quick] [--step-seconds N] [--devices N] [--connections N] [--qos 0|1] [--lag S] [--no-baseline] [--no-batch] [--no-ingest-path] [--poll-all] [--max-in-flight N] [--no-single] [--generator-nice N] [--batched-at R[,R...]]';
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { quick: false, stepSeconds: 10, devices: 1000, connections: 4, qos: 0, lagS: 5, baseline: true, batch: true, ingestPath: true, pollAll: false, maxInFlight: 2500, single: true, generatorNice: 0 };
@@ -159,6 +164,10 @@ function parseArgs(argv: string[]): Args {
     else if (arg === '--max-in-flight') a.maxInFlight = num(argv[++i], arg, 1, 1_000_000);
     else if (arg === '--no-single') a.single = false;
     else if (arg === '--generator-nice') a.generatorNice = num(argv[++i], arg, 0, 19);
+    else if (arg === '--batched-at') {
+      const v = argv[++i];
+      a.batchedAt = (v ?? '').split(',').map((r) => num(r, arg, 100, 2_000_000));
+    }
     else if (arg === '--help' || arg === '-h') {
       console.log(USAGE);
       process.exit(0);
@@ -587,6 +596,8 @@ function ingestPathFlows(): object[] {
 interface ThingwireRun {
   single?: Ramp;
   batched?: Ramp;
+  /** The steps of --batched-at. */
+  fixed?: Step[];
   published: number;
   check?: CheckReport;
   checkError?: string;
@@ -630,11 +641,22 @@ async function runThingwire(label: string, flows: object[] | undefined, args: Ar
     await gen.run({ rate: 500, durationMs: args.quick ? 2000 : 4000, batch: 1 });
     await drain(tw, gen, probes, 0, 0, 1, 30_000);
     const out: ThingwireRun = { published: 0, rssMB: 0 };
-    if (single) {
+    if (args.batchedAt) {
+      log('batched readings (100 a message) at set rates, polled:');
+      out.fixed = [];
+      for (const rate of args.batchedAt) {
+        const ingressBase = await tw.ingress();
+        const publishedBase = gen.totalReadings;
+        const s = await runStep(tw, gen, probes, rate, 100, args, true);
+        out.fixed.push(s);
+        log(stepLine(s));
+        if (s.behind && !(await drain(tw, gen, probes, ingressBase, publishedBase, 100, 120_000))) log('             backlog NOT caught up 120 s later');
+      }
+    } else if (single) {
       log('single readings (one JSON object a message):');
       out.single = await ramp(tw, gen, probes, 500, args.quick ? 8000 : 64_000, 1, args);
     }
-    if (batched) {
+    if (batched && !args.batchedAt) {
       log('batched readings (100 a message):');
       out.batched = await ramp(tw, gen, probes, 10_000, args.quick ? 40_000 : 640_000, 100, args);
     }
@@ -673,7 +695,23 @@ async function main(): Promise<void> {
   log(`e2e bench: ${args.devices} devices over ${args.connections} connections, qos ${args.qos}, ${args.maxInFlight} unanswered publishes a connection at most, ${args.stepSeconds} s steps, behind = not caught up ${args.lagS} s after a step; load average ${loadavg()} on ${os.cpus().length} cores`);
 
   // ---- Thingwire, the full shipped pipeline
-  const full = await runThingwire('thingwire', undefined, args, probes, args.single, args.batch);
+  const full = await runThingwire('thingwire', undefined, args, probes, args.single && !args.batchedAt, args.batch);
+  if (args.batchedAt) {
+    log('');
+    log('| batched readings/s asked | taken in | held? | publish -> stored p50 / p99 / max (polled, upper bounds) | CPU | main thread on a core + waiting |');
+    log('|---|---|---|---|---|---|');
+    for (const s of full.fixed ?? []) {
+      const l = s.latency ? `${(s.latency.p50 / 1000).toFixed(2)} / ${(s.latency.p99 / 1000).toFixed(2)} / ${(s.latency.max / 1000).toFixed(2)} s (${s.latency.n})` : '-';
+      log(`| ${s.askedRate} | ${s.ingestRate.toFixed(0)} | ${s.behind ? `no: ${s.why}` : 'yes'} | ${l} | ${s.cpuPct.toFixed(0)} % | ${s.mainThread.runPct.toFixed(0)} + ${s.mainThread.waitPct.toFixed(0)} % |`);
+    }
+    log(`| readings published / stored, missing, duplicates | ${full.published} / ${full.check?.storedDistinct ?? '-'}, ${full.check?.missing ?? '-'}, ${full.check?.duplicates ?? '-'} |`);
+    fs.mkdirSync(path.dirname(OUT_FILE), { recursive: true });
+    fs.writeFileSync(OUT_FILE, JSON.stringify({ at: new Date().toISOString(), args, cores: os.cpus().length, fixed: full.fixed, check: full.check ? { ...full.check, problems: full.check.problems.slice(0, 10) } : undefined }, null, 2));
+    log(`written ${path.relative(ROOT, OUT_FILE)}`);
+    const c = full.check;
+    if (!c || c.missing > 0 || c.duplicates > 0 || c.unexpected > 0) process.exitCode = 1;
+    return;
+  }
   const single = full.single;
   const batched = full.batched;
   // ---- The ingest path alone, batched
