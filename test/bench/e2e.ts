@@ -260,7 +260,8 @@ interface Step {
   storeQueue?: { queuedLines: number; memoryBatches: number };
   /** Seconds from the step's end until a step that was behind had caught up. */
   drainedAfterS?: number;
-  latency?: { n: number; p50: number; p99: number; max: number };
+  /** `worst`: the seconds of the step (from its start, by publish time) whose readings waited longest, longest first. */
+  latency?: { n: number; p50: number; p99: number; max: number; worst: Array<{ sec: number; ms: number }> };
 }
 
 interface Target {
@@ -305,6 +306,8 @@ async function runStep(t: Target, gen: GeneratorThread, probes: number[], rate: 
   const probeIds = probes.map(loadDeviceId);
   const seen = new Map<string, Set<number>>(probeIds.map((d) => [d, new Set<number>()]));
   const lat: number[] = [];
+  /** The longest latency of the readings published in each second of the step (where a stall was). */
+  const worstBySecond: number[] = [];
   let polling = poll && t.probe !== undefined;
   // Each poll reads from a little before the oldest of the probes' newest stored readings (their event time is their
   // publish time, and a device's readings are stored in order): a second or two of rows, not the whole step so far
@@ -327,7 +330,11 @@ async function runStep(t: Target, gen: GeneratorThread, probes: number[], rate: 
             if (s.has(q)) continue;
             s.add(q);
             const p = times.get(q);
-            if (p !== undefined && p >= start) lat.push(at - p);
+            if (p !== undefined && p >= start) {
+              lat.push(at - p);
+              const sec = Math.floor((p - start) / 1000);
+              worstBySecond[sec] = Math.max(worstBySecond[sec] ?? 0, at - p);
+            }
           }
         }
       } catch {
@@ -410,7 +417,21 @@ async function runStep(t: Target, gen: GeneratorThread, probes: number[], rate: 
     storeLinesPerS: written / ((Date.now() - start) / 1000),
     ...(queue ? { storeQueue: queue } : {}),
     rssMB: rssMB(t.rt.pid),
-    ...(lat.length > 0 ? { latency: { n: lat.length, p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1] } } : {}),
+    ...(lat.length > 0
+      ? {
+          latency: {
+            n: lat.length,
+            p50: pct(lat, 50),
+            p99: pct(lat, 99),
+            max: lat[lat.length - 1],
+            worst: worstBySecond
+              .map((ms, sec) => ({ sec, ms }))
+              .filter((w) => w !== undefined)
+              .sort((a, b) => b.ms - a.ms)
+              .slice(0, 3),
+          },
+        }
+      : {}),
   };
 }
 
@@ -439,7 +460,9 @@ function mainAt(s: Step | undefined): string {
 }
 
 function stepLine(s: Step): string {
-  const l = s.latency ? `p50 ${(s.latency.p50 / 1000).toFixed(2)} s p99 ${(s.latency.p99 / 1000).toFixed(2)} s (${s.latency.n})` : '';
+  const l = s.latency
+    ? `p50 ${(s.latency.p50 / 1000).toFixed(2)} s p99 ${(s.latency.p99 / 1000).toFixed(2)} s (${s.latency.n}; worst published at ${s.latency.worst.map((w) => `+${w.sec} s: ${(w.ms / 1000).toFixed(2)} s`).join(', ')})`
+    : '';
   return (
     `  ${s.what.padEnd(10)} ${String(s.askedRate).padStart(7)}/s asked  ${s.achievedRate.toFixed(0).padStart(7)}/s sent  ${s.ingestRate.toFixed(0).padStart(7)}/s in  ` +
     `${s.behind ? `BEHIND: ${s.why}` : `ok, caught up ${s.caughtUpS?.toFixed(1)} s after`}  cpu ${s.cpuPct.toFixed(0)}%${Number.isFinite(s.mainThread.runPct) ? ` (main ${s.mainThread.runPct.toFixed(0)}% + ${s.mainThread.waitPct.toFixed(0)}% waiting)` : ''}  rss ${s.rssMB.toFixed(0)} MB  ` +
