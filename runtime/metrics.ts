@@ -18,7 +18,8 @@
  *   message that carries an upstream node's reject through another node is not counted again.
  * - stores: each running store's writer figures (nodes/lib/store/registry.ts listStores), read at
  *   scrape time: sizes as gauges, written/rejected/dropped as counters (they restart from 0 when the
- *   store is redeployed, which Prometheus' rate() treats as a counter reset).
+ *   store is redeployed, which Prometheus' rate() treats as a counter reset), and how long its writes
+ *   took as a histogram (thingwire_store_write_seconds: the store's stalls show there).
  * - at-least-once MQTT ingest: each running thingwire-mqtt-in node's delivery window (nodes/lib/ack.ts),
  *   read at scrape time: messages in flight, and messages received / acknowledged / refused /
  *   left unacknowledged / released by the timeout since the node started (labelled by node id).
@@ -39,7 +40,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Request, Response } from 'express';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { ackWindowStats } from '../nodes/lib/ack';
 import { secretsEqual } from '../nodes/lib/registry/tokens';
 import { listStores, type RegisteredStore } from '../nodes/lib/store/registry';
@@ -197,6 +198,15 @@ export interface RuntimeMetricsOptions {
   stores?: () => RegisteredStore[];
   /** prom-client's default process metrics (default true). */
   processMetrics?: boolean;
+}
+
+/** A store's write durations as its stats give them (BatchWriter.writeDurations), or undefined when they are not that. */
+function writeDurationsOf(v: unknown): { le: readonly number[]; cumulative: readonly number[]; sum: number; count: number } | undefined {
+  if (v === null || typeof v !== 'object') return undefined;
+  const d = v as { le?: unknown; cumulative?: unknown; sum?: unknown; count?: unknown };
+  if (!Array.isArray(d.le) || !Array.isArray(d.cumulative) || d.le.length !== d.cumulative.length) return undefined;
+  if (typeof d.sum !== 'number' || typeof d.count !== 'number') return undefined;
+  return { le: d.le as number[], cumulative: d.cumulative as number[], sum: d.sum, count: d.count };
 }
 
 type StoreNumber = 'queuedLines' | 'memoryBatches' | 'spooledBatches' | 'spooledBytes' | 'written' | 'rejected' | 'dropped';
@@ -367,6 +377,27 @@ export class RuntimeMetrics {
     counter(`${p}store_written_lines_total`, 'Lines written to the store since it started (restarts at a redeploy).', 'written');
     counter(`${p}store_rejected_lines_total`, 'Lines the store server refused since the store started.', 'rejected');
     counter(`${p}store_dropped_lines_total`, 'Lines dropped because the spool was full, since the store started.', 'dropped');
+    // The writer keeps the buckets (BatchWriter.writeDurations); prom-client's Histogram can only be observed into,
+    // so this is a collector of its own that reads them at scrape time, exposed as a histogram.
+    const writeSeconds = `${p}store_write_seconds`;
+    const histogram = {
+      name: writeSeconds,
+      help: "How long each write to the store took (the backend's answer, success or failure), since the store started: queueing in front of the store shows here first.",
+      type: 'histogram',
+      get: () => {
+        const values: Array<{ metricName: string; labels: Record<string, string>; value: number }> = [];
+        for (const s of stores()) {
+          const d = writeDurationsOf(s.stats().writeSeconds);
+          if (d === undefined) continue;
+          d.le.forEach((le, i) => values.push({ metricName: `${writeSeconds}_bucket`, labels: { store: s.id, le: String(le) }, value: d.cumulative[i] }));
+          values.push({ metricName: `${writeSeconds}_bucket`, labels: { store: s.id, le: '+Inf' }, value: d.count });
+          values.push({ metricName: `${writeSeconds}_sum`, labels: { store: s.id }, value: d.sum });
+          values.push({ metricName: `${writeSeconds}_count`, labels: { store: s.id }, value: d.count });
+        }
+        return { name: writeSeconds, help: histogram.help, type: 'histogram', values, aggregator: 'sum' };
+      },
+    };
+    this.registry.registerMetric(histogram as unknown as Metric);
   }
 
   private ingestMetrics(): void {

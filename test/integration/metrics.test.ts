@@ -133,6 +133,14 @@ describe('GET /api/v1/metrics without API keys (open on loopback)', () => {
     expect(valueOf(s, 'thingwire_store_written_lines_total', { store: 'tw.store' })).toBeGreaterThanOrEqual(2);
     expect(valueOf(s, 'thingwire_store_rejected_lines_total', { store: 'tw.store' })).toBe(0);
     expect(valueOf(s, 'thingwire_store_dropped_lines_total', { store: 'tw.store' })).toBe(0);
+    // How long the store's writes took: a histogram whose +Inf bucket is its count, buckets never decreasing.
+    const writes = valueOf(s, 'thingwire_store_write_seconds_count', { store: 'tw.store' }) ?? 0;
+    expect(writes).toBeGreaterThanOrEqual(1);
+    const buckets = s.filter((x) => x.name === 'thingwire_store_write_seconds_bucket' && x.labels.store === 'tw.store');
+    expect(buckets.map((b) => b.labels.le)).toEqual(['0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '+Inf']);
+    expect(buckets[buckets.length - 1].value).toBe(writes);
+    for (let i = 1; i < buckets.length; i++) expect(buckets[i].value).toBeGreaterThanOrEqual(buckets[i - 1].value);
+    expect(valueOf(s, 'thingwire_store_write_seconds_sum', { store: 'tw.store' })).toBeGreaterThan(0);
 
     // The starter's at-least-once ingest: three QoS 1 messages, each acknowledged once settled (the
     // malformed one refused by the normaliser, the other two stored), none left in flight.

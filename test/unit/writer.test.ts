@@ -15,6 +15,7 @@ import { mulberry32 } from '../../runtime/sim-model';
 import {
   BatchWriter,
   DEFAULT_WRITER_OPTIONS,
+  WRITE_SECONDS_BUCKETS,
   classify,
   type BatchWriterConfig,
   type WriteRejectedError,
@@ -847,6 +848,32 @@ describe('stats', () => {
     expect(r.stats.length).toBe(n);
     await r.clock.advance(1000);
     expect(r.stats[r.stats.length - 1]).toMatchObject({ bufferedLines: 0, written: 1, inFlight: 0 });
+  });
+
+  test('writeDurations(): every write the backend answered, success or failure, by how long it took', async () => {
+    const r = rig({ batchSize: 2 });
+    expect(r.w.writeDurations()).toEqual({ le: WRITE_SECONDS_BUCKETS, cumulative: WRITE_SECONDS_BUCKETS.map(() => 0), sum: 0, count: 0 });
+    r.backend.hold = true;
+    r.w.add(range(0, 2)); // a full batch: its write starts at once, at t = 0
+    await r.clock.advance(30);
+    r.backend.held[0].resolve();
+    await settle();
+    r.w.add(range(2, 2)); // starts at t = 30
+    await r.clock.advance(2000);
+    r.backend.held[1].resolve();
+    await settle();
+    // A write still in flight is not counted yet.
+    r.w.add(range(4, 2));
+    await r.clock.advance(20_000);
+    expect(r.w.writeDurations().count).toBe(2);
+    r.backend.held[2].reject(unavailable());
+    await settle();
+    const d = r.w.writeDurations();
+    expect(d.count).toBe(3);
+    expect(d.sum).toBeCloseTo(0.03 + 2 + 20, 9);
+    // 0.03 s: le 0.05; 2 s: le 2.5; 20 s: past the last bound (only in +Inf, which is count).
+    expect(Object.fromEntries(d.le.map((le, i) => [le, d.cumulative[i]]))).toEqual({ 0.01: 0, 0.025: 0, 0.05: 1, 0.1: 1, 0.25: 1, 0.5: 1, 1: 1, 2.5: 2, 5: 2, 10: 2 });
+    expect(r.backend.calls.map((c) => c.at)).toEqual([0, 30, 2030]);
   });
 
   test('classify(): 413 splits; retryable flag or 401/403/404/408/429/5xx retry; other 4xx reject', () => {

@@ -257,7 +257,17 @@ export class StoreService {
       description: this.description,
       stats: () => {
         const s = this.writer.stats();
-        return { state: s.state, queuedLines: s.bufferedLines, memoryBatches: s.memoryBatches, spooledBatches: s.spooledBatches, spooledBytes: s.spooledBytes, written: s.written, rejected: s.rejected, dropped: s.dropped };
+        return {
+          state: s.state,
+          queuedLines: s.bufferedLines,
+          memoryBatches: s.memoryBatches,
+          spooledBatches: s.spooledBatches,
+          spooledBytes: s.spooledBytes,
+          written: s.written,
+          rejected: s.rejected,
+          dropped: s.dropped,
+          writeSeconds: this.writer.writeDurations(),
+        };
       },
       health: () => this.backend.health(),
     });

@@ -148,6 +148,20 @@ export class WriteRejectedError extends Error {
 
 export type WriterState = 'ok' | 'retrying' | 'spooling';
 
+/** Upper bounds, in seconds, of the write-duration histogram (BatchWriter.writeDurations; the store's metrics). */
+export const WRITE_SECONDS_BUCKETS: readonly number[] = Object.freeze([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+
+/**
+ * How long the backend took over each write, success or failure, since the writer started: `cumulative[i]` writes
+ * took at most `le[i]` seconds (Prometheus' buckets), `count` writes in all, `sum` seconds in all.
+ */
+export interface WriteDurations {
+  le: readonly number[];
+  cumulative: number[];
+  sum: number;
+  count: number;
+}
+
 export interface WriterStats {
   /** Lines waiting to be cut into a batch. */
   bufferedLines: number;
@@ -354,6 +368,10 @@ export class BatchWriter {
   private spoolError = new WriteRejectedError('spool_full', 'spool full');
 
   private written = 0;
+  /** Writes by duration: writeBuckets[i] took at most WRITE_SECONDS_BUCKETS[i] and more than the bound before. */
+  private readonly writeBuckets = new Array<number>(WRITE_SECONDS_BUCKETS.length).fill(0);
+  private writeCount = 0;
+  private writeSecondsSum = 0;
   private rejected = 0;
   private dropped = 0;
   private retries = 0;
@@ -611,6 +629,7 @@ export class BatchWriter {
     const cur = this.current;
     const part = cur.parts[0];
     this.inFlight = part;
+    const started = this.clock.now();
     let p: Promise<void>;
     try {
       p = this.backend.write(part, { behind: this.behind(cur) });
@@ -618,8 +637,14 @@ export class BatchWriter {
       p = Promise.reject(e);
     }
     p.then(
-      () => this.onWritten(cur, part),
-      (e: unknown) => this.onWriteFailed(cur, part, e),
+      () => {
+        this.timed(started);
+        this.onWritten(cur, part);
+      },
+      (e: unknown) => {
+        this.timed(started);
+        this.onWriteFailed(cur, part, e);
+      },
     );
     this.emitStats();
   }
@@ -920,6 +945,23 @@ export class BatchWriter {
   }
 
   // ---- stats ------------------------------------------------------------------------------
+
+  /** Counts a write that started at `started` (clock ms) and has just ended. */
+  private timed(started: number): void {
+    const s = Math.max(0, this.clock.now() - started) / 1000;
+    this.writeCount++;
+    this.writeSecondsSum += s;
+    const i = WRITE_SECONDS_BUCKETS.findIndex((le) => s <= le);
+    if (i >= 0) this.writeBuckets[i]++;
+  }
+
+  /** The durations of the writes so far (see WriteDurations): for the store's metrics. */
+  writeDurations(): WriteDurations {
+    const cumulative: number[] = [];
+    let n = 0;
+    for (const c of this.writeBuckets) cumulative.push((n += c));
+    return { le: WRITE_SECONDS_BUCKETS, cumulative, sum: this.writeSecondsSum, count: this.writeCount };
+  }
 
   stats(): WriterStats {
     const sz = this.spool?.size() ?? { batches: 0, bytes: 0 };
