@@ -44,6 +44,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'pr
 import { ackWindowStats } from '../nodes/lib/ack';
 import { secretsEqual } from '../nodes/lib/registry/tokens';
 import { listStores, type RegisteredStore } from '../nodes/lib/store/registry';
+import type { WriteDurations } from '../nodes/lib/store/writer';
 import type { PublishLogStats } from './publish-log';
 import type { InProcessStats } from './in-process';
 
@@ -201,7 +202,7 @@ export interface RuntimeMetricsOptions {
 }
 
 /** A store's write durations as its stats give them (BatchWriter.writeDurations), or undefined when they are not that. */
-function writeDurationsOf(v: unknown): { le: readonly number[]; cumulative: readonly number[]; sum: number; count: number } | undefined {
+function writeDurationsOf(v: unknown): WriteDurations | undefined {
   if (v === null || typeof v !== 'object') return undefined;
   const d = v as { le?: unknown; cumulative?: unknown; sum?: unknown; count?: unknown };
   if (!Array.isArray(d.le) || !Array.isArray(d.cumulative) || d.le.length !== d.cumulative.length) return undefined;
